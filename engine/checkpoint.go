@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sombradb/sombra/engine/internal/pager"
+)
+
+// CheckpointMode selects how hard a checkpoint tries.
+type CheckpointMode = pager.CheckpointMode
+
+// Checkpoint modes, as in SQLite.
+const (
+	// CheckpointPassive copies what it can without waiting.
+	CheckpointPassive = pager.Passive
+	// CheckpointFull waits for the writer and older readers, then copies all.
+	CheckpointFull = pager.Full
+	// CheckpointRestart is full, then restarts the WAL from its beginning.
+	CheckpointRestart = pager.Restart
+	// CheckpointTruncate is restart, and truncates the WAL file to zero bytes.
+	CheckpointTruncate = pager.Truncate
+)
+
+// ParseCheckpointMode parses "passive", "full", "restart" or "truncate".
+func ParseCheckpointMode(s string) (CheckpointMode, error) {
+	for _, m := range []CheckpointMode{CheckpointPassive, CheckpointFull, CheckpointRestart, CheckpointTruncate} {
+		if strings.EqualFold(s, m.String()) {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("checkpoint mode %q (want passive, full, restart or truncate): %w", s, ErrInvalid)
+}
+
+// CheckpointResult reports what a checkpoint did.
+type CheckpointResult struct {
+	Mode               string        `json:"mode"`
+	WALFrames          int           `json:"wal_frames"`
+	FramesCheckpointed int           `json:"frames_checkpointed"`
+	PagesWritten       int           `json:"pages_written"`
+	WALSizeBefore      int64         `json:"wal_size_before"`
+	WALSizeAfter       int64         `json:"wal_size_after"`
+	BlockedByReaders   bool          `json:"blocked_by_readers"`
+	BlockedByWriter    bool          `json:"blocked_by_writer"`
+	WALRestarted       bool          `json:"wal_restarted"`
+	CheckpointLSN      uint64        `json:"checkpoint_lsn"`
+	Duration           time.Duration `json:"-"`
+}
+
+// Checkpoint runs a passive checkpoint.
+func (db *DB) Checkpoint() (CheckpointResult, error) { return db.CheckpointWithMode(CheckpointPassive) }
+
+// CheckpointWithMode copies committed WAL frames into the database file.
+// Passive never waits; full, restart and truncate wait up to
+// Config.BusyTimeout for the writer and for readers and fail with ErrBusy
+// (the result says which blocked them).
+func (db *DB) CheckpointWithMode(mode CheckpointMode) (CheckpointResult, error) {
+	r, err := db.p.Checkpoint(mode)
+	res := CheckpointResult{Mode: mode.String(), WALFrames: r.WALFrames, FramesCheckpointed: r.Checkpointed,
+		PagesWritten: r.Copied, WALSizeBefore: r.WALSizeBefore, WALSizeAfter: r.WALSizeAfter,
+		BlockedByReaders: r.BlockedByReaders, BlockedByWriter: r.BlockedByWriter, WALRestarted: r.Restarted,
+		CheckpointLSN: uint64(r.LSN), Duration: r.Duration}
+	if err != nil {
+		db.log.Warn("checkpoint failed", "mode", mode.String(), "err", err)
+		return res, fmt.Errorf("checkpoint (%s): %w", mode, err)
+	}
+	db.log.Info("checkpoint", "mode", mode.String(), "frames", r.WALFrames, "checkpointed", r.Checkpointed,
+		"pages", r.Copied, "duration_ms", r.Duration.Milliseconds())
+	return res, nil
+}
+
+// CheckpointStatus describes the WAL without changing anything.
+type CheckpointStatus struct {
+	WALSizeBytes       int64     `json:"wal_size_bytes"`
+	WALFrames          int       `json:"wal_frames"`
+	FramesCheckpointed int       `json:"frames_checkpointed"`
+	CheckpointPending  bool      `json:"checkpoint_pending"`
+	LastCheckpointLSN  uint64    `json:"last_checkpoint_lsn"`
+	LastCheckpoint     time.Time `json:"last_checkpoint"`
+}
+
+// CheckpointStatus reports the WAL's size and whether frames await a checkpoint.
+func (db *DB) CheckpointStatus() (CheckpointStatus, error) {
+	st, err := db.p.CheckpointStatus()
+	if err != nil {
+		return CheckpointStatus{}, err
+	}
+	out := CheckpointStatus{WALSizeBytes: st.WALSize, WALFrames: st.Frames, FramesCheckpointed: st.Backfilled, CheckpointPending: st.CheckpointPending}
+	if m, err := db.p.FileMeta(); err == nil {
+		out.LastCheckpointLSN = uint64(m.CheckpointLSN)
+		out.LastCheckpoint = m.CheckpointAt()
+	}
+	return out, nil
+}

@@ -1,0 +1,65 @@
+package engine
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/sombradb/sombra/engine/vfs"
+)
+
+// Config tunes a database connection. The zero value of a field means its
+// default (see DefaultConfig).
+type Config struct {
+	// PageSize is used when the file is created (default 4096).
+	PageSize int
+	// CacheSize is the page cache budget in bytes (default 64 MiB).
+	CacheSize int64
+	// BusyTimeout is how long a writer or checkpoint waits for a lock held by
+	// another connection before failing with ErrBusy (default 5s).
+	BusyTimeout time.Duration
+	// WALAutoCheckpoint runs a passive checkpoint after a commit once this
+	// many WAL frames are not yet checkpointed (default 1000; negative: never).
+	WALAutoCheckpoint int
+	// ReadOnly opens without write access; the files are never modified.
+	ReadOnly bool
+	// SlowOperation is the duration above which operations are logged at
+	// warn level (default 100ms).
+	SlowOperation time.Duration
+	// Logger receives structured logs (default: discarded).
+	Logger *slog.Logger
+	// FS is the file layer (default: the operating system). Tests inject
+	// faults through it.
+	FS vfs.FS
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{PageSize: 4096, CacheSize: 64 << 20, BusyTimeout: 5 * time.Second,
+		WALAutoCheckpoint: 1000, SlowOperation: 100 * time.Millisecond}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.PageSize == 0 {
+		c.PageSize = d.PageSize
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = d.CacheSize
+	}
+	if c.BusyTimeout == 0 {
+		c.BusyTimeout = d.BusyTimeout
+	}
+	if c.WALAutoCheckpoint == 0 {
+		c.WALAutoCheckpoint = d.WALAutoCheckpoint
+	}
+	if c.SlowOperation == 0 {
+		c.SlowOperation = d.SlowOperation
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.FS == nil {
+		c.FS = vfs.OS
+	}
+	return c
+}

@@ -1,0 +1,160 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sombradb/sombra/engine/internal/pager"
+)
+
+// DB is a connection to a database file. It is safe for concurrent use:
+// any number of read transactions run alongside one write transaction.
+type DB struct {
+	p       *pager.Pager
+	cfg     Config
+	log     *slog.Logger
+	metrics *metricsState
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Open opens the database at path, creating it if it does not exist.
+func Open(path string) (*DB, error) { return OpenWithConfig(path, Config{}) }
+
+// Create creates a new database at path; it fails with ErrExists if the
+// file already exists.
+func Create(path string) (*DB, error) { return open(path, Config{}, true) }
+
+// OpenWithConfig opens (creating unless cfg.ReadOnly) the database at path.
+func OpenWithConfig(path string, cfg Config) (*DB, error) { return open(path, cfg, false) }
+
+func open(path string, cfg Config, exclusive bool) (*DB, error) {
+	cfg = cfg.withDefaults()
+	p, err := pager.Open(path, pager.Options{FS: cfg.FS, ReadOnly: cfg.ReadOnly, PageSize: cfg.PageSize,
+		CacheBytes: cfg.CacheSize, BusyTimeout: cfg.BusyTimeout, Create: true, Exclusive: exclusive, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{p: p, cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
+		threshold := cfg.WALAutoCheckpoint
+		p.AfterCommit = func(pending int) {
+			if pending >= threshold {
+				if _, err := p.Checkpoint(pager.Passive); err != nil {
+					db.log.Debug("auto-checkpoint", "err", err)
+				}
+			}
+		}
+	}
+	st, _ := p.WAL()
+	db.log.Info("database opened", "path", path, "read_only", cfg.ReadOnly, "wal_frames", st.Frames,
+		"wal_transactions", st.Commits, "wal_torn_frames", st.Scan.Uncommitted)
+	return db, nil
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.p.Path }
+
+// Config returns the connection's configuration.
+func (db *DB) Config() Config { return db.cfg }
+
+// Close closes the connection. A writable connection first runs a passive
+// checkpoint so a cleanly closed database leaves little in its WAL.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	db.mu.Unlock()
+	if !db.cfg.ReadOnly {
+		if _, err := db.p.Checkpoint(pager.Passive); err != nil {
+			db.log.Debug("checkpoint on close", "err", err)
+		}
+	}
+	db.log.Info("database closed", "path", db.p.Path)
+	return db.p.Close()
+}
+
+// UpdateCacheSize changes the page cache budget at run time.
+func (db *DB) UpdateCacheSize(bytes int64) error {
+	if bytes <= 0 {
+		return fmt.Errorf("cache size %d: %w", bytes, ErrInvalid)
+	}
+	db.p.ResizeCache(bytes)
+	db.mu.Lock()
+	db.cfg.CacheSize = bytes
+	db.mu.Unlock()
+	db.log.Info("cache resized", "bytes", bytes)
+	return nil
+}
+
+// EnableGroupCommit batches the fsyncs of concurrent commits: a commit
+// still returns only once durable, but one fsync serves every commit that
+// arrived within interval (or maxTx commits, whichever comes first).
+// An interval of 0 turns it off.
+func (db *DB) EnableGroupCommit(interval time.Duration, maxTx int) error {
+	if interval < 0 || maxTx < 0 {
+		return fmt.Errorf("group commit interval %v, max %d: %w", interval, maxTx, ErrInvalid)
+	}
+	db.p.EnableGroupCommit(interval, maxTx)
+	db.log.Info("group commit", "interval", interval, "max_tx", maxTx)
+	return nil
+}
+
+// BeginTransaction starts a write transaction. Only one runs at a time
+// across all connections; it waits up to Config.BusyTimeout for the lock.
+func (db *DB) BeginTransaction() (*Tx, error) {
+	start := time.Now()
+	w, err := db.p.BeginWrite()
+	if err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	if d := time.Since(start); d > db.cfg.SlowOperation {
+		db.log.Warn("slow operation", "op", "begin_transaction", "duration_ms", d.Milliseconds())
+	}
+	db.log.Debug("transaction begin", "writable", true)
+	return &Tx{db: db, w: w, meta: w.Meta, begun: time.Now()}, nil
+}
+
+// BeginReadTransaction starts a read-only snapshot transaction.
+func (db *DB) BeginReadTransaction() (*Tx, error) {
+	s, err := db.p.BeginRead()
+	if err != nil {
+		return nil, fmt.Errorf("begin read transaction: %w", err)
+	}
+	m, err := s.Meta()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	db.metrics.reads.Add(1)
+	return &Tx{db: db, snap: s, meta: m, begun: time.Now()}, nil
+}
+
+// View runs fn in a read transaction.
+func (db *DB) View(fn func(*Tx) error) error {
+	tx, err := db.BeginReadTransaction()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// Update runs fn in a write transaction and commits it if fn returns nil.
+func (db *DB) Update(fn func(*Tx) error) error {
+	tx, err := db.BeginTransaction()
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,37 @@
+package engine
+
+import "github.com/sombradb/sombra/engine/internal/common"
+
+// Sentinel errors returned by the engine. Test for them with errors.Is; the
+// concrete error usually wraps one of them with the file and page concerned.
+var (
+	// ErrNotFound is returned when a node, edge, property or file does not exist.
+	ErrNotFound = common.ErrNotFound
+	// ErrNotADatabase is returned when a file is not a Sombra database
+	// (wrong magic, zero length, a directory).
+	ErrNotADatabase = common.ErrNotADatabase
+	// ErrVersion is returned when the file was written by a newer format version.
+	ErrVersion = common.ErrVersion
+	// ErrCorrupt is returned when a checksum or structure check fails. The
+	// error is a *CorruptionError naming the file and page.
+	ErrCorrupt = common.ErrCorrupt
+	// ErrBusy is returned when a lock could not be taken within
+	// Config.BusyTimeout. The error is a *BusyError naming the holder's pid
+	// when known.
+	ErrBusy = common.ErrBusy
+	// ErrTxClosed is returned when a transaction is used after Commit or Rollback.
+	ErrTxClosed = common.ErrTxClosed
+	// ErrReadOnly is returned by writes on a read-only database or transaction.
+	ErrReadOnly = common.ErrReadOnly
+	// ErrExists is returned when a file that must not exist does.
+	ErrExists = common.ErrExists
+	// ErrInvalid is returned for an invalid argument (an empty label, a key
+	// that is too long, a label containing a NUL byte).
+	ErrInvalid = common.ErrInvalid
+)
+
+// CorruptionError carries the file, page and offset where damage was found.
+type CorruptionError = common.CorruptionError
+
+// BusyError says which lock could not be taken and, when known, by whom.
+type BusyError = common.BusyError

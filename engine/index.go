@@ -1,0 +1,303 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/sombradb/sombra/engine/internal/btree"
+	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/record"
+)
+
+// IndexStat describes one index.
+type IndexStat struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"` // "label" or "property"
+	Entries  uint64 `json:"entries"`
+	Distinct uint64 `json:"distinct_values"`
+	// Selectivity: for a property index, distinct values / entries (1 means
+	// unique); for a label, the share of all nodes that carry it.
+	Selectivity float64 `json:"selectivity"`
+}
+
+// CreatePropertyIndex indexes every node's property name, filling the index
+// from existing nodes in the same transaction.
+func (db *DB) CreatePropertyIndex(name string) error {
+	if name == "" {
+		return fmt.Errorf("property index name is empty: %w", ErrInvalid)
+	}
+	return db.Update(func(tx *Tx) error {
+		idx, err := tx.propIndexes()
+		if err != nil {
+			return err
+		}
+		if idx[name] {
+			return nil
+		}
+		if err := tx.put(page.RootCatalog, []byte(catIndex+name), nil); err != nil {
+			return err
+		}
+		tx.indexes = nil
+		return tx.fillPropertyIndex(name)
+	})
+}
+
+// DropPropertyIndex removes a property index.
+func (db *DB) DropPropertyIndex(name string) error {
+	return db.Update(func(tx *Tx) error {
+		if err := tx.clearPropertyIndex(name); err != nil {
+			return err
+		}
+		tx.indexes = nil
+		return tx.del(page.RootCatalog, []byte(catIndex+name))
+	})
+}
+
+func (tx *Tx) fillPropertyIndex(name string) error {
+	var n int64
+	err := tx.forEachNode(func(id NodeID, rec *record.Node) error {
+		if v, ok := rec.Props[name]; ok {
+			n++
+			return tx.put(page.RootProps, propKey(name, v, id), nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	tx.countDelta(catIndexCount+name, n)
+	return nil
+}
+
+func (tx *Tx) clearPropertyIndex(name string) error {
+	prefix := binary.BigEndian.AppendUint16(nil, uint16(len(name)))
+	prefix = append(prefix, name...)
+	keys, err := tx.keys(page.RootProps, prefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := tx.del(page.RootProps, k); err != nil {
+			return err
+		}
+	}
+	cur, err := tx.counter(catIndexCount + name)
+	if err != nil {
+		return err
+	}
+	tx.countDelta(catIndexCount+name, -int64(cur))
+	return nil
+}
+
+// keys collects the keys under prefix (so the tree can be modified after).
+func (tx *Tx) keys(root int, prefix []byte) ([][]byte, error) {
+	var out [][]byte
+	err := tx.scan(root, prefix, func(k, _ []byte) (bool, error) {
+		out = append(out, bytes.Clone(k))
+		return true, nil
+	})
+	return out, err
+}
+
+// forEachNode decodes every node in id order. The callback may modify
+// trees other than the node tree.
+func (tx *Tx) forEachNode(fn func(NodeID, *record.Node) error) error {
+	c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootNodes])
+	for ok := c.First(); ok; ok = c.Next() {
+		id := NodeID(binary.BigEndian.Uint64(c.Key()))
+		v, err := c.Value()
+		if err != nil {
+			return tx.db.annotate(err)
+		}
+		rec, err := record.DecodeNode(v)
+		if err != nil {
+			return &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
+		}
+		if err := fn(id, rec); err != nil {
+			return err
+		}
+	}
+	return tx.db.annotate(c.Err())
+}
+
+// RebuildPropertyIndex drops and refills one property index.
+func (db *DB) RebuildPropertyIndex(name string) error {
+	return db.Update(func(tx *Tx) error {
+		idx, err := tx.propIndexes()
+		if err != nil {
+			return err
+		}
+		if !idx[name] {
+			return fmt.Errorf("property index %q: %w", name, ErrNotFound)
+		}
+		if err := tx.clearPropertyIndex(name); err != nil {
+			return err
+		}
+		return tx.fillPropertyIndex(name)
+	})
+}
+
+// RebuildLabelIndex rebuilds the label index entries of one label from the
+// node records.
+func (db *DB) RebuildLabelIndex(label string) error {
+	return db.Update(func(tx *Tx) error {
+		prefix := append([]byte(label), 0)
+		keys, err := tx.keys(page.RootLabels, prefix)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.del(page.RootLabels, k); err != nil {
+				return err
+			}
+		}
+		var n int64
+		err = tx.forEachNode(func(id NodeID, rec *record.Node) error {
+			for _, l := range rec.Labels {
+				if l == label {
+					n++
+					return tx.put(page.RootLabels, labelKey(l, id), nil)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		cur, err := tx.counter(catLabelCount + label)
+		if err != nil {
+			return err
+		}
+		tx.countDelta(catLabelCount+label, n-int64(cur))
+		return nil
+	})
+}
+
+// RebuildAllIndexes rebuilds the label index, every property index and the
+// catalog counters from the node and edge records, in one transaction.
+func (db *DB) RebuildAllIndexes() error {
+	return db.Update(func(tx *Tx) error { return tx.rebuildAll() })
+}
+
+func (tx *Tx) rebuildAll() error {
+	for _, root := range []int{page.RootLabels, page.RootProps} {
+		if err := btree.Drop(tx.w, tx.meta.Roots[root]); err != nil {
+			return err
+		}
+		tx.meta.Roots[root] = 0
+	}
+	for _, prefix := range []string{catLabelCount, catIndexCount, catEdgeCount} {
+		keys, err := tx.keys(page.RootCatalog, []byte(prefix))
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.del(page.RootCatalog, k); err != nil {
+				return err
+			}
+		}
+	}
+	tx.counts = nil
+	idx, err := tx.propIndexes()
+	if err != nil {
+		return err
+	}
+	var nodes uint64
+	err = tx.forEachNode(func(id NodeID, rec *record.Node) error {
+		nodes++
+		for _, l := range rec.Labels {
+			if err := tx.put(page.RootLabels, labelKey(l, id), nil); err != nil {
+				return err
+			}
+			tx.countDelta(catLabelCount+l, 1)
+		}
+		for k, v := range rec.Props {
+			if idx[k] {
+				if err := tx.put(page.RootProps, propKey(k, v, id), nil); err != nil {
+					return err
+				}
+				tx.countDelta(catIndexCount+k, 1)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var edges uint64
+	c := btree.NewCursor(tx.w, tx.meta.Roots[page.RootEdges])
+	for ok := c.First(); ok; ok = c.Next() {
+		v, err := c.Value()
+		if err != nil {
+			return err
+		}
+		e, err := record.DecodeEdge(v)
+		if err != nil {
+			return &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: err.Error()}
+		}
+		edges++
+		tx.countDelta(catEdgeCount+e.Label, 1)
+	}
+	if err := c.Err(); err != nil {
+		return err
+	}
+	tx.meta.NodeCount, tx.meta.EdgeCount = nodes, edges
+	return nil
+}
+
+// IndexStatistics reports every label and property index. Counting
+// distinct property values scans the property index.
+func (db *DB) IndexStatistics() ([]IndexStat, error) {
+	var out []IndexStat
+	err := db.View(func(tx *Tx) error {
+		labels, err := tx.counters(catLabelCount)
+		if err != nil {
+			return err
+		}
+		for _, lc := range sortedCounts(labels) {
+			s := IndexStat{Name: "label:" + lc.Label, Kind: "label", Entries: lc.Count, Distinct: 1}
+			if tx.meta.NodeCount > 0 {
+				s.Selectivity = float64(lc.Count) / float64(tx.meta.NodeCount)
+			}
+			out = append(out, s)
+		}
+		idx, err := tx.propIndexes()
+		if err != nil {
+			return err
+		}
+		for _, name := range sortedKeys(idx) {
+			s := IndexStat{Name: "property:" + name, Kind: "property"}
+			prefix := binary.BigEndian.AppendUint16(nil, uint16(len(name)))
+			prefix = append(prefix, name...)
+			var last []byte
+			err := tx.scan(page.RootProps, prefix, func(k, _ []byte) (bool, error) {
+				s.Entries++
+				vk := k[len(prefix) : len(k)-8]
+				if !bytes.Equal(vk, last) {
+					s.Distinct++
+					last = append(last[:0], vk...)
+				}
+				return true, nil
+			})
+			if err != nil {
+				return err
+			}
+			if s.Entries > 0 {
+				s.Selectivity = float64(s.Distinct) / float64(s.Entries)
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sortStrings(out)
+	return out
+}

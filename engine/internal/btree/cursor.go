@@ -1,0 +1,209 @@
+package btree
+
+import (
+	"bytes"
+
+	"github.com/sombradb/sombra/engine/internal/common"
+)
+
+type frame struct {
+	n   node
+	idx int
+}
+
+// Cursor walks a tree in key order. It keeps the path from the root, so it
+// needs no sibling pointers and works in both directions.
+type Cursor struct {
+	r     Reader
+	root  common.PageID
+	stack []frame
+	err   error
+}
+
+// NewCursor returns a cursor over the tree; position it with First, Last or Seek.
+func NewCursor(r Reader, root common.PageID) *Cursor {
+	return &Cursor{r: r, root: root}
+}
+
+// Err returns the first error met while moving.
+func (c *Cursor) Err() error { return c.err }
+
+// Valid reports whether the cursor is on an entry.
+func (c *Cursor) Valid() bool {
+	if c.err != nil || len(c.stack) == 0 {
+		return false
+	}
+	top := c.stack[len(c.stack)-1]
+	return top.idx >= 0 && top.idx < top.n.count()
+}
+
+// Key returns the current key (valid until the cursor moves).
+func (c *Cursor) Key() []byte {
+	top := c.stack[len(c.stack)-1]
+	return top.n.key(top.idx)
+}
+
+// Value returns the current value, reading overflow pages if needed.
+func (c *Cursor) Value() ([]byte, error) {
+	top := c.stack[len(c.stack)-1]
+	return value(c.r, top.n, top.idx)
+}
+
+func (c *Cursor) push(id common.PageID, leftmost bool) bool {
+	for {
+		if len(c.stack) > 64 {
+			c.err = &common.CorruptionError{Page: id, Offset: -1, Reason: "tree deeper than 64 levels (cycle?)"}
+			return false
+		}
+		n, err := readNode(c.r, id)
+		if err != nil {
+			c.err = err
+			return false
+		}
+		idx := 0
+		if !leftmost {
+			idx = n.count()
+			if n.isLeaf() {
+				idx = n.count() - 1
+			}
+		}
+		c.stack = append(c.stack, frame{n: n, idx: idx})
+		if n.isLeaf() {
+			return true
+		}
+		id = n.child(idx)
+	}
+}
+
+// First moves to the smallest key.
+func (c *Cursor) First() bool {
+	c.stack = c.stack[:0]
+	if c.root == 0 {
+		return false
+	}
+	if !c.push(c.root, true) {
+		return false
+	}
+	return c.settleForward()
+}
+
+// Last moves to the largest key.
+func (c *Cursor) Last() bool {
+	c.stack = c.stack[:0]
+	if c.root == 0 {
+		return false
+	}
+	if !c.push(c.root, false) {
+		return false
+	}
+	return c.settleBackward()
+}
+
+// Seek moves to the first key >= k.
+func (c *Cursor) Seek(k []byte) bool {
+	c.stack = c.stack[:0]
+	if c.root == 0 {
+		return false
+	}
+	id := c.root
+	for {
+		if len(c.stack) > 64 {
+			c.err = &common.CorruptionError{Page: id, Offset: -1, Reason: "tree deeper than 64 levels (cycle?)"}
+			return false
+		}
+		n, err := readNode(c.r, id)
+		if err != nil {
+			c.err = err
+			return false
+		}
+		if n.isLeaf() {
+			i, _ := n.search(k)
+			c.stack = append(c.stack, frame{n: n, idx: i})
+			return c.settleForward()
+		}
+		ci := n.childIndex(k)
+		c.stack = append(c.stack, frame{n: n, idx: ci})
+		id = n.child(ci)
+	}
+}
+
+// SeekLE moves to the last key <= k.
+func (c *Cursor) SeekLE(k []byte) bool {
+	if c.Seek(k) {
+		if bytes.Equal(c.Key(), k) {
+			return true
+		}
+		return c.Prev()
+	}
+	if c.err != nil {
+		return false
+	}
+	return c.Last()
+}
+
+// Next moves to the following key.
+func (c *Cursor) Next() bool {
+	if len(c.stack) == 0 {
+		return false
+	}
+	c.stack[len(c.stack)-1].idx++
+	return c.settleForward()
+}
+
+// Prev moves to the preceding key.
+func (c *Cursor) Prev() bool {
+	if len(c.stack) == 0 {
+		return false
+	}
+	c.stack[len(c.stack)-1].idx--
+	return c.settleBackward()
+}
+
+// settleForward climbs out of exhausted pages and descends into the next
+// subtree until the cursor rests on an entry or runs off the end.
+func (c *Cursor) settleForward() bool {
+	for {
+		top := &c.stack[len(c.stack)-1]
+		if top.idx < top.n.count() {
+			return true
+		}
+		// exhausted leaf: climb to a branch with another child
+		for {
+			c.stack = c.stack[:len(c.stack)-1]
+			if len(c.stack) == 0 {
+				return false
+			}
+			b := &c.stack[len(c.stack)-1]
+			if b.idx < b.n.count() {
+				b.idx++
+				if !c.push(b.n.child(b.idx), true) {
+					return false
+				}
+				break
+			}
+		}
+	}
+}
+
+func (c *Cursor) settleBackward() bool {
+	for {
+		top := &c.stack[len(c.stack)-1]
+		if top.idx >= 0 && top.idx < top.n.count() {
+			return true
+		}
+		for {
+			c.stack = c.stack[:len(c.stack)-1]
+			if len(c.stack) == 0 {
+				return false
+			}
+			b := &c.stack[len(c.stack)-1]
+			if b.idx > 0 {
+				b.idx--
+				if !c.push(b.n.child(b.idx), false) {
+					return false
+				}
+				break
+			}
+		}
+	}
+}

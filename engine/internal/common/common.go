@@ -1,0 +1,78 @@
+// Package common holds the small vocabulary shared by every layer of the
+// storage engine: identifier types, the checksum, and the error kinds.
+package common
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+// PageID numbers a page in the database file; page 0 is the header page.
+type PageID uint64
+
+// LSN is a log sequence number. Every committed write transaction gets the
+// next LSN; every page it writes carries that LSN in its header.
+type LSN uint64
+
+// TxID identifies a write transaction. Sombra gives a transaction the LSN it
+// commits with, so TxID and LSN coincide; they are kept apart as types
+// because they answer different questions.
+type TxID uint64
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Checksum is CRC32C (Castagnoli), used for pages, WAL frames and backups.
+func Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// ChecksumUpdate extends a running CRC32C.
+func ChecksumUpdate(crc uint32, b []byte) uint32 { return crc32.Update(crc, castagnoli, b) }
+
+// Sentinel errors. The engine package re-exports them; callers test with errors.Is.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrNotADatabase = errors.New("not a sombra database")
+	ErrVersion      = errors.New("unsupported format version")
+	ErrCorrupt      = errors.New("database corrupt")
+	ErrBusy         = errors.New("database is locked")
+	ErrTxClosed     = errors.New("transaction closed")
+	ErrReadOnly     = errors.New("database opened read-only")
+	ErrExists       = errors.New("already exists")
+	ErrInvalid      = errors.New("invalid argument")
+)
+
+// CorruptionError describes damage found at a known place. It matches
+// ErrCorrupt under errors.Is.
+type CorruptionError struct {
+	Path   string // file the damage was found in
+	Page   PageID // page number (for WAL damage, the page the frame carries)
+	Offset int64  // byte offset in the file, -1 when unknown
+	Reason string
+}
+
+func (e *CorruptionError) Error() string {
+	if e.Offset >= 0 {
+		return fmt.Sprintf("%s: corrupt page %d at offset %d: %s", e.Path, e.Page, e.Offset, e.Reason)
+	}
+	return fmt.Sprintf("%s: corrupt page %d: %s", e.Path, e.Page, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrCorrupt) true.
+func (e *CorruptionError) Is(target error) bool { return target == ErrCorrupt }
+
+// BusyError says who holds the lock that could not be taken.
+type BusyError struct {
+	Path string
+	What string // "writer", "exclusive", "checkpoint"
+	PID  int    // 0 when unknown
+}
+
+func (e *BusyError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("%s: database is locked (%s lock held by pid %d)", e.Path, e.What, e.PID)
+	}
+	return fmt.Sprintf("%s: database is locked (%s lock held by another process)", e.Path, e.What)
+}
+
+// Is makes errors.Is(err, ErrBusy) true.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }

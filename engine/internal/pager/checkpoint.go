@@ -1,0 +1,302 @@
+package pager
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/shm"
+)
+
+// CheckpointMode selects how hard a checkpoint tries (SQLite's four modes).
+type CheckpointMode int
+
+const (
+	// Passive copies what it can without waiting for anyone.
+	Passive CheckpointMode = iota
+	// Full waits (up to the busy timeout) for the writer and for readers of
+	// older snapshots, then copies every committed frame.
+	Full
+	// Restart is Full, then waits for every reader of the log to finish and
+	// starts the log over from its beginning.
+	Restart
+	// Truncate is Restart, and also truncates the log file to zero bytes.
+	Truncate
+)
+
+func (m CheckpointMode) String() string {
+	return [...]string{"passive", "full", "restart", "truncate"}[m]
+}
+
+// CheckpointResult reports what a checkpoint did.
+type CheckpointResult struct {
+	Mode             CheckpointMode
+	WALFrames        int   // committed frames in the log when it began
+	Checkpointed     int   // frames now in the database file (cumulative)
+	Copied           int   // pages written to the database file by this call
+	WALSizeBefore    int64 // bytes
+	WALSizeAfter     int64
+	BlockedByReaders bool // readers of older snapshots kept frames back
+	BlockedByWriter  bool // a writer held the log (full and stronger modes)
+	Restarted        bool
+	LSN              common.LSN // last LSN now in the database file
+	Duration         time.Duration
+}
+
+// Checkpoint copies committed WAL frames back into the database file.
+func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
+	start := time.Now()
+	res := CheckpointResult{Mode: mode}
+	if p.readOnly {
+		return res, fmt.Errorf("%s: checkpoint: %w", p.Path, common.ErrReadOnly)
+	}
+	if p.poisoned != nil {
+		return res, p.poisoned
+	}
+	wait := p.busy
+	if mode == Passive {
+		wait = 0
+	}
+	if err := p.shm.LockTimeout(shm.LockCkpt, true, wait, "checkpoint", shm.OffCkpt, p.Path); err != nil {
+		return res, err
+	}
+	defer p.shm.Unlock(shm.LockCkpt)
+	_ = p.shm.WriteU64(shm.OffCkpt, uint64(os.Getpid()))
+	if mode >= Full {
+		// Holding the writer lock means no frame is appended while we copy,
+		// so "every frame" is well defined.
+		if !p.writeMu.TryLock() {
+			// Our own connection is writing; wait for it like any writer.
+			deadline := time.Now().Add(p.busy)
+			for !p.writeMu.TryLock() {
+				if time.Now().After(deadline) {
+					res.BlockedByWriter = true
+					return res, &common.BusyError{Path: p.Path, What: "writer", PID: os.Getpid()}
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		defer p.writeMu.Unlock()
+		if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
+			res.BlockedByWriter = true
+			return res, err
+		}
+		defer p.shm.Unlock(shm.LockWriter)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		done, err := p.backfill(&res)
+		if err != nil {
+			return res, err
+		}
+		if done || mode == Passive {
+			break
+		}
+		if time.Now().After(deadline) {
+			res.Duration = time.Since(start)
+			return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.shm.ActiveReaders(p.slot))}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if mode >= Restart {
+		for {
+			ok, err := p.tryRestart(mode == Truncate)
+			if err != nil {
+				return res, err
+			}
+			if ok {
+				res.Restarted = true
+				break
+			}
+			if time.Now().After(deadline) {
+				res.BlockedByReaders = true
+				res.Duration = time.Since(start)
+				return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.shm.ActiveReaders(p.slot))}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	p.mu.RLock()
+	res.WALSizeAfter = p.walSize
+	p.mu.RUnlock()
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func firstPID(pids []int) int {
+	if len(pids) > 0 {
+		return pids[0]
+	}
+	return 0
+}
+
+// backfill copies frames [backfilled, bound) into the database file, where
+// bound is the oldest read mark of any live reader (or the end of the log).
+// It reports whether every committed frame is now in the file.
+func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
+	if err := p.shm.LockWait(shm.LockGate, true); err != nil {
+		return false, err
+	}
+	p.mu.Lock()
+	err := p.refreshLocked()
+	ix := p.ix
+	if res.WALSizeBefore == 0 {
+		res.WALSizeBefore = p.walSize
+		res.WALFrames = ix.MaxFrame
+	}
+	bound := ix.MaxFrame
+	for r := range p.readers {
+		bound = min(bound, r.mark)
+	}
+	var marks []int
+	if err == nil {
+		marks, err = p.shm.ActiveMarks(p.slot)
+	}
+	for _, m := range marks {
+		bound = min(bound, m)
+	}
+	from := 0
+	if ix.Valid {
+		from = min(p.shm.Backfill(ix.Header.Salt), ix.MaxFrame)
+	}
+	p.mu.Unlock()
+	p.shm.Unlock(shm.LockGate)
+	if err != nil {
+		return false, err
+	}
+	res.Checkpointed = max(from, bound)
+	if bound < ix.MaxFrame {
+		res.BlockedByReaders = true
+	} else {
+		res.BlockedByReaders = false
+	}
+	if !ix.Valid || bound <= from {
+		return from >= ix.MaxFrame, nil
+	}
+	// Readers that could see the database file's old copy of these pages
+	// all have marks >= bound, so they read the frames instead; no reader
+	// is looking at the bytes we are about to overwrite.
+	pages := ix.PagesIn(from, bound)
+	buf := make([]byte, p.pageSize)
+	var meta *page.Meta
+	var lastLSN common.LSN
+	for i := bound - 1; i >= 0; i-- {
+		if ix.Frames[i].Commit {
+			lastLSN = ix.Frames[i].LSN
+			break
+		}
+	}
+	for _, pg := range pages {
+		f, ok := ix.Lookup(pg, bound)
+		if !ok {
+			continue
+		}
+		if err := p.readFrameChecked(pg, f, ix.Header.Salt, buf); err != nil {
+			return false, err
+		}
+		if pg == 0 {
+			// Stamp checkpoint progress into the file's own header.
+			m, err := page.DecodeMeta(buf)
+			if err != nil {
+				return false, &common.CorruptionError{Path: p.WALPath, Page: 0, Offset: -1, Reason: err.Error()}
+			}
+			m.CheckpointLSN = lastLSN
+			m.CheckpointTime = time.Now().UnixNano()
+			m.Encode(buf)
+			page.Seal(buf)
+			meta = m
+		}
+		if _, err := p.db.WriteAt(buf, int64(pg)*int64(p.pageSize)); err != nil {
+			return false, fmt.Errorf("checkpoint: write %s page %d: %w", p.Path, pg, err)
+		}
+		res.Copied++
+	}
+	if meta != nil {
+		// Compaction can shrink the logical file; drop pages past its end.
+		if sz, err := p.DBFileSize(); err == nil && sz > int64(meta.PageCount)*int64(p.pageSize) {
+			if err := p.db.Truncate(int64(meta.PageCount) * int64(p.pageSize)); err != nil {
+				return false, fmt.Errorf("checkpoint: truncate %s: %w", p.Path, err)
+			}
+		}
+	}
+	if err := p.db.Sync(); err != nil {
+		return false, fmt.Errorf("checkpoint: fsync %s: %w", p.Path, err)
+	}
+	// Publish progress; bump the epoch so cached database-file pages of
+	// earlier epochs are never served to new snapshots.
+	if err := p.shm.BumpEpoch(); err != nil {
+		return false, err
+	}
+	if err := p.shm.SetBackfill(ix.Header.Salt, bound); err != nil {
+		return false, err
+	}
+	res.Checkpointed = bound
+	res.LSN = lastLSN
+	return bound >= ix.MaxFrame, nil
+}
+
+func (p *Pager) readFrameChecked(pg common.PageID, f int, salt uint64, buf []byte) error {
+	b, err := p.walPage(pg, f, salt)
+	if err != nil {
+		return err
+	}
+	copy(buf, b)
+	return nil
+}
+
+// tryRestart resets the log if no reader uses it. The caller holds the
+// writer and checkpoint locks.
+func (p *Pager) tryRestart(truncate bool) (bool, error) {
+	if err := p.shm.LockWait(shm.LockGate, true); err != nil {
+		return false, err
+	}
+	defer p.shm.Unlock(shm.LockGate)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.refreshLocked(); err != nil {
+		return false, err
+	}
+	if p.ix.Valid && p.shm.Backfill(p.ix.Header.Salt) < p.ix.MaxFrame {
+		return false, nil
+	}
+	for r := range p.readers {
+		if r.mark > 0 {
+			return false, nil
+		}
+	}
+	marks, err := p.shm.ActiveMarks(p.slot)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range marks {
+		if m > 0 {
+			return false, nil
+		}
+	}
+	if !p.ix.Valid && !truncate {
+		return true, nil
+	}
+	if err := p.restartLocked(truncate); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Status describes the log without changing anything.
+type Status struct {
+	WALSize           int64
+	Frames            int
+	Backfilled        int
+	CheckpointPending bool
+}
+
+// CheckpointStatus reports the log's state.
+func (p *Pager) CheckpointStatus() (Status, error) {
+	st, err := p.WAL()
+	if err != nil {
+		return Status{}, err
+	}
+	return Status{WALSize: st.Size, Frames: st.Frames, Backfilled: st.Backfilled, CheckpointPending: st.Backfilled < st.Frames}, nil
+}

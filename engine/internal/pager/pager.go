@@ -1,0 +1,390 @@
+// Package pager gives the engine snapshot reads and atomic, durable writes
+// of fixed-size pages. It follows SQLite's WAL design: committed transactions
+// append full page images to NAME.db-wal and fsync it; readers see the
+// database file overlaid with WAL frames up to the last commit that existed
+// when they began; a checkpoint copies frames back into the database file,
+// never past what a live reader (in any process) still needs.
+package pager
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/shm"
+	"github.com/sombradb/sombra/engine/internal/wal"
+	"github.com/sombradb/sombra/engine/vfs"
+)
+
+// Options configure a pager.
+type Options struct {
+	FS          vfs.FS
+	ReadOnly    bool
+	PageSize    int   // for new files
+	CacheBytes  int64 // page cache budget
+	BusyTimeout time.Duration
+	Create      bool // create the file if missing
+	Exclusive   bool // fail if the file exists (engine.Create)
+	Logger      *slog.Logger
+}
+
+// Pager is one connection's view of a database file and its WAL.
+type Pager struct {
+	fs       vfs.FS
+	Path     string
+	WALPath  string
+	db       vfs.File
+	walf     vfs.File
+	shm      *shm.File
+	pageSize int
+	readOnly bool
+	busy     time.Duration
+	log      *slog.Logger
+	fileID   uint64
+
+	// mu guards the WAL index, the reader set and the read slot.
+	mu       sync.RWMutex
+	ix       *wal.Index
+	walSize  int64
+	readers  map[*Snapshot]struct{}
+	slot     int // read slot held while readers exist; -1 none
+	slotMark int
+	lastScan wal.ScanReport
+
+	writeMu  sync.Mutex // one writer per connection
+	cache    *Cache
+	poisoned error // set when an fsync failed: the connection must be reopened
+
+	group     *groupCommit
+	commitSeq int64 // commits appended by this connection, for group commit
+
+	// AfterCommit, if set, is called after every durable commit with the
+	// number of frames in the WAL not yet checkpointed.
+	AfterCommit func(pending int)
+	// BeforeRestart, if set, is called while a WAL is about to be reset, with
+	// the frames of the old log still readable. WAL archiving hooks in here.
+	BeforeRestart func(ix *wal.Index, f vfs.File, pageSize int) error
+}
+
+// Open opens (and with opts.Create, creates) a database file.
+func Open(path string, opts Options) (*Pager, error) {
+	if opts.FS == nil {
+		opts.FS = vfs.OS
+	}
+	if opts.PageSize == 0 {
+		opts.PageSize = page.DefaultSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	fs := opts.FS
+	st, err := fs.Stat(path)
+	switch {
+	case err == nil && st.IsDir():
+		return nil, fmt.Errorf("%s: is a directory: %w", path, common.ErrNotADatabase)
+	case err == nil && opts.Exclusive:
+		return nil, fmt.Errorf("%s: %w", path, common.ErrExists)
+	case errors.Is(err, os.ErrNotExist):
+		if !opts.Create || opts.ReadOnly {
+			return nil, fmt.Errorf("%s: %w", path, common.ErrNotFound)
+		}
+		if err := create(fs, path, opts.PageSize); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	flag := os.O_RDWR
+	if opts.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	db, err := fs.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	p := &Pager{fs: fs, Path: path, WALPath: path + "-wal", db: db, readOnly: opts.ReadOnly,
+		busy: opts.BusyTimeout, log: opts.Logger, readers: make(map[*Snapshot]struct{}), slot: -1}
+	if err := p.init(opts); err != nil {
+		p.closeFiles()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Pager) init(opts Options) error {
+	meta, err := ReadFileHeader(p.db, p.Path)
+	if err != nil {
+		return err
+	}
+	p.pageSize = int(meta.PageSize)
+	p.fileID = meta.FileID
+	p.shm, err = shm.Open(p.fs, p.Path+"-shm")
+	if err != nil {
+		return err
+	}
+	// Every connection holds the open lock shared; compaction and restore
+	// take it exclusively, so they never swap a file under a live reader.
+	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, "exclusive", shm.OffExcl, p.Path); err != nil {
+		return err
+	}
+	walFlag := os.O_RDWR | os.O_CREATE
+	if p.readOnly {
+		walFlag = os.O_RDONLY
+	}
+	p.walf, err = p.fs.OpenFile(p.WALPath, walFlag, 0o644)
+	if err != nil && !(p.readOnly && errors.Is(err, os.ErrNotExist)) {
+		return fmt.Errorf("open %s: %w", p.WALPath, err)
+	}
+	p.cache = newCache(int(opts.CacheBytes / int64(p.pageSize)))
+	p.ix = wal.NewIndex(wal.Header{}, false, p.pageSize)
+	if err := p.shm.LockWait(shm.LockGate, false); err != nil {
+		return err
+	}
+	defer p.shm.Unlock(shm.LockGate)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refreshLocked()
+}
+
+// ReadFileHeader reads and validates page 0 of a database file.
+func ReadFileHeader(f vfs.File, path string) (*page.Meta, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.Size() == 0 {
+		return nil, fmt.Errorf("%s: file is empty: %w", path, common.ErrNotADatabase)
+	}
+	buf := make([]byte, page.DefaultSize)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	meta, err := page.DecodeMeta(buf[:n])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int(meta.PageSize) != len(buf) {
+		buf = make([]byte, meta.PageSize)
+		if n, err = f.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+	if n < int(meta.PageSize) {
+		return nil, &common.CorruptionError{Path: path, Page: 0, Offset: 0, Reason: fmt.Sprintf("file truncated to %d bytes, shorter than one page", st.Size())}
+	}
+	if err := page.Check(buf, path, 0); err != nil {
+		return nil, err
+	}
+	return meta, nil
+}
+
+func randU64() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return uint64(time.Now().UnixNano())
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// create writes a new, empty database: one meta page, fsynced, then the
+// directory fsynced so the file survives power loss.
+func create(fs vfs.FS, path string, pageSize int) error {
+	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil // created by someone else in the meantime
+		}
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	buf := make([]byte, pageSize)
+	m := NewMeta(pageSize)
+	m.Encode(buf)
+	page.Seal(buf)
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		f.Close()
+		fs.Remove(path)
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		fs.Remove(path)
+		return fmt.Errorf("create %s: fsync: %w", path, err)
+	}
+	f.Close()
+	if err := vfs.SyncParent(fs, path); err != nil {
+		return fmt.Errorf("create %s: fsync directory: %w", path, err)
+	}
+	return nil
+}
+
+// NewMeta returns the header of an empty database.
+func NewMeta(pageSize int) *page.Meta {
+	return &page.Meta{Version: page.FormatVersion, PageSize: uint32(pageSize), PageCount: 1,
+		NextNodeID: 1, NextEdgeID: 1, Created: time.Now().UnixNano(), FileID: randU64()}
+}
+
+// PageSize returns the page size.
+func (p *Pager) PageSize() int { return p.pageSize }
+
+// ReadOnly reports whether the connection is read-only.
+func (p *Pager) ReadOnly() bool { return p.readOnly }
+
+// refreshLocked brings the WAL index up to date with the file: it rebuilds
+// it when the log was restarted (new salt) and otherwise scans only frames
+// appended since the last look. Callers hold p.mu and the gate.
+func (p *Pager) refreshLocked() error {
+	if p.walf == nil {
+		return nil
+	}
+	st, err := p.walf.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", p.WALPath, err)
+	}
+	size := st.Size()
+	if size < wal.HeaderSize {
+		if p.ix.Valid {
+			p.ix = wal.NewIndex(wal.Header{}, false, p.pageSize)
+		}
+		p.walSize = size
+		return nil
+	}
+	hb := make([]byte, wal.HeaderSize)
+	if _, err := p.walf.ReadAt(hb, 0); err != nil {
+		return fmt.Errorf("read %s: %w", p.WALPath, err)
+	}
+	h, err := wal.DecodeHeader(hb)
+	if err != nil || int(h.PageSize) != p.pageSize || h.FileID != p.fileID {
+		// A log that is damaged in its header, or belongs to another file
+		// (left behind by a swap), holds nothing this database committed.
+		if err == nil {
+			p.log.Warn("ignoring WAL that does not belong to this database", "wal", p.WALPath)
+		}
+		p.ix = wal.NewIndex(wal.Header{}, false, p.pageSize)
+		p.walSize = size
+		return nil
+	}
+	if !p.ix.Valid || p.ix.Header.Salt != h.Salt || p.ix.Header.CkptSeq != h.CkptSeq {
+		p.ix = wal.NewIndex(h, true, p.pageSize)
+	}
+	rep, err := p.ix.Scan(p.walf, size)
+	if err != nil {
+		return err
+	}
+	p.lastScan = rep
+	p.walSize = size
+	return nil
+}
+
+// Close releases the connection. Open snapshots must be closed first.
+func (p *Pager) Close() error {
+	if p.group != nil {
+		p.group.stop()
+	}
+	return p.closeFiles()
+}
+
+func (p *Pager) closeFiles() error {
+	var first error
+	for _, f := range []interface{ Close() error }{p.db, p.walf} {
+		if f != nil && !isNilFile(f) {
+			if err := f.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	if p.shm != nil {
+		p.shm.Close()
+	}
+	return first
+}
+
+func isNilFile(f interface{ Close() error }) bool {
+	v, ok := f.(vfs.File)
+	return ok && v == nil
+}
+
+// Shm exposes the coordination file (for lock inspection by tools).
+func (p *Pager) Shm() *shm.File { return p.shm }
+
+// CacheStats returns the page cache counters.
+func (p *Pager) CacheStats() CacheStats { return p.cache.stats() }
+
+// ResizeCache changes the page cache budget.
+func (p *Pager) ResizeCache(bytes int64) { p.cache.resize(int(bytes / int64(p.pageSize))) }
+
+// WALState is what the pager knows of the log.
+type WALState struct {
+	Size       int64
+	Frames     int // committed frames
+	Backfilled int // frames already copied into the database file
+	Commits    int
+	Scan       wal.ScanReport
+	Salt       uint64
+	CkptSeq    uint32
+}
+
+// WAL reports the log's state after bringing the index up to date.
+func (p *Pager) WAL() (WALState, error) {
+	if err := p.shm.LockWait(shm.LockGate, false); err != nil {
+		return WALState{}, err
+	}
+	defer p.shm.Unlock(shm.LockGate)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.refreshLocked(); err != nil {
+		return WALState{}, err
+	}
+	st := WALState{Size: p.walSize, Frames: p.ix.MaxFrame, Commits: p.ix.Commits, Scan: p.lastScan,
+		Salt: p.ix.Header.Salt, CkptSeq: p.ix.Header.CkptSeq}
+	if p.ix.Valid {
+		st.Backfilled = min(p.shm.Backfill(p.ix.Header.Salt), p.ix.MaxFrame)
+	}
+	return st, nil
+}
+
+// DBFileSize returns the size of the database file.
+func (p *Pager) DBFileSize() (int64, error) {
+	st, err := p.db.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+// ExclusiveLock tries to take the open lock exclusively (no other
+// connection may have the database open). It gives up the shared hold this
+// connection has; ReleaseExclusive returns to shared.
+func (p *Pager) ExclusiveLock(wait time.Duration) error {
+	if err := p.shm.LockTimeout(shm.LockOpen, true, wait, "open", 0, p.Path); err != nil {
+		var be *common.BusyError
+		if errors.As(err, &be) {
+			be.What = "open"
+			pids := p.shm.ActiveReaders(p.slot)
+			if w := int(p.shm.ReadU64(shm.OffWriter)); len(pids) == 0 && w > 0 {
+				pids = append(pids, w)
+			}
+			if len(pids) > 0 {
+				be.PID = pids[0]
+			}
+		}
+		return fmt.Errorf("database is open in another connection: %w", err)
+	}
+	_ = p.shm.WriteU64(shm.OffExcl, uint64(os.Getpid()))
+	return nil
+}
+
+// FileMeta reads page 0 from the database file itself (not the WAL): it
+// holds the progress of the last checkpoint.
+func (p *Pager) FileMeta() (*page.Meta, error) { return ReadFileHeader(p.db, p.Path) }
+
+// FileID is the random id of the database file.
+func (p *Pager) FileID() uint64 { return p.fileID }

@@ -1,0 +1,218 @@
+package pager
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/shm"
+	"github.com/sombradb/sombra/engine/internal/wal"
+)
+
+// Snapshot is a consistent read view: the database file overlaid with WAL
+// frames [0, mark). mark 0 means the database file alone, which is used when
+// every frame has already been copied back (so the log may be restarted
+// under this reader without disturbing it).
+type Snapshot struct {
+	p      *Pager
+	ix     *wal.Index
+	mark   int
+	salt   uint64
+	epoch  uint64
+	closed bool
+}
+
+// BeginRead starts a snapshot and registers its read mark so that no
+// checkpoint in any process copies frames it cannot see into the file.
+func (p *Pager) BeginRead() (*Snapshot, error) {
+	// The gate orders "pick a mark and publish it" against a checkpointer
+	// computing the minimum mark.
+	if err := p.shm.LockWait(shm.LockGate, false); err != nil {
+		return nil, err
+	}
+	defer p.shm.Unlock(shm.LockGate)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.refreshLocked(); err != nil {
+		return nil, err
+	}
+	s := &Snapshot{p: p, ix: p.ix, mark: p.ix.MaxFrame, salt: p.ix.Header.Salt, epoch: p.shm.Epoch()}
+	if s.mark > 0 && p.shm.Backfill(s.salt) >= s.mark {
+		s.mark = 0
+	}
+	if err := p.registerLocked(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// registerLocked publishes s's mark in this connection's read slot, which
+// holds the minimum mark of the connection's live snapshots.
+func (p *Pager) registerLocked(s *Snapshot) error {
+	if len(p.readers) == 0 {
+		slot := -1
+		for i := 0; i < shm.Slots; i++ {
+			ok, err := p.shm.TryLock(shm.SlotLock(i), true)
+			if err != nil {
+				return err
+			}
+			if ok {
+				slot = i
+				break
+			}
+		}
+		if slot < 0 {
+			return fmt.Errorf("%s: all %d read slots are in use: %w", p.Path, shm.Slots, common.ErrBusy)
+		}
+		if err := p.shm.SetSlot(slot, os.Getpid(), s.mark); err != nil {
+			p.shm.Unlock(shm.SlotLock(slot))
+			return err
+		}
+		p.slot, p.slotMark = slot, s.mark
+	} else if s.mark < p.slotMark {
+		if err := p.shm.SetSlot(p.slot, os.Getpid(), s.mark); err != nil {
+			return err
+		}
+		p.slotMark = s.mark
+	}
+	p.readers[s] = struct{}{}
+	return nil
+}
+
+// Close ends the snapshot and lets checkpoints move past it.
+func (s *Snapshot) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	p := s.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.readers, s)
+	if len(p.readers) == 0 {
+		p.shm.Unlock(shm.SlotLock(p.slot))
+		p.slot = -1
+		return
+	}
+	// Raise the published mark to the oldest remaining snapshot so one
+	// long-lived connection does not pin the log forever. Raising is safe
+	// without the gate: a checkpointer that reads the old value is merely
+	// more conservative.
+	m := -1
+	for r := range p.readers {
+		if m < 0 || r.mark < m {
+			m = r.mark
+		}
+	}
+	if m != p.slotMark {
+		_ = p.shm.SetSlot(p.slot, os.Getpid(), m)
+		p.slotMark = m
+	}
+}
+
+// Mark is the number of WAL frames visible to the snapshot.
+func (s *Snapshot) Mark() int { return s.mark }
+
+// PageSize is the page size.
+func (s *Snapshot) PageSize() int { return s.p.pageSize }
+
+// Meta decodes page 0 as the snapshot sees it.
+func (s *Snapshot) Meta() (*page.Meta, error) {
+	b, err := s.Page(0)
+	if err != nil {
+		return nil, err
+	}
+	m, err := page.DecodeMeta(b)
+	if err != nil {
+		return nil, &common.CorruptionError{Path: s.p.Path, Page: 0, Offset: 0, Reason: err.Error()}
+	}
+	return m, nil
+}
+
+// Page returns the image of page id as the snapshot sees it. The slice is
+// shared and must not be modified.
+func (s *Snapshot) Page(id common.PageID) ([]byte, error) {
+	if s.closed {
+		return nil, common.ErrTxClosed
+	}
+	if s.mark > 0 {
+		s.p.mu.RLock()
+		f, ok := s.ix.Lookup(id, s.mark)
+		s.p.mu.RUnlock()
+		if ok {
+			return s.p.walPage(id, f, s.salt)
+		}
+	}
+	return s.p.dbPage(id, s.epoch)
+}
+
+// Source reports where the snapshot reads page id from: a WAL frame
+// (frame >= 0) or the database file (frame -1).
+func (s *Snapshot) Source(id common.PageID) int {
+	if s.mark > 0 {
+		s.p.mu.RLock()
+		defer s.p.mu.RUnlock()
+		if f, ok := s.ix.Lookup(id, s.mark); ok {
+			return f
+		}
+	}
+	return -1
+}
+
+func (p *Pager) walPage(id common.PageID, frame int, salt uint64) ([]byte, error) {
+	k := cacheKey{pg: id, frame: uint32(frame) + 1, gen: salt}
+	if b, ok := p.cache.get(k); ok {
+		return b, nil
+	}
+	b := make([]byte, p.pageSize)
+	if err := wal.ReadPage(p.walf, p.pageSize, frame, b); err != nil {
+		return nil, err
+	}
+	if !page.Verify(b) {
+		return nil, &common.CorruptionError{Path: p.WALPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("checksum mismatch in WAL frame %d", frame)}
+	}
+	p.cache.put(k, b)
+	return b, nil
+}
+
+func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
+	k := cacheKey{pg: id, gen: epoch}
+	if b, ok := p.cache.get(k); ok {
+		return b, nil
+	}
+	b := make([]byte, p.pageSize)
+	off := int64(id) * int64(p.pageSize)
+	if _, err := p.db.ReadAt(b, off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "page lies beyond the end of the file (truncated?)"}
+		}
+		return nil, fmt.Errorf("read %s page %d: %w", p.Path, id, err)
+	}
+	if !page.Verify(b) {
+		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "checksum mismatch"}
+	}
+	p.cache.put(k, b)
+	return b, nil
+}
+
+// RawDBPage reads page id from the database file without the cache or
+// checksum verification (for integrity tools that report damage themselves).
+func (p *Pager) RawDBPage(id common.PageID, dst []byte) error {
+	_, err := p.db.ReadAt(dst[:p.pageSize], int64(id)*int64(p.pageSize))
+	return err
+}
+
+// ReadFrame reads the page image of WAL frame i of the snapshot's log.
+func (s *Snapshot) ReadFrame(i int, dst []byte) error {
+	return wal.ReadPage(s.p.walf, s.p.pageSize, i, dst)
+}
+
+// Frames returns the frame descriptors visible to the snapshot.
+func (s *Snapshot) Frames() []wal.Frame {
+	s.p.mu.RLock()
+	defer s.p.mu.RUnlock()
+	return append([]wal.Frame(nil), s.ix.Frames[:s.mark]...)
+}

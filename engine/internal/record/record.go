@@ -1,0 +1,84 @@
+package record
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+const recVersion = 1
+
+// Node is a decoded node record.
+type Node struct {
+	Labels []string
+	Props  Props
+}
+
+// Edge is a decoded edge record.
+type Edge struct {
+	From, To uint64
+	Label    string
+	Props    Props
+}
+
+// EncodeNode: version byte, label count, labels, properties.
+func EncodeNode(n *Node) []byte {
+	b := []byte{recVersion}
+	b = binary.AppendUvarint(b, uint64(len(n.Labels)))
+	for _, l := range n.Labels {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		b = append(b, l...)
+	}
+	return appendProps(b, n.Props)
+}
+
+// DecodeNode parses a node record.
+func DecodeNode(b []byte) (*Node, error) {
+	d := &decoder{b: b}
+	if v := d.byte1(); v != recVersion && d.err == nil {
+		return nil, fmt.Errorf("%w: node record version %d", ErrDecode, v)
+	}
+	cnt := d.uvarint()
+	if cnt > uint64(len(d.b)) {
+		return nil, fmt.Errorf("%w: label count exceeds record", ErrDecode)
+	}
+	n := &Node{Labels: make([]string, 0, cnt)}
+	for i := uint64(0); i < cnt && d.err == nil; i++ {
+		n.Labels = append(n.Labels, d.str())
+	}
+	n.Props = d.props()
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return n, nil
+}
+
+// EncodeEdge: version byte, from, to, label, properties.
+func EncodeEdge(e *Edge) []byte {
+	b := []byte{recVersion}
+	b = binary.AppendUvarint(b, e.From)
+	b = binary.AppendUvarint(b, e.To)
+	b = binary.AppendUvarint(b, uint64(len(e.Label)))
+	b = append(b, e.Label...)
+	return appendProps(b, e.Props)
+}
+
+// DecodeEdge parses an edge record.
+func DecodeEdge(b []byte) (*Edge, error) {
+	d := &decoder{b: b}
+	if v := d.byte1(); v != recVersion && d.err == nil {
+		return nil, fmt.Errorf("%w: edge record version %d", ErrDecode, v)
+	}
+	e := &Edge{From: d.uvarint(), To: d.uvarint()}
+	e.Label = d.str()
+	e.Props = d.props()
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return e, nil
+}

@@ -1,0 +1,268 @@
+// Package shm manages NAME.db-shm, the small coordination file that every
+// process with the database open shares. It holds the checkpoint progress and
+// one read mark per reading connection, and its bytes past the data are used
+// as advisory lock ranges.
+//
+// Locks are Linux open-file-description (OFD) locks: they belong to the open
+// file, not the process, so two handles in one process exclude each other
+// exactly like two processes do, and they vanish when the holder dies.
+//
+// Data layout (little endian):
+//
+//	[0:8]    magic "SOMBRSHM"
+//	[8:16]   WAL salt the backfill count refers to
+//	[16:24]  frames of that WAL already copied into the database file
+//	[24:32]  checkpoint epoch: incremented whenever the database file changes
+//	[32:40]  pid of the current writer
+//	[40:48]  pid of the exclusive holder (compaction, restore)
+//	[48:56]  pid of the current checkpointer
+//	[64+16i] read slot i: pid, read mark (frames visible; 0 = database file only)
+package shm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/vfs"
+)
+
+// Lock bytes.
+const (
+	LockWriter = 4096 + iota
+	LockCkpt
+	LockGate
+	LockOpen
+	lockSlot0 = 4160
+	// Slots is the number of read slots: at most this many connections may
+	// read at once across all processes.
+	Slots = 64
+)
+
+const (
+	offSalt     = 8
+	offBackfill = 16
+	offEpoch    = 24
+	OffWriter   = 32
+	OffExcl     = 40
+	OffCkpt     = 48
+	offSlots    = 64
+	dataSize    = offSlots + 16*Slots
+)
+
+// File is an open coordination file.
+type File struct {
+	f    vfs.File
+	Path string
+}
+
+// Open opens or creates the coordination file next to the database.
+func Open(fs vfs.FS, path string) (*File, error) {
+	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &File{f: f, Path: path}
+	// Initialise once: whoever finds it short writes the zeroed layout while
+	// holding the gate exclusively, so two openers cannot interleave.
+	if err := s.lock(LockGate, true, true); err != nil {
+		f.Close()
+		return nil, err
+	}
+	defer s.Unlock(LockGate)
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Size() < dataSize {
+		b := make([]byte, dataSize)
+		copy(b, "SOMBRSHM")
+		if _, err := f.WriteAt(b, 0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("initialise %s: %w", path, err)
+		}
+	}
+	return s, nil
+}
+
+// Close closes the file, dropping every lock it holds.
+func (s *File) Close() error { return s.f.Close() }
+
+func (s *File) lock(b int64, excl, wait bool) error {
+	typ := int16(unix.F_RDLCK)
+	if excl {
+		typ = unix.F_WRLCK
+	}
+	cmd := unix.F_OFD_SETLK
+	if wait {
+		cmd = unix.F_OFD_SETLKW
+	}
+	fl := unix.Flock_t{Type: typ, Whence: 0, Start: b, Len: 1}
+	for {
+		err := unix.FcntlFlock(s.f.Fd(), cmd, &fl)
+		if err == unix.EINTR {
+			continue
+		}
+		return err
+	}
+}
+
+// TryLock takes a lock without waiting; it reports false if it is held.
+func (s *File) TryLock(b int64, excl bool) (bool, error) {
+	err := s.lock(b, excl, false)
+	if err == nil {
+		return true, nil
+	}
+	if err == unix.EAGAIN || err == unix.EACCES {
+		return false, nil
+	}
+	return false, fmt.Errorf("lock %s: %w", s.Path, err)
+}
+
+// LockWait takes a lock, blocking briefly-held locks (the gate) without a
+// timeout.
+func (s *File) LockWait(b int64, excl bool) error {
+	if err := s.lock(b, excl, true); err != nil {
+		return fmt.Errorf("lock %s: %w", s.Path, err)
+	}
+	return nil
+}
+
+// LockTimeout polls for a lock until timeout has passed, then returns a
+// *common.BusyError naming the pid recorded at pidOff (0: none).
+func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what string, pidOff int64, dbPath string) error {
+	deadline := time.Now().Add(timeout)
+	sleep := time.Millisecond
+	for {
+		ok, err := s.TryLock(b, excl)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			pid := 0
+			if pidOff > 0 {
+				pid = int(s.ReadU64(pidOff))
+			}
+			return &common.BusyError{Path: dbPath, What: what, PID: pid}
+		}
+		time.Sleep(sleep)
+		if sleep < 50*time.Millisecond {
+			sleep *= 2
+		}
+	}
+}
+
+// Unlock releases a lock.
+func (s *File) Unlock(b int64) {
+	fl := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: b, Len: 1}
+	_ = unix.FcntlFlock(s.f.Fd(), unix.F_OFD_SETLK, &fl)
+}
+
+// ReadU64 reads a field; a failed read yields 0 (the file was just created).
+func (s *File) ReadU64(off int64) uint64 {
+	var b [8]byte
+	if _, err := s.f.ReadAt(b[:], off); err != nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// WriteU64 writes a field.
+func (s *File) WriteU64(off int64, v uint64) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	if _, err := s.f.WriteAt(b[:], off); err != nil {
+		return fmt.Errorf("write %s: %w", s.Path, err)
+	}
+	return nil
+}
+
+// Backfill returns how many frames of the WAL with the given salt have been
+// copied into the database file.
+func (s *File) Backfill(salt uint64) int {
+	if s.ReadU64(offSalt) != salt {
+		return 0
+	}
+	return int(s.ReadU64(offBackfill))
+}
+
+// SetBackfill records checkpoint progress for the WAL with salt.
+func (s *File) SetBackfill(salt uint64, n int) error {
+	if err := s.WriteU64(offSalt, salt); err != nil {
+		return err
+	}
+	return s.WriteU64(offBackfill, uint64(n))
+}
+
+// Epoch returns the database-file epoch (see package doc).
+func (s *File) Epoch() uint64 { return s.ReadU64(offEpoch) }
+
+// BumpEpoch marks the database file as changed.
+func (s *File) BumpEpoch() error { return s.WriteU64(offEpoch, s.Epoch()+1) }
+
+// SlotLock is the lock byte of read slot i.
+func SlotLock(i int) int64 { return lockSlot0 + int64(i) }
+
+// SetSlot records the pid and read mark of slot i (the caller holds its lock).
+func (s *File) SetSlot(i int, pid int, mark int) error {
+	if err := s.WriteU64(offSlots+16*int64(i), uint64(pid)); err != nil {
+		return err
+	}
+	return s.WriteU64(offSlots+16*int64(i)+8, uint64(mark))
+}
+
+// Slot returns the pid and read mark stored in slot i.
+func (s *File) Slot(i int) (pid int, mark int) {
+	return int(s.ReadU64(offSlots + 16*int64(i))), int(s.ReadU64(offSlots + 16*int64(i) + 8))
+}
+
+// ActiveMarks returns the read marks of slots held by other connections
+// (every slot but skip whose lock is taken).
+func (s *File) ActiveMarks(skip int) ([]int, error) {
+	var marks []int
+	for i := 0; i < Slots; i++ {
+		if i == skip {
+			continue
+		}
+		free, err := s.TryLock(SlotLock(i), true)
+		if err != nil {
+			return nil, err
+		}
+		if free {
+			s.Unlock(SlotLock(i))
+			continue
+		}
+		_, m := s.Slot(i)
+		marks = append(marks, m)
+	}
+	return marks, nil
+}
+
+// ActiveReaders lists the pids of connections holding read slots.
+func (s *File) ActiveReaders(skip int) []int {
+	var pids []int
+	for i := 0; i < Slots; i++ {
+		if i == skip {
+			continue
+		}
+		free, err := s.TryLock(SlotLock(i), true)
+		if err != nil {
+			continue
+		}
+		if free {
+			s.Unlock(SlotLock(i))
+			continue
+		}
+		pid, _ := s.Slot(i)
+		pids = append(pids, pid)
+	}
+	return pids
+}

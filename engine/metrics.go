@@ -1,0 +1,174 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// metricsState accumulates counters and a window of recent commit
+// latencies for percentiles.
+type metricsState struct {
+	started   time.Time
+	commits   atomic.Uint64
+	failed    atomic.Uint64
+	rollbacks atomic.Uint64
+	reads     atomic.Uint64
+	writes    atomic.Uint64
+	pages     atomic.Uint64
+
+	mu      sync.Mutex
+	lat     []float64 // ring of recent commit latencies in ms
+	latNext int
+}
+
+const latencyWindow = 4096
+
+func newMetrics() *metricsState { return &metricsState{started: time.Now()} }
+
+func (m *metricsState) recordCommit(d time.Duration, pages int) {
+	m.commits.Add(1)
+	m.pages.Add(uint64(pages))
+	ms := float64(d.Nanoseconds()) / 1e6
+	m.mu.Lock()
+	if len(m.lat) < latencyWindow {
+		m.lat = append(m.lat, ms)
+	} else {
+		m.lat[m.latNext] = ms
+		m.latNext = (m.latNext + 1) % latencyWindow
+	}
+	m.mu.Unlock()
+}
+
+// PerformanceMetrics is a point-in-time view of a connection's activity.
+type PerformanceMetrics struct {
+	UptimeSeconds         float64 `json:"uptime_seconds"`
+	TransactionsCommitted uint64  `json:"transactions_committed"`
+	TransactionsFailed    uint64  `json:"transactions_failed"`
+	Rollbacks             uint64  `json:"rollbacks"`
+	TransactionsPerSecond float64 `json:"transactions_per_second"`
+	ReadsPerSecond        float64 `json:"reads_per_second"`
+	WritesPerSecond       float64 `json:"writes_per_second"`
+	CommitLatencyP50Ms    float64 `json:"commit_latency_p50_ms"`
+	CommitLatencyP95Ms    float64 `json:"commit_latency_p95_ms"`
+	CommitLatencyP99Ms    float64 `json:"commit_latency_p99_ms"`
+	CacheHitRate          float64 `json:"cache_hit_rate"`
+	CacheHits             uint64  `json:"cache_hits"`
+	CacheMisses           uint64  `json:"cache_misses"`
+	CacheSizeBytes        int64   `json:"cache_size_bytes"`
+	CacheUsedBytes        int64   `json:"cache_used_bytes"`
+	// MemoryPressure is the fraction of the cache budget in use (0..1).
+	MemoryPressure float64 `json:"memory_pressure"`
+	WALSizeBytes   int64   `json:"wal_size_bytes"`
+	// DirtyPages counts committed pages not yet checkpointed into the
+	// database file (pages written by a live transaction are private to it).
+	DirtyPages int `json:"dirty_pages"`
+}
+
+// P50CommitLatency returns the median commit latency in milliseconds.
+func (m PerformanceMetrics) P50CommitLatency() float64 { return m.CommitLatencyP50Ms }
+
+// P95CommitLatency returns the 95th percentile commit latency in ms.
+func (m PerformanceMetrics) P95CommitLatency() float64 { return m.CommitLatencyP95Ms }
+
+// P99CommitLatency returns the 99th percentile commit latency in ms.
+func (m PerformanceMetrics) P99CommitLatency() float64 { return m.CommitLatencyP99Ms }
+
+// GetPerformanceMetrics returns the connection's metrics.
+func (db *DB) GetPerformanceMetrics() PerformanceMetrics {
+	m := db.metrics
+	up := time.Since(m.started).Seconds()
+	out := PerformanceMetrics{UptimeSeconds: up, TransactionsCommitted: m.commits.Load(),
+		TransactionsFailed: m.failed.Load(), Rollbacks: m.rollbacks.Load()}
+	if up > 0 {
+		out.TransactionsPerSecond = float64(out.TransactionsCommitted) / up
+		out.ReadsPerSecond = float64(m.reads.Load()) / up
+		out.WritesPerSecond = float64(m.writes.Load()) / up
+	}
+	m.mu.Lock()
+	lat := slices.Clone(m.lat)
+	m.mu.Unlock()
+	slices.Sort(lat)
+	out.CommitLatencyP50Ms = percentile(lat, 0.50)
+	out.CommitLatencyP95Ms = percentile(lat, 0.95)
+	out.CommitLatencyP99Ms = percentile(lat, 0.99)
+	cs := db.p.CacheStats()
+	out.CacheHits, out.CacheMisses = cs.Hits, cs.Misses
+	if cs.Hits+cs.Misses > 0 {
+		out.CacheHitRate = float64(cs.Hits) / float64(cs.Hits+cs.Misses)
+	}
+	ps := int64(db.p.PageSize())
+	out.CacheSizeBytes = int64(cs.MaxPage) * ps
+	out.CacheUsedBytes = int64(cs.Pages) * ps
+	if cs.MaxPage > 0 {
+		out.MemoryPressure = float64(cs.Pages) / float64(cs.MaxPage)
+	}
+	if st, err := db.p.WAL(); err == nil {
+		out.WALSizeBytes = st.Size
+		out.DirtyPages = st.Frames - st.Backfilled
+	}
+	return out
+}
+
+func percentile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted)-1) + 0.5)
+	return sorted[i]
+}
+
+type metricDef struct {
+	name, help, typ string
+	value           float64
+}
+
+func (m PerformanceMetrics) defs() []metricDef {
+	return []metricDef{
+		{"sombra_transactions_total", "Transactions committed.", "counter", float64(m.TransactionsCommitted)},
+		{"sombra_transactions_failed_total", "Commits that failed.", "counter", float64(m.TransactionsFailed)},
+		{"sombra_rollbacks_total", "Transactions rolled back.", "counter", float64(m.Rollbacks)},
+		{"sombra_transactions_per_second", "Mean commit rate since open.", "gauge", m.TransactionsPerSecond},
+		{"sombra_reads_per_second", "Mean read transaction rate since open.", "gauge", m.ReadsPerSecond},
+		{"sombra_writes_per_second", "Mean write operation rate since open.", "gauge", m.WritesPerSecond},
+		{"sombra_commit_latency_ms", "99th percentile commit latency over recent commits.", "gauge", m.CommitLatencyP99Ms},
+		{"sombra_commit_latency_p50_ms", "Median commit latency.", "gauge", m.CommitLatencyP50Ms},
+		{"sombra_commit_latency_p95_ms", "95th percentile commit latency.", "gauge", m.CommitLatencyP95Ms},
+		{"sombra_cache_hit_rate", "Page cache hit rate (0..1).", "gauge", m.CacheHitRate},
+		{"sombra_cache_size_bytes", "Page cache budget.", "gauge", float64(m.CacheSizeBytes)},
+		{"sombra_cache_used_bytes", "Page cache in use.", "gauge", float64(m.CacheUsedBytes)},
+		{"sombra_memory_pressure", "Fraction of the cache budget in use.", "gauge", m.MemoryPressure},
+		{"sombra_wal_size_bytes", "WAL file size.", "gauge", float64(m.WALSizeBytes)},
+		{"sombra_dirty_pages", "Committed pages not yet checkpointed.", "gauge", float64(m.DirtyPages)},
+	}
+}
+
+// ToPrometheusFormat renders the metrics in the Prometheus text exposition
+// format (version 0.0.4).
+func (m PerformanceMetrics) ToPrometheusFormat() string {
+	var b strings.Builder
+	for _, d := range m.defs() {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", d.name, d.help, d.name, d.typ, d.name, d.value)
+	}
+	return b.String()
+}
+
+// ToJSON renders the metrics as a JSON object.
+func (m PerformanceMetrics) ToJSON() string {
+	b, _ := json.Marshal(m) // a struct of numbers cannot fail to marshal
+	return string(b)
+}
+
+// ToStatsD renders the metrics as StatsD gauge lines ("name:value|g").
+func (m PerformanceMetrics) ToStatsD() string {
+	var b strings.Builder
+	for _, d := range m.defs() {
+		name := strings.Replace(strings.TrimPrefix(d.name, "sombra_"), "_total", "", 1)
+		fmt.Fprintf(&b, "sombra.%s:%g|g\n", name, d.value)
+	}
+	return b.String()
+}

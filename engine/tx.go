@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sombradb/sombra/engine/internal/btree"
+	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/pager"
+)
+
+// Tx is a transaction. A write transaction (BeginTransaction, Update) sees
+// its own changes; a read transaction (View) sees the snapshot taken when it
+// began, whatever other connections commit meanwhile.
+type Tx struct {
+	db     *DB
+	w      *pager.WriteTx  // write transactions
+	snap   *pager.Snapshot // read transactions
+	meta   *page.Meta
+	closed bool
+	begun  time.Time
+
+	indexes map[string]bool  // property indexes, loaded on first use
+	counts  map[string]int64 // catalog counter deltas, applied at commit
+}
+
+// Catalog keys.
+const (
+	catIndex      = "idx/"    // + property name -> ()
+	catLabelCount = "lcount/" // + node label -> u64
+	catEdgeCount  = "ecount/" // + edge label -> u64
+	catIndexCount = "icount/" // + property name -> u64 entries
+	catArchive    = "wal_archive"
+)
+
+func (tx *Tx) reader() btree.Reader {
+	if tx.w != nil {
+		return tx.w
+	}
+	return tx.snap
+}
+
+func (tx *Tx) check(write bool) error {
+	if tx.closed {
+		return ErrTxClosed
+	}
+	if write && tx.w == nil {
+		return fmt.Errorf("write in a read transaction: %w", ErrReadOnly)
+	}
+	return nil
+}
+
+// Writable reports whether tx is a write transaction.
+func (tx *Tx) Writable() bool { return tx.w != nil }
+
+// Commit makes a write transaction durable; for a read transaction it just
+// ends it.
+func (tx *Tx) Commit() error {
+	if tx.closed {
+		return ErrTxClosed
+	}
+	if tx.w == nil {
+		tx.Rollback()
+		return nil
+	}
+	if err := tx.flushCounts(); err != nil {
+		tx.Rollback()
+		return err
+	}
+	tx.closed = true
+	start := time.Now()
+	info, err := tx.w.Commit()
+	d := time.Since(start)
+	if err != nil {
+		tx.db.metrics.failed.Add(1)
+		tx.db.log.Error("commit failed", "path", tx.db.p.Path, "err", err)
+		return fmt.Errorf("commit: %w", err)
+	}
+	tx.db.metrics.recordCommit(d, info.Frames)
+	tx.db.log.Debug("transaction commit", "lsn", info.LSN, "pages", info.Frames, "duration_ms", float64(d.Microseconds())/1000)
+	if total := time.Since(tx.begun); total > tx.db.cfg.SlowOperation {
+		tx.db.log.Warn("slow operation", "op", "transaction", "lsn", info.LSN, "duration_ms", total.Milliseconds())
+	}
+	return nil
+}
+
+// Rollback abandons the transaction; nothing it did remains. Calling it
+// after Commit is a no-op, so `defer tx.Rollback()` is safe.
+func (tx *Tx) Rollback() error {
+	if tx.closed {
+		return nil
+	}
+	tx.closed = true
+	if tx.w != nil {
+		tx.w.Rollback()
+		tx.db.metrics.rollbacks.Add(1)
+		tx.db.log.Debug("transaction rollback")
+	} else {
+		tx.snap.Close()
+	}
+	return nil
+}
+
+// LSN returns the LSN of the last transaction visible to tx.
+func (tx *Tx) LSN() uint64 { return uint64(tx.meta.LastLSN) }
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func (tx *Tx) get(root int, k []byte) ([]byte, bool, error) {
+	v, ok, err := btree.Get(tx.reader(), tx.meta.Roots[root], k)
+	return v, ok, tx.db.annotate(err)
+}
+
+func (tx *Tx) put(root int, k, v []byte) error {
+	r, err := btree.Put(tx.w, tx.meta.Roots[root], k, v)
+	tx.meta.Roots[root] = r
+	return tx.db.annotate(err)
+}
+
+func (tx *Tx) del(root int, k []byte) error {
+	r, _, err := btree.Delete(tx.w, tx.meta.Roots[root], k)
+	tx.meta.Roots[root] = r
+	return tx.db.annotate(err)
+}
+
+// annotate fills in the file name of corruption errors raised below the
+// pager (the tree knows pages, not paths).
+func (db *DB) annotate(err error) error {
+	var ce *common.CorruptionError
+	if errors.As(err, &ce) && ce.Path == "" {
+		ce.Path = db.p.Path
+		db.log.Error("corruption detected", "path", ce.Path, "page", ce.Page, "reason", ce.Reason)
+	}
+	return err
+}
+
+// scan calls fn for every key with the given prefix, in order.
+func (tx *Tx) scan(root int, prefix []byte, fn func(k, v []byte) (bool, error)) error {
+	c := btree.NewCursor(tx.reader(), tx.meta.Roots[root])
+	for ok := c.Seek(prefix); ok; ok = c.Next() {
+		k := c.Key()
+		if !strings.HasPrefix(string(k), string(prefix)) {
+			break
+		}
+		v, err := c.Value()
+		if err != nil {
+			return tx.db.annotate(err)
+		}
+		more, err := fn(k, v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return tx.db.annotate(c.Err())
+}
+
+func (tx *Tx) countDelta(key string, d int64) {
+	if tx.counts == nil {
+		tx.counts = map[string]int64{}
+	}
+	tx.counts[key] += d
+}
+
+func (tx *Tx) flushCounts() error {
+	keys := make([]string, 0, len(tx.counts))
+	for k := range tx.counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		d := tx.counts[k]
+		if d == 0 {
+			continue
+		}
+		cur, err := tx.counter(k)
+		if err != nil {
+			return err
+		}
+		n := int64(cur) + d
+		if n <= 0 {
+			if err := tx.del(page.RootCatalog, []byte(k)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := tx.put(page.RootCatalog, []byte(k), be64(uint64(n))); err != nil {
+			return err
+		}
+	}
+	tx.counts = nil
+	return nil
+}
+
+func (tx *Tx) counter(key string) (uint64, error) {
+	v, ok, err := tx.get(page.RootCatalog, []byte(key))
+	if err != nil || !ok || len(v) != 8 {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// counters returns catalog counters under prefix (committed values).
+func (tx *Tx) counters(prefix string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := tx.scan(page.RootCatalog, []byte(prefix), func(k, v []byte) (bool, error) {
+		if len(v) == 8 {
+			out[string(k[len(prefix):])] = binary.BigEndian.Uint64(v)
+		}
+		return true, nil
+	})
+	return out, err
+}
+
+func (tx *Tx) propIndexes() (map[string]bool, error) {
+	if tx.indexes != nil {
+		return tx.indexes, nil
+	}
+	m := map[string]bool{}
+	err := tx.scan(page.RootCatalog, []byte(catIndex), func(k, _ []byte) (bool, error) {
+		m[string(k[len(catIndex):])] = true
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	tx.indexes = m
+	return m, nil
+}
