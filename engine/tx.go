@@ -117,13 +117,13 @@ func (tx *Tx) get(root int, k []byte) ([]byte, bool, error) {
 }
 
 func (tx *Tx) put(root int, k, v []byte) error {
-	r, err := btree.Put(tx.w, tx.meta.Roots[root], k, v)
+	r, err := btree.Put(btree.Tagged{Writer: tx.w, Tag: byte(root) + 1}, tx.meta.Roots[root], k, v)
 	tx.meta.Roots[root] = r
 	return tx.db.annotate(err)
 }
 
 func (tx *Tx) del(root int, k []byte) error {
-	r, _, err := btree.Delete(tx.w, tx.meta.Roots[root], k)
+	r, _, err := btree.Delete(btree.Tagged{Writer: tx.w, Tag: byte(root) + 1}, tx.meta.Roots[root], k)
 	tx.meta.Roots[root] = r
 	return tx.db.annotate(err)
 }

@@ -322,11 +322,85 @@ func Delete(w Writer, root common.PageID, k []byte) (common.PageID, bool, error)
 		return root, false, err
 	}
 	n.removeCell(i)
-	if n.count() > 0 || len(path) == 1 {
+	if len(path) == 1 {
 		return root, true, nil
 	}
-	root, err = unlink(w, root, path, len(path)-1)
+	if n.count() == 0 {
+		root, err = unlink(w, root, path, len(path)-1)
+		return root, true, err
+	}
+	if n.used() < len(n)/4 {
+		root, err = mergeLeaf(w, root, path)
+	}
 	return root, true, err
+}
+
+// used is the number of bytes a node's header, slots and cells occupy.
+func (n node) used() int { return hdrEnd + 2*n.count() + len(n) - n.cellStart() - n.frag() }
+
+// mergeLeaf folds an underfull leaf together with a sibling under the same
+// parent when both fit in one page, so deletes give pages back to the free
+// list instead of leaving many sparse leaves.
+func mergeLeaf(w Writer, root common.PageID, path []step) (common.PageID, error) {
+	level := len(path) - 1
+	parent := path[level-1]
+	pn, err := readNode(w, parent.id)
+	if err != nil {
+		return root, err
+	}
+	// Merge child i+1 into child i.
+	i := parent.idx
+	if i == pn.count() {
+		i--
+	}
+	if i < 0 {
+		return root, nil
+	}
+	leftID, rightID := pn.child(i), pn.child(i+1)
+	ln, err := readNode(w, leftID)
+	if err != nil {
+		return root, err
+	}
+	rn, err := readNode(w, rightID)
+	if err != nil {
+		return root, err
+	}
+	if !ln.isLeaf() || !rn.isLeaf() || ln.used()+rn.used()-hdrEnd > len(ln)*9/10 {
+		return root, nil
+	}
+	lb, err := w.Mut(leftID)
+	if err != nil {
+		return root, err
+	}
+	cells := append(node(lb).cells(), rn.cells()...)
+	node(lb).rebuild(cells)
+	pb, err := w.Mut(parent.id)
+	if err != nil {
+		return root, err
+	}
+	p := node(pb)
+	p.setChild(i+1, leftID)
+	p.removeCell(i)
+	if err := w.Free(rightID); err != nil {
+		return root, err
+	}
+	if p.count() > 0 {
+		return root, nil
+	}
+	only := p.right()
+	if err := w.Free(parent.id); err != nil {
+		return root, err
+	}
+	if level-1 == 0 {
+		return only, nil
+	}
+	gp := path[level-2]
+	gb, err := w.Mut(gp.id)
+	if err != nil {
+		return root, err
+	}
+	node(gb).setChild(gp.idx, only)
+	return root, nil
 }
 
 // unlink removes the empty page path[level] from its parent.

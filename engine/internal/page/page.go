@@ -5,7 +5,8 @@
 //	[0:4]   CRC32C of bytes [4:PageSize]
 //	[4:12]  LSN of the transaction that last wrote the page
 //	[12]    page type
-//	[13:16] reserved (zero)
+//	[13]    tree tag of B+tree and overflow pages (tree role + 1), for salvage
+//	[14:16] reserved (zero)
 //
 // The checksum covers the LSN and type, so a page is verified on its own.
 package page

@@ -1,0 +1,230 @@
+// Package compact measures fragmentation and rewrites a database densely
+// (the guide's DatabaseCompactor).
+//
+// Compaction rebuilds every tree bottom-up into a new file beside the
+// database (NAME.db.compact), fsyncs it, and renames it over the original,
+// then fsyncs the directory. A crash before the rename leaves the original
+// untouched (the temporary file is removed by the next run); after the
+// rename the new file is complete. It needs exclusive access: no other
+// connection may have the database open, since they would keep reading the
+// old file.
+package compact
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/btree"
+	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/vfs"
+)
+
+// Analysis describes a database's fragmentation.
+type Analysis struct {
+	Path                 string  `json:"path"`
+	FileSize             int64   `json:"file_size"`
+	PageSize             int     `json:"page_size"`
+	PageCount            uint64  `json:"page_count"`
+	FreePages            uint64  `json:"free_pages"`
+	FragmentationPercent float64 `json:"fragmentation_percent"`
+	ReclaimableBytes     int64   `json:"reclaimable_bytes"`
+}
+
+// Report describes a finished compaction.
+type Report struct {
+	Path           string        `json:"path"`
+	PagesBefore    uint64        `json:"pages_before"`
+	PagesAfter     uint64        `json:"pages_after"`
+	PagesMoved     uint64        `json:"pages_moved"`
+	SizeBefore     int64         `json:"size_before"`
+	SizeAfter      int64         `json:"size_after"`
+	BytesReclaimed int64         `json:"bytes_reclaimed"`
+	Duration       time.Duration `json:"-"`
+	LogicalHash    string        `json:"logical_hash"`
+}
+
+// Options tune Compact.
+type Options struct {
+	// Wait is how long to wait for other connections to close.
+	Wait time.Duration
+	// FillPercent is how full rebuilt pages are packed (default 90).
+	FillPercent int
+	// Progress, if set, is called with pages written and pages expected.
+	Progress func(done, total int64)
+	// FS is the file layer (default: the OS).
+	FS vfs.FS
+}
+
+// DatabaseCompactor is the guide's handle for an open database.
+type DatabaseCompactor struct{ db *engine.DB }
+
+// NewDatabaseCompactor returns a compactor bound to db.
+func NewDatabaseCompactor(db *engine.DB) *DatabaseCompactor { return &DatabaseCompactor{db: db} }
+
+// AnalyzeFragmentation reports fragmentation without changing anything.
+func (c *DatabaseCompactor) AnalyzeFragmentation() (Analysis, error) { return analyze(c.db) }
+
+// Compact closes nothing: it requires that db is the only connection, and
+// leaves db unusable afterwards (its file was replaced); reopen it.
+func (c *DatabaseCompactor) Compact() (*Report, error) {
+	return compactOpen(c.db, Options{})
+}
+
+// Analyze opens path read-only and reports its fragmentation.
+func Analyze(path string) (Analysis, error) {
+	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true})
+	if err != nil {
+		return Analysis{}, err
+	}
+	defer db.Close()
+	return analyze(db)
+}
+
+func analyze(db *engine.DB) (Analysis, error) {
+	info, err := db.Info()
+	if err != nil {
+		return Analysis{}, err
+	}
+	return Analysis{Path: info.Path, FileSize: info.FileSize, PageSize: info.PageSize, PageCount: info.PageCount,
+		FreePages: info.FreePages, FragmentationPercent: info.FragmentationPercent, ReclaimableBytes: info.ReclaimableBytes}, nil
+}
+
+// Compact rewrites the database at path densely.
+func Compact(path string, opts Options) (*Report, error) {
+	db, err := engine.OpenWithConfig(path, engine.Config{BusyTimeout: max(opts.Wait, time.Millisecond), FS: opts.FS, WALAutoCheckpoint: -1})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return compactOpen(db, opts)
+}
+
+func compactOpen(db *engine.DB, opts Options) (*Report, error) {
+	start := time.Now()
+	if opts.FillPercent <= 0 || opts.FillPercent > 100 {
+		opts.FillPercent = 90
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.OS
+	}
+	p := db.Pager()
+	path := p.Path
+	if err := p.ExclusiveLock(opts.Wait); err != nil {
+		return nil, fmt.Errorf("compact %s: %w", path, err)
+	}
+	if _, err := db.CheckpointWithMode(engine.CheckpointTruncate); err != nil {
+		return nil, fmt.Errorf("compact %s: %w", path, err)
+	}
+	tmp := path + ".compact"
+	_ = opts.FS.Remove(tmp) // left by a crashed run
+	snap, err := p.BeginRead()
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	meta, err := snap.Meta()
+	if err != nil {
+		return nil, err
+	}
+	before, err := p.DBFileSize()
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Path: path, PagesBefore: meta.PageCount, SizeBefore: before}
+	hash, err := db.LogicalHash()
+	if err != nil {
+		return nil, fmt.Errorf("compact %s: read: %w", path, err)
+	}
+	if err := rewrite(opts, snap, meta, tmp, rep); err != nil {
+		_ = opts.FS.Remove(tmp)
+		return nil, fmt.Errorf("compact %s: %w", path, err)
+	}
+	if err := opts.FS.Rename(tmp, path); err != nil {
+		_ = opts.FS.Remove(tmp)
+		return nil, fmt.Errorf("compact %s: rename: %w", path, err)
+	}
+	if err := vfs.SyncParent(opts.FS, path); err != nil {
+		return nil, fmt.Errorf("compact %s: fsync directory: %w", path, err)
+	}
+	rep.SizeAfter = int64(rep.PagesAfter) * int64(meta.PageSize)
+	rep.BytesReclaimed = rep.SizeBefore - rep.SizeAfter
+	rep.LogicalHash = hash
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// rewrite builds the new file: every tree rebuilt densely in key order,
+// then page 0 with the new roots, then fsync.
+func rewrite(opts Options, snap *pager.Snapshot, meta *page.Meta, tmp string, rep *Report) error {
+	f, err := opts.FS.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ps := int(meta.PageSize)
+	next := common.PageID(1)
+	alloc := func() common.PageID { id := next; next++; return id }
+	expected := int64(meta.PageCount - meta.FreeCount)
+	var written int64
+	sink := func(id common.PageID, b []byte) error {
+		page.SetLSN(b, meta.LastLSN)
+		page.Seal(b)
+		if _, err := f.WriteAt(b, int64(id)*int64(ps)); err != nil {
+			return err
+		}
+		written++
+		if opts.Progress != nil && written%256 == 0 {
+			opts.Progress(written, expected)
+		}
+		return nil
+	}
+	nm := *meta
+	for root := 0; root < page.NumRoots; root++ {
+		b := btree.NewBuilder(ps, opts.FillPercent, byte(root)+1, alloc, sink)
+		c := btree.NewCursor(snap, meta.Roots[root])
+		for ok := c.First(); ok; ok = c.Next() {
+			v, err := c.Value()
+			if err != nil {
+				return err
+			}
+			if err := b.Add(c.Key(), v); err != nil {
+				return err
+			}
+		}
+		if err := c.Err(); err != nil {
+			return err
+		}
+		r, err := b.Finish()
+		if err != nil {
+			return err
+		}
+		nm.Roots[root] = r
+	}
+	nm.PageCount = uint64(next)
+	nm.FreeHead, nm.FreeCount = 0, 0
+	nm.FileID = pager.NewMeta(ps).FileID
+	nm.CheckpointLSN = meta.LastLSN
+	nm.CheckpointTime = time.Now().UnixNano()
+	b0 := make([]byte, ps)
+	nm.Encode(b0)
+	if err := sink(0, b0); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if opts.Progress != nil {
+		opts.Progress(written, written)
+	}
+	rep.PagesAfter = nm.PageCount
+	rep.PagesMoved = uint64(written - 1)
+	return nil
+}
+
+// ErrBusy is engine.ErrBusy, re-exported for callers of this package.
+var ErrBusy = engine.ErrBusy
+
