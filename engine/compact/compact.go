@@ -227,4 +227,3 @@ func rewrite(opts Options, snap *pager.Snapshot, meta *page.Meta, tmp string, re
 
 // ErrBusy is engine.ErrBusy, re-exported for callers of this package.
 var ErrBusy = engine.ErrBusy
-

@@ -1,0 +1,380 @@
+// Package integrity verifies a database (the guide's IntegrityChecker).
+//
+// A quick check reads the header and verifies page checksums (all pages, or
+// an evenly spread sample). A full check also walks every tree, accounts for
+// every page (reachable from a tree or on the free list, exactly once), and
+// cross-checks the graph: edges point at existing nodes, adjacency entries
+// match edges, label and property indexes match the records, and counters
+// match what is stored. Every problem is reported, not only the first.
+package integrity
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/btree"
+	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/record"
+)
+
+// Severity of an issue.
+type Severity string
+
+const (
+	Critical Severity = "critical" // data is unreadable or wrong
+	Error    Severity = "error"    // structure is inconsistent; repair can fix it
+	Warning  Severity = "warning"  // space is wasted or a counter is off
+)
+
+// Issue is one problem found.
+type Issue struct {
+	Severity    Severity `json:"severity"`
+	Kind        string   `json:"kind"`
+	Page        uint64   `json:"page,omitempty"`
+	Description string   `json:"description"`
+}
+
+// Report is the result of a check.
+type Report struct {
+	Path         string        `json:"path"`
+	Mode         string        `json:"mode"` // quick or full
+	PagesChecked int           `json:"pages_checked"`
+	PageCount    uint64        `json:"page_count"`
+	Nodes        uint64        `json:"nodes"`
+	Edges        uint64        `json:"edges"`
+	Issues       []Issue       `json:"issues"`
+	Duration     time.Duration `json:"-"`
+}
+
+// IsHealthy reports whether no issue was found.
+func (r *Report) IsHealthy() bool { return len(r.Issues) == 0 }
+
+// HasCorruption reports whether any issue is critical or an error.
+func (r *Report) HasCorruption() bool {
+	for _, i := range r.Issues {
+		if i.Severity != Warning {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Report) add(sev Severity, kind string, pg common.PageID, format string, args ...any) {
+	if len(r.Issues) >= maxIssues {
+		return
+	}
+	r.Issues = append(r.Issues, Issue{Severity: sev, Kind: kind, Page: uint64(pg), Description: fmt.Sprintf(format, args...)})
+}
+
+const maxIssues = 1000
+
+// Options select the check.
+type Options struct {
+	// Full walks trees and cross-checks the graph; otherwise only checksums.
+	Full bool
+	// SamplePages limits the checksum pass to this many pages spread evenly
+	// over the file (0: every page).
+	SamplePages int
+}
+
+// IntegrityChecker is the guide's checker bound to a path.
+type IntegrityChecker struct{ path string }
+
+// NewIntegrityChecker returns a checker for the database at path.
+func NewIntegrityChecker(path string) *IntegrityChecker { return &IntegrityChecker{path: path} }
+
+// Verify runs a full check.
+func (c *IntegrityChecker) Verify() (*Report, error) { return Check(c.path, Options{Full: true}) }
+
+// Check opens path read-only and checks it. Damage is reported in the
+// Report; the error is for failures to check at all (missing file, not a
+// database). A damaged header is both: the report holds the issue and the
+// error matches engine.ErrCorrupt.
+func Check(path string, opts Options) (*Report, error) {
+	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true})
+	if err != nil {
+		rep := &Report{Path: path, Mode: mode(opts)}
+		if ce, ok := err.(*common.CorruptionError); ok {
+			rep.add(Critical, "header", ce.Page, "%s", ce.Reason)
+		}
+		return rep, err
+	}
+	defer db.Close()
+	return CheckDB(db, opts)
+}
+
+func mode(o Options) string {
+	if o.Full {
+		return "full"
+	}
+	return "quick"
+}
+
+// CheckDB checks an open database on a consistent snapshot.
+func CheckDB(db *engine.DB, opts Options) (*Report, error) {
+	start := time.Now()
+	p := db.Pager()
+	rep := &Report{Path: p.Path, Mode: mode(opts)}
+	snap, err := p.BeginRead()
+	if err != nil {
+		return rep, err
+	}
+	defer snap.Close()
+	meta, err := snap.Meta()
+	if err != nil {
+		rep.add(Critical, "header", 0, "%v", err)
+		return rep, nil
+	}
+	rep.PageCount = meta.PageCount
+	rep.Nodes, rep.Edges = meta.NodeCount, meta.EdgeCount
+	checksums(snap, meta, opts.SamplePages, rep)
+	if opts.Full {
+		c := &checker{snap: snap, meta: meta, rep: rep, owner: make([]byte, meta.PageCount)}
+		c.structure()
+		if err := c.graph(); err != nil {
+			return rep, err
+		}
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// checksums verifies page checksums as the snapshot sees them.
+func checksums(snap *pager.Snapshot, meta *page.Meta, sample int, rep *Report) {
+	n := meta.PageCount
+	step := uint64(1)
+	if sample > 0 && uint64(sample) < n {
+		step = n / uint64(sample)
+	}
+	for id := uint64(0); id < n; id += step {
+		rep.PagesChecked++
+		if _, err := snap.Page(common.PageID(id)); err != nil {
+			rep.add(Critical, "checksum", common.PageID(id), "%v", err)
+		}
+	}
+}
+
+type checker struct {
+	snap  *pager.Snapshot
+	meta  *page.Meta
+	rep   *Report
+	owner []byte // 0 unseen, else tree tag (root+1), 100 free list
+}
+
+var rootNames = [page.NumRoots]string{"nodes", "edges", "adjacency", "labels", "properties", "catalog"}
+
+const freeOwner = 100
+
+func (c *checker) claim(id common.PageID, owner byte, what string) {
+	if uint64(id) >= uint64(len(c.owner)) || id == 0 {
+		c.rep.add(Error, "page-range", id, "%s refers to page %d outside the file (%d pages)", what, id, len(c.owner))
+		return
+	}
+	if prev := c.owner[id]; prev != 0 {
+		c.rep.add(Error, "page-shared", id, "page %d is used by %s and %s", id, ownerName(prev), what)
+		return
+	}
+	c.owner[id] = owner
+}
+
+func ownerName(o byte) string {
+	if o == freeOwner {
+		return "the free list"
+	}
+	if int(o-1) < len(rootNames) {
+		return "the " + rootNames[o-1] + " tree"
+	}
+	return "unknown"
+}
+
+// structure walks every tree and the free list and accounts for every page.
+func (c *checker) structure() {
+	for r := 0; r < page.NumRoots; r++ {
+		owner := byte(r) + 1
+		name := "the " + rootNames[r] + " tree"
+		_, err := btree.Walk(c.snap, c.meta.Roots[r], func(id common.PageID, _ page.Type) error {
+			c.claim(id, owner, name)
+			return nil
+		}, func(pr btree.Problem) {
+			c.rep.add(Critical, "tree", pr.Page, "%s: %s", name, pr.Reason)
+		})
+		if err != nil {
+			c.rep.add(Critical, "tree", 0, "%s: %v", name, err)
+		}
+	}
+	free, err := pager.FreeListPages(c.snap.Page, c.meta.FreeHead, c.meta.PageCount)
+	if err != nil {
+		c.rep.add(Error, "freelist", c.meta.FreeHead, "free list: %v", err)
+	}
+	for _, id := range free {
+		c.claim(id, freeOwner, "the free list")
+	}
+	if uint64(len(free)) != c.meta.FreeCount && err == nil {
+		c.rep.add(Warning, "freelist-count", 0, "header counts %d free pages, the free list holds %d", c.meta.FreeCount, len(free))
+	}
+	leaked := 0
+	first := common.PageID(0)
+	for id := 1; id < len(c.owner); id++ {
+		if c.owner[id] == 0 {
+			if leaked == 0 {
+				first = common.PageID(id)
+			}
+			leaked++
+		}
+	}
+	if leaked > 0 {
+		c.rep.add(Warning, "leaked-pages", first, "%d pages are neither in a tree nor on the free list (first: page %d)", leaked, first)
+	}
+}
+
+// graph cross-checks records and indexes.
+func (c *checker) graph() error {
+	snap, m, rep := c.snap, c.meta, c.rep
+	nodes := map[uint64][]string{} // id -> labels
+	props := map[string]int{}      // expected property index keys
+	indexed := map[string]bool{}
+	scan(snap, m.Roots[page.RootCatalog], []byte("idx/"), func(k, _ []byte) { indexed[string(k[4:])] = true })
+	labelCount := map[string]uint64{}
+	var nodeN, edgeN uint64
+	scan(snap, m.Roots[page.RootNodes], nil, func(k, v []byte) {
+		id := binary.BigEndian.Uint64(k)
+		n, err := record.DecodeNode(v)
+		if err != nil {
+			rep.add(Critical, "record", 0, "node %d: %v", id, err)
+			return
+		}
+		nodeN++
+		nodes[id] = n.Labels
+		for _, l := range n.Labels {
+			labelCount[l]++
+		}
+		for name, val := range n.Props {
+			if indexed[name] {
+				props[string(propKey(name, val, id))]++
+			}
+		}
+	})
+	if nodeN != m.NodeCount {
+		rep.add(Warning, "count", 0, "header counts %d nodes, %d are stored", m.NodeCount, nodeN)
+	}
+	adj := map[string]bool{}
+	edgeLabels := map[string]uint64{}
+	scan(snap, m.Roots[page.RootEdges], nil, func(k, v []byte) {
+		id := binary.BigEndian.Uint64(k)
+		e, err := record.DecodeEdge(v)
+		if err != nil {
+			rep.add(Critical, "record", 0, "edge %d: %v", id, err)
+			return
+		}
+		edgeN++
+		edgeLabels[e.Label]++
+		for _, end := range []uint64{e.From, e.To} {
+			if _, ok := nodes[end]; !ok {
+				rep.add(Error, "dangling-edge", 0, "edge %d refers to missing node %d", id, end)
+			}
+		}
+		adj[string(adjKey('o', e.From, id))+string(be64(e.To))] = true
+		adj[string(adjKey('i', e.To, id))+string(be64(e.From))] = true
+	})
+	if edgeN != m.EdgeCount {
+		rep.add(Warning, "count", 0, "header counts %d edges, %d are stored", m.EdgeCount, edgeN)
+	}
+	scan(snap, m.Roots[page.RootAdj], nil, func(k, v []byte) {
+		key := string(k) + string(v)
+		if !adj[key] {
+			rep.add(Error, "adjacency", 0, "adjacency entry %x has no matching edge", k)
+			return
+		}
+		delete(adj, key)
+	})
+	if len(adj) > 0 {
+		rep.add(Error, "adjacency", 0, "%d adjacency entries are missing", len(adj))
+	}
+	labelsSeen := map[string]uint64{}
+	scan(snap, m.Roots[page.RootLabels], nil, func(k, _ []byte) {
+		i := bytes.IndexByte(k, 0)
+		if i < 0 || len(k) != i+9 {
+			rep.add(Error, "label-index", 0, "malformed label index key %x", k)
+			return
+		}
+		l, id := string(k[:i]), binary.BigEndian.Uint64(k[i+1:])
+		if !contains(nodes[id], l) {
+			rep.add(Error, "label-index", 0, "label index lists node %d under %q, the node does not carry it", id, l)
+		}
+		labelsSeen[l]++
+	})
+	for l, n := range labelCount {
+		if labelsSeen[l] != n {
+			rep.add(Error, "label-index", 0, "label %q: %d nodes carry it, the index lists %d", l, n, labelsSeen[l])
+		}
+	}
+	scan(snap, m.Roots[page.RootProps], nil, func(k, _ []byte) {
+		if props[string(k)] == 0 {
+			rep.add(Error, "property-index", 0, "property index entry %x matches no node", k)
+			return
+		}
+		props[string(k)]--
+		if props[string(k)] == 0 {
+			delete(props, string(k))
+		}
+	})
+	if len(props) > 0 {
+		rep.add(Error, "property-index", 0, "%d property index entries are missing", len(props))
+	}
+	stored := map[string]uint64{}
+	scan(snap, m.Roots[page.RootCatalog], []byte("lcount/"), func(k, v []byte) {
+		if len(v) == 8 {
+			stored[string(k[7:])] = binary.BigEndian.Uint64(v)
+		}
+	})
+	for l, n := range labelCount {
+		if stored[l] != n {
+			rep.add(Warning, "count", 0, "label %q: counter says %d, %d nodes carry it", l, stored[l], n)
+		}
+	}
+	return nil
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func adjKey(dir byte, n, e uint64) []byte {
+	k := []byte{dir}
+	k = binary.BigEndian.AppendUint64(k, n)
+	return binary.BigEndian.AppendUint64(k, e)
+}
+
+func propKey(name string, v record.Value, n uint64) []byte {
+	k := binary.BigEndian.AppendUint16(nil, uint16(len(name)))
+	k = append(k, name...)
+	k = record.IndexKey(k, v)
+	return binary.BigEndian.AppendUint64(k, n)
+}
+
+// scan visits keys under prefix, tolerating damage (reported elsewhere).
+func scan(r btree.Reader, root common.PageID, prefix []byte, fn func(k, v []byte)) {
+	c := btree.NewCursor(r, root)
+	for ok := c.Seek(prefix); ok; ok = c.Next() {
+		if !bytes.HasPrefix(c.Key(), prefix) {
+			return
+		}
+		v, err := c.Value()
+		if err != nil {
+			continue
+		}
+		fn(c.Key(), v)
+	}
+}
