@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is printed by --version. Release builds set it with
+//
+//	-ldflags "-X github.com/sombradb/sombra/internal/cli.Version=v1.2.3"
+var Version = "dev"
+
+// Annotation keys on the root command.
+const (
+	annotHealthCodes = "sombra.cli/health-exit-codes"
+	annotRunMarked   = "sombra.cli/run-marked"
+)
+
+// NewRoot returns a root command wired to streams with the global flags
+// bound to g. The caller sets Args and RunE and adds subcommands. Do the
+// work in RunE, not in a PreRun hook: Run treats an untyped error that
+// arrives before any RunE starts as a usage error.
+func NewRoot(name, short, long, example string, g *Globals, streams IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     name,
+		Short:   short,
+		Long:    long,
+		Example: example,
+		Version: Version,
+		// Run prints errors once, in the right format, and a usage dump
+		// after every failure would bury the message.
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.SetIn(streams.In)
+	cmd.SetOut(streams.Out)
+	cmd.SetErr(streams.ErrOut)
+	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	// Declared here so cobra does not also claim -v, which commands may
+	// want for --verbose; cobra still handles --version itself.
+	cmd.Flags().Bool("version", false, "print the version and exit")
+	AddGlobalFlags(cmd, g)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &UsageError{Err: err}
+	})
+	return cmd
+}
+
+// UseHealthExitCodes switches root to the monitoring-plugin exit codes of
+// sombra-health-check: an ExitError keeps its code, corruption is 2
+// (unhealthy) and every other error, usage errors included, is 3 (unknown).
+func UseHealthExitCodes(root *cobra.Command) {
+	annotate(root, annotHealthCodes)
+}
+
+// Main runs the command built on the process's streams with os.Args, prints
+// any error and returns the exit code. SIGINT/SIGTERM cancel the command's
+// context. main.go is just: os.Exit(cli.Main(info.NewCommand)).
+func Main(build func(IOStreams) *cobra.Command) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, build(System()), os.Args[1:])
+}
+
+// Run executes cmd's root with args in-process, prints any error to the
+// command's error stream and returns the exit code. Tests use it.
+func Run(cmd *cobra.Command, args []string) int {
+	return run(context.Background(), cmd, args)
+}
+
+func run(ctx context.Context, cmd *cobra.Command, args []string) int {
+	root := cmd.Root()
+	if args == nil {
+		args = []string{} // nil would make cobra read os.Args
+	}
+	root.SetArgs(args)
+	markRun(root)
+	st := &runState{}
+	_, err := root.ExecuteContextC(context.WithValue(ctx, runStateKey{}, st))
+
+	// Whatever fails before a command's own code runs (unknown command,
+	// wrong number of arguments, missing required flag) is a usage error,
+	// unless it already carries a more specific kind.
+	if err != nil && !st.ran && ExitCode(err) == ExitFailed {
+		err = &UsageError{Err: err}
+	}
+	code := ExitCode(err)
+	if root.Annotations[annotHealthCodes] != "" {
+		code = healthExitCode(err)
+		if err != nil && !silent(err) {
+			// So a JSON error reports the code the process exits with.
+			err = &ExitError{Code: code, Err: err}
+		}
+	}
+	streams := IOStreams{Out: root.OutOrStdout(), ErrOut: root.ErrOrStderr()}
+	PrintError(streams, jsonRequested(root, args), root.Name(), err)
+	return code
+}
+
+type (
+	runStateKey struct{}
+	runState    struct{ ran bool }
+)
+
+// markRun wraps each command's Run/RunE once so run can tell whether cobra
+// got past argument and flag validation into the command itself.
+func markRun(c *cobra.Command) {
+	if c.Annotations[annotRunMarked] == "" {
+		annotate(c, annotRunMarked)
+		if f := c.RunE; f != nil {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				started(cmd)
+				return f(cmd, args)
+			}
+		} else if f := c.Run; f != nil {
+			c.Run = func(cmd *cobra.Command, args []string) {
+				started(cmd)
+				f(cmd, args)
+			}
+		}
+	}
+	for _, sub := range c.Commands() {
+		markRun(sub)
+	}
+}
+
+func started(cmd *cobra.Command) {
+	if st, ok := cmd.Context().Value(runStateKey{}).(*runState); ok {
+		st.ran = true
+	}
+}
+
+func annotate(c *cobra.Command, key string) {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[key] = "true"
+}
+
+// jsonRequested reports whether --json was given. The parsed flag is the
+// answer, but when parsing stopped at a bad flag before reaching --json,
+// the raw arguments still tell us the caller wants a JSON error.
+func jsonRequested(root *cobra.Command, args []string) bool {
+	if f := root.PersistentFlags().Lookup("json"); f != nil && f.Changed {
+		return f.Value.String() == "true"
+	}
+	want := false
+	for _, a := range args {
+		switch a {
+		case "--":
+			return want
+		case "--json", "--json=true", "--json=1":
+			want = true
+		case "--json=false", "--json=0":
+			want = false
+		}
+	}
+	return want
+}

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Globals holds the flags every binary accepts.
+type Globals struct {
+	DB        string        // --db PATH
+	JSON      bool          // --json: one JSON document on stdout
+	Quiet     bool          // --quiet/-q: no human output on success
+	NoColor   bool          // --no-color
+	Wait      time.Duration // --wait: how long to retry when the database is locked
+	LogLevel  string        // --log-level debug|info|warn|error
+	LogFormat string        // --log-format text|json
+}
+
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+)
+
+// AddGlobalFlags registers the shared flags as persistent flags of cmd (the
+// root), so subcommands accept them too. Bad values fail flag parsing and so
+// become usage errors (exit 2).
+func AddGlobalFlags(cmd *cobra.Command, g *Globals) {
+	g.LogLevel, g.LogFormat = "warn", "text"
+	f := cmd.PersistentFlags()
+	f.StringVar(&g.DB, "db", g.DB, "database file `PATH`")
+	f.BoolVar(&g.JSON, "json", false, "print the result as one JSON document on stdout (errors as JSON on stderr)")
+	f.BoolVarP(&g.Quiet, "quiet", "q", false, "print nothing on success (errors are still printed)")
+	f.BoolVar(&g.NoColor, "no-color", false, "disable colour (also off when NO_COLOR is set or stdout is not a terminal)")
+	f.Var((*waitValue)(&g.Wait), "wait", "if the database is locked, retry for up to `DURATION` (e.g. 30s) instead of failing at once")
+	f.Var(&choiceValue{&g.LogLevel, logLevels}, "log-level", "log `level` on stderr: "+strings.Join(logLevels, "|"))
+	f.Var(&choiceValue{&g.LogFormat, logFormats}, "log-format", "log `format` on stderr: "+strings.Join(logFormats, "|"))
+
+	_ = cmd.MarkPersistentFlagFilename("db")
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions(logLevels, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions(logFormats, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// Color reports whether human output on s may use colour: only on a
+// terminal, and neither --no-color nor NO_COLOR (https://no-color.org) set.
+func (g *Globals) Color(s IOStreams) bool {
+	return s.IsTTY && !g.NoColor && os.Getenv("NO_COLOR") == ""
+}
+
+// Logger returns a slog logger on s.ErrOut, so logs never mix with results
+// on stdout.
+func (g *Globals) Logger(s IOStreams) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.LogLevel)); err != nil {
+		level = slog.LevelWarn
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if g.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(s.ErrOut, opts))
+	}
+	return slog.New(slog.NewTextHandler(s.ErrOut, opts))
+}
+
+// choiceValue is a string flag restricted to a fixed set of values.
+type choiceValue struct {
+	p       *string
+	choices []string
+}
+
+func (v *choiceValue) String() string { return *v.p }
+func (v *choiceValue) Type() string   { return "string" }
+
+func (v *choiceValue) Set(s string) error {
+	if !slices.Contains(v.choices, s) {
+		return fmt.Errorf("must be one of %s", strings.Join(v.choices, "|"))
+	}
+	*v.p = s
+	return nil
+}
+
+// waitValue is a duration flag that rejects negative values.
+type waitValue time.Duration
+
+func (v *waitValue) String() string { return time.Duration(*v).String() }
+func (v *waitValue) Type() string   { return "duration" }
+
+func (v *waitValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("not a duration (use e.g. 500ms, 30s, 2m)")
+	}
+	if d < 0 {
+		return fmt.Errorf("must not be negative")
+	}
+	*v = waitValue(d)
+	return nil
+}
