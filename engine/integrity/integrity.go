@@ -41,14 +41,16 @@ type Issue struct {
 
 // Report is the result of a check.
 type Report struct {
-	Path         string        `json:"path"`
-	Mode         string        `json:"mode"` // quick or full
-	PagesChecked int           `json:"pages_checked"`
-	PageCount    uint64        `json:"page_count"`
-	Nodes        uint64        `json:"nodes"`
-	Edges        uint64        `json:"edges"`
-	Issues       []Issue       `json:"issues"`
-	Duration     time.Duration `json:"-"`
+	Path         string `json:"path"`
+	Mode         string `json:"mode"` // quick or full
+	PagesChecked int    `json:"pages_checked"`
+	PageCount    uint64 `json:"page_count"`
+	Nodes        uint64 `json:"nodes"`
+	Edges        uint64 `json:"edges"`
+	// TreePages counts the pages of each tree (full checks only).
+	TreePages map[string]int `json:"tree_pages,omitempty"`
+	Issues    []Issue        `json:"issues"`
+	Duration  time.Duration  `json:"-"`
 }
 
 // IsHealthy reports whether no issue was found.
@@ -197,8 +199,12 @@ func (c *checker) structure() {
 	for r := 0; r < page.NumRoots; r++ {
 		owner := byte(r) + 1
 		name := "the " + rootNames[r] + " tree"
+		if c.rep.TreePages == nil {
+			c.rep.TreePages = map[string]int{}
+		}
 		_, err := btree.Walk(c.snap, c.meta.Roots[r], func(id common.PageID, _ page.Type) error {
 			c.claim(id, owner, name)
+			c.rep.TreePages[rootNames[r]]++
 			return nil
 		}, func(pr btree.Problem) {
 			c.rep.add(Critical, "tree", pr.Page, "%s: %s", name, pr.Reason)

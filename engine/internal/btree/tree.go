@@ -236,6 +236,15 @@ func insert(w Writer, root common.PageID, path []step, level, i int, cell []byte
 	cells = append(cells[:i], append([][]byte{cell}, cells[i:]...)...)
 	leaf := n.isLeaf()
 	m := splitPoint(cells)
+	if i == len(cells)-1 && len(cells) >= 3 {
+		// Appending past the last key (ids grow): keep this page full and
+		// start the next one, instead of leaving two half-empty pages
+		// behind every sequential insert.
+		m = len(cells) - 1
+		if !leaf {
+			m = len(cells) - 2
+		}
+	}
 	rid, rb, err := w.Alloc(page.PageType(n))
 	if err != nil {
 		return root, err
