@@ -224,6 +224,7 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 	if err := p.db.Sync(); err != nil {
 		return false, fmt.Errorf("checkpoint: fsync %s: %w", p.Path, err)
 	}
+	p.noteBackfill(ix, from, bound, pages)
 	// Publish progress; bump the epoch so cached database-file pages of
 	// earlier epochs are never served to new snapshots.
 	if err := p.shm.BumpEpoch(); err != nil {

@@ -51,13 +51,14 @@ type Pager struct {
 	fileID   uint64
 
 	// mu guards the WAL index, the reader set and the read slot.
-	mu       sync.RWMutex
-	ix       *wal.Index
-	walSize  int64
-	readers  map[*Snapshot]struct{}
-	slot     int // read slot held while readers exist; -1 none
-	slotMark int
-	lastScan wal.ScanReport
+	mu          sync.RWMutex
+	ix          *wal.Index
+	walSize     int64
+	readers     map[*Snapshot]struct{}
+	slot        int // read slot held while readers exist; -1 none
+	slotMark    int
+	seenCounter uint64 // shm change counter at the last WAL refresh
+	lastScan    wal.ScanReport
 
 	writeMu  sync.Mutex // one writer per connection
 	cache    *Cache

@@ -36,8 +36,13 @@ func (p *Pager) BeginRead() (*Snapshot, error) {
 	defer p.shm.Unlock(shm.LockGate)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.refreshLocked(); err != nil {
-		return nil, err
+	// The change counter tells whether any connection touched the WAL
+	// since we last looked; if not, skip the stat and header read.
+	if c := p.shm.Counter(); c != p.seenCounter || p.ix == nil {
+		if err := p.refreshLocked(); err != nil {
+			return nil, err
+		}
+		p.seenCounter = c
 	}
 	s := &Snapshot{p: p, ix: p.ix, mark: p.ix.MaxFrame, salt: p.ix.Header.Salt, epoch: p.shm.Epoch()}
 	if s.mark > 0 && p.shm.Backfill(s.salt) >= s.mark {
@@ -50,9 +55,11 @@ func (p *Pager) BeginRead() (*Snapshot, error) {
 }
 
 // registerLocked publishes s's mark in this connection's read slot, which
-// holds the minimum mark of the connection's live snapshots.
+// holds the minimum mark of the connection's live snapshots. The slot is
+// taken on first use and kept (marked Idle between reads) until Close, so a
+// read costs no slot search.
 func (p *Pager) registerLocked(s *Snapshot) error {
-	if len(p.readers) == 0 {
+	if p.slot < 0 {
 		slot := -1
 		for i := 0; i < shm.Slots; i++ {
 			ok, err := p.shm.TryLock(shm.SlotLock(i), true)
@@ -67,12 +74,9 @@ func (p *Pager) registerLocked(s *Snapshot) error {
 		if slot < 0 {
 			return fmt.Errorf("%s: all %d read slots are in use: %w", p.Path, shm.Slots, common.ErrBusy)
 		}
-		if err := p.shm.SetSlot(slot, os.Getpid(), s.mark); err != nil {
-			p.shm.Unlock(shm.SlotLock(slot))
-			return err
-		}
-		p.slot, p.slotMark = slot, s.mark
-	} else if s.mark < p.slotMark {
+		p.slot, p.slotMark = slot, shm.Idle
+	}
+	if len(p.readers) == 0 || s.mark < p.slotMark {
 		if err := p.shm.SetSlot(p.slot, os.Getpid(), s.mark); err != nil {
 			return err
 		}
@@ -92,20 +96,13 @@ func (s *Snapshot) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.readers, s)
-	if len(p.readers) == 0 {
-		p.shm.Unlock(shm.SlotLock(p.slot))
-		p.slot = -1
-		return
-	}
-	// Raise the published mark to the oldest remaining snapshot so one
-	// long-lived connection does not pin the log forever. Raising is safe
+	// Raise the published mark to the oldest remaining snapshot (or Idle)
+	// so one long-lived connection does not pin the log. Raising is safe
 	// without the gate: a checkpointer that reads the old value is merely
 	// more conservative.
-	m := -1
+	m := shm.Idle
 	for r := range p.readers {
-		if m < 0 || r.mark < m {
-			m = r.mark
-		}
+		m = min(m, r.mark)
 	}
 	if m != p.slotMark {
 		_ = p.shm.SetSlot(p.slot, os.Getpid(), m)

@@ -131,6 +131,7 @@ func (p *Pager) restartLocked(truncate bool) error {
 		}
 		p.ix = wal.NewIndex(h, true, p.pageSize)
 	}
+	p.shm.BumpCounter()
 	return p.shm.SetBackfill(p.ix.Header.Salt, 0)
 }
 
@@ -367,6 +368,7 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 	}
 	first := ix.MaxFrame
 	ix.Append(frames, sum)
+	p.shm.BumpCounter()
 	if end := off + int64(len(buf)); end > p.walSize {
 		p.walSize = end
 	}

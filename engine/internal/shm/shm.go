@@ -16,14 +16,22 @@
 //	[32:40]  pid of the current writer
 //	[40:48]  pid of the exclusive holder (compaction, restore)
 //	[48:56]  pid of the current checkpointer
-//	[64+16i] read slot i: pid, read mark (frames visible; 0 = database file only)
+//	[56:64]  change counter: bumped whenever the WAL changes, so readers skip
+//	         re-reading the log when nothing happened
+//	[64+16i] read slot i: pid, read mark (frames visible; 0 = database file
+//	         only; Idle = the connection holds the slot but reads nothing)
+//
+// The data part is memory-mapped: readers and writers of these fields use
+// atomic loads and stores instead of system calls.
 package shm
 
 import (
-	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -50,13 +58,19 @@ const (
 	OffWriter   = 32
 	OffExcl     = 40
 	OffCkpt     = 48
+	offCounter  = 56
 	offSlots    = 64
 	dataSize    = offSlots + 16*Slots
+	mapSize     = 4096
 )
+
+// Idle is the read mark of a slot whose connection is not reading.
+const Idle = math.MaxInt64
 
 // File is an open coordination file.
 type File struct {
 	f    vfs.File
+	mem  []byte
 	Path string
 }
 
@@ -79,19 +93,39 @@ func Open(fs vfs.FS, path string) (*File, error) {
 		f.Close()
 		return nil, err
 	}
-	if st.Size() < dataSize {
-		b := make([]byte, dataSize)
+	if st.Size() < mapSize {
+		b := make([]byte, mapSize)
+		if st.Size() > 0 {
+			if _, err := f.ReadAt(b[:st.Size()], 0); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("read %s: %w", path, err)
+			}
+		}
 		copy(b, "SOMBRSHM")
 		if _, err := f.WriteAt(b, 0); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("initialise %s: %w", path, err)
 		}
 	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, mapSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("map %s: %w", path, err)
+	}
+	s.mem = mem
 	return s, nil
 }
 
-// Close closes the file, dropping every lock it holds.
-func (s *File) Close() error { return s.f.Close() }
+// Close unmaps and closes the file, dropping every lock it holds.
+func (s *File) Close() error {
+	if s.mem != nil {
+		_ = unix.Munmap(s.mem)
+		s.mem = nil
+	}
+	return s.f.Close()
+}
+
+func (s *File) word(off int64) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
 
 func (s *File) lock(b int64, excl, wait bool) error {
 	typ := int16(unix.F_RDLCK)
@@ -166,24 +200,21 @@ func (s *File) Unlock(b int64) {
 	_ = unix.FcntlFlock(s.f.Fd(), unix.F_OFD_SETLK, &fl)
 }
 
-// ReadU64 reads a field; a failed read yields 0 (the file was just created).
-func (s *File) ReadU64(off int64) uint64 {
-	var b [8]byte
-	if _, err := s.f.ReadAt(b[:], off); err != nil {
-		return 0
-	}
-	return binary.LittleEndian.Uint64(b[:])
-}
+// ReadU64 reads a field.
+func (s *File) ReadU64(off int64) uint64 { return atomic.LoadUint64(s.word(off)) }
 
-// WriteU64 writes a field.
+// WriteU64 writes a field. (It cannot fail: the data part is mapped; the
+// error is kept so callers need not change if that ever changes.)
 func (s *File) WriteU64(off int64, v uint64) error {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	if _, err := s.f.WriteAt(b[:], off); err != nil {
-		return fmt.Errorf("write %s: %w", s.Path, err)
-	}
+	atomic.StoreUint64(s.word(off), v)
 	return nil
 }
+
+// Counter returns the WAL change counter.
+func (s *File) Counter() uint64 { return s.ReadU64(offCounter) }
+
+// BumpCounter records that the WAL changed.
+func (s *File) BumpCounter() { atomic.AddUint64(s.word(offCounter), 1) }
 
 // Backfill returns how many frames of the WAL with the given salt have been
 // copied into the database file.
@@ -206,7 +237,10 @@ func (s *File) SetBackfill(salt uint64, n int) error {
 func (s *File) Epoch() uint64 { return s.ReadU64(offEpoch) }
 
 // BumpEpoch marks the database file as changed.
-func (s *File) BumpEpoch() error { return s.WriteU64(offEpoch, s.Epoch()+1) }
+func (s *File) BumpEpoch() error {
+	atomic.AddUint64(s.word(offEpoch), 1)
+	return nil
+}
 
 // SlotLock is the lock byte of read slot i.
 func SlotLock(i int) int64 { return lockSlot0 + int64(i) }
@@ -240,8 +274,9 @@ func (s *File) ActiveMarks(skip int) ([]int, error) {
 			s.Unlock(SlotLock(i))
 			continue
 		}
-		_, m := s.Slot(i)
-		marks = append(marks, m)
+		if _, m := s.Slot(i); m != Idle {
+			marks = append(marks, m)
+		}
 	}
 	return marks, nil
 }
@@ -261,8 +296,9 @@ func (s *File) ActiveReaders(skip int) []int {
 			s.Unlock(SlotLock(i))
 			continue
 		}
-		pid, _ := s.Slot(i)
-		pids = append(pids, pid)
+		if pid, m := s.Slot(i); m != Idle {
+			pids = append(pids, pid)
+		}
 	}
 	return pids
 }
