@@ -1,0 +1,73 @@
+# Sombra — build, test and demo targets. Everything runs from a fresh clone
+# with only Go installed (and jq for the CLI pipe tests, which .ci/run installs).
+GO       ?= go
+BIN      ?= bin
+TOOLS    := sombra-backup sombra-checkpoint sombra-compact sombra-health-check sombra-info sombra-repair
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/sombradb/sombra/internal/cli.Version=$(VERSION)
+DEMO     ?= demo
+FUZZTIME ?= 30s
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: all build test test-race fuzz bench bench-peers demo man man-check lint ci clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(TOOLS))
+	$(GO) build -o $(BIN)/gendata ./scripts/gendata
+
+# The test command README gives and CI runs: lint, unit + crash + model +
+# fault-injection + CLI tests (fuzz seed corpora run as ordinary tests),
+# the race detector over the engine, and the guide's scripts end to end.
+test: lint man-check
+	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -race -timeout 15m ./engine/...
+	cd bench && $(GO) test -count=1 -tags sombra ./...
+	$(MAKE) --no-print-directory demo DEMO=$$(mktemp -d)/demo
+
+test-race:
+	$(GO) test -race ./...
+
+# Longer fuzzing of every decoder (make fuzz FUZZTIME=5m).
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# Engine micro-benchmarks.
+bench:
+	$(GO) test -run XXX -bench . -benchtime 1x ./engine/...
+
+# Sombra against SQLite and bbolt on the same workload (see bench/RESULTS.md).
+bench-peers:
+	cd bench && $(GO) run -tags sombra ./cmd/graphbench -nodes 200000 -edges 1000000
+
+# The demo: build the tools, generate a sample graph, run the guide's
+# maintenance script on it, then show sombra-info and the backup list.
+demo: build
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)/backups
+	$(BIN)/gendata -nodes 20000 -edges 80000 -seed 7 -out $(DEMO)/graph.db
+	PATH="$(CURDIR)/$(BIN):$$PATH" DB_PATH=$(DEMO)/graph.db BACKUP_DIR=$(DEMO)/backups \
+	  LOG_FILE=$(DEMO)/maintenance.log bash scripts/maintenance.sh
+	$(BIN)/sombra-info --db $(DEMO)/graph.db
+	$(BIN)/sombra-backup list --dir $(DEMO)/backups
+
+man:
+	$(GO) run ./cmd/sombra-man -out man
+
+man-check:
+	$(GO) test -count=1 -run TestManPagesFresh ./internal/commands/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+ci: test
+
+clean:
+	rm -rf $(BIN) demo

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# backup.sh - Daily backup script (the operations guide's, made correct).
+# Full backup on Sunday (or when the directory has none yet), incremental
+# otherwise; backups older than KEEP_DAYS are removed; the new backup is
+# verified (checksums, chain, trial restore) and a failure exits 1.
+# Configure with environment variables:
+#   DB_PATH     database file     (default /data/production.db)
+#   BACKUP_DIR  backup directory  (default /backups/sombra)
+#   KEEP_DAYS   retention in days (default 30)
+#   LOG_FILE    optional log file
+set -u -o pipefail
+
+BACKUP_DIR="${BACKUP_DIR:-/backups/sombra}"
+DB_PATH="${DB_PATH:-/data/production.db}"
+KEEP_DAYS="${KEEP_DAYS:-30}"
+LOG_FILE="${LOG_FILE:-/dev/null}"
+DATE=$(date +%Y%m%d_%H%M%S)
+
+log() {
+  echo "[$(date '+%Y-%m-%d %H:%M:%S')] $1" | tee -a "$LOG_FILE" >&2
+}
+
+# Create backup directory
+mkdir -p "$BACKUP_DIR" || { log "cannot create $BACKUP_DIR"; exit 1; }
+
+# Create full backup on Sunday (or if there is nothing to build on), incremental otherwise
+if [ "$(date +%u)" -eq 7 ] || ! compgen -G "$BACKUP_DIR/*.backup" >/dev/null; then
+  OUT="$BACKUP_DIR/full_$DATE"
+  sombra-backup --type full --input "$DB_PATH" --output "$OUT" || { log "full backup failed"; exit 1; }
+else
+  OUT="$BACKUP_DIR/inc_$DATE"
+  sombra-backup --type incremental --input "$DB_PATH" --output "$OUT" || { log "incremental backup failed"; exit 1; }
+fi
+
+# Clean up old backups (keep KEEP_DAYS days). The catalog tolerates files
+# removed this way; `sombra-backup prune --keep-days N` does the same while
+# never deleting a base that a kept incremental needs.
+find "$BACKUP_DIR" -name "*.backup" -mtime +"$KEEP_DAYS" -delete
+
+# Verify backup integrity
+if ! sombra-backup verify "$OUT.backup"; then
+  log "Backup verification failed: $OUT.backup"
+  exit 1
+fi
+log "Backup $OUT.backup created and verified"

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# maintenance.sh - Daily maintenance script (the operations guide's, made
+# correct). Configure with environment variables:
+#   DB_PATH     database file               (default /data/production.db)
+#   BACKUP_DIR  where backups go            (default /backups)
+#   LOG_FILE    log file, appended to       (default /var/log/sombra-maintenance.log)
+#   WAL_LIMIT   checkpoint above this many WAL bytes (default 104857600, 100MB)
+#   FRAG_LIMIT  compact above this fragmentation percentage (default 20)
+# Exit status: 0 done, 1 a step failed (the log says which).
+set -u -o pipefail
+
+DB_PATH="${DB_PATH:-/data/production.db}"
+BACKUP_DIR="${BACKUP_DIR:-/backups}"
+LOG_FILE="${LOG_FILE:-/var/log/sombra-maintenance.log}"
+WAL_LIMIT="${WAL_LIMIT:-104857600}"
+FRAG_LIMIT="${FRAG_LIMIT:-20}"
+
+log() {
+  echo "[$(date '+%Y-%m-%d %H:%M:%S')] $1" | tee -a "$LOG_FILE"
+}
+
+fail() {
+  log "$1"
+  exit 1
+}
+
+mkdir -p "$BACKUP_DIR" || fail "cannot create $BACKUP_DIR"
+
+# Health check
+log "Starting health check..."
+if ! sombra-health-check --db "$DB_PATH"; then
+  fail "Health check failed!"
+fi
+
+# Backup: incremental on top of the existing chain; the first run of a new
+# backup directory has no base yet, so it takes a full backup.
+log "Creating backup..."
+if compgen -G "$BACKUP_DIR/*.backup" >/dev/null; then
+  TYPE=incremental
+  NAME="inc_$(date +%Y%m%d_%H%M%S)"
+else
+  TYPE=full
+  NAME="full_$(date +%Y%m%d_%H%M%S)"
+fi
+sombra-backup --type "$TYPE" --input "$DB_PATH" --output "$BACKUP_DIR/$NAME" \
+  || fail "Backup ($TYPE) failed!"
+sombra-backup verify "$BACKUP_DIR/$NAME.backup" || fail "Backup verification failed!"
+
+# Checkpoint if WAL is large
+WAL_SIZE=$(sombra-info --db "$DB_PATH" --wal-size) || fail "cannot read WAL size"
+if [ "$WAL_SIZE" -gt "$WAL_LIMIT" ]; then
+  log "WAL size is ${WAL_SIZE} bytes, checkpointing..."
+  sombra-checkpoint --db "$DB_PATH" --mode full || fail "Checkpoint failed!"
+fi
+
+# Compact if fragmentation is high
+FRAGMENTATION=$(sombra-info --db "$DB_PATH" --fragmentation) || fail "cannot read fragmentation"
+if [ "$FRAGMENTATION" -gt "$FRAG_LIMIT" ]; then
+  log "Fragmentation is ${FRAGMENTATION}%, compacting..."
+  sombra-compact --db "$DB_PATH" || fail "Compaction failed!"
+fi
+
+log "Maintenance completed successfully"
