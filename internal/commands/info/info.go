@@ -1,0 +1,352 @@
+// Package info is sombra-info: a read-only summary of a database (sizes,
+// WAL, fragmentation, counts, indexes) and its metrics export.
+package info
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/internal/cli"
+)
+
+// Options is everything sombra-info needs.
+type Options struct {
+	IO      cli.IOStreams
+	Globals cli.Globals
+
+	WALSize       bool   // --wal-size
+	Fragmentation bool   // --fragmentation
+	Indexes       bool   // --indexes
+	Metrics       string // --metrics prometheus|json|statsd
+}
+
+const long = `Print a summary of a Sombra database: file and page sizes, free pages and
+fragmentation, the write-ahead log, the last checkpoint, node and edge
+counts, labels and property indexes.
+
+sombra-info opens the database read-only and never modifies the database
+file or its WAL, so it is safe to run while an application is writing.
+
+For scripts, --wal-size prints only the WAL size as an integer byte count
+and --fragmentation only the fragmentation as an integer percentage
+(rounded down), so that
+
+    [ "$(sombra-info --db app.db --fragmentation)" -gt 20 ]
+
+works in a shell. --indexes prints index statistics and --metrics prints
+the connection's performance metrics in Prometheus text, JSON or StatsD
+format. These views exclude each other.
+
+JSON OUTPUT (--json, schema_version 1)
+
+    schema_version           always 1
+    path                     database file as given
+    format_version           on-disk format version
+    page_size                bytes per page
+    file_size                size of the database file in bytes
+    page_count               pages in the logical database
+    free_pages               pages on the free list
+    fragmentation_percent    share of the file that is free or past the
+                             logical end, 0..100 (exact)
+    reclaimable_bytes        bytes compaction would give back
+    wal_size                 size of NAME.db-wal in bytes
+    wal_frames               committed frames in the WAL
+    wal_frames_checkpointed  frames already copied into the database file
+    wal_frames_pending       frames not yet checkpointed
+    lsn                      LSN of the last committed transaction
+    last_checkpoint_lsn      LSN covered by the last checkpoint
+    last_checkpoint          time of the last checkpoint (RFC 3339, UTC) or
+                             null if there never was one
+    created                  creation time of the database (RFC 3339, UTC)
+    node_count, edge_count   number of nodes and edges
+    labels                   [{label, count}] node labels, most used first
+    edge_labels              [{label, count}] edge labels, most used first
+    property_indexes         names of the indexed node properties
+    indexes                  [{name, kind, entries, distinct_values,
+                             selectivity}] as for --indexes
+
+With --wal-size, --fragmentation, --indexes or --metrics, --json prints
+{schema_version, wal_size}, {schema_version, fragmentation_percent},
+{schema_version, indexes} or {schema_version, format, metrics} instead, where
+metrics is the object of --metrics json.
+
+EXIT STATUS
+
+    0 success, 1 failed (missing file, not a database, I/O), 2 usage error,
+    3 database locked (only while compaction or restore holds it; see --wait),
+    4 corruption found.`
+
+const example = `  sombra-info --db /data/production.db
+  sombra-info --db /data/production.db --wal-size
+  sombra-info --db /data/production.db --fragmentation
+  sombra-info --db /data/production.db --indexes
+  sombra-info --db /data/production.db --metrics prometheus
+  sombra-info --db /data/production.db --json | jq '.node_count'`
+
+// NewCommand returns the sombra-info root command on streams.
+func NewCommand(streams cli.IOStreams) *cobra.Command {
+	return NewCmd(&Options{IO: streams}, nil)
+}
+
+// NewCmd builds the command on opts; runF (nil: Run) does the work, so tests
+// can check flag parsing on its own.
+func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
+	cmd := cli.NewRoot("sombra-info", "Show database sizes, WAL, fragmentation, counts and indexes",
+		long, example, &opts.Globals, opts.IO)
+	cmd.Args = cobra.NoArgs
+	f := cmd.Flags()
+	f.BoolVar(&opts.WALSize, "wal-size", false, "print only the WAL size in bytes (an integer)")
+	f.BoolVar(&opts.Fragmentation, "fragmentation", false, "print only the fragmentation as an integer percentage (rounded down)")
+	f.BoolVar(&opts.Indexes, "indexes", false, "print index statistics: name, kind, entries, distinct values, selectivity")
+	f.Var(cli.Choice(&opts.Metrics, "prometheus", "json", "statsd"), "metrics", "print the connection's performance metrics in `format` prometheus|json|statsd")
+	cmd.MarkFlagsMutuallyExclusive("wal-size", "fragmentation", "indexes", "metrics")
+	_ = cmd.RegisterFlagCompletionFunc("metrics", cobra.FixedCompletions([]string{"prometheus", "json", "statsd"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RunE = func(*cobra.Command, []string) error {
+		if runF != nil {
+			return runF(opts)
+		}
+		return Run(opts)
+	}
+	return cmd
+}
+
+// Result is the --json document of the default view.
+type Result struct {
+	SchemaVersion         int          `json:"schema_version"`
+	Path                  string       `json:"path"`
+	FormatVersion         uint32       `json:"format_version"`
+	PageSize              int          `json:"page_size"`
+	FileSize              int64        `json:"file_size"`
+	PageCount             uint64       `json:"page_count"`
+	FreePages             uint64       `json:"free_pages"`
+	FragmentationPercent  float64      `json:"fragmentation_percent"`
+	ReclaimableBytes      int64        `json:"reclaimable_bytes"`
+	WALSize               int64        `json:"wal_size"`
+	WALFrames             int          `json:"wal_frames"`
+	WALFramesCheckpointed int          `json:"wal_frames_checkpointed"`
+	WALFramesPending      int          `json:"wal_frames_pending"`
+	LSN                   uint64       `json:"lsn"`
+	LastCheckpointLSN     uint64       `json:"last_checkpoint_lsn"`
+	LastCheckpoint        *time.Time   `json:"last_checkpoint"`
+	Created               time.Time    `json:"created"`
+	NodeCount             uint64       `json:"node_count"`
+	EdgeCount             uint64       `json:"edge_count"`
+	Labels                []LabelCount `json:"labels"`
+	EdgeLabels            []LabelCount `json:"edge_labels"`
+	PropertyIndexes       []string     `json:"property_indexes"`
+	Indexes               []IndexStat  `json:"indexes"`
+}
+
+// LabelCount is a label and how many nodes (or edges) carry it.
+type LabelCount struct {
+	Label string `json:"label"`
+	Count uint64 `json:"count"`
+}
+
+// IndexStat describes one index.
+type IndexStat struct {
+	Name           string  `json:"name"`
+	Kind           string  `json:"kind"`
+	Entries        uint64  `json:"entries"`
+	DistinctValues uint64  `json:"distinct_values"`
+	Selectivity    float64 `json:"selectivity"`
+}
+
+// WALSizeResult is the --json document of --wal-size.
+type WALSizeResult struct {
+	SchemaVersion int   `json:"schema_version"`
+	WALSize       int64 `json:"wal_size"`
+}
+
+// FragmentationResult is the --json document of --fragmentation.
+type FragmentationResult struct {
+	SchemaVersion        int     `json:"schema_version"`
+	FragmentationPercent float64 `json:"fragmentation_percent"`
+}
+
+// IndexesResult is the --json document of --indexes.
+type IndexesResult struct {
+	SchemaVersion int         `json:"schema_version"`
+	Indexes       []IndexStat `json:"indexes"`
+}
+
+// MetricsResult is the --json document of --metrics.
+type MetricsResult struct {
+	SchemaVersion int                       `json:"schema_version"`
+	Format        string                    `json:"format"`
+	Metrics       engine.PerformanceMetrics `json:"metrics"`
+}
+
+// Run opens the database read-only and prints the requested view.
+func Run(opts *Options) error {
+	g := &opts.Globals
+	db, err := cli.OpenDB(g, engine.Config{ReadOnly: true, BusyTimeout: g.BusyTimeout(cli.DefaultBusyTimeout)})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	p := cli.NewPrinter(opts.IO, g)
+	switch {
+	case opts.Metrics != "":
+		return printMetrics(opts, p, db)
+	case opts.Indexes:
+		stats, err := indexStats(db)
+		if err != nil {
+			return err
+		}
+		return p.Result(IndexesResult{SchemaVersion: cli.SchemaVersion, Indexes: stats}, func(h *cli.Human) {
+			indexTable(h, stats)
+		})
+	}
+	in, err := db.Info()
+	if err != nil {
+		return fmt.Errorf("info %s: %w", db.Path(), err)
+	}
+	switch {
+	case opts.WALSize:
+		return bare(p, opts, WALSizeResult{SchemaVersion: cli.SchemaVersion, WALSize: in.WALSize}, in.WALSize)
+	case opts.Fragmentation:
+		pct := int64(math.Floor(in.FragmentationPercent))
+		return bare(p, opts, FragmentationResult{SchemaVersion: cli.SchemaVersion, FragmentationPercent: in.FragmentationPercent}, pct)
+	}
+	stats, err := indexStats(db)
+	if err != nil {
+		return err
+	}
+	res := newResult(in, stats)
+	return p.Result(res, func(h *cli.Human) { summary(h, res) })
+}
+
+// bare prints n alone on a line for scripts, even under --quiet: the number
+// is the whole point of asking for it.
+func bare(p *cli.Printer, opts *Options, doc any, n int64) error {
+	if opts.Globals.JSON {
+		return p.Result(doc, nil)
+	}
+	h := p.Human()
+	h.Line("%d", n)
+	return nil
+}
+
+func newResult(in engine.Info, stats []IndexStat) Result {
+	r := Result{SchemaVersion: cli.SchemaVersion, Path: in.Path, FormatVersion: in.FormatVersion,
+		PageSize: in.PageSize, FileSize: in.FileSize, PageCount: in.PageCount, FreePages: in.FreePages,
+		FragmentationPercent: in.FragmentationPercent, ReclaimableBytes: in.ReclaimableBytes,
+		WALSize: in.WALSize, WALFrames: in.WALFrames, WALFramesCheckpointed: in.WALFramesCheckpointed,
+		WALFramesPending: max(in.WALFrames-in.WALFramesCheckpointed, 0), LSN: in.LSN,
+		LastCheckpointLSN: in.LastCheckpointLSN, LastCheckpoint: in.LastCheckpoint, Created: in.Created.UTC(),
+		NodeCount: in.NodeCount, EdgeCount: in.EdgeCount, Labels: labelCounts(in.Labels),
+		EdgeLabels: labelCounts(in.EdgeLabels), PropertyIndexes: in.PropertyIndexes, Indexes: stats}
+	if r.PropertyIndexes == nil {
+		r.PropertyIndexes = []string{}
+	}
+	return r
+}
+
+func labelCounts(in []engine.LabelCount) []LabelCount {
+	out := make([]LabelCount, len(in))
+	for i, l := range in {
+		out[i] = LabelCount(l)
+	}
+	return out
+}
+
+func indexStats(db *engine.DB) ([]IndexStat, error) {
+	st, err := db.IndexStatistics()
+	if err != nil {
+		return nil, fmt.Errorf("index statistics of %s: %w", db.Path(), err)
+	}
+	out := make([]IndexStat, len(st))
+	for i, s := range st {
+		out[i] = IndexStat{Name: s.Name, Kind: s.Kind, Entries: s.Entries, DistinctValues: s.Distinct, Selectivity: s.Selectivity}
+	}
+	return out, nil
+}
+
+func summary(h *cli.Human, r Result) {
+	lastCkpt := "never"
+	if r.LastCheckpoint != nil {
+		lastCkpt = fmt.Sprintf("%s (LSN %d)", r.LastCheckpoint.Format(time.RFC3339), r.LastCheckpointLSN)
+	}
+	frag := cli.FormatPercent(r.FragmentationPercent)
+	if r.FragmentationPercent > 20 {
+		frag = h.Warn(frag)
+	}
+	props := "none"
+	if len(r.PropertyIndexes) > 0 {
+		props = strings.Join(r.PropertyIndexes, ", ")
+	}
+	h.KeyValues([][2]string{
+		{"path", r.Path},
+		{"format version", strconv.FormatUint(uint64(r.FormatVersion), 10)},
+		{"page size", cli.FormatBytes(int64(r.PageSize))},
+		{"file size", cli.FormatBytesExact(r.FileSize)},
+		{"page count", strconv.FormatUint(r.PageCount, 10)},
+		{"free pages", strconv.FormatUint(r.FreePages, 10)},
+		{"fragmentation", frag},
+		{"reclaimable", cli.FormatBytesExact(r.ReclaimableBytes)},
+		{"wal size", cli.FormatBytesExact(r.WALSize)},
+		{"wal frames", fmt.Sprintf("%d (%d checkpointed, %d pending)", r.WALFrames, r.WALFramesCheckpointed, r.WALFramesPending)},
+		{"last checkpoint", lastCkpt},
+		{"lsn", strconv.FormatUint(r.LSN, 10)},
+		{"created", r.Created.Format(time.RFC3339)},
+		{"nodes", strconv.FormatUint(r.NodeCount, 10)},
+		{"edges", strconv.FormatUint(r.EdgeCount, 10)},
+		{"property indexes", props},
+	})
+	if len(r.Labels) > 0 {
+		h.Line("")
+		h.Table([]string{"node label", "nodes"}, countRows(r.Labels))
+	}
+	if len(r.EdgeLabels) > 0 {
+		h.Line("")
+		h.Table([]string{"edge label", "edges"}, countRows(r.EdgeLabels))
+	}
+}
+
+func countRows(ls []LabelCount) [][]string {
+	rows := make([][]string, len(ls))
+	for i, l := range ls {
+		rows[i] = []string{l.Label, strconv.FormatUint(l.Count, 10)}
+	}
+	return rows
+}
+
+func indexTable(h *cli.Human, stats []IndexStat) {
+	rows := make([][]string, len(stats))
+	for i, s := range stats {
+		rows[i] = []string{s.Name, s.Kind, strconv.FormatUint(s.Entries, 10),
+			strconv.FormatUint(s.DistinctValues, 10), cli.FormatPercent(100 * s.Selectivity)}
+	}
+	h.Table([]string{"name", "kind", "entries", "distinct", "selectivity"}, rows)
+}
+
+func printMetrics(opts *Options, p *cli.Printer, db *engine.DB) error {
+	// Read the summary once so the cache and WAL figures describe this
+	// database rather than an untouched connection.
+	if _, err := db.Info(); err != nil {
+		return fmt.Errorf("info %s: %w", db.Path(), err)
+	}
+	m := db.GetPerformanceMetrics()
+	if opts.Globals.JSON {
+		return p.Result(MetricsResult{SchemaVersion: cli.SchemaVersion, Format: opts.Metrics, Metrics: m}, nil)
+	}
+	var text string
+	switch opts.Metrics {
+	case "prometheus":
+		text = m.ToPrometheusFormat()
+	case "json":
+		text = m.ToJSON()
+	case "statsd":
+		text = m.ToStatsD()
+	}
+	h := p.Human()
+	h.Line("%s", strings.TrimRight(text, "\n"))
+	return nil
+}
