@@ -39,6 +39,7 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{p: p, cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	db.installArchiveHook() // WAL archiving before each WAL reset (engine/archive.go)
 	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
 		threshold := cfg.WALAutoCheckpoint
 		p.AfterCommit = func(pending int) {

@@ -44,9 +44,12 @@ func (c *Cache) get(k cacheKey) ([]byte, bool) {
 	c.mu.Lock()
 	if e, ok := c.items[k]; ok {
 		c.ll.MoveToFront(e)
+		// read the entry under the lock: put replaces data when two
+		// readers missed the same page at once
+		data := e.Value.(*cacheEntry).data
 		c.mu.Unlock()
 		c.hits.Add(1)
-		return e.Value.(*cacheEntry).data, true
+		return data, true
 	}
 	c.mu.Unlock()
 	c.misses.Add(1)

@@ -40,6 +40,3 @@ func (p *Pager) SetBeforeRestart(fn func(ix *wal.Index, f vfs.File, pageSize int
 	p.BeforeRestart = fn
 	p.mu.Unlock()
 }
-
-// FS returns the file layer the pager uses.
-func (p *Pager) FS() vfs.FS { return p.fs }

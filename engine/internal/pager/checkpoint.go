@@ -52,8 +52,8 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 	if p.readOnly {
 		return res, fmt.Errorf("%s: checkpoint: %w", p.Path, common.ErrReadOnly)
 	}
-	if p.poisoned != nil {
-		return res, p.poisoned
+	if err := p.poison(); err != nil {
+		return res, err
 	}
 	wait := p.busy
 	if mode == Passive {
@@ -96,7 +96,7 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 		}
 		if time.Now().After(deadline) {
 			res.Duration = time.Since(start)
-			return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.shm.ActiveReaders(p.slot))}
+			return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.shm.ActiveReaders(p.readSlot()))}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -113,7 +113,7 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 			if time.Now().After(deadline) {
 				res.BlockedByReaders = true
 				res.Duration = time.Since(start)
-				return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.shm.ActiveReaders(p.slot))}
+				return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.shm.ActiveReaders(p.readSlot()))}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -123,6 +123,14 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 	p.mu.RUnlock()
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// readSlot returns this connection's read slot (-1: none yet). p.slot is
+// assigned under p.mu by the first read, possibly while a checkpoint runs.
+func (p *Pager) readSlot() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.slot
 }
 
 func firstPID(pids []int) int {
@@ -161,39 +169,64 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 	if ix.Valid {
 		from = min(p.shm.Backfill(ix.Header.Salt), ix.MaxFrame)
 	}
+	// Everything needed from the index is taken while p.mu is held: other
+	// goroutines of this connection append to it (Scan, appendFrames)
+	// concurrently, and its page map must not be read while it is written.
+	maxFrame, valid, salt := ix.MaxFrame, ix.Valid, ix.Header.Salt
+	type copyOp struct {
+		pg    common.PageID
+		frame int
+	}
+	var pages []common.PageID
+	var copies []copyOp
+	var lastLSN common.LSN
+	if err == nil && valid && bound > from {
+		pages = ix.PagesIn(from, bound)
+		for _, pg := range pages {
+			if f, ok := ix.Lookup(pg, bound); ok {
+				copies = append(copies, copyOp{pg, f})
+			}
+		}
+		for i := bound - 1; i >= 0; i-- {
+			if ix.Frames[i].Commit {
+				lastLSN = ix.Frames[i].LSN
+				break
+			}
+		}
+	}
 	p.mu.Unlock()
 	p.shm.Unlock(shm.LockGate)
 	if err != nil {
 		return false, err
 	}
 	res.Checkpointed = max(from, bound)
-	if bound < ix.MaxFrame {
+	if bound < maxFrame {
 		res.BlockedByReaders = true
 	} else {
 		res.BlockedByReaders = false
 	}
-	if !ix.Valid || bound <= from {
-		return from >= ix.MaxFrame, nil
+	if !valid || bound <= from {
+		return from >= maxFrame, nil
 	}
 	// Readers that could see the database file's old copy of these pages
 	// all have marks >= bound, so they read the frames instead; no reader
 	// is looking at the bytes we are about to overwrite.
-	pages := ix.PagesIn(from, bound)
-	buf := make([]byte, p.pageSize)
-	var meta *page.Meta
-	var lastLSN common.LSN
-	for i := bound - 1; i >= 0; i-- {
-		if ix.Frames[i].Commit {
-			lastLSN = ix.Frames[i].LSN
-			break
+	// The frames must be durable before the database file changes: a commit
+	// releases the writer lock before its fsync (and group commit delays
+	// it), and after a power loss a database file holding some pages of a
+	// transaction whose frames never reached the disk could not be repaired
+	// from the log. (SQLite syncs the WAL before backfilling for the same
+	// reason.)
+	if len(copies) > 0 {
+		if err := p.walf.Sync(); err != nil {
+			return false, fmt.Errorf("checkpoint: fsync %s: %w", p.WALPath, err)
 		}
 	}
-	for _, pg := range pages {
-		f, ok := ix.Lookup(pg, bound)
-		if !ok {
-			continue
-		}
-		if err := p.readFrameChecked(pg, f, ix.Header.Salt, buf); err != nil {
+	buf := make([]byte, p.pageSize)
+	var meta *page.Meta
+	for _, c := range copies {
+		pg, f := c.pg, c.frame
+		if err := p.readFrameChecked(pg, f, salt, buf); err != nil {
 			return false, err
 		}
 		if pg == 0 {
@@ -230,12 +263,12 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 	if err := p.shm.BumpEpoch(); err != nil {
 		return false, err
 	}
-	if err := p.shm.SetBackfill(ix.Header.Salt, bound); err != nil {
+	if err := p.shm.SetBackfill(salt, bound); err != nil {
 		return false, err
 	}
 	res.Checkpointed = bound
 	res.LSN = lastLSN
-	return bound >= ix.MaxFrame, nil
+	return bound >= maxFrame, nil
 }
 
 func (p *Pager) readFrameChecked(pg common.PageID, f int, salt uint64, buf []byte) error {

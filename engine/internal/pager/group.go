@@ -18,6 +18,7 @@ type groupCommit struct {
 	wantEnd  int64
 	synced   int64
 	err      error
+	stopped  bool // the syncer has exited: waiters must fsync themselves
 	quit     chan struct{}
 	done     chan struct{}
 	kick     chan struct{}
@@ -25,9 +26,10 @@ type groupCommit struct {
 
 // EnableGroupCommit turns group commit on (interval > 0) or off.
 func (p *Pager) EnableGroupCommit(interval time.Duration, maxTx int) {
-	if p.group != nil {
-		p.group.stop()
-		p.group = nil
+	p.groupMu.Lock()
+	defer p.groupMu.Unlock()
+	if old := p.group.Swap(nil); old != nil {
+		old.stop() // flushes its waiters; late arrivals sync themselves
 	}
 	if interval <= 0 {
 		return
@@ -37,13 +39,17 @@ func (p *Pager) EnableGroupCommit(interval time.Duration, maxTx int) {
 	}
 	g := &groupCommit{p: p, interval: interval, maxTx: maxTx, quit: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	g.cond = sync.NewCond(&g.mu)
-	p.group = g
+	p.group.Store(g)
 	go g.loop()
 }
 
 func (g *groupCommit) wait(end int64) error {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	if g.stopped {
+		// Group commit was turned off after this commit picked the syncer.
+		g.mu.Unlock()
+		return g.p.fsyncWAL()
+	}
 	if end > g.wantEnd {
 		g.wantEnd = end
 	}
@@ -54,11 +60,16 @@ func (g *groupCommit) wait(end int64) error {
 		default:
 		}
 	}
-	for g.synced < end && g.err == nil {
+	for g.synced < end && g.err == nil && !g.stopped {
 		g.cond.Wait()
 	}
 	g.waiting--
-	return g.err
+	err, synced := g.err, g.synced >= end
+	g.mu.Unlock()
+	if err == nil && !synced {
+		return g.p.fsyncWAL() // stopped before reaching our frames
+	}
+	return err
 }
 
 func (g *groupCommit) loop() {
@@ -99,4 +110,8 @@ func (g *groupCommit) flush() {
 func (g *groupCommit) stop() {
 	close(g.quit)
 	<-g.done
+	g.mu.Lock()
+	g.stopped = true
+	g.cond.Broadcast()
+	g.mu.Unlock()
 }

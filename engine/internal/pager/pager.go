@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/common"
@@ -60,11 +61,19 @@ type Pager struct {
 	seenCounter uint64 // shm change counter at the last WAL refresh
 	lastScan    wal.ScanReport
 
-	writeMu  sync.Mutex // one writer per connection
-	cache    *Cache
-	poisoned error // set when an fsync failed: the connection must be reopened
+	writeMu sync.Mutex // one writer per connection
+	cache   *Cache
+	// poisoned is set when an fsync failed: the connection must be
+	// reopened. It is written by whichever goroutine ran the fsync (the
+	// group-commit syncer, for one) and read by every writer: access it
+	// through poison/setPoison.
+	poisonMu sync.Mutex
+	poisoned error
 
-	group     *groupCommit
+	// group is the group-commit syncer (nil: off). Committers load it
+	// while EnableGroupCommit may swap it; groupMu serialises the swaps.
+	groupMu   sync.Mutex
+	group     atomic.Pointer[groupCommit]
 	commitSeq int64 // commits appended by this connection, for group commit
 
 	// AfterCommit, if set, is called after every durable commit with the
@@ -287,9 +296,11 @@ func (p *Pager) refreshLocked() error {
 
 // Close releases the connection. Open snapshots must be closed first.
 func (p *Pager) Close() error {
-	if p.group != nil {
-		p.group.stop()
+	p.groupMu.Lock()
+	if g := p.group.Swap(nil); g != nil {
+		g.stop()
 	}
+	p.groupMu.Unlock()
 	return p.closeFiles()
 }
 
@@ -369,7 +380,7 @@ func (p *Pager) ExclusiveLock(wait time.Duration) error {
 		var be *common.BusyError
 		if errors.As(err, &be) {
 			be.What = "open"
-			pids := p.shm.ActiveReaders(p.slot)
+			pids := p.shm.ActiveReaders(p.readSlot())
 			if w := int(p.shm.ReadU64(shm.OffWriter)); len(pids) == 0 && w > 0 {
 				pids = append(pids, w)
 			}

@@ -44,8 +44,14 @@ func (p *Pager) BeginRead() (*Snapshot, error) {
 		}
 		p.seenCounter = c
 	}
+	// Read the backfill count before the epoch. A checkpoint (which does
+	// not hold the gate while it publishes) bumps the epoch first and then
+	// the backfill count, so a snapshot that sees the new count, and so
+	// reads the database file alone, also sees the new epoch and never
+	// gets a cached image of a page from before the checkpoint.
+	backfill := p.shm.Backfill(p.ix.Header.Salt)
 	s := &Snapshot{p: p, ix: p.ix, mark: p.ix.MaxFrame, salt: p.ix.Header.Salt, epoch: p.shm.Epoch()}
-	if s.mark > 0 && p.shm.Backfill(s.salt) >= s.mark {
+	if s.mark > 0 && backfill >= s.mark {
 		s.mark = 0
 	}
 	if err := p.registerLocked(s); err != nil {

@@ -33,8 +33,8 @@ func (p *Pager) BeginWrite() (*WriteTx, error) {
 	if p.readOnly {
 		return nil, fmt.Errorf("%s: %w", p.Path, common.ErrReadOnly)
 	}
-	if p.poisoned != nil {
-		return nil, p.poisoned
+	if err := p.poison(); err != nil {
+		return nil, err
 	}
 	p.writeMu.Lock()
 	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
@@ -329,6 +329,9 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	if err := p.sync(seq); err != nil {
 		return CommitInfo{}, err
 	}
+	// Release our own read mark before the auto-checkpoint, or it would
+	// hold the checkpoint one transaction behind forever.
+	t.snap.Close()
 	if p.AfterCommit != nil {
 		st := p.pendingFrames()
 		p.AfterCommit(st)
@@ -382,7 +385,7 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 // sync makes the WAL durable up to commit number seq, directly or via
 // group commit.
 func (p *Pager) sync(seq int64) error {
-	if g := p.group; g != nil {
+	if g := p.group.Load(); g != nil {
 		return g.wait(seq)
 	}
 	return p.fsyncWAL()
@@ -393,10 +396,25 @@ func (p *Pager) fsyncWAL() error {
 		// After a failed fsync the kernel may have dropped the dirty pages;
 		// retrying could report success for lost data (the PostgreSQL
 		// "fsyncgate" lesson). Refuse further writes on this connection.
-		p.poisoned = fmt.Errorf("fsync %s: %w: %w", p.WALPath, err, ErrPoisoned)
-		return p.poisoned
+		return p.setPoison(fmt.Errorf("fsync %s: %w: %w", p.WALPath, err, ErrPoisoned))
 	}
 	return nil
+}
+
+func (p *Pager) poison() error {
+	p.poisonMu.Lock()
+	defer p.poisonMu.Unlock()
+	return p.poisoned
+}
+
+// setPoison records the first fsync failure and returns it.
+func (p *Pager) setPoison(err error) error {
+	p.poisonMu.Lock()
+	defer p.poisonMu.Unlock()
+	if p.poisoned == nil {
+		p.poisoned = err
+	}
+	return err
 }
 
 func (p *Pager) pendingFrames() int {

@@ -1,0 +1,52 @@
+package backup
+
+import (
+	"errors"
+
+	"github.com/sombradb/sombra/engine/internal/walarchive"
+)
+
+// Sentinel errors. Test with errors.Is; the returned error wraps one of
+// them (or an engine error: ErrExists, ErrNotFound, ErrBusy, ErrCorrupt with
+// a *engine.CorruptionError naming the backup file and page) with context.
+var (
+	// ErrNoBase is returned by an incremental backup when the backup
+	// directory holds no usable parent (no full backup of this database).
+	ErrNoBase = errors.New("no base backup for an incremental backup")
+	// ErrBrokenChain is returned when a backup's parent is missing or does
+	// not end where the child begins.
+	ErrBrokenChain = errors.New("backup chain is broken")
+	// ErrTooEarly is returned by point-in-time restore when the requested
+	// time lies before every usable backup (or before the target's state).
+	ErrTooEarly = errors.New("no backup at or before the requested time")
+	// ErrArchiveGap is returned by point-in-time restore when the WAL
+	// archive misses transactions before the requested time. The error is a
+	// *walarchive.GapError naming the last reachable LSN and time.
+	ErrArchiveGap = errors.New("WAL archive has a gap")
+	// ErrVerifyFailed is returned when a trial restore does not match the
+	// backup (integrity problems or a different logical hash).
+	ErrVerifyFailed = errors.New("backup verification failed")
+	// ErrInterrupted is returned for a target left half-replayed by an
+	// interrupted ReplayWALUntil: restore it again.
+	ErrInterrupted = errors.New("target was left by an interrupted WAL replay")
+	// ErrTimeline is returned when the database has diverged from the
+	// archived history (it was restored to an earlier point and written).
+	ErrTimeline = walarchive.ErrTimeline
+)
+
+// gapError wraps a *walarchive.GapError so that it matches ErrArchiveGap.
+type gapError struct {
+	*walarchive.GapError
+	hint string
+}
+
+func (e *gapError) Error() string {
+	if e.hint == "" {
+		return e.GapError.Error()
+	}
+	return e.GapError.Error() + "; " + e.hint
+}
+
+func (e *gapError) Is(target error) bool { return target == ErrArchiveGap }
+
+func (e *gapError) Unwrap() error { return e.GapError }

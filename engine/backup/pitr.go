@@ -1,0 +1,423 @@
+package backup
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/walarchive"
+	"github.com/sombradb/sombra/engine/vfs"
+)
+
+// ArchiveResult reports a WAL archiving run.
+type ArchiveResult struct {
+	Dir          string   `json:"dir"`
+	Segments     []string `json:"segments"`
+	FirstLSN     uint64   `json:"first_lsn"`
+	LastLSN      uint64   `json:"last_lsn"`
+	Transactions int      `json:"transactions"`
+	Frames       int      `json:"frames"`
+	Skipped      int      `json:"skipped_transactions"` // already archived
+}
+
+// EnableWALArchiving turns WAL archiving on for the database, into the
+// manager's archive directory (Options.ArchiveDir, default DIR/wal). The
+// directory is stored in the database, so every connection (in every
+// process) archives the log before resetting it.
+func (m *BackupManager) EnableWALArchiving() error {
+	return m.db.SetWALArchiveDir(m.opts.archiveDir(m.dir))
+}
+
+// DisableWALArchiving turns WAL archiving off.
+func (m *BackupManager) DisableWALArchiving() error { return m.db.SetWALArchiveDir("") }
+
+// ArchiveWAL archives the committed transactions the live WAL holds now
+// (those not archived yet) into the database's archive directory, or the
+// manager's when archiving is not enabled. Backups run it first.
+func (m *BackupManager) ArchiveWAL() (*ArchiveResult, error) {
+	dir, err := m.db.WALArchiveDir()
+	if err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		dir = m.opts.archiveDir(m.dir)
+	}
+	p := m.db.Pager()
+	r, err := walarchive.New(m.opts.FS, dir).ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+	if err != nil {
+		return nil, err
+	}
+	out := &ArchiveResult{Dir: dir, Segments: r.Segments, FirstLSN: uint64(r.FirstLSN), LastLSN: uint64(r.LastLSN),
+		Transactions: r.Txs, Frames: r.Frames, Skipped: r.Skipped}
+	if out.Segments == nil {
+		out.Segments = []string{}
+	}
+	return out, nil
+}
+
+// ReplayResult reports a WAL replay.
+type ReplayResult struct {
+	Target       string     `json:"target"`
+	FromLSN      uint64     `json:"from_lsn"` // the target's LSN before
+	ToLSN        uint64     `json:"to_lsn"`   // after
+	Transactions int        `json:"transactions"`
+	Frames       int        `json:"frames"`
+	Until        time.Time  `json:"until"`
+	LastCommit   *time.Time `json:"last_commit,omitempty"` // commit time of ToLSN, when known
+	NextCommit   *time.Time `json:"next_commit,omitempty"` // first archived commit after Until (not applied)
+	// ArchiveEnd is true when replay stopped because the archive ends, not
+	// because the next commit is after Until: commits made after the last
+	// archived one, if any, are not included.
+	ArchiveEnd bool     `json:"archive_end"`
+	Warnings   []string `json:"warnings,omitempty"`
+}
+
+func fmtTime(ns int64) string {
+	if ns == 0 {
+		return "an unknown time"
+	}
+	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
+}
+
+func timePtr(ns int64) *time.Time {
+	if ns == 0 {
+		return nil
+	}
+	t := time.Unix(0, ns).UTC()
+	return &t
+}
+
+// A target being replayed into carries page 0 with its checksum inverted:
+// engine.Open refuses it (corrupt page 0) until replay has written the
+// final header, so an interrupted replay never opens as a database.
+func isReplayMarker(p0 []byte) bool {
+	return len(p0) > 4 && binary.LittleEndian.Uint32(p0) == ^common.Checksum(p0[4:])
+}
+
+func markReplaying(f vfs.File, ps int) error {
+	p0 := make([]byte, ps)
+	if _, err := f.ReadAt(p0, 0); err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint32(p0, ^common.Checksum(p0[4:]))
+	if _, err := f.WriteAt(p0, 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// checkNotInterrupted fails with ErrInterrupted for a file left by an
+// interrupted replay.
+func checkNotInterrupted(fs vfs.FS, path string) error {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", path, common.ErrNotFound)
+		}
+		return err
+	}
+	defer f.Close()
+	b := make([]byte, 65536)
+	n, err := f.ReadAt(b, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	m, err := page.DecodeMeta(b[:n])
+	if err != nil || int(m.PageSize) > n {
+		return nil // let the pager report it
+	}
+	if isReplayMarker(b[:m.PageSize]) {
+		return fmt.Errorf("%s (at LSN %d): restore it again: %w", path, m.LastLSN, ErrInterrupted)
+	}
+	return nil
+}
+
+// ReplayWALUntil applies to targetDB the archived transactions (from the
+// archive of the backup directory dir, or opts.ArchiveDir) with an LSN above
+// the target's and a commit time at or before t, in LSN order, stopping at
+// the first later commit: the result is the database exactly as it was
+// after the last commit at or before t. The target must be a restored
+// database of the same file id that nobody has open; its WAL is folded in
+// first and none is left behind.
+//
+// It fails with ErrTooEarly when the target is already past t, and with an
+// error matching ErrArchiveGap (a *walarchive.GapError inside, naming the
+// last reachable LSN and time) when transactions are missing before t; in
+// both cases the target is untouched. If the archive simply ends before t,
+// the result says so (ArchiveEnd). Pages are written in place: an
+// interruption leaves a target that refuses to open (ErrInterrupted); use
+// RestoreToTime for an all-or-nothing restore.
+func ReplayWALUntil(dir, targetDB string, t time.Time, opts Options) (*ReplayResult, error) {
+	o := opts.withDefaults()
+	if err := checkNotInterrupted(o.FS, targetDB); err != nil {
+		return nil, err
+	}
+	p, err := pager.Open(targetDB, pager.Options{FS: o.FS, CacheBytes: 1 << 20, BusyTimeout: o.BusyTimeout, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	if err := p.ExclusiveLock(o.BusyTimeout); err != nil {
+		return nil, fmt.Errorf("replay into %s: %w", targetDB, err)
+	}
+	if st, err := p.WAL(); err != nil {
+		return nil, err
+	} else if st.Frames > 0 {
+		if _, err := p.Checkpoint(pager.Truncate); err != nil {
+			return nil, fmt.Errorf("fold %s's WAL before replay: %w", targetDB, err)
+		}
+	}
+	meta, err := p.FileMeta()
+	if err != nil {
+		return nil, err
+	}
+	f, err := o.FS.OpenFile(targetDB, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	res, err := replayInto(o, walarchive.New(o.FS, o.archiveDir(dir)), f, targetDB, meta, t)
+	if err != nil {
+		return nil, err
+	}
+	if res.Transactions > 0 {
+		_ = p.Shm().BumpEpoch()
+	}
+	if err := o.FS.Remove(targetDB + "-wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return res, nil
+}
+
+func replayInto(o Options, arch *walarchive.Archive, f vfs.File, path string, meta *page.Meta, t time.Time) (*ReplayResult, error) {
+	from := meta.LastLSN
+	res := &ReplayResult{Target: path, FromLSN: uint64(from), ToLSN: uint64(from), Until: t.UTC()}
+	tns := t.UnixNano()
+	fromTS, known, err := arch.CommitTime(meta.FileID, from)
+	if err != nil {
+		return nil, err
+	}
+	if known {
+		if fromTS > tns {
+			return nil, fmt.Errorf("%s is at LSN %d, committed %s, after %s: restore an older backup: %w",
+				path, from, fmtTime(fromTS), t.UTC().Format(time.RFC3339Nano), ErrTooEarly)
+		}
+		res.LastCommit = timePtr(fromTS)
+	}
+	stop, stopTS, count := from, fromTS, 0
+	var next int64
+	err = arch.Walk(meta.FileID, from, fromTS, func(tx walarchive.TxHeader) (bool, error) {
+		if tx.CommitTS > tns {
+			next = tx.CommitTS
+			return false, nil
+		}
+		stop, stopTS = tx.LSN, tx.CommitTS
+		count++
+		return true, nil
+	})
+	var gap *walarchive.GapError
+	if errors.As(err, &gap) {
+		hint := fmt.Sprintf("restorable up to %s (LSN %d)", fmtTime(gap.AfterTime), gap.After)
+		if gap.After == from {
+			hint += ", the backup's own end: no archived transaction after it is reachable"
+		}
+		return nil, &gapError{GapError: gap, hint: hint}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if next != 0 {
+		res.NextCommit = timePtr(next)
+	} else {
+		res.ArchiveEnd = true
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the archive %s ends at LSN %d (%s): commits after it, if any, were not archived yet",
+			arch.Dir, stop, fmtTime(stopTS)))
+	}
+	if count == 0 {
+		return res, nil
+	}
+	ps := int(meta.PageSize)
+	if err := markReplaying(f, ps); err != nil {
+		return nil, fmt.Errorf("mark %s: %w", path, err)
+	}
+	var p0 []byte
+	frames := 0
+	err = arch.Replay(meta.FileID, from, stop, func(tx walarchive.TxHeader, pg common.PageID, img []byte) error {
+		if len(img) != ps {
+			return fmt.Errorf("archive page size %d, database %d: %w", len(img), ps, common.ErrInvalid)
+		}
+		frames++
+		if pg == 0 {
+			p0 = append(p0[:0], img...)
+			return nil
+		}
+		if _, err := f.WriteAt(img, int64(pg)*int64(ps)); err != nil {
+			return fmt.Errorf("write %s page %d: %w", path, pg, err)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("replay into %s (left unusable: restore it again): %w", path, err)
+	}
+	m, err := page.DecodeMeta(p0)
+	if err != nil || m.LastLSN != stop || m.FileID != meta.FileID {
+		return nil, &common.CorruptionError{Path: arch.Dir, Page: 0, Offset: -1, Reason: fmt.Sprintf("archived header of LSN %d does not match (target left unusable: restore it again)", stop)}
+	}
+	if st, err := f.Stat(); err == nil && st.Size() > int64(m.PageCount)*int64(ps) {
+		if err := f.Truncate(int64(m.PageCount) * int64(ps)); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("fsync %s: %w", path, err)
+	}
+	if _, err := f.WriteAt(p0, 0); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("fsync %s: %w", path, err)
+	}
+	res.ToLSN, res.Transactions, res.Frames, res.LastCommit = uint64(stop), count, frames, timePtr(stopTS)
+	o.Logger.Info("WAL replayed", "target", path, "from_lsn", from, "to_lsn", stop, "transactions", count)
+	return res, nil
+}
+
+// RestoreToTime restores to target the database as it was after the last
+// commit at or before t: it restores the newest intact backup chain whose
+// point in time (commit time of its end LSN, else its creation time) is at
+// or before t, then replays the archived WAL up to t, all in a temporary
+// file that is renamed over target only when everything succeeded. It
+// fails with ErrTooEarly when t is before the oldest full backup, and with
+// ErrArchiveGap when archived transactions are missing before t.
+func RestoreToTime(dir string, t time.Time, target string, opts Options) (*RestoreResult, error) {
+	start := time.Now()
+	o := opts.withDefaults()
+	list, err := listBackups(o.FS, dir)
+	if err != nil {
+		return nil, err
+	}
+	var best, oldest *BackupInfo
+	for i := range list {
+		b := &list[i]
+		if !b.ChainOK() {
+			continue
+		}
+		if b.Type == TypeFull.String() && (oldest == nil || b.PointInTime().Before(oldest.PointInTime())) {
+			oldest = b
+		}
+		if b.PointInTime().After(t) {
+			continue
+		}
+		if best == nil || b.PointInTime().After(best.PointInTime()) ||
+			(b.PointInTime().Equal(best.PointInTime()) && b.EndLSN > best.EndLSN) {
+			best = b
+		}
+	}
+	if best == nil {
+		if oldest == nil {
+			return nil, fmt.Errorf("%s holds no restorable backup: %w", dir, common.ErrNotFound)
+		}
+		return nil, fmt.Errorf("%s is before the oldest full backup %s (LSN %d, %s): %w", t.UTC().Format(time.RFC3339Nano),
+			oldest.Name, oldest.EndLSN, oldest.PointInTime().UTC().Format(time.RFC3339Nano), ErrTooEarly)
+	}
+	if err := checkTarget(o, target); err != nil {
+		return nil, err
+	}
+	chain, err := loadChain(o.FS, dir, best.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return nil, err
+	}
+	tmp := tempNear(target, "pitr")
+	ro := o
+	ro.NewFileID = false // the archive is keyed by the original file id
+	meta, pages, err := restoreChain(ro, chain, tmp)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*RestoreResult, error) {
+		o.FS.Remove(tmp)
+		return nil, err
+	}
+	f, err := o.FS.OpenFile(tmp, os.O_RDWR, 0)
+	if err != nil {
+		return fail(err)
+	}
+	rr, err := replayInto(o, walarchive.New(o.FS, o.archiveDir(dir)), f, target, meta, t)
+	var ge *gapError
+	if errors.As(err, &ge) {
+		// Name the nearest restorable point after the hole, if a backup
+		// covers it.
+		var after *BackupInfo
+		for i := range list {
+			b := &list[i]
+			if b.ChainOK() && b.DBFileID == best.DBFileID && b.EndLSN+1 >= uint64(ge.Next) &&
+				(after == nil || b.PointInTime().Before(after.PointInTime())) {
+				after = b
+			}
+		}
+		if after != nil {
+			ge.hint += fmt.Sprintf("; restorable again from %s (backup %s, LSN %d)",
+				after.PointInTime().UTC().Format(time.RFC3339Nano), after.Name, after.EndLSN)
+		}
+	}
+	if err == nil && o.NewFileID {
+		err = assignNewFileID(f, int(meta.PageSize))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	m2, err := readMeta(o.FS, tmp)
+	if err != nil {
+		return fail(err)
+	}
+	if err := installTarget(o, tmp, target); err != nil {
+		return fail(err)
+	}
+	res := &RestoreResult{Target: target, Backup: best.Name, EndLSN: uint64(m2.LastLSN), PageCount: m2.PageCount,
+		Pages: pages, Bytes: int64(m2.PageCount) * int64(m2.PageSize), FileID: fmt.Sprintf("%016x", m2.FileID), Replay: rr}
+	for _, l := range chain {
+		res.Chain = append(res.Chain, l.name)
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func assignNewFileID(f vfs.File, ps int) error {
+	p0 := make([]byte, ps)
+	if _, err := f.ReadAt(p0, 0); err != nil {
+		return err
+	}
+	m, err := page.DecodeMeta(p0)
+	if err != nil {
+		return err
+	}
+	m.FileID = newFileID()
+	m.Encode(p0)
+	page.Seal(p0)
+	if _, err := f.WriteAt(p0, 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func readMeta(fs vfs.FS, path string) (*page.Meta, error) {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return pager.ReadFileHeader(f, path)
+}

@@ -1,0 +1,122 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/integrity"
+)
+
+// VerifyResult reports a verification.
+type VerifyResult struct {
+	Name         string        `json:"name"`
+	OK           bool          `json:"ok"`
+	Chain        []string      `json:"chain"` // full backup first
+	EndLSN       uint64        `json:"end_lsn"`
+	PagesChecked uint64        `json:"pages_checked"` // page records verified
+	LogicalHash  string        `json:"logical_hash,omitempty"`
+	HashChecked  bool          `json:"hash_checked"`
+	Nodes        uint64        `json:"nodes"`
+	Edges        uint64        `json:"edges"`
+	Issues       []string      `json:"issues,omitempty"` // integrity problems of the trial restore
+	Error        string        `json:"error,omitempty"`
+	Time         time.Time     `json:"time"`
+	Duration     time.Duration `json:"duration_ns"`
+}
+
+// Verify checks backup name in dir: the header and trailer of it and of
+// every backup it depends on, the chain links (parent present, same
+// database, LSN ranges contiguous), every page record's checksum and every
+// page's own checksum, and the body checksums; then it restores the chain
+// to a temporary file, opens it with the engine, runs a full integrity
+// check, and compares its logical hash with the one recorded. The outcome
+// (time and result) is recorded in the catalog. A failure returns the
+// result and an error: a *engine.CorruptionError naming the backup file and
+// page, ErrBrokenChain, or ErrVerifyFailed.
+func Verify(dir, name string, opts Options) (*VerifyResult, error) {
+	start := time.Now()
+	o := opts.withDefaults()
+	dir, name, err := splitName(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	res := &VerifyResult{Name: name, Time: o.Now().UTC()}
+	verr := verify(o, dir, name, res)
+	res.OK = verr == nil
+	if verr != nil {
+		res.Error = verr.Error()
+	}
+	res.Duration = time.Since(start)
+	if len(res.Chain) == 0 && errors.Is(verr, engine.ErrNotFound) {
+		return res, verr // nothing to record for a backup that does not exist
+	}
+	cerr := updateCatalog(o, dir, func(list []BackupInfo) {
+		for i := range list {
+			if list[i].Name == name {
+				list[i].Verified = &Verification{Time: res.Time, OK: res.OK, Error: res.Error}
+			}
+		}
+	})
+	if verr == nil && cerr != nil {
+		return res, fmt.Errorf("record verification in the catalog: %w", cerr)
+	}
+	return res, verr
+}
+
+func verify(o Options, dir, name string, res *VerifyResult) error {
+	chain, err := loadChain(o.FS, dir, name)
+	if err != nil {
+		return err
+	}
+	for _, l := range chain {
+		res.Chain = append(res.Chain, l.name)
+	}
+	last := chain[len(chain)-1]
+	res.EndLSN = last.hdr.EndLSN
+	tmpDir := o.TempDir
+	if tmpDir == "" {
+		tmpDir = dir
+	}
+	tmp := tempNear(backupPath(tmpDir, name), "verify")
+	ro := o
+	ro.NewFileID = false
+	_, pages, err := restoreChain(ro, chain, tmp)
+	if err != nil {
+		return err
+	}
+	defer removeDBFiles(o.FS, tmp)
+	res.PagesChecked = pages
+	db, err := engine.OpenWithConfig(tmp, engine.Config{ReadOnly: true, FS: o.FS, BusyTimeout: o.BusyTimeout})
+	if err != nil {
+		return fmt.Errorf("trial restore of %s does not open: %w", name, err)
+	}
+	defer db.Close()
+	rep, err := integrity.CheckDB(db, integrity.Options{Full: true})
+	if err != nil {
+		return fmt.Errorf("trial restore of %s: integrity check: %w", name, err)
+	}
+	res.Nodes, res.Edges = rep.Nodes, rep.Edges
+	for _, is := range rep.Issues {
+		s := fmt.Sprintf("%s %s: %s", is.Severity, is.Kind, is.Description)
+		if is.Page != 0 {
+			s = fmt.Sprintf("%s %s page %d: %s", is.Severity, is.Kind, is.Page, is.Description)
+		}
+		res.Issues = append(res.Issues, s)
+	}
+	if len(rep.Issues) > 0 {
+		return fmt.Errorf("trial restore of %s has %d integrity issues (first: %s): %w", name, len(rep.Issues), res.Issues[0], ErrVerifyFailed)
+	}
+	if want := last.hdr.LogicalHash; want != "" {
+		got, err := db.LogicalHash()
+		if err != nil {
+			return fmt.Errorf("trial restore of %s: %w", name, err)
+		}
+		res.LogicalHash, res.HashChecked = got, true
+		if got != want {
+			return fmt.Errorf("trial restore of %s has logical hash %s, the backup recorded %s: %w", name, got, want, ErrVerifyFailed)
+		}
+	}
+	return nil
+}
