@@ -24,7 +24,7 @@ build:
 test: lint man-check
 	$(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -race -timeout 15m ./engine/...
-	cd bench && $(GO) test -count=1 -tags sombra ./...
+	cd bench && $(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory demo DEMO=$$(mktemp -d)/demo
 
 test-race:
@@ -44,7 +44,7 @@ bench:
 
 # Sombra against SQLite and bbolt on the same workload (see bench/RESULTS.md).
 bench-peers:
-	cd bench && $(GO) run -tags sombra ./cmd/graphbench -nodes 200000 -edges 1000000
+	cd bench && $(GO) run ./cmd/graphbench -nodes 200000 -edges 1000000
 
 # The demo: build the tools, generate a sample graph, run the guide's
 # maintenance script on it, then show sombra-info and the backup list.

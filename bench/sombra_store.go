@@ -1,8 +1,3 @@
-//go:build sombra
-
-// This file is built only with -tags sombra until the engine package is
-// complete; drop the constraint then.
-
 package bench
 
 import (

@@ -5,7 +5,7 @@
 // -child NAME) so that the reported peak RSS (VmHWM) is that engine's alone.
 //
 //	go run ./cmd/graphbench -nodes 20000 -edges 100000 -engines sqlite,bbolt
-//	go run -tags sombra ./cmd/graphbench -nodes 1000000 -edges 5000000 -dir /var/tmp/gb
+//	go run ./cmd/graphbench -nodes 1000000 -edges 5000000 -dir /var/tmp/gb
 package main
 
 import (
