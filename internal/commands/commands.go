@@ -13,6 +13,7 @@ import (
 	"github.com/sombradb/sombra/internal/commands/compact"
 	"github.com/sombradb/sombra/internal/commands/healthcheck"
 	"github.com/sombradb/sombra/internal/commands/info"
+	"github.com/sombradb/sombra/internal/commands/repair"
 )
 
 // All builds every binary's root command. Adding a binary is one line here
@@ -23,6 +24,7 @@ var All = []func(cli.IOStreams) *cobra.Command{
 	compact.NewCommand,
 	healthcheck.NewCommand,
 	info.NewCommand,
+	repair.NewCommand,
 }
 
 // GenerateMan writes the man pages of every command in All into dir.

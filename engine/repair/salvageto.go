@@ -1,0 +1,331 @@
+package repair
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/vfs"
+)
+
+// SalvageOptions tune SalvageToWithOptions.
+type SalvageOptions struct {
+	// Overwrite replaces an existing output file. The new database is built
+	// under a temporary name and renamed over the output only once it is
+	// complete and verified, so a failed salvage never loses the old file.
+	Overwrite bool
+	// SkipDamaged leaves out records read from pages that failed their
+	// checksum (see SalvagedNode.Damaged); by default they are kept.
+	SkipDamaged bool
+	// Progress, if set, is called with the bytes scanned so far and the total.
+	Progress func(done, total int64)
+}
+
+// SalvageReport describes a salvage into a new database.
+type SalvageReport struct {
+	Source         string `json:"source"`
+	Output         string `json:"output"`
+	PageSize       int    `json:"page_size"`
+	HeaderReadable bool   `json:"header_readable"`
+	PagesScanned   uint64 `json:"pages_scanned"`
+	WALFramesUsed  int    `json:"wal_frames_used"`
+	// DamagedPages counts pages in use that failed their checksum or are
+	// missing; DamagedPageList names the first 100.
+	DamagedPages    int      `json:"damaged_pages"`
+	DamagedPageList []uint64 `json:"damaged_page_list"`
+	// UnreadableLeaves are node, edge and catalog leaf pages no record
+	// could be read from.
+	UnreadableLeaves []uint64 `json:"unreadable_leaves"`
+	NodesFound       int      `json:"nodes_found"`
+	EdgesFound       int      `json:"edges_found"`
+	NodesSalvaged    int      `json:"nodes_salvaged"`
+	EdgesSalvaged    int      `json:"edges_salvaged"`
+	// RecordsFromDamagedPages counts written records that came from pages
+	// that failed their checksum (SkipDamaged leaves them out instead).
+	RecordsFromDamagedPages int `json:"records_from_damaged_pages"`
+	RecordsSkippedDamaged   int `json:"records_skipped_damaged"`
+	// RecordsUndecodable counts leaf cells whose record did not decode.
+	RecordsUndecodable int `json:"records_undecodable"`
+	// RecordsRejected counts decoded records the engine refused (a label
+	// with a NUL byte, say).
+	RecordsRejected int `json:"records_rejected"`
+	// EdgesSkipped counts edges left out because an endpoint was not salvaged.
+	EdgesSkipped int `json:"edges_skipped"`
+	// NodesRemapped and EdgesRemapped count records written under a new id
+	// (only records whose id was invalid). Every other id is kept.
+	NodesRemapped   int      `json:"nodes_remapped"`
+	EdgesRemapped   int      `json:"edges_remapped"`
+	PropertyIndexes []string `json:"property_indexes"`
+	// Verified is true when the new database passed a full integrity check.
+	Verified bool          `json:"verified"`
+	Warnings []string      `json:"warnings"`
+	Duration time.Duration `json:"-"`
+}
+
+// SalvageTo writes every record salvage can read into a new database at
+// newPath, which must not exist.
+func (r *DatabaseRepair) SalvageTo(newPath string) (*SalvageReport, error) {
+	return r.SalvageToWithOptions(newPath, SalvageOptions{})
+}
+
+// batchSize is how many records one write transaction of a salvage holds.
+const batchSize = 5000
+
+// SalvageToWithOptions is SalvageTo with options. Nodes are written in id
+// order under their old ids, then edges whose endpoints were salvaged, then
+// the property indexes the catalog named are filled; the new database's
+// next ids continue after the old database's. The result is checked with a
+// full integrity check before it is renamed into place.
+func (r *DatabaseRepair) SalvageToWithOptions(newPath string, opts SalvageOptions) (*SalvageReport, error) {
+	start := time.Now()
+	if err := sameFile(r.path, newPath); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(newPath); err == nil && !opts.Overwrite {
+		return nil, fmt.Errorf("salvage: output %s: %w", newPath, engine.ErrExists)
+	}
+	res, err := r.scan(opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	rep := &SalvageReport{Source: r.path, Output: newPath, PageSize: res.pageSize, HeaderReadable: res.headerReadable,
+		PagesScanned: res.pages, WALFramesUsed: res.walFrames, DamagedPages: res.damagedCount,
+		DamagedPageList: nonNil(res.damaged), UnreadableLeaves: nonNil(res.unreadable), NodesFound: len(res.nodes),
+		EdgesFound: len(res.edges), RecordsUndecodable: res.undecodable, PropertyIndexes: []string{},
+		Warnings: append([]string{}, res.warnings...)}
+	for name := range res.indexes {
+		rep.PropertyIndexes = append(rep.PropertyIndexes, name)
+	}
+	sort.Strings(rep.PropertyIndexes)
+
+	tmp := newPath + ".salvage-tmp"
+	removeDB(tmp)
+	if err := r.write(tmp, res, rep, opts); err != nil {
+		removeDB(tmp)
+		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		_ = os.Remove(tmp + suffix)
+		if opts.Overwrite {
+			_ = os.Remove(newPath + suffix) // they belong to the file being replaced
+		}
+	}
+	if err := os.Rename(tmp, newPath); err != nil {
+		removeDB(tmp)
+		return nil, fmt.Errorf("salvage: %w", err)
+	}
+	if err := vfs.SyncParent(vfs.OS, newPath); err != nil {
+		return nil, fmt.Errorf("salvage: fsync directory of %s: %w", newPath, err)
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+func nonNil(s []uint64) []uint64 {
+	if s == nil {
+		return []uint64{}
+	}
+	return s
+}
+
+// sameFile refuses to salvage a database into itself.
+func sameFile(src, dst string) error {
+	a, errA := filepath.Abs(src)
+	b, errB := filepath.Abs(dst)
+	same := errA == nil && errB == nil && a == b
+	if sa, err := os.Stat(src); err == nil {
+		if sb, err := os.Stat(dst); err == nil && os.SameFile(sa, sb) {
+			same = true
+		}
+	}
+	if same {
+		return fmt.Errorf("salvage: the output %s is the database being salvaged: %w", dst, engine.ErrInvalid)
+	}
+	return nil
+}
+
+func removeDB(path string) {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		_ = os.Remove(p)
+	}
+}
+
+// write builds the new database at path.
+func (r *DatabaseRepair) write(path string, res *scanResult, rep *SalvageReport, opts SalvageOptions) error {
+	db, err := engine.OpenWithConfig(path, engine.Config{PageSize: res.pageSize, Logger: r.Logger})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, name := range rep.PropertyIndexes {
+		if err := db.CreatePropertyIndex(name); err != nil {
+			return err
+		}
+	}
+	b := &batcher{db: db}
+	defer b.abort()
+
+	// Nodes in id order under their own ids; a record whose id is invalid
+	// gets a fresh one after all the others.
+	mapped := map[engine.NodeID]engine.NodeID{}
+	var renumber []SalvagedNode
+	for _, n := range res.sortedNodes() {
+		if n.Damaged && opts.SkipDamaged {
+			rep.RecordsSkippedDamaged++
+			continue
+		}
+		if n.ID == 0 {
+			renumber = append(renumber, n)
+			continue
+		}
+		err := b.do(func(tx *engine.Tx) error { return tx.ImportNode(n.ID, n.Labels, n.Properties) })
+		if errors.Is(err, engine.ErrInvalid) {
+			rep.RecordsRejected++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		mapped[n.ID] = n.ID
+		rep.NodesSalvaged++
+		if n.Damaged {
+			rep.RecordsFromDamagedPages++
+		}
+	}
+	if m := res.meta; m != nil {
+		if err := b.do(func(tx *engine.Tx) error {
+			return tx.ReserveIDs(engine.NodeID(m.NextNodeID), engine.EdgeID(m.NextEdgeID))
+		}); err != nil {
+			return err
+		}
+	}
+	for _, n := range renumber {
+		var id engine.NodeID
+		err := b.do(func(tx *engine.Tx) (err error) { id, err = tx.CreateNodeWithLabels(n.Labels, n.Properties); return err })
+		if errors.Is(err, engine.ErrInvalid) {
+			rep.RecordsRejected++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		mapped[n.ID] = id
+		rep.NodesSalvaged++
+		rep.NodesRemapped++
+		if n.Damaged {
+			rep.RecordsFromDamagedPages++
+		}
+	}
+
+	var renumberEdges []SalvagedEdge
+	for _, e := range res.sortedEdges() {
+		if e.Damaged && opts.SkipDamaged {
+			rep.RecordsSkippedDamaged++
+			continue
+		}
+		from, okFrom := mapped[e.FromID]
+		to, okTo := mapped[e.ToID]
+		if !okFrom || !okTo {
+			rep.EdgesSkipped++
+			continue
+		}
+		e.FromID, e.ToID = from, to
+		if e.ID == 0 {
+			renumberEdges = append(renumberEdges, e)
+			continue
+		}
+		err := b.do(func(tx *engine.Tx) error { return tx.ImportEdge(e.ID, e.FromID, e.ToID, e.Label, e.Properties) })
+		if errors.Is(err, engine.ErrInvalid) {
+			rep.RecordsRejected++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		rep.EdgesSalvaged++
+		if e.Damaged {
+			rep.RecordsFromDamagedPages++
+		}
+	}
+	for _, e := range renumberEdges {
+		err := b.do(func(tx *engine.Tx) error {
+			_, err := tx.CreateEdge(e.FromID, e.ToID, e.Label, e.Properties)
+			return err
+		})
+		if errors.Is(err, engine.ErrInvalid) {
+			rep.RecordsRejected++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		rep.EdgesSalvaged++
+		rep.EdgesRemapped++
+		if e.Damaged {
+			rep.RecordsFromDamagedPages++
+		}
+	}
+	if err := b.commit(); err != nil {
+		return err
+	}
+	if _, err := db.CheckpointWithMode(engine.CheckpointTruncate); err != nil {
+		return err
+	}
+	chk, err := integrity.CheckDB(db, integrity.Options{Full: true})
+	if err != nil {
+		return err
+	}
+	if !chk.IsHealthy() {
+		return fmt.Errorf("the new database failed its integrity check: %s (%d issues): %w",
+			chk.Issues[0].Description, len(chk.Issues), engine.ErrCorrupt)
+	}
+	rep.Verified = true
+	return db.Close()
+}
+
+// batcher groups writes into transactions of batchSize operations.
+type batcher struct {
+	db *engine.DB
+	tx *engine.Tx
+	n  int
+}
+
+func (b *batcher) do(fn func(*engine.Tx) error) error {
+	if b.tx == nil {
+		tx, err := b.db.BeginTransaction()
+		if err != nil {
+			return err
+		}
+		b.tx = tx
+	}
+	// ImportNode and ImportEdge check ids, labels and endpoints before they
+	// write, so a record they refuse leaves the batch intact.
+	if err := fn(b.tx); err != nil {
+		return err
+	}
+	if b.n++; b.n >= batchSize {
+		return b.commit()
+	}
+	return nil
+}
+
+func (b *batcher) commit() error {
+	if b.tx == nil {
+		return nil
+	}
+	tx := b.tx
+	b.tx, b.n = nil, 0
+	return tx.Commit()
+}
+
+func (b *batcher) abort() {
+	if b.tx != nil {
+		b.tx.Rollback()
+		b.tx = nil
+	}
+}
