@@ -16,6 +16,8 @@ type DB struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metricsState
+	sec     dbSec      // access control and audit hooks (engine/access.go)
+	ext     extensions // optional hooks: close hooks, tracer, log tap (engine/hooks.go)
 
 	mu     sync.Mutex
 	closed bool
@@ -39,6 +41,8 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{p: p, cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	// Wrapped so that SetLogTap can tee the engine's logs (engine/hooks.go).
+	db.log = db.tappedLogger(cfg.Logger)
 	db.installArchiveHook() // WAL archiving before each WAL reset (engine/archive.go)
 	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
 		threshold := cfg.WALAutoCheckpoint
@@ -72,6 +76,7 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.mu.Unlock()
+	db.runCloseHooks() // stops monitors registered with OnClose (engine/hooks.go)
 	if !db.cfg.ReadOnly {
 		if _, err := db.p.Checkpoint(pager.Passive); err != nil {
 			db.log.Debug("checkpoint on close", "err", err)
@@ -81,8 +86,17 @@ func (db *DB) Close() error {
 	return db.p.Close()
 }
 
-// UpdateCacheSize changes the page cache budget at run time.
-func (db *DB) UpdateCacheSize(bytes int64) error {
+// UpdateCacheSize changes the page cache budget at run time. Under access
+// control it runs as user "" (see Session.UpdateCacheSize).
+func (db *DB) UpdateCacheSize(bytes int64) error { return db.updateCacheSize("", bytes) }
+
+func (db *DB) updateCacheSize(user string, bytes int64) (err error) {
+	// Access control + audit hook (engine/access.go): needs Configure.
+	done, err := db.secGuard(user, PermissionConfigure, OpConfigure, fmt.Sprintf("cache_size:%d", bytes))
+	if err != nil {
+		return err
+	}
+	defer done(&err)
 	if bytes <= 0 {
 		return fmt.Errorf("cache size %d: %w", bytes, ErrInvalid)
 	}
@@ -97,12 +111,24 @@ func (db *DB) UpdateCacheSize(bytes int64) error {
 // EnableGroupCommit batches the fsyncs of concurrent commits: a commit
 // still returns only once durable, but one fsync serves every commit that
 // arrived within interval (or maxTx commits, whichever comes first).
-// An interval of 0 turns it off.
+// An interval of 0 turns it off. Under access control it runs as user ""
+// (see Session.EnableGroupCommit).
 func (db *DB) EnableGroupCommit(interval time.Duration, maxTx int) error {
+	return db.enableGroupCommit("", interval, maxTx)
+}
+
+func (db *DB) enableGroupCommit(user string, interval time.Duration, maxTx int) (err error) {
+	// Access control + audit hook (engine/access.go): needs Configure.
+	done, err := db.secGuard(user, PermissionConfigure, OpConfigure, fmt.Sprintf("group_commit:%v/%d", interval, maxTx))
+	if err != nil {
+		return err
+	}
+	defer done(&err)
 	if interval < 0 || maxTx < 0 {
 		return fmt.Errorf("group commit interval %v, max %d: %w", interval, maxTx, ErrInvalid)
 	}
 	db.p.EnableGroupCommit(interval, maxTx)
+	db.noteGroupCommit(interval, maxTx) // remembered for GroupCommit() (engine/hooks.go)
 	db.log.Info("group commit", "interval", interval, "max_tx", maxTx)
 	return nil
 }
@@ -119,7 +145,7 @@ func (db *DB) BeginTransaction() (*Tx, error) {
 		db.log.Warn("slow operation", "op", "begin_transaction", "duration_ms", d.Milliseconds())
 	}
 	db.log.Debug("transaction begin", "writable", true)
-	return &Tx{db: db, w: w, meta: w.Meta, begun: time.Now()}, nil
+	return &Tx{db: db, w: w, meta: w.Meta, begun: time.Now(), sec: db.newTxSec()}, nil // sec: engine/access.go
 }
 
 // BeginReadTransaction starts a read-only snapshot transaction.
@@ -134,7 +160,7 @@ func (db *DB) BeginReadTransaction() (*Tx, error) {
 		return nil, err
 	}
 	db.metrics.reads.Add(1)
-	return &Tx{db: db, snap: s, meta: m, begun: time.Now()}, nil
+	return &Tx{db: db, snap: s, meta: m, begun: time.Now(), sec: db.newTxSec()}, nil // sec: engine/access.go
 }
 
 // View runs fn in a read transaction.

@@ -59,7 +59,13 @@ func (tx *Tx) CreateNode(label string, props Properties) (NodeID, error) {
 }
 
 // CreateNodeWithLabels adds a node with any number of labels.
-func (tx *Tx) CreateNodeWithLabels(labels []string, props Properties) (NodeID, error) {
+func (tx *Tx) CreateNodeWithLabels(labels []string, props Properties) (nid NodeID, err error) {
+	if tx.sec.st != nil { // access control + audit hook (engine/access.go): needs Write
+		if err := tx.secEnter(PermissionWrite, OpNodeCreate, ""); err != nil {
+			return 0, err
+		}
+		defer func() { tx.secLeave(OpNodeCreate, createdTarget(nid), err) }()
+	}
 	if err := tx.check(true); err != nil {
 		return 0, err
 	}
@@ -144,7 +150,13 @@ func (tx *Tx) NodeExists(id NodeID) (bool, error) {
 }
 
 // CreateEdge adds an edge between two existing nodes.
-func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (EdgeID, error) {
+func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (eid EdgeID, err error) {
+	if tx.sec.st != nil { // access control + audit hook (engine/access.go): needs Write
+		if err := tx.secEnter(PermissionWrite, OpEdgeCreate, ""); err != nil {
+			return 0, err
+		}
+		defer func() { tx.secLeave(OpEdgeCreate, edgeCreateTarget(eid, from, to), err) }()
+	}
 	if err := tx.check(true); err != nil {
 		return 0, err
 	}
@@ -207,7 +219,13 @@ func (tx *Tx) GetEdge(id EdgeID) (*Edge, error) {
 }
 
 // DeleteEdge removes an edge.
-func (tx *Tx) DeleteEdge(id EdgeID) error {
+func (tx *Tx) DeleteEdge(id EdgeID) (err error) {
+	if tx.sec.st != nil { // access control + audit hook (engine/access.go): needs Delete
+		if err := tx.secEnter(PermissionDelete, OpEdgeDelete, edgeTarget(id)); err != nil {
+			return err
+		}
+		defer func() { tx.secLeave(OpEdgeDelete, edgeTarget(id), err) }()
+	}
 	if err := tx.check(true); err != nil {
 		return err
 	}
@@ -233,7 +251,13 @@ func (tx *Tx) DeleteEdge(id EdgeID) error {
 }
 
 // DeleteNode removes a node and every edge that touches it.
-func (tx *Tx) DeleteNode(id NodeID) error {
+func (tx *Tx) DeleteNode(id NodeID) (err error) {
+	if tx.sec.st != nil { // access control + audit hook (engine/access.go): needs Delete
+		if err := tx.secEnter(PermissionDelete, OpNodeDelete, nodeTarget(id)); err != nil {
+			return err
+		}
+		defer func() { tx.secLeave(OpNodeDelete, nodeTarget(id), err) }()
+	}
 	if err := tx.check(true); err != nil {
 		return err
 	}
@@ -298,7 +322,14 @@ func (tx *Tx) RemoveNodeProperty(id NodeID, key string) error {
 	return tx.updateProperty(id, key, nil)
 }
 
-func (tx *Tx) updateProperty(id NodeID, key string, v *PropertyValue) error {
+func (tx *Tx) updateProperty(id NodeID, key string, v *PropertyValue) (err error) {
+	if tx.sec.st != nil { // access control + audit hook (engine/access.go): needs Write
+		target := propTarget(id, key, v != nil)
+		if err := tx.secEnter(PermissionWrite, OpNodeUpdate, target); err != nil {
+			return err
+		}
+		defer func() { tx.secLeave(OpNodeUpdate, target, err) }()
+	}
 	if err := tx.check(true); err != nil {
 		return err
 	}

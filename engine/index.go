@@ -22,12 +22,21 @@ type IndexStat struct {
 }
 
 // CreatePropertyIndex indexes every node's property name, filling the index
-// from existing nodes in the same transaction.
-func (db *DB) CreatePropertyIndex(name string) error {
+// from existing nodes in the same transaction. Under access control it runs
+// as user "" (see Session.CreatePropertyIndex).
+func (db *DB) CreatePropertyIndex(name string) error { return db.createPropertyIndex("", name) }
+
+func (db *DB) createPropertyIndex(user, name string) (err error) {
+	// Access control + audit hook (engine/access.go): needs Configure.
+	done, err := db.secGuard(user, PermissionConfigure, OpIndexCreate, "property:"+name)
+	if err != nil {
+		return err
+	}
+	defer done(&err)
 	if name == "" {
 		return fmt.Errorf("property index name is empty: %w", ErrInvalid)
 	}
-	return db.Update(func(tx *Tx) error {
+	return db.UpdateAs(user, func(tx *Tx) error {
 		idx, err := tx.propIndexes()
 		if err != nil {
 			return err
@@ -43,9 +52,18 @@ func (db *DB) CreatePropertyIndex(name string) error {
 	})
 }
 
-// DropPropertyIndex removes a property index.
-func (db *DB) DropPropertyIndex(name string) error {
-	return db.Update(func(tx *Tx) error {
+// DropPropertyIndex removes a property index. Under access control it runs
+// as user "" (see Session.DropPropertyIndex).
+func (db *DB) DropPropertyIndex(name string) error { return db.dropPropertyIndex("", name) }
+
+func (db *DB) dropPropertyIndex(user, name string) (err error) {
+	// Access control + audit hook (engine/access.go): needs Configure.
+	done, err := db.secGuard(user, PermissionConfigure, OpIndexDrop, "property:"+name)
+	if err != nil {
+		return err
+	}
+	defer done(&err)
+	return db.UpdateAs(user, func(tx *Tx) error {
 		if err := tx.clearPropertyIndex(name); err != nil {
 			return err
 		}
@@ -121,9 +139,18 @@ func (tx *Tx) forEachNode(fn func(NodeID, *record.Node) error) error {
 	return tx.db.annotate(c.Err())
 }
 
-// RebuildPropertyIndex drops and refills one property index.
-func (db *DB) RebuildPropertyIndex(name string) error {
-	return db.Update(func(tx *Tx) error {
+// RebuildPropertyIndex drops and refills one property index. Under access
+// control it runs as user "" (see Session.RebuildPropertyIndex).
+func (db *DB) RebuildPropertyIndex(name string) error { return db.rebuildPropertyIndex("", name) }
+
+func (db *DB) rebuildPropertyIndex(user, name string) (err error) {
+	// Access control + audit hook (engine/access.go): needs Configure.
+	done, err := db.secGuard(user, PermissionConfigure, OpIndexRebuild, "property:"+name)
+	if err != nil {
+		return err
+	}
+	defer done(&err)
+	return db.UpdateAs(user, func(tx *Tx) error {
 		idx, err := tx.propIndexes()
 		if err != nil {
 			return err
@@ -139,9 +166,18 @@ func (db *DB) RebuildPropertyIndex(name string) error {
 }
 
 // RebuildLabelIndex rebuilds the label index entries of one label from the
-// node records.
-func (db *DB) RebuildLabelIndex(label string) error {
-	return db.Update(func(tx *Tx) error {
+// node records. Under access control it runs as user "" (see
+// Session.RebuildLabelIndex).
+func (db *DB) RebuildLabelIndex(label string) error { return db.rebuildLabelIndex("", label) }
+
+func (db *DB) rebuildLabelIndex(user, label string) (err error) {
+	// Access control + audit hook (engine/access.go): needs Configure.
+	done, err := db.secGuard(user, PermissionConfigure, OpIndexRebuild, "label:"+label)
+	if err != nil {
+		return err
+	}
+	defer done(&err)
+	return db.UpdateAs(user, func(tx *Tx) error {
 		prefix := append([]byte(label), 0)
 		keys, err := tx.keys(page.RootLabels, prefix)
 		if err != nil {
@@ -176,8 +212,17 @@ func (db *DB) RebuildLabelIndex(label string) error {
 
 // RebuildAllIndexes rebuilds the label index, every property index and the
 // catalog counters from the node and edge records, in one transaction.
-func (db *DB) RebuildAllIndexes() error {
-	return db.Update(func(tx *Tx) error { return tx.rebuildAll() })
+// Under access control it runs as user "" (see Session.RebuildAllIndexes).
+func (db *DB) RebuildAllIndexes() error { return db.rebuildAllIndexes("") }
+
+func (db *DB) rebuildAllIndexes(user string) (err error) {
+	// Access control + audit hook (engine/access.go): needs Configure.
+	done, err := db.secGuard(user, PermissionConfigure, OpIndexRebuild, "all")
+	if err != nil {
+		return err
+	}
+	defer done(&err)
+	return db.UpdateAs(user, func(tx *Tx) error { return tx.rebuildAll() })
 }
 
 func (tx *Tx) rebuildAll() error {

@@ -24,6 +24,7 @@ type Tx struct {
 	meta   *page.Meta
 	closed bool
 	begun  time.Time
+	sec    txSec // user, access control and audit hooks (engine/access.go)
 
 	indexes map[string]bool  // property indexes, loaded on first use
 	counts  map[string]int64 // catalog counter deltas, applied at commit
@@ -52,6 +53,9 @@ func (tx *Tx) check(write bool) error {
 	if write && tx.w == nil {
 		return fmt.Errorf("write in a read transaction: %w", ErrReadOnly)
 	}
+	if tx.sec.st != nil { // access control hook (engine/access.go)
+		return tx.secCheck(write)
+	}
 	return nil
 }
 
@@ -76,6 +80,10 @@ func (tx *Tx) Commit() error {
 	start := time.Now()
 	info, err := tx.w.Commit()
 	d := time.Since(start)
+	if tx.sec.st != nil { // audit hook (engine/access.go)
+		tx.secCommitted(info.LSN, err)
+	}
+	tx.db.traceCommit(info, d, err) // optional tracer (engine/hooks.go)
 	if err != nil {
 		tx.db.metrics.failed.Add(1)
 		tx.db.log.Error("commit failed", "path", tx.db.p.Path, "err", err)
@@ -100,6 +108,9 @@ func (tx *Tx) Rollback() error {
 		tx.w.Rollback()
 		tx.db.metrics.rollbacks.Add(1)
 		tx.db.log.Debug("transaction rollback")
+		if tx.sec.st != nil { // audit hook (engine/access.go)
+			tx.secRolledBack()
+		}
 	} else {
 		tx.snap.Close()
 	}

@@ -39,7 +39,7 @@ func (b *Builder) newPage(typ page.Type) (common.PageID, node) {
 // pages written through the sink.
 func (b *Builder) Add(k, v []byte) error {
 	var cell []byte
-	if 6+len(k)+len(v) > maxInlineCell {
+	if 6+len(k)+len(v) > inlineLimit(b.pageSize) {
 		first, err := b.overflow(v)
 		if err != nil {
 			return err

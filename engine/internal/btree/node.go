@@ -58,6 +58,12 @@ func (n node) setCellStart(o int) {
 	n[22] = byte(o >> 16)
 }
 
+// inlineLimit is the largest leaf cell kept inline in a page of ps bytes:
+// maxInlineCell, but never more than a quarter of the page's cell space, so
+// that small pages (1 and 2 KiB are valid page sizes) can always split a
+// full node into two halves that fit. Larger values go to overflow pages.
+func inlineLimit(ps int) int { return min(maxInlineCell, (ps-hdrEnd)/4-2) }
+
 func initNode(b []byte, typ page.Type) node {
 	clear(b[page.HeaderSize:])
 	page.SetType(b, typ)

@@ -63,7 +63,9 @@ func value(r Reader, n node, i int) ([]byte, error) {
 	if !ov {
 		return v, nil
 	}
-	out := make([]byte, 0, total)
+	// Grow as pages arrive rather than trusting the stored length up front:
+	// a damaged cell could otherwise make us allocate up to 2 GiB.
+	out := make([]byte, 0, min(total, 1<<20))
 	for id := first; len(out) < total; {
 		if id == 0 {
 			return nil, &common.CorruptionError{Page: id, Offset: -1, Reason: "overflow chain ends early"}
@@ -162,8 +164,12 @@ func Put(w Writer, root common.PageID, k, v []byte) (common.PageID, error) {
 		initNode(b, page.TypeLeaf)
 		root = id
 	}
+	rb, err := w.Page(root)
+	if err != nil {
+		return root, err
+	}
 	var cell []byte
-	if 6+len(k)+len(v) > maxInlineCell {
+	if 6+len(k)+len(v) > inlineLimit(len(rb)) {
 		first, err := writeOverflow(w, v)
 		if err != nil {
 			return root, err

@@ -3,6 +3,7 @@ package pager
 import (
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/common"
@@ -59,6 +60,13 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 	if mode == Passive {
 		wait = 0
 	}
+	// Another goroutine of this connection may be checkpointing: two
+	// backfills at once could write an older copy of a page over a newer
+	// one after the newer backfill count was published.
+	if !lockLocal(&p.ckptMu, wait) {
+		return res, &common.BusyError{Path: p.Path, What: "checkpoint", PID: os.Getpid()}
+	}
+	defer p.ckptMu.Unlock()
 	if err := p.shm.LockTimeout(shm.LockCkpt, true, wait, "checkpoint", shm.OffCkpt, p.Path); err != nil {
 		return res, err
 	}
@@ -96,7 +104,7 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 		}
 		if time.Now().After(deadline) {
 			res.Duration = time.Since(start)
-			return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.shm.ActiveReaders(p.readSlot()))}
+			return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.otherReaders())}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -113,7 +121,7 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 			if time.Now().After(deadline) {
 				res.BlockedByReaders = true
 				res.Duration = time.Since(start)
-				return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.shm.ActiveReaders(p.readSlot()))}
+				return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.otherReaders())}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -125,12 +133,16 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 	return res, nil
 }
 
-// readSlot returns this connection's read slot (-1: none yet). p.slot is
-// assigned under p.mu by the first read, possibly while a checkpoint runs.
-func (p *Pager) readSlot() int {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.slot
+// lockLocal takes mu, polling until wait has passed.
+func lockLocal(mu *sync.Mutex, wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for !mu.TryLock() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }
 
 func firstPID(pids []int) int {
@@ -144,7 +156,7 @@ func firstPID(pids []int) int {
 // bound is the oldest read mark of any live reader (or the end of the log).
 // It reports whether every committed frame is now in the file.
 func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
-	if err := p.shm.LockWait(shm.LockGate, true); err != nil {
+	if err := p.lockGate(true); err != nil {
 		return false, err
 	}
 	p.mu.Lock()
@@ -195,7 +207,7 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 		}
 	}
 	p.mu.Unlock()
-	p.shm.Unlock(shm.LockGate)
+	p.unlockGate()
 	if err != nil {
 		return false, err
 	}
@@ -283,10 +295,10 @@ func (p *Pager) readFrameChecked(pg common.PageID, f int, salt uint64, buf []byt
 // tryRestart resets the log if no reader uses it. The caller holds the
 // writer and checkpoint locks.
 func (p *Pager) tryRestart(truncate bool) (bool, error) {
-	if err := p.shm.LockWait(shm.LockGate, true); err != nil {
+	if err := p.lockGate(true); err != nil {
 		return false, err
 	}
-	defer p.shm.Unlock(shm.LockGate)
+	defer p.unlockGate()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.refreshLocked(); err != nil {

@@ -62,7 +62,16 @@ type Pager struct {
 	lastScan    wal.ScanReport
 
 	writeMu sync.Mutex // one writer per connection
-	cache   *Cache
+
+	// The shm locks are OFD locks: they exclude other connections, but not
+	// other goroutines of this one (same descriptor), and one goroutine's
+	// unlock drops the lock for all of them. gateMu and ckptMu give the gate
+	// and the checkpoint lock the same exclusion inside the connection that
+	// writeMu gives the writer lock. Take them before the shm lock and
+	// release them after unlocking it.
+	gateMu sync.Mutex
+	ckptMu sync.Mutex
+	cache  *Cache
 	// poisoned is set when an fsync failed: the connection must be
 	// reopened. It is written by whichever goroutine ran the fsync (the
 	// group-commit syncer, for one) and read by every writer: access it
@@ -155,10 +164,10 @@ func (p *Pager) init(opts Options) error {
 	}
 	p.cache = newCache(int(opts.CacheBytes / int64(p.pageSize)))
 	p.ix = wal.NewIndex(wal.Header{}, false, p.pageSize)
-	if err := p.shm.LockWait(shm.LockGate, false); err != nil {
+	if err := p.lockGate(false); err != nil {
 		return err
 	}
-	defer p.shm.Unlock(shm.LockGate)
+	defer p.unlockGate()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.refreshLocked()
@@ -346,10 +355,10 @@ type WALState struct {
 
 // WAL reports the log's state after bringing the index up to date.
 func (p *Pager) WAL() (WALState, error) {
-	if err := p.shm.LockWait(shm.LockGate, false); err != nil {
+	if err := p.lockGate(false); err != nil {
 		return WALState{}, err
 	}
-	defer p.shm.Unlock(shm.LockGate)
+	defer p.unlockGate()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.refreshLocked(); err != nil {
@@ -380,7 +389,7 @@ func (p *Pager) ExclusiveLock(wait time.Duration) error {
 		var be *common.BusyError
 		if errors.As(err, &be) {
 			be.What = "open"
-			pids := p.shm.ActiveReaders(p.readSlot())
+			pids := p.otherReaders()
 			if w := int(p.shm.ReadU64(shm.OffWriter)); len(pids) == 0 && w > 0 {
 				pids = append(pids, w)
 			}
@@ -400,3 +409,29 @@ func (p *Pager) FileMeta() (*page.Meta, error) { return ReadFileHeader(p.db, p.P
 
 // FileID is the random id of the database file.
 func (p *Pager) FileID() uint64 { return p.fileID }
+
+// lockGate takes the gate (shared or exclusive) for this goroutine; see
+// gateMu. Release it with unlockGate.
+func (p *Pager) lockGate(excl bool) error {
+	p.gateMu.Lock()
+	if err := p.shm.LockWait(shm.LockGate, excl); err != nil {
+		p.gateMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (p *Pager) unlockGate() {
+	p.shm.Unlock(shm.LockGate)
+	p.gateMu.Unlock()
+}
+
+// otherReaders lists the pids of other connections' readers. It holds
+// p.mu so that the probing (lock then unlock every free slot) cannot race
+// with this connection taking its own slot: an unlock by one goroutine
+// would drop the slot lock another goroutine just took.
+func (p *Pager) otherReaders() []int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.shm.ActiveReaders(p.slot)
+}

@@ -30,10 +30,10 @@ type Snapshot struct {
 func (p *Pager) BeginRead() (*Snapshot, error) {
 	// The gate orders "pick a mark and publish it" against a checkpointer
 	// computing the minimum mark.
-	if err := p.shm.LockWait(shm.LockGate, false); err != nil {
+	if err := p.lockGate(false); err != nil {
 		return nil, err
 	}
-	defer p.shm.Unlock(shm.LockGate)
+	defer p.unlockGate()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	// The change counter tells whether any connection touched the WAL
@@ -51,13 +51,30 @@ func (p *Pager) BeginRead() (*Snapshot, error) {
 	// gets a cached image of a page from before the checkpoint.
 	backfill := p.shm.Backfill(p.ix.Header.Salt)
 	s := &Snapshot{p: p, ix: p.ix, mark: p.ix.MaxFrame, salt: p.ix.Header.Salt, epoch: p.shm.Epoch()}
-	if s.mark > 0 && backfill >= s.mark {
+	// A snapshot whose frames are all in the database file reads the file
+	// alone (mark 0), which lets the WAL be restarted under it. Not while
+	// another snapshot of this connection reads WAL frames, though: the
+	// connection publishes only the minimum mark of its snapshots, and a
+	// published 0 would tell other connections that nobody here needs the
+	// log, so they could restart it under that other snapshot.
+	if s.mark > 0 && backfill >= s.mark && !p.readsWALLocked() {
 		s.mark = 0
 	}
 	if err := p.registerLocked(s); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// readsWALLocked reports whether a live snapshot of this connection reads
+// WAL frames (mark > 0). The caller holds p.mu.
+func (p *Pager) readsWALLocked() bool {
+	for r := range p.readers {
+		if r.mark > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // registerLocked publishes s's mark in this connection's read slot, which

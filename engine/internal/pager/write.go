@@ -69,10 +69,10 @@ func (p *Pager) releaseWriter() {
 // been checkpointed and no reader anywhere still reads from the log. The
 // writer lock is held. Without this the log would grow forever.
 func (p *Pager) maybeRestart() error {
-	if err := p.shm.LockWait(shm.LockGate, true); err != nil {
+	if err := p.lockGate(true); err != nil {
 		return err
 	}
-	defer p.shm.Unlock(shm.LockGate)
+	defer p.unlockGate()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.refreshLocked(); err != nil {
@@ -96,6 +96,12 @@ func (p *Pager) maybeRestart() error {
 			return nil
 		}
 	}
+	// A checkpoint of this connection may be copying frames right now (the
+	// shm lock alone would not tell: it is ours too).
+	if !p.ckptMu.TryLock() {
+		return nil
+	}
+	defer p.ckptMu.Unlock()
 	ok, err := p.shm.TryLock(shm.LockCkpt, true)
 	if err != nil || !ok {
 		return err

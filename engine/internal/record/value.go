@@ -224,7 +224,11 @@ func (d *decoder) value() Value {
 	case KindInt:
 		return Int(d.varint())
 	case KindFloat:
-		return Float(math.Float64frombits(binary.LittleEndian.Uint64(d.bytesN(8))))
+		b := d.bytesN(8)
+		if len(b) != 8 { // short data: bytesN recorded the error
+			return Null()
+		}
+		return Float(math.Float64frombits(binary.LittleEndian.Uint64(b)))
 	case KindString:
 		return String(d.str())
 	case KindBytes:

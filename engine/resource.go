@@ -1,0 +1,320 @@
+package engine
+
+// resource.go: memory-pressure monitoring (the guide's
+// enable_memory_pressure_monitoring). A background goroutine samples the
+// page cache and the process's resident memory and logs a warn-level
+// "resource alert" on Config.Logger when a usage crosses the threshold —
+// once per crossing, not on every sample — and an info-level "resource
+// alert cleared" when it falls back below.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Resources watched by the memory monitor (ResourceAlert.Resource).
+const (
+	// ResourceCache is the page cache: pages held / pages the budget allows
+	// (PerformanceMetrics.MemoryPressure).
+	ResourceCache = "cache"
+	// ResourceProcessMemory is the process's resident memory (RSS) against
+	// MemoryMonitorOptions.MemoryLimit.
+	ResourceProcessMemory = "process_memory"
+)
+
+// Defaults of MemoryMonitorOptions.
+const (
+	DefaultMemoryMonitorInterval = 10 * time.Second
+	// DefaultMemoryAlertHysteresis: an alert clears once usage is this far
+	// below the threshold, so a usage hovering at it does not flap.
+	DefaultMemoryAlertHysteresis = 0.05
+)
+
+// MemoryMonitorOptions configure EnableMemoryPressureMonitoringWithOptions.
+type MemoryMonitorOptions struct {
+	// Threshold is the usage fraction (0 < Threshold <= 1) at which an
+	// alert is raised; the guide uses 0.8.
+	Threshold float64
+	// Interval between samples (default 10s).
+	Interval time.Duration
+	// MemoryLimit is what the process's resident memory is compared with,
+	// in bytes. Zero picks, in order: the Go runtime's soft memory limit
+	// (GOMEMLIMIT / debug.SetMemoryLimit) if one is set, the cgroup's
+	// memory limit, the machine's physical memory. Negative disables the
+	// process-memory check (the cache is still watched).
+	MemoryLimit int64
+	// Hysteresis (default 0.05): an alert clears when usage drops below
+	// Threshold-Hysteresis.
+	Hysteresis float64
+}
+
+// ResourceAlert is one crossing of the threshold, in either direction.
+type ResourceAlert struct {
+	Resource  string  `json:"resource"` // ResourceCache or ResourceProcessMemory
+	Usage     float64 `json:"usage"`    // fraction of LimitBytes in use
+	Threshold float64 `json:"threshold"`
+	UsedBytes int64   `json:"used_bytes"`
+	// LimitBytes is the cache budget for the cache, the memory limit for
+	// the process.
+	LimitBytes int64     `json:"limit_bytes"`
+	Cleared    bool      `json:"cleared"` // usage went back below the threshold
+	Time       time.Time `json:"time"`
+}
+
+// MemoryMonitor samples memory usage for one connection. Get it with
+// DB.MemoryMonitor; the background goroutine calls Check every interval.
+type MemoryMonitor struct {
+	db   *DB
+	opts MemoryMonitorOptions
+
+	mu       sync.Mutex // serialises Check
+	alerting map[string]bool
+	last     map[string]ResourceAlert // latest sample of each resource
+
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	unhook   func()
+}
+
+// EnableMemoryPressureMonitoring starts watching memory with the default
+// interval and limit, alerting at threshold (a fraction: 0.8 is 80%). It
+// replaces any monitor already running on the connection. The monitor stops
+// when the connection closes.
+func (db *DB) EnableMemoryPressureMonitoring(threshold float64) error {
+	return db.EnableMemoryPressureMonitoringWithOptions(MemoryMonitorOptions{Threshold: threshold})
+}
+
+// EnableMemoryPressureMonitoringWithOptions is EnableMemoryPressureMonitoring
+// with every option.
+func (db *DB) EnableMemoryPressureMonitoringWithOptions(o MemoryMonitorOptions) error {
+	if !(o.Threshold > 0 && o.Threshold <= 1) {
+		return fmt.Errorf("memory pressure threshold %v (want 0 < t <= 1): %w", o.Threshold, ErrInvalid)
+	}
+	if o.Interval < 0 || o.Hysteresis < 0 || o.Hysteresis >= 1 {
+		return fmt.Errorf("memory monitor interval %v, hysteresis %v: %w", o.Interval, o.Hysteresis, ErrInvalid)
+	}
+	if o.Interval == 0 {
+		o.Interval = DefaultMemoryMonitorInterval
+	}
+	if o.Hysteresis == 0 {
+		o.Hysteresis = DefaultMemoryAlertHysteresis
+	}
+	m := &MemoryMonitor{db: db, opts: o, alerting: map[string]bool{}, last: map[string]ResourceAlert{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	unhook, err := db.OnClose(m.halt)
+	if err != nil {
+		return fmt.Errorf("memory pressure monitoring: %w", err)
+	}
+	m.unhook = unhook
+	if old := db.ext.monitor.Swap(m); old != nil {
+		old.Stop()
+	}
+	go m.loop()
+	db.log.Info("memory pressure monitoring enabled", "threshold", o.Threshold, "interval", o.Interval)
+	return nil
+}
+
+// DisableMemoryPressureMonitoring stops the monitor, if any.
+func (db *DB) DisableMemoryPressureMonitoring() {
+	if m := db.ext.monitor.Swap(nil); m != nil {
+		m.Stop()
+	}
+}
+
+// MemoryMonitor returns the running monitor, or nil.
+func (db *DB) MemoryMonitor() *MemoryMonitor { return db.ext.monitor.Load() }
+
+// Options returns the monitor's options, defaults filled in.
+func (m *MemoryMonitor) Options() MemoryMonitorOptions { return m.opts }
+
+// Stop stops the background goroutine and waits for it to exit. Check
+// still works afterwards.
+func (m *MemoryMonitor) Stop() {
+	m.unhook()
+	m.halt()
+}
+
+func (m *MemoryMonitor) halt() {
+	m.stopOnce.Do(func() { close(m.stop) })
+	<-m.done
+	m.db.ext.monitor.CompareAndSwap(m, nil)
+}
+
+// Done is closed when the background goroutine has exited.
+func (m *MemoryMonitor) Done() <-chan struct{} { return m.done }
+
+func (m *MemoryMonitor) loop() {
+	defer close(m.done)
+	t := time.NewTicker(m.opts.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.Check()
+		}
+	}
+}
+
+// Check samples memory once (what the background goroutine does every
+// interval), logs crossings and returns them: an alert for each resource
+// that reached the threshold since the previous Check, a cleared one for
+// each that fell back below it.
+func (m *MemoryMonitor) Check() []ResourceAlert {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	var out []ResourceAlert
+
+	cs := m.db.p.CacheStats()
+	ps := int64(m.db.p.PageSize())
+	cacheBudget := int64(cs.MaxPage) * ps
+	cache := ResourceAlert{Resource: ResourceCache, UsedBytes: int64(cs.Pages) * ps, LimitBytes: cacheBudget,
+		Threshold: m.opts.Threshold, Time: now}
+	if cs.MaxPage > 0 {
+		cache.Usage = float64(cs.Pages) / float64(cs.MaxPage)
+	}
+	samples := []ResourceAlert{cache}
+
+	rss := processRSS()
+	if limit := m.memoryLimit(); limit > 0 && rss > 0 {
+		samples = append(samples, ResourceAlert{Resource: ResourceProcessMemory, UsedBytes: rss, LimitBytes: limit,
+			Usage: float64(rss) / float64(limit), Threshold: m.opts.Threshold, Time: now})
+	}
+	for _, s := range samples {
+		m.last[s.Resource] = s
+		switch {
+		case !m.alerting[s.Resource] && s.Usage >= m.opts.Threshold:
+			m.alerting[s.Resource] = true
+			m.db.log.Warn("resource alert", "resource", s.Resource, "usage", round3(s.Usage), "threshold", s.Threshold,
+				"used_bytes", s.UsedBytes, "limit_bytes", s.LimitBytes, "rss_bytes", rss, "cache_budget_bytes", cacheBudget,
+				"path", m.db.p.Path)
+			out = append(out, s)
+		case m.alerting[s.Resource] && s.Usage < m.opts.Threshold-m.opts.Hysteresis:
+			m.alerting[s.Resource] = false
+			s.Cleared = true
+			m.db.log.Info("resource alert cleared", "resource", s.Resource, "usage", round3(s.Usage),
+				"threshold", s.Threshold, "used_bytes", s.UsedBytes, "limit_bytes", s.LimitBytes, "path", m.db.p.Path)
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Status returns the latest sample of each resource and whether it is in
+// alert (Cleared false and Usage >= Threshold means alerting).
+func (m *MemoryMonitor) Status() []ResourceAlert {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]ResourceAlert, 0, len(m.last))
+	for _, r := range []string{ResourceCache, ResourceProcessMemory} {
+		if s, ok := m.last[r]; ok {
+			s.Cleared = !m.alerting[r]
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+func (m *MemoryMonitor) memoryLimit() int64 {
+	switch {
+	case m.opts.MemoryLimit > 0:
+		return m.opts.MemoryLimit
+	case m.opts.MemoryLimit < 0:
+		return 0
+	}
+	return SystemMemoryLimit()
+}
+
+// SystemMemoryLimit returns the memory the process may use: the Go soft
+// memory limit if set, else the cgroup limit, else physical memory (0 if
+// none can be read).
+func SystemMemoryLimit() int64 {
+	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
+		return l
+	}
+	if l := cgroupMemoryLimit(); l > 0 {
+		return l
+	}
+	return physicalMemory()
+}
+
+// ProcessRSS returns the process's resident memory in bytes: from
+// /proc/self/statm where it exists, else the memory the Go runtime has
+// mapped and not released (which misses memory allocated outside Go).
+func ProcessRSS() int64 { return processRSS() }
+
+func processRSS() int64 {
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			if pages, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				return pages * int64(os.Getpagesize())
+			}
+		}
+	}
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
+}
+
+// cgroupMemoryLimit reads the cgroup v2 (or v1) memory limit of this
+// process; 0 when there is none or it cannot be read.
+func cgroupMemoryLimit() int64 {
+	var paths []string
+	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "0::"); ok {
+				paths = append(paths, "/sys/fs/cgroup"+strings.TrimSuffix(rest, "/")+"/memory.max")
+			}
+		}
+	}
+	paths = append(paths, "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
+		if err != nil || v <= 0 || v >= 1<<60 { // "max", or v1's "unlimited" sentinel
+			continue
+		}
+		return v
+	}
+	return 0
+}
+
+func physicalMemory() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			fs := strings.Fields(rest)
+			if len(fs) >= 1 {
+				if kb, err := strconv.ParseInt(fs[0], 10, 64); err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,413 @@
+// Package security holds Sombra's role-based access policy: roles grant
+// permissions, users are assigned roles, and the engine asks the policy
+// before every guarded operation.
+//
+//	acl := security.NewAccessControl()
+//	acl.AddRole("admin", []security.Permission{security.Read, security.Write,
+//		security.Delete, security.Backup, security.Configure})
+//	acl.AddRole("user", []security.Permission{security.Read, security.Write})
+//	acl.AddRole("readonly", []security.Permission{security.Read})
+//	acl.AssignRole("alice", "admin")
+//	acl.AssignRole("bob", "user")
+//	acl.AssignRole("charlie", "readonly")
+//	db.SetAccessControl(acl)
+//	err := db.AsUser("bob").Update(func(tx *engine.Tx) error { ... })
+//
+// What each operation needs is described in the engine (engine/access.go):
+// reads need Read, creates and property changes Write, deletes Delete,
+// index and configuration changes Configure, backups Backup. Transactions
+// begun without a user run as the user "", which gets only what the policy
+// grants "" explicitly (AssignRole("", "readonly") opens reads to
+// everyone).
+//
+// A policy can be kept in a JSON file (Save, Load, LoadAccessControl):
+//
+//	{
+//	  "version": 1,
+//	  "roles": {"admin": ["read", "write", "delete", "backup", "configure"],
+//	            "readonly": ["read"]},
+//	  "users": {"alice": ["admin"], "charlie": ["readonly"]}
+//	}
+//
+// Load replaces the policy of a live AccessControl atomically, so an
+// operator can edit the file and reload it without reopening the database;
+// transactions already running keep the permissions they were granted.
+package security
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/sombradb/sombra/engine"
+)
+
+// Permission is a right granted by a role; it is the engine's type.
+type Permission = engine.Permission
+
+// The permissions.
+const (
+	Read      = engine.PermissionRead
+	Write     = engine.PermissionWrite
+	Delete    = engine.PermissionDelete
+	Backup    = engine.PermissionBackup
+	Configure = engine.PermissionConfigure
+)
+
+// ErrPermissionDenied is the engine's sentinel: Check's errors match it.
+var ErrPermissionDenied = engine.ErrPermissionDenied
+
+// ParsePermission parses "read", "write", "delete", "backup" or
+// "configure" (any case).
+func ParsePermission(s string) (Permission, error) { return engine.ParsePermission(s) }
+
+// AllPermissions returns every permission.
+func AllPermissions() []Permission { return engine.AllPermissions() }
+
+// Role is a named set of permissions.
+type Role struct {
+	Name        string       `json:"name"`
+	Permissions []Permission `json:"permissions"`
+}
+
+// AccessControl is a role-based access policy. It is safe for concurrent
+// use; the zero value is not usable, call NewAccessControl.
+type AccessControl struct {
+	mu    sync.RWMutex
+	roles map[string]Permission      // role -> permission bits
+	users map[string]map[string]bool // user -> roles
+}
+
+var _ engine.AccessChecker = (*AccessControl)(nil)
+
+// NewAccessControl returns an empty policy: every check is denied.
+func NewAccessControl() *AccessControl {
+	return &AccessControl{roles: map[string]Permission{}, users: map[string]map[string]bool{}}
+}
+
+func bits(perms []Permission) (Permission, error) {
+	var b Permission
+	for _, p := range perms {
+		if !p.Valid() {
+			return 0, fmt.Errorf("%v: %w", p, engine.ErrInvalid)
+		}
+		b |= p
+	}
+	return b, nil
+}
+
+func list(b Permission) []Permission {
+	var out []Permission
+	for _, p := range engine.AllPermissions() {
+		if b&p != 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// AddRole defines a role. It fails with engine.ErrExists if the role is
+// already defined and engine.ErrInvalid for an empty name or an unknown
+// permission. A role may grant no permission.
+func (ac *AccessControl) AddRole(name string, perms []Permission) error {
+	if name == "" {
+		return fmt.Errorf("add role: empty role name: %w", engine.ErrInvalid)
+	}
+	b, err := bits(perms)
+	if err != nil {
+		return fmt.Errorf("add role %q: %w", name, err)
+	}
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if _, ok := ac.roles[name]; ok {
+		return fmt.Errorf("add role %q: %w", name, engine.ErrExists)
+	}
+	ac.roles[name] = b
+	return nil
+}
+
+// SetRolePermissions replaces the permissions of an existing role.
+func (ac *AccessControl) SetRolePermissions(name string, perms []Permission) error {
+	b, err := bits(perms)
+	if err != nil {
+		return fmt.Errorf("set role %q: %w", name, err)
+	}
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if _, ok := ac.roles[name]; !ok {
+		return fmt.Errorf("set role %q: %w", name, engine.ErrNotFound)
+	}
+	ac.roles[name] = b
+	return nil
+}
+
+// RemoveRole deletes a role and every assignment of it.
+func (ac *AccessControl) RemoveRole(name string) error {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if _, ok := ac.roles[name]; !ok {
+		return fmt.Errorf("remove role %q: %w", name, engine.ErrNotFound)
+	}
+	delete(ac.roles, name)
+	for u, rs := range ac.users {
+		delete(rs, name)
+		if len(rs) == 0 {
+			delete(ac.users, u)
+		}
+	}
+	return nil
+}
+
+// AssignRole gives user a role (assigning it twice is not an error). The
+// role must exist (engine.ErrNotFound otherwise). The user "" is the one
+// transactions run as when they were begun without a user.
+func (ac *AccessControl) AssignRole(user, role string) error {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if _, ok := ac.roles[role]; !ok {
+		return fmt.Errorf("assign role %q to %q: %w", role, user, engine.ErrNotFound)
+	}
+	rs := ac.users[user]
+	if rs == nil {
+		rs = map[string]bool{}
+		ac.users[user] = rs
+	}
+	rs[role] = true
+	return nil
+}
+
+// RevokeRole takes a role from user; it fails with engine.ErrNotFound if
+// the user does not have it.
+func (ac *AccessControl) RevokeRole(user, role string) error {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	rs := ac.users[user]
+	if !rs[role] {
+		return fmt.Errorf("revoke role %q from %q: user does not have it: %w", role, user, engine.ErrNotFound)
+	}
+	delete(rs, role)
+	if len(rs) == 0 {
+		delete(ac.users, user)
+	}
+	return nil
+}
+
+func (ac *AccessControl) granted(user string) Permission {
+	var b Permission
+	for r := range ac.users[user] {
+		b |= ac.roles[r]
+	}
+	return b
+}
+
+// Check returns nil if one of user's roles grants p, and otherwise an
+// *engine.PermissionError naming the user and the permission, which
+// matches engine.ErrPermissionDenied.
+func (ac *AccessControl) Check(user string, p Permission) error {
+	ac.mu.RLock()
+	b := ac.granted(user)
+	ac.mu.RUnlock()
+	if p.Valid() && b&p != 0 {
+		return nil
+	}
+	return &engine.PermissionError{User: user, Permission: p}
+}
+
+// Permissions returns what user's roles grant together.
+func (ac *AccessControl) Permissions(user string) []Permission {
+	ac.mu.RLock()
+	defer ac.mu.RUnlock()
+	return list(ac.granted(user))
+}
+
+// UserRoles returns user's roles, sorted.
+func (ac *AccessControl) UserRoles(user string) []string {
+	ac.mu.RLock()
+	defer ac.mu.RUnlock()
+	out := make([]string, 0, len(ac.users[user]))
+	for r := range ac.users[user] {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Roles returns every role, sorted by name.
+func (ac *AccessControl) Roles() []Role {
+	ac.mu.RLock()
+	defer ac.mu.RUnlock()
+	out := make([]Role, 0, len(ac.roles))
+	for name, b := range ac.roles {
+		out = append(out, Role{Name: name, Permissions: list(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Users returns every user with at least one role, sorted.
+func (ac *AccessControl) Users() []string {
+	ac.mu.RLock()
+	defer ac.mu.RUnlock()
+	out := make([]string, 0, len(ac.users))
+	for u := range ac.users {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// policyVersion is the version of the policy file format.
+const policyVersion = 1
+
+// policyFile is the JSON form of a policy.
+type policyFile struct {
+	Version int                     `json:"version"`
+	Roles   map[string][]Permission `json:"roles"`
+	Users   map[string][]string     `json:"users"`
+}
+
+// MarshalJSON encodes the policy (roles and assignments, sorted).
+func (ac *AccessControl) MarshalJSON() ([]byte, error) {
+	ac.mu.RLock()
+	f := policyFile{Version: policyVersion, Roles: map[string][]Permission{}, Users: map[string][]string{}}
+	for name, b := range ac.roles {
+		f.Roles[name] = list(b)
+		if f.Roles[name] == nil {
+			f.Roles[name] = []Permission{}
+		}
+	}
+	for u, rs := range ac.users {
+		for r := range rs {
+			f.Users[u] = append(f.Users[u], r)
+		}
+		sort.Strings(f.Users[u])
+	}
+	ac.mu.RUnlock()
+	return json.MarshalIndent(f, "", "  ")
+}
+
+// UnmarshalJSON replaces the policy with the one encoded in b, atomically:
+// on error the policy is unchanged. Unknown fields, unknown permission
+// names and users assigned undefined roles are errors.
+func (ac *AccessControl) UnmarshalJSON(b []byte) error {
+	var f policyFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return fmt.Errorf("access policy: %w (%w)", err, engine.ErrInvalid)
+	}
+	if f.Version != policyVersion {
+		return fmt.Errorf("access policy: version %d (want %d): %w", f.Version, policyVersion, engine.ErrInvalid)
+	}
+	roles := make(map[string]Permission, len(f.Roles))
+	for name, perms := range f.Roles {
+		if name == "" {
+			return fmt.Errorf("access policy: empty role name: %w", engine.ErrInvalid)
+		}
+		bits, err := bits(perms)
+		if err != nil {
+			return fmt.Errorf("access policy: role %q: %w", name, err)
+		}
+		roles[name] = bits
+	}
+	users := make(map[string]map[string]bool, len(f.Users))
+	for u, rs := range f.Users {
+		for _, r := range rs {
+			if _, ok := roles[r]; !ok {
+				return fmt.Errorf("access policy: user %q: role %q is not defined: %w", u, r, engine.ErrInvalid)
+			}
+			if users[u] == nil {
+				users[u] = map[string]bool{}
+			}
+			users[u][r] = true
+		}
+	}
+	ac.mu.Lock()
+	ac.roles, ac.users = roles, users
+	ac.mu.Unlock()
+	return nil
+}
+
+// Save writes the policy to path as JSON, atomically (a temporary file
+// renamed over path) and readable by the owner only.
+func (ac *AccessControl) Save(path string) (err error) {
+	b, err := ac.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("save access policy: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(0o600); err != nil {
+		return fmt.Errorf("save access policy: %w", err)
+	}
+	if _, err = f.Write(b); err != nil {
+		return fmt.Errorf("save access policy: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("save access policy: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("save access policy: %w", err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("save access policy: %w", err)
+	}
+	if d, derr := os.Open(dir); derr == nil { // make the rename durable
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Load replaces the policy with the one in the JSON file at path,
+// atomically: on error the policy is unchanged.
+func (ac *AccessControl) Load(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("load access policy %s: %w", path, engine.ErrNotFound)
+		}
+		return fmt.Errorf("load access policy: %w", err)
+	}
+	if err := ac.UnmarshalJSON(b); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadAccessControl reads a policy saved with Save.
+func LoadAccessControl(path string) (*AccessControl, error) {
+	ac := NewAccessControl()
+	if err := ac.Load(path); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// HasPermission reports whether user holds p.
+func (ac *AccessControl) HasPermission(user string, p Permission) bool {
+	return ac.Check(user, p) == nil
+}
+
+// RolePermissions returns the permissions of a role (ok false if undefined).
+func (ac *AccessControl) RolePermissions(role string) (perms []Permission, ok bool) {
+	ac.mu.RLock()
+	defer ac.mu.RUnlock()
+	b, ok := ac.roles[role]
+	return list(b), ok
+}
