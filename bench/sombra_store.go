@@ -48,30 +48,6 @@ func openSombra(dir string, opt Options) (Store, error) {
 	return &sombraStore{db: db, batch: opt.BatchSize}, nil
 }
 
-func toSombraProps(p map[string]gengraph.Value) engine.Properties {
-	if len(p) == 0 {
-		return nil
-	}
-	out := make(engine.Properties, len(p))
-	for k, v := range p {
-		switch v.Kind {
-		case gengraph.KindNull:
-			out[k] = engine.NullValue()
-		case gengraph.KindBool:
-			out[k] = engine.BoolValue(v.B)
-		case gengraph.KindInt:
-			out[k] = engine.IntValue(v.I)
-		case gengraph.KindFloat:
-			out[k] = engine.FloatValue(v.F)
-		case gengraph.KindString:
-			out[k] = engine.StringValue(v.S)
-		case gengraph.KindBytes:
-			out[k] = engine.BytesValue(v.Bytes)
-		}
-	}
-	return out
-}
-
 func (s *sombraStore) BulkLoad(src Source) error {
 	tx, err := s.db.BeginTransaction()
 	if err != nil {
@@ -93,7 +69,7 @@ func (s *sombraStore) BulkLoad(src Source) error {
 		return err
 	}
 	err = src(func(i int, n gengraph.Node) error {
-		id, err := tx.CreateNode(n.Label, toSombraProps(n.Props))
+		id, err := tx.CreateNode(n.Label, gengraph.EngineProps(n.Props))
 		if err != nil {
 			return err
 		}
@@ -102,7 +78,7 @@ func (s *sombraStore) BulkLoad(src Source) error {
 		}
 		return step()
 	}, func(e gengraph.Edge) error {
-		_, err := tx.CreateEdge(engine.NodeID(e.From+1), engine.NodeID(e.To+1), e.Label, toSombraProps(e.Props))
+		_, err := tx.CreateEdge(engine.NodeID(e.From+1), engine.NodeID(e.To+1), e.Label, gengraph.EngineProps(e.Props))
 		if err != nil {
 			return err
 		}
@@ -202,7 +178,7 @@ func (s *sombraStore) DurableSingleCommit() error {
 	if err != nil {
 		return err
 	}
-	if _, err := tx.CreateNode(newNodeLabel, toSombraProps(newNodeProps(s.seq.Add(1)))); err != nil {
+	if _, err := tx.CreateNode(newNodeLabel, gengraph.EngineProps(newNodeProps(s.seq.Add(1)))); err != nil {
 		tx.Rollback()
 		return err
 	}

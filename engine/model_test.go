@@ -226,7 +226,9 @@ func propsString(p Properties) string {
 	return sb.String()
 }
 
-func idsEqual[T comparable](a, b []T) bool { return len(a) == len(b) && (len(a) == 0 || slices.Equal(a, b)) }
+func idsEqual[T comparable](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || slices.Equal(a, b))
+}
 
 // compareTx checks every read API of tx against m.
 func compareTx(tx *Tx, m *graphModel, rng *rand.Rand) error {

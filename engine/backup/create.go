@@ -16,6 +16,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/wal"
 	"github.com/sombradb/sombra/engine/internal/walarchive"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // Result reports a backup that was taken.
@@ -371,8 +372,8 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 			f.Close()
 		}
 	}()
-	w := newSeqWriter(f, HeaderSize)
-	w.sumOn = true
+	w := vfs.NewSeqWriter(f, HeaderSize)
+	w.Checksum = true
 	rec := make([]byte, recHdrSize+h.PageSize)
 	img := rec[recHdrSize:]
 	var records uint64
@@ -389,7 +390,7 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 		}
 		putRecordHeader(rec, id)
 		records++
-		if err := w.write(rec); err != nil {
+		if err := w.Write(rec); err != nil {
 			return fmt.Errorf("write %s: %w", tmp, err)
 		}
 		return nil
@@ -407,11 +408,11 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 			}
 		}
 	}
-	w.sumOn = false
-	if err := w.write(trailer{records: records, bodySum: w.sum}.encode()); err != nil {
+	w.Checksum = false
+	if err := w.Write(trailer{records: records, bodySum: w.Sum}.encode()); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
-	if err := w.flush(); err != nil {
+	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	hb, err := h.Encode()
@@ -424,7 +425,7 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", tmp, err)
 	}
-	size := w.pos()
+	size := w.Pos()
 	cerr := f.Close()
 	f = nil
 	if cerr != nil {

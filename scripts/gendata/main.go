@@ -58,7 +58,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		id, err := tx.CreateNode(n.Label, props(n.Props))
+		id, err := tx.CreateNode(n.Label, gengraph.EngineProps(n.Props))
 		if err == nil && id != engine.NodeID(i+1) {
 			err = fmt.Errorf("node %d got id %d: generate into a new database", i, id)
 		}
@@ -68,7 +68,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.CreateEdge(engine.NodeID(e.From+1), engine.NodeID(e.To+1), e.Label, props(e.Props))
+		_, err = tx.CreateEdge(engine.NodeID(e.From+1), engine.NodeID(e.To+1), e.Label, gengraph.EngineProps(e.Props))
 		return err
 	})
 	if err != nil {
@@ -124,25 +124,4 @@ func (l *loader) abort() {
 		l.cur.Rollback()
 		l.cur = nil
 	}
-}
-
-func props(in map[string]gengraph.Value) engine.Properties {
-	out := make(engine.Properties, len(in))
-	for k, v := range in {
-		switch v.Kind {
-		case gengraph.KindNull:
-			out[k] = engine.NullValue()
-		case gengraph.KindBool:
-			out[k] = engine.BoolValue(v.B)
-		case gengraph.KindInt:
-			out[k] = engine.IntValue(v.I)
-		case gengraph.KindFloat:
-			out[k] = engine.FloatValue(v.F)
-		case gengraph.KindString:
-			out[k] = engine.StringValue(v.S)
-		case gengraph.KindBytes:
-			out[k] = engine.BytesValue(v.Bytes)
-		}
-	}
-	return out
 }

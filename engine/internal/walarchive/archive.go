@@ -321,47 +321,6 @@ func (a *Archive) Append(fileID uint64, src Source) (Result, error) {
 
 func fmtTS(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 
-// seqWriter writes a file sequentially through WriteAt, buffered.
-type seqWriter struct {
-	f     vfs.File
-	off   int64
-	buf   []byte
-	sum   uint32
-	sumOn bool
-}
-
-func (w *seqWriter) write(b []byte) error {
-	if w.sumOn {
-		w.sum = common.ChecksumUpdate(w.sum, b)
-	}
-	if len(w.buf)+len(b) > cap(w.buf) {
-		if err := w.flush(); err != nil {
-			return err
-		}
-	}
-	if len(b) >= cap(w.buf) {
-		if _, err := w.f.WriteAt(b, w.off); err != nil {
-			return err
-		}
-		w.off += int64(len(b))
-		return nil
-	}
-	w.buf = append(w.buf, b...)
-	return nil
-}
-
-func (w *seqWriter) flush() error {
-	if len(w.buf) == 0 {
-		return nil
-	}
-	if _, err := w.f.WriteAt(w.buf, w.off); err != nil {
-		return err
-	}
-	w.off += int64(len(w.buf))
-	w.buf = w.buf[:0]
-	return nil
-}
-
 func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string, int, error) {
 	ps := src.PageSize
 	tmp := filepath.Join(a.Dir, fmt.Sprintf(".segment-%d-%d.tmp", os.Getpid(), time.Now().UnixNano()))
@@ -376,7 +335,8 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string
 			a.FS.Remove(tmp)
 		}
 	}()
-	w := &seqWriter{f: f, off: HeaderSize, buf: make([]byte, 0, 256<<10), sumOn: true}
+	w := vfs.NewSeqWriter(f, HeaderSize)
+	w.Checksum = true
 	fsz := int(wal.FrameSize(ps))
 	frame := make([]byte, fsz)
 	var rec = make([]byte, frameHdr)
@@ -384,7 +344,7 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string
 	frames := 0
 	for _, t := range txs {
 		TxHeader{LSN: t.lsn, CommitTS: t.ts, Frames: t.to - t.from}.encode(th[:])
-		if err := w.write(th[:]); err != nil {
+		if err := w.Write(th[:]); err != nil {
 			return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 		}
 		for i := t.from; i < t.to; i++ {
@@ -409,20 +369,20 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string
 			}
 			binary.LittleEndian.PutUint64(rec[0:], uint64(fr.Page))
 			binary.LittleEndian.PutUint32(rec[8:], common.ChecksumUpdate(common.Checksum(rec[:8]), img))
-			if err := w.write(rec); err != nil {
+			if err := w.Write(rec); err != nil {
 				return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 			}
-			if err := w.write(img); err != nil {
+			if err := w.Write(img); err != nil {
 				return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 			}
 			frames++
 		}
 	}
-	w.sumOn = false
-	if err := w.write(trailer{frames: uint64(frames), bodySum: w.sum, txs: uint32(len(txs))}.encode()); err != nil {
+	w.Checksum = false
+	if err := w.Write(trailer{frames: uint64(frames), bodySum: w.Sum, txs: uint32(len(txs))}.encode()); err != nil {
 		return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 	}
-	if err := w.flush(); err != nil {
+	if err := w.Flush(); err != nil {
 		return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 	}
 	h := Header{PageSize: ps, FileID: fileID, FirstLSN: txs[0].lsn, LastLSN: txs[len(txs)-1].lsn,
