@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sombradb/sombra/engine/internal/btree"
+	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
 )
 
@@ -40,6 +42,7 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.Validate = validatePage
 	db := &DB{p: p, cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
 	// Wrapped so that SetLogTap can tee the engine's logs (engine/hooks.go).
 	db.log = db.tappedLogger(cfg.Logger)
@@ -184,4 +187,14 @@ func (db *DB) Update(fn func(*Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// validatePage is the pager's structural check for pages read from disk:
+// tree pages must be well-formed before the tree code touches them.
+func validatePage(b []byte) error {
+	switch page.PageType(b) {
+	case page.TypeLeaf, page.TypeBranch:
+		return btree.ValidateNode(b)
+	}
+	return nil
 }

@@ -29,7 +29,8 @@ if [ "$(date +%u)" -eq 7 ] || ! compgen -G "$BACKUP_DIR/*.backup" >/dev/null; th
   sombra-backup --type full --input "$DB_PATH" --output "$OUT" || { log "full backup failed"; exit 1; }
 else
   OUT="$BACKUP_DIR/inc_$DATE"
-  sombra-backup --type incremental --input "$DB_PATH" --output "$OUT" || { log "incremental backup failed"; exit 1; }
+  # --full-if-no-base: after a compaction the file is a new one with no base.
+  sombra-backup --type incremental --full-if-no-base --input "$DB_PATH" --output "$OUT" || { log "incremental backup failed"; exit 1; }
 fi
 
 # Clean up old backups (keep KEEP_DAYS days). The catalog tolerates files

@@ -33,7 +33,9 @@ if ! sombra-health-check --db "$DB_PATH"; then
 fi
 
 # Backup: incremental on top of the existing chain; the first run of a new
-# backup directory has no base yet, so it takes a full backup.
+# backup directory has no base yet, so it takes a full backup. After a
+# compaction the file is a new one (new file id) and has no base either:
+# --full-if-no-base then takes a full backup under the same name.
 log "Creating backup..."
 if compgen -G "$BACKUP_DIR/*.backup" >/dev/null; then
   TYPE=incremental
@@ -42,7 +44,7 @@ else
   TYPE=full
   NAME="full_$(date +%Y%m%d_%H%M%S)"
 fi
-sombra-backup --type "$TYPE" --input "$DB_PATH" --output "$BACKUP_DIR/$NAME" \
+sombra-backup --type "$TYPE" --full-if-no-base --input "$DB_PATH" --output "$BACKUP_DIR/$NAME" \
   || fail "Backup ($TYPE) failed!"
 sombra-backup verify "$BACKUP_DIR/$NAME.backup" || fail "Backup verification failed!"
 

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sombradb/sombra/internal/cli"
+	"github.com/sombradb/sombra/internal/commands/backup"
 	"github.com/sombradb/sombra/internal/commands/checkpoint"
 	"github.com/sombradb/sombra/internal/commands/compact"
 	"github.com/sombradb/sombra/internal/commands/healthcheck"
@@ -20,6 +21,7 @@ import (
 // (sombra-backup and sombra-repair join when they exist); the man pages and
 // the test that keeps man/ fresh pick it up.
 var All = []func(cli.IOStreams) *cobra.Command{
+	backup.NewCommand,
 	checkpoint.NewCommand,
 	compact.NewCommand,
 	healthcheck.NewCommand,

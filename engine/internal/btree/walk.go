@@ -67,7 +67,7 @@ func Walk(r Reader, root common.PageID, visit func(id common.PageID, typ page.Ty
 			problem(Problem{id, fmt.Sprintf("expected a tree page, found %s", typ)})
 			return nil
 		}
-		if err := validate(b); err != nil {
+		if err := ValidateNode(b); err != nil {
 			problem(Problem{id, err.Error()})
 			return nil
 		}
@@ -134,40 +134,5 @@ func Walk(r Reader, root common.PageID, visit func(id common.PageID, typ page.Ty
 	return st, walk(root, nil, nil, 0)
 }
 
-// validate checks that a tree page's header, slots and cells lie within the
-// page, so the accessors cannot run off its end.
-func validate(b []byte) error {
-	if len(b) < hdrEnd {
-		return fmt.Errorf("page of %d bytes", len(b))
-	}
-	n := node(b)
-	cnt := n.count()
-	if hdrEnd+2*cnt > len(b) {
-		return fmt.Errorf("cell count %d does not fit the page", cnt)
-	}
-	start := n.cellStart()
-	if start < hdrEnd+2*cnt || start > len(b) {
-		return fmt.Errorf("cell area starts at %d, outside the page", start)
-	}
-	leaf := n.isLeaf()
-	for i := 0; i < cnt; i++ {
-		off := n.slot(i)
-		hdr := 10
-		if leaf {
-			hdr = 6
-		}
-		if off < start || off+hdr > len(b) {
-			return fmt.Errorf("cell %d at offset %d outside the cell area", i, off)
-		}
-		if off+n.cellSize(off) > len(b) {
-			return fmt.Errorf("cell %d runs past the page end", i)
-		}
-		if kl := int(le.Uint16(b[off:])); kl == 0 || kl > MaxKey {
-			return fmt.Errorf("cell %d has key length %d", i, kl)
-		}
-	}
-	return nil
-}
-
-// Check is the exported form of validate, for integrity checks and fuzzing.
-func Check(b []byte) error { return validate(b) }
+// Check is ValidateNode under the name integrity and salvage use.
+func Check(b []byte) error { return ValidateNode(b) }

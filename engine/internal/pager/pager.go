@@ -85,6 +85,9 @@ type Pager struct {
 	group     atomic.Pointer[groupCommit]
 	commitSeq int64 // commits appended by this connection, for group commit
 
+	// Validate, if set, checks every page read from disk after its
+	// checksum (see validate).
+	Validate func(b []byte) error
 	// AfterCommit, if set, is called after every durable commit with the
 	// number of frames in the WAL not yet checkpointed.
 	AfterCommit func(pending int)

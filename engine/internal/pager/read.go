@@ -194,6 +194,9 @@ func (p *Pager) walPage(id common.PageID, frame int, salt uint64) ([]byte, error
 	if !page.Verify(b) {
 		return nil, &common.CorruptionError{Path: p.WALPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("checksum mismatch in WAL frame %d", frame)}
 	}
+	if err := p.validate(b); err != nil {
+		return nil, &common.CorruptionError{Path: p.WALPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("WAL frame %d: %v", frame, err)}
+	}
 	p.cache.put(k, b)
 	return b, nil
 }
@@ -213,6 +216,9 @@ func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
 	}
 	if !page.Verify(b) {
 		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "checksum mismatch"}
+	}
+	if err := p.validate(b); err != nil {
+		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: err.Error()}
 	}
 	p.cache.put(k, b)
 	return b, nil
@@ -235,4 +241,16 @@ func (s *Snapshot) Frames() []wal.Frame {
 	s.p.mu.RLock()
 	defer s.p.mu.RUnlock()
 	return append([]wal.Frame(nil), s.ix.Frames[:s.mark]...)
+}
+
+// validate runs the structural check installed by the layer above (the
+// B+tree's page validator) on a page just read from disk. A page can carry
+// a valid checksum and still be garbage (written by a bug, or forged); it
+// is checked once, before it enters the cache, so the tree code that reads
+// cached pages never indexes out of bounds.
+func (p *Pager) validate(b []byte) error {
+	if p.Validate == nil {
+		return nil
+	}
+	return p.Validate(b)
 }

@@ -1,0 +1,254 @@
+package backup
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sombradb/sombra/engine"
+	bk "github.com/sombradb/sombra/engine/backup"
+	"github.com/sombradb/sombra/internal/cli"
+)
+
+// RestoreOptions is everything `sombra-backup restore` needs.
+type RestoreOptions struct {
+	Root      *Options
+	Dir       string // --dir
+	Name      string // --name (default: the newest restorable backup)
+	To        string // --to
+	Until     string // --until RFC 3339
+	Force     bool   // --force
+	NewFileID bool   // --new-file-id
+}
+
+const restoreLong = `Restore a backup, with the chain it depends on (full backup first), into a
+new database file; or, with --until, restore the database as it was at a
+point in time.
+
+Without --name the newest backup whose chain is whole is restored. Every
+page checksum is verified on the way; the file is written under a
+temporary name, fsynced and renamed to --to only when complete, so an
+interrupted restore leaves nothing that looks like a database. The result
+has no WAL. An existing --to is refused unless --force is given, and is
+never replaced while a connection has it open (exit 3).
+
+--until TIME (RFC 3339, e.g. 2024-01-15T12:30:00Z) restores the newest
+intact backup whose point in time (the commit time of its last transaction)
+is at or before TIME, then replays the archived WAL (DIR/wal, see
+archive-wal) up to the last commit at or before TIME. A TIME before the
+oldest full backup, or beyond a gap in the archive, is an error naming the
+nearest restorable points. A TIME after the end of the archive restores
+everything archived, with a warning.
+
+--new-file-id gives the restored database a new identity, so it starts a
+new history: backups of the original chain and its WAL archive no longer
+apply to it. Use it when the restored file will live on beside the
+original; leave it off to keep taking incremental backups of a database
+that replaces the original.
+
+JSON OUTPUT (--json, schema_version 1)
+
+    schema_version  always 1
+    target          restored database file (--to)
+    dir             backup directory
+    backup          the backup restored (for --until: the chain's last)
+    chain           backups applied, full backup first
+    end_lsn         LSN of the restored database
+    page_count      pages of the restored database
+    pages_written   page images written
+    bytes           size of the restored database file
+    db_file_id      file id of the restored database (hex)
+    until           --until as given (RFC 3339, UTC), null without it
+    replay          null without --until, else {from_lsn, to_lsn,
+                    transactions, frames, last_commit, next_commit,
+                    archive_end}: the archived transactions replayed
+    warnings        list of strings (may be empty)
+    duration_ms     wall time of the restore
+
+EXIT STATUS
+
+    0 success; 1 failed (no such backup or directory, target exists, --until
+    outside what the backups and archive cover, I/O); 2 usage error; 3 the
+    target is open in another process; 4 a backup in the chain is corrupt
+    (the error names the file and page) or the chain is broken.`
+
+const restoreExample = `  sombra-backup restore --dir /backups/sombra --to /data/restored.db
+  sombra-backup restore --dir /backups/sombra --name full_20240115_120000 --to /data/restored.db
+  sombra-backup restore --dir /backups/sombra --until 2024-01-15T12:30:00Z --to /data/pitr.db
+  sombra-backup restore --dir /backups/sombra --to /data/production.db --force`
+
+// NewRestoreCmd builds `sombra-backup restore` on root's streams and
+// globals; runF (nil: RunRestore) does the work.
+func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Command {
+	opts := &RestoreOptions{Root: root}
+	cmd := &cobra.Command{
+		Use:     "restore --dir DIR [--name NAME | --until TIME] --to PATH",
+		Short:   "Restore a backup, or the database as of a point in time",
+		Long:    restoreLong,
+		Example: restoreExample,
+		Args:    cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory")
+	f.StringVar(&opts.Name, "name", "", "backup `NAME` to restore (default: the newest restorable one)")
+	f.StringVar(&opts.To, "to", "", "database file `PATH` to create")
+	f.StringVar(&opts.Until, "until", "", "restore the database as of `TIME` (RFC 3339) by replaying the WAL archive")
+	f.BoolVar(&opts.Force, "force", false, "replace an existing --to")
+	f.BoolVar(&opts.NewFileID, "new-file-id", false, "give the restored database a new identity (a new backup history)")
+	cmd.MarkFlagsMutuallyExclusive("name", "until")
+	_ = cmd.MarkFlagRequired("to")
+	_ = cmd.MarkFlagDirname("dir")
+	_ = cmd.MarkFlagFilename("to", "db")
+	cmd.RunE = func(*cobra.Command, []string) error {
+		if runF != nil {
+			return runF(opts)
+		}
+		return RunRestore(opts)
+	}
+	return cmd
+}
+
+// RestoreResult is the --json document of restore.
+type RestoreResult struct {
+	SchemaVersion int         `json:"schema_version"`
+	Target        string      `json:"target"`
+	Dir           string      `json:"dir"`
+	Backup        string      `json:"backup"`
+	Chain         []string    `json:"chain"`
+	EndLSN        uint64      `json:"end_lsn"`
+	PageCount     uint64      `json:"page_count"`
+	PagesWritten  uint64      `json:"pages_written"`
+	Bytes         int64       `json:"bytes"`
+	DBFileID      string      `json:"db_file_id"`
+	Until         *time.Time  `json:"until"`
+	Replay        *ReplayInfo `json:"replay"`
+	Warnings      []string    `json:"warnings"`
+	DurationMS    float64     `json:"duration_ms"`
+}
+
+// ReplayInfo reports the archived transactions a point-in-time restore
+// replayed.
+type ReplayInfo struct {
+	FromLSN      uint64     `json:"from_lsn"`
+	ToLSN        uint64     `json:"to_lsn"`
+	Transactions int        `json:"transactions"`
+	Frames       int        `json:"frames"`
+	LastCommit   *time.Time `json:"last_commit"`
+	NextCommit   *time.Time `json:"next_commit"`
+	ArchiveEnd   bool       `json:"archive_end"`
+}
+
+// RunRestore restores a backup (or a point in time) to opts.To.
+func RunRestore(opts *RestoreOptions) error {
+	o := opts.Root
+	var until *time.Time
+	if opts.Until != "" {
+		t, err := time.Parse(time.RFC3339, opts.Until)
+		if err != nil {
+			return cli.Usagef("--until %q: not an RFC 3339 time (e.g. 2024-01-15T12:30:00Z)", opts.Until)
+		}
+		t = t.UTC()
+		until = &t
+	}
+	dir, name := opts.Dir, opts.Name
+	if dir == "" && (name == "" || filepath.Dir(name) == ".") {
+		return cli.Usagef("--dir is required")
+	}
+	if name != "" {
+		var err error
+		if dir, name, err = backupRef(dir, name); err != nil {
+			return err
+		}
+	}
+	eo := engineOptions(o)
+	eo.Force, eo.NewFileID = opts.Force, opts.NewFileID
+	start := o.Clock.Now()
+	var (
+		r   *bk.RestoreResult
+		err error
+	)
+	switch {
+	case until != nil:
+		r, err = bk.RestoreToTime(dir, *until, opts.To, eo)
+	default:
+		if name == "" {
+			if name, err = latest(dir); err != nil {
+				return err
+			}
+		}
+		r, err = bk.Restore(dir, name, opts.To, eo)
+	}
+	if err != nil {
+		return classify(err)
+	}
+	res := RestoreResult{SchemaVersion: cli.SchemaVersion, Target: r.Target, Dir: dir, Backup: r.Backup,
+		Chain: nonNil(r.Chain), EndLSN: r.EndLSN, PageCount: r.PageCount, PagesWritten: r.Pages, Bytes: r.Bytes,
+		DBFileID: r.FileID, Until: until, Warnings: []string{}, DurationMS: ms(o.Clock.Since(start))}
+	if rr := r.Replay; rr != nil {
+		res.Replay = &ReplayInfo{FromLSN: rr.FromLSN, ToLSN: rr.ToLSN, Transactions: rr.Transactions, Frames: rr.Frames,
+			LastCommit: utcPtr(rr.LastCommit), NextCommit: utcPtr(rr.NextCommit), ArchiveEnd: rr.ArchiveEnd}
+		res.Warnings = append(res.Warnings, rr.Warnings...)
+	}
+	return cli.NewPrinter(o.IO, &o.Globals).Result(res, func(h *cli.Human) { restoreSummary(h, res) })
+}
+
+// latest names the newest backup in dir whose chain is whole.
+func latest(dir string) (string, error) {
+	list, err := listDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i].ChainOK() {
+			return list[i].Name, nil
+		}
+	}
+	if len(list) == 0 {
+		return "", fmt.Errorf("%s holds no backups: %w", dir, engine.ErrNotFound)
+	}
+	return "", fmt.Errorf("%s holds no restorable backup (%d backups, every chain broken or unreadable; see list): %w",
+		dir, len(list), engine.ErrNotFound)
+}
+
+func restoreSummary(h *cli.Human, r RestoreResult) {
+	pairs := [][2]string{
+		{"restored", r.Target},
+		{"from", r.Dir},
+		{"backup", r.Backup},
+		{"chain", strings.Join(r.Chain, " -> ")},
+	}
+	if r.Until != nil {
+		pairs = append(pairs, [2]string{"until", r.Until.Format(time.RFC3339Nano)})
+	}
+	if rp := r.Replay; rp != nil {
+		last := "unknown"
+		if rp.LastCommit != nil {
+			last = rp.LastCommit.Format(time.RFC3339Nano)
+		}
+		pairs = append(pairs,
+			[2]string{"wal replayed", fmt.Sprintf("%d transactions, LSN %d to %d", rp.Transactions, rp.FromLSN, rp.ToLSN)},
+			[2]string{"last commit", last})
+	}
+	pairs = append(pairs,
+		[2]string{"end lsn", strconv.FormatUint(r.EndLSN, 10)},
+		[2]string{"size", cli.FormatBytesExact(r.Bytes)},
+		[2]string{"pages written", strconv.FormatUint(r.PagesWritten, 10)},
+		[2]string{"duration", cli.FormatDuration(msDuration(r.DurationMS))},
+	)
+	h.KeyValues(pairs)
+	for _, w := range r.Warnings {
+		h.Line("%s %s", h.Warn("warning:"), w)
+	}
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
