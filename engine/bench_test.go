@@ -45,8 +45,11 @@ func buildBench(b *testing.B, n, deg int) string {
 		}
 	}
 	if deg > 0 {
-		for lo := 1; lo <= n; lo += batchSize / deg {
-			hi := min(lo+batchSize/deg-1, n)
+		// Random endpoints dirty most adjacency pages in every transaction,
+		// so edges go in larger transactions (fewer full-page WAL images).
+		const perTx = 200_000
+		for lo := 1; lo <= n; lo += perTx / deg {
+			hi := min(lo+perTx/deg-1, n)
 			err := db.Update(func(tx *Tx) error {
 				for i := lo; i <= hi; i++ {
 					for range deg {

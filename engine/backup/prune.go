@@ -48,8 +48,7 @@ func Prune(dir string, keepDays, keepFull int, opts Options) (*PruneResult, erro
 		byName[list[i].Name] = &list[i]
 	}
 	keep := map[string]bool{}
-	var keepChain func(b *BackupInfo)
-	keepChain = func(b *BackupInfo) {
+	keepChain := func(b *BackupInfo) {
 		for b != nil && !keep[b.Name] {
 			keep[b.Name] = true
 			if b.Parent == "" {

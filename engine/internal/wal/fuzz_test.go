@@ -85,14 +85,12 @@ func TestScanTornTail(t *testing.T) {
 	h := Header{PageSize: ps, Salt: 99, FileID: 1}
 	log := h.Encode()
 	sum := h.Sum
-	var frames []Frame
 	for tx := 1; tx <= 3; tx++ {
 		for p := 0; p < 3; p++ {
 			fr := Frame{Page: common.PageID(p), LSN: common.LSN(tx), TxID: common.TxID(tx), Commit: p == 2}
 			buf := make([]byte, FrameHeaderSize+ps)
 			sum = EncodeFrame(buf, fr, h.Salt, sum)
 			log = append(log, buf...)
-			frames = append(frames, fr)
 		}
 	}
 	for cut := len(log); cut >= HeaderSize; cut -= 301 {
