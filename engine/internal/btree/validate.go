@@ -61,8 +61,16 @@ func ValidateNode(b []byte) error {
 	if !leaf && n.right() == 0 {
 		return fmt.Errorf("branch has no rightmost child")
 	}
-	type span struct{ off, end int }
-	spans := make([]span, 0, cnt)
+	// one bit per byte of the page marks the cells seen so far, to find
+	// overlaps in linear time (this runs on every page read from disk; the
+	// stack buffer covers pages up to 8 KiB)
+	var bmBuf [128]uint64
+	var bm []uint64
+	if words := len(b)/64 + 1; words <= len(bmBuf) {
+		bm = bmBuf[:words]
+	} else {
+		bm = make([]uint64, words)
+	}
 	used := 0
 	var prev []byte
 	for i := 0; i < cnt; i++ {
@@ -116,22 +124,31 @@ func ValidateNode(b []byte) error {
 			return fmt.Errorf("slot %d: keys out of order (%x then %x)", i, prev, k)
 		}
 		prev = k
-		spans = append(spans, span{off, off + size})
+		if markRange(bm, off, off+size) {
+			return fmt.Errorf("slot %d: cell [%d, %d) overlaps another cell", i, off, off+size)
+		}
 		used += size
-	}
-	// overlap check: sort spans by offset (insertion sort; cells are few)
-	for i := 1; i < len(spans); i++ {
-		for j := i; j > 0 && spans[j].off < spans[j-1].off; j-- {
-			spans[j], spans[j-1] = spans[j-1], spans[j]
-		}
-	}
-	for i := 1; i < len(spans); i++ {
-		if spans[i].off < spans[i-1].end {
-			return fmt.Errorf("cells at %d and %d overlap", spans[i-1].off, spans[i].off)
-		}
 	}
 	if used+n.frag() != len(b)-start {
 		return fmt.Errorf("cell area of %d bytes holds %d bytes of cells and %d recorded holes", len(b)-start, used, n.frag())
 	}
 	return nil
+}
+
+// markRange sets bits [lo, hi) of bm and reports whether any was set.
+func markRange(bm []uint64, lo, hi int) bool {
+	for lo < hi {
+		w, bit := lo>>6, lo&63
+		n := min(64-bit, hi-lo)
+		mask := ^uint64(0)
+		if n < 64 {
+			mask = (uint64(1)<<n - 1) << bit
+		}
+		if bm[w]&mask != 0 {
+			return true
+		}
+		bm[w] |= mask
+		lo += n
+	}
+	return false
 }
