@@ -218,3 +218,21 @@ func TestBadFiles(t *testing.T) {
 		t.Fatalf("create existing: %v", err)
 	}
 }
+
+func TestDuplicateLabelsStoredOnce(t *testing.T) {
+	db := mustOpen(t, tempDB(t), Config{})
+	defer db.Close()
+	var id NodeID
+	if err := db.Update(func(tx *Tx) error {
+		var err error
+		id, err = tx.CreateNodeWithLabels([]string{"A", "A", "B"}, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := db.GetNode(id)
+	info, _ := db.Info()
+	if len(n.Labels) != 2 || info.Labels[0].Count != 1 {
+		t.Fatalf("labels %v, counts %+v", n.Labels, info.Labels)
+	}
+}

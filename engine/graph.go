@@ -69,11 +69,18 @@ func (tx *Tx) CreateNodeWithLabels(labels []string, props Properties) (nid NodeI
 	if err := tx.check(true); err != nil {
 		return 0, err
 	}
+	seen := make(map[string]bool, len(labels))
+	uniq := make([]string, 0, len(labels))
 	for _, l := range labels {
 		if err := validLabel(l); err != nil {
 			return 0, err
 		}
+		if !seen[l] { // a label is carried once, however often it is given
+			seen[l] = true
+			uniq = append(uniq, l)
+		}
 	}
+	labels = uniq
 	id := NodeID(tx.meta.NextNodeID)
 	if err := tx.writeNode(id, &record.Node{Labels: labels, Props: props}); err != nil {
 		return 0, err
