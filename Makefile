@@ -50,9 +50,13 @@ bench-peers:
 # maintenance script on it, then show sombra-info and the backup list.
 demo: build
 	@rm -rf $(DEMO) && mkdir -p $(DEMO)/backups
-	$(BIN)/gendata -nodes 20000 -edges 80000 -seed 7 -out $(DEMO)/graph.db
+	$(BIN)/gendata -nodes 20000 -edges 80000 -seed 7 -delete-pct 40 -out $(DEMO)/graph.db
+	@# Low thresholds so the demo shows every step: checkpoint and compaction.
 	PATH="$(CURDIR)/$(BIN):$$PATH" DB_PATH=$(DEMO)/graph.db BACKUP_DIR=$(DEMO)/backups \
-	  LOG_FILE=$(DEMO)/maintenance.log bash scripts/maintenance.sh
+	  LOG_FILE=$(DEMO)/maintenance.log WAL_LIMIT=1048576 FRAG_LIMIT=5 bash scripts/maintenance.sh
+	@# A second day: the compacted file has a new identity, so the backup chain starts over.
+	PATH="$(CURDIR)/$(BIN):$$PATH" DB_PATH=$(DEMO)/graph.db BACKUP_DIR=$(DEMO)/backups \
+	  LOG_FILE=$(DEMO)/maintenance.log WAL_LIMIT=1048576 FRAG_LIMIT=5 bash scripts/maintenance.sh
 	$(BIN)/sombra-info --db $(DEMO)/graph.db
 	$(BIN)/sombra-backup list --dir $(DEMO)/backups
 

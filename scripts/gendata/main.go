@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ func run(args []string) error {
 	out := fs.String("out", "", "database file to create (must not exist)")
 	batch := fs.Int("batch", 50000, "elements per transaction")
 	index := fs.String("index", "email", "comma-separated properties to index (empty: none)")
+	deletePct := fs.Int("delete-pct", 0, "after loading, delete this percentage of nodes (with their edges), leaving the deletes in the WAL: a database that needs a checkpoint and compaction")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,8 +83,28 @@ func run(args []string) error {
 	if _, err := db.CheckpointWithMode(engine.CheckpointTruncate); err != nil {
 		return err
 	}
+	if *deletePct > 0 {
+		if err := churn(db, *nodes, *deletePct, *seed); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(os.Stderr, "gendata: %d nodes, %d edges into %s in %s\n", *nodes, *edges, *out, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// churn deletes pct% of the nodes, chosen deterministically from seed.
+func churn(db *engine.DB, nodes, pct int, seed int64) error {
+	r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+	return db.Update(func(tx *engine.Tx) error {
+		for id := 1; id <= nodes; id++ {
+			if r.IntN(100) < pct {
+				if err := tx.DeleteNode(engine.NodeID(id)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // loader groups inserts into transactions of batch elements.
