@@ -68,6 +68,9 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 		return nil, err
 	}
 	path := backupPath(dir, name)
+	if err := m.db.Authorize(o.User, engine.PermissionBackup); err != nil {
+		return nil, fmt.Errorf("backup of %s: %w", m.db.Path(), err)
+	}
 	if _, err := o.FS.Stat(path); err == nil && !o.Force {
 		return nil, fmt.Errorf("%s: backup exists (use --force to overwrite): %w", path, common.ErrExists)
 	}
@@ -114,7 +117,7 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 	}
 
 	tmp := fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
-	err = m.db.View(func(tx *engine.Tx) error {
+	err = m.db.ViewAs(o.User, func(tx *engine.Tx) error {
 		snap := tx.Snapshot()
 		meta, err := snap.Meta()
 		if err != nil {

@@ -104,6 +104,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives progress and warnings (default: discarded).
 	Logger *slog.Logger
+	// User is who takes the backup when the database has access control
+	// (db.SetAccessControl): the user needs the Backup and Read permissions.
+	User string
 }
 
 func (o Options) withDefaults() Options {
