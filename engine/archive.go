@@ -27,6 +27,9 @@ import (
 // path no longer matches, and WALArchiveDir reports archiving as off.
 func (db *DB) SetWALArchiveDir(dir string) error {
 	val := []byte(nil)
+	if dir != "" && db.p.Encrypted() {
+		return fmt.Errorf("%s: WAL archiving of an encrypted database is not supported: %w", db.p.Path, ErrEncryption)
+	}
 	if dir != "" {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -102,6 +105,10 @@ func (r fileReader) Page(id common.PageID) ([]byte, error) {
 	b := make([]byte, r.db.p.PageSize())
 	if err := r.db.p.RawDBPage(id, b); err != nil {
 		return nil, fmt.Errorf("read %s page %d: %w", r.db.p.Path, id, err)
+	}
+	b, err := r.db.p.OpenRaw(id, b, r.db.p.Path, int64(id)*int64(len(b)))
+	if err != nil {
+		return nil, err
 	}
 	if err := page.Check(b, r.db.p.Path, id); err != nil {
 		return nil, err

@@ -30,6 +30,11 @@ type Config struct {
 	// FS is the file layer (default: the operating system). Tests inject
 	// faults through it.
 	FS vfs.FS
+	// Encryption, if set, encrypts the database at rest (see PageCipher
+	// and package engine/encryption). A new file is created encrypted; an
+	// encrypted file opens only with its key and a plaintext file only
+	// without one (ErrEncryption otherwise). Nil: no encryption.
+	Encryption PageCipher
 }
 
 // DefaultConfig returns the defaults.

@@ -37,8 +37,13 @@ func OpenWithConfig(path string, cfg Config) (*DB, error) { return open(path, cf
 
 func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	cfg = cfg.withDefaults()
+	cipher, err := pagerCipher(cfg.Encryption)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	p, err := pager.Open(path, pager.Options{FS: cfg.FS, ReadOnly: cfg.ReadOnly, PageSize: cfg.PageSize,
-		CacheBytes: cfg.CacheSize, BusyTimeout: cfg.BusyTimeout, Create: true, Exclusive: exclusive, Logger: cfg.Logger})
+		CacheBytes: cfg.CacheSize, BusyTimeout: cfg.BusyTimeout, Create: true, Exclusive: exclusive, Logger: cfg.Logger,
+		Cipher: cipher})
 	if err != nil {
 		return nil, err
 	}
@@ -197,4 +202,16 @@ func validatePage(b []byte) error {
 		return btree.ValidateNode(b)
 	}
 	return nil
+}
+
+// pagerCipher passes the configured cipher to the pager, keeping a nil
+// interface nil, and refuses a cipher that says it has no key.
+func pagerCipher(c PageCipher) (pager.Cipher, error) {
+	if c == nil {
+		return nil, nil
+	}
+	if k, ok := c.(interface{ HasKey() bool }); ok && !k.HasKey() {
+		return nil, fmt.Errorf("encryption is configured without a key: %w", ErrEncryption)
+	}
+	return c, nil
 }

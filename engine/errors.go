@@ -28,6 +28,11 @@ var (
 	// ErrInvalid is returned for an invalid argument (an empty label, a key
 	// that is too long, a label containing a NUL byte).
 	ErrInvalid = common.ErrInvalid
+	// ErrEncryption is returned when an encrypted database is opened
+	// without its key or with another key, when a plaintext database is
+	// opened with a key, and by tools that cannot work on an encrypted
+	// database (backup, salvage without the key).
+	ErrEncryption = common.ErrEncryption
 )
 
 // CorruptionError carries the file, page and offset where damage was found.

@@ -78,6 +78,9 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 		return nil, fmt.Errorf("create backup directory: %w", err)
 	}
 	p := m.db.Pager()
+	if p.Encrypted() {
+		return nil, errEncrypted(p.Path)
+	}
 	res := &Result{Name: name, Path: path, Type: typ.String(), ChangeSource: "full"}
 
 	var parent *BackupInfo

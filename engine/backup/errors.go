@@ -2,7 +2,9 @@ package backup
 
 import (
 	"errors"
+	"fmt"
 
+	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/walarchive"
 )
 
@@ -50,3 +52,10 @@ func (e *gapError) Error() string {
 func (e *gapError) Is(target error) bool { return target == ErrArchiveGap }
 
 func (e *gapError) Unwrap() error { return e.GapError }
+
+// errEncrypted is returned by backups and WAL archiving of an encrypted
+// database, which this version does not support (the backup format holds
+// plaintext-checked page images).
+func errEncrypted(path string) error {
+	return fmt.Errorf("%s: backup of an encrypted database is not supported (copy the closed .db file instead): %w", path, engine.ErrEncryption)
+}

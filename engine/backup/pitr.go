@@ -50,6 +50,9 @@ func (m *BackupManager) ArchiveWAL() (*ArchiveResult, error) {
 		dir = m.opts.archiveDir(m.dir)
 	}
 	p := m.db.Pager()
+	if p.Encrypted() {
+		return nil, errEncrypted(p.Path)
+	}
 	r, err := walarchive.New(m.opts.FS, dir).ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
 	if err != nil {
 		return nil, err

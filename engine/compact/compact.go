@@ -57,6 +57,9 @@ type Options struct {
 	Progress func(done, total int64)
 	// FS is the file layer (default: the OS).
 	FS vfs.FS
+	// Encryption is the key of an encrypted database (nil: plaintext).
+	// The compacted file is sealed with it too.
+	Encryption engine.PageCipher
 }
 
 // DatabaseCompactor is the guide's handle for an open database.
@@ -95,7 +98,8 @@ func analyze(db *engine.DB) (Analysis, error) {
 
 // Compact rewrites the database at path densely.
 func Compact(path string, opts Options) (*Report, error) {
-	db, err := engine.OpenWithConfig(path, engine.Config{BusyTimeout: max(opts.Wait, time.Millisecond), FS: opts.FS, WALAutoCheckpoint: -1})
+	db, err := engine.OpenWithConfig(path, engine.Config{BusyTimeout: max(opts.Wait, time.Millisecond), FS: opts.FS, WALAutoCheckpoint: -1,
+		Encryption: opts.Encryption})
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +143,7 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compact %s: read: %w", path, err)
 	}
-	if err := rewrite(opts, snap, meta, tmp, rep); err != nil {
+	if err := rewrite(opts, p, snap, meta, tmp, rep); err != nil {
 		_ = opts.FS.Remove(tmp)
 		return nil, fmt.Errorf("compact %s: %w", path, err)
 	}
@@ -159,7 +163,10 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 
 // rewrite builds the new file: every tree rebuilt densely in key order,
 // then page 0 with the new roots, then fsync.
-func rewrite(opts Options, snap *pager.Snapshot, meta *page.Meta, tmp string, rep *Report) error {
+// On an encrypted database the trees are built in pages of the usable size
+// and sealed on their way to the file; page 0 stays plaintext and keeps the
+// key check.
+func rewrite(opts Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Meta, tmp string, rep *Report) error {
 	f, err := opts.FS.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
@@ -173,7 +180,7 @@ func rewrite(opts Options, snap *pager.Snapshot, meta *page.Meta, tmp string, re
 	sink := func(id common.PageID, b []byte) error {
 		page.SetLSN(b, meta.LastLSN)
 		page.Seal(b)
-		if _, err := f.WriteAt(b, int64(id)*int64(ps)); err != nil {
+		if _, err := f.WriteAt(p.SealRaw(id, b), int64(id)*int64(ps)); err != nil {
 			return err
 		}
 		written++
@@ -184,7 +191,7 @@ func rewrite(opts Options, snap *pager.Snapshot, meta *page.Meta, tmp string, re
 	}
 	nm := *meta
 	for root := 0; root < page.NumRoots; root++ {
-		b := btree.NewBuilder(ps, opts.FillPercent, byte(root)+1, alloc, sink)
+		b := btree.NewBuilder(p.UsableSize(), opts.FillPercent, byte(root)+1, alloc, sink)
 		c := btree.NewCursor(snap, meta.Roots[root])
 		for ok := c.First(); ok; ok = c.Next() {
 			v, err := c.Value()

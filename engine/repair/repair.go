@@ -45,6 +45,10 @@ type DatabaseRepair struct {
 	Wait time.Duration
 	// Logger receives the engine's logs (default: discarded).
 	Logger *slog.Logger
+	// Encryption is the key of an encrypted database (nil: plaintext).
+	// Repair needs it to open the database; salvage needs it to read the
+	// sealed pages, and seals the salvaged database with it too.
+	Encryption engine.PageCipher
 }
 
 // NewDatabaseRepair returns a DatabaseRepair for the database at path.
@@ -74,7 +78,7 @@ type RepairReport struct {
 
 func (r *DatabaseRepair) config(readOnly bool) engine.Config {
 	return engine.Config{ReadOnly: readOnly, BusyTimeout: max(r.Wait, time.Millisecond),
-		WALAutoCheckpoint: -1, Logger: r.Logger}
+		WALAutoCheckpoint: -1, Logger: r.Logger, Encryption: r.Encryption}
 }
 
 // checkFile fails unless path is an existing regular file, so that opening

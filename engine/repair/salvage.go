@@ -129,6 +129,21 @@ type source struct {
 	ps     int
 	walf   *os.File
 	frames map[common.PageID][]int // committed WAL frames per page, ascending
+	cipher engine.PageCipher       // opens sealed pages of an encrypted file (nil: plaintext)
+}
+
+// open returns the plaintext of on-disk image b of page id and whether it
+// verifies: sealed pages of an encrypted file are opened first (a page
+// that does not open counts as damaged).
+func (s *source) open(id common.PageID, b []byte) ([]byte, bool) {
+	if s.cipher == nil || id == 0 {
+		return b, page.Verify(b)
+	}
+	pt, err := s.cipher.Open(uint64(id), b)
+	if err != nil || len(pt) != s.ps-s.cipher.Overhead() {
+		return b[:s.ps-s.cipher.Overhead()], false
+	}
+	return pt, page.Verify(pt)
 }
 
 func (s *source) close() {
@@ -149,8 +164,8 @@ func (s *source) image(id common.PageID) ([]byte, bool, error) {
 			if err := wal.ReadPage(s.walf, s.ps, fs[i], b); err != nil {
 				continue
 			}
-			if page.Verify(b) {
-				walImg, walLSN = b, page.LSN(b)
+			if pt, ok := s.open(id, b); ok {
+				walImg, walLSN = pt, page.LSN(pt)
 				break
 			}
 		}
@@ -160,7 +175,13 @@ func (s *source) image(id common.PageID) ([]byte, bool, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, false, fmt.Errorf("read %s page %d: %w", s.path, id, err)
 	}
-	fileOK := n == s.ps && page.Verify(b)
+	raw := b
+	b, fileOK := s.open(id, raw)
+	fileOK = fileOK && n == s.ps
+	if s.cipher != nil && id != 0 && !fileOK && n > 0 {
+		// Damaged or cut short: nothing of a sealed page is readable.
+		clear(b)
+	}
 	switch {
 	case walImg != nil && (!fileOK || walLSN >= page.LSN(b)):
 		return walImg, true, nil
@@ -174,7 +195,7 @@ func (s *source) image(id common.PageID) ([]byte, bool, error) {
 
 // openSource opens the database file and its WAL for salvage and finds the
 // page size (from the header, or by probing when the header is damaged).
-func openSource(path string, res *scanResult) (*source, error) {
+func openSource(path string, res *scanResult, cipher engine.PageCipher) (*source, error) {
 	if err := checkFile(path); err != nil {
 		return nil, err
 	}
@@ -194,6 +215,10 @@ func openSource(path string, res *scanResult) (*source, error) {
 	}
 	res.pageSize = s.ps
 	res.headerReadable = res.meta != nil
+	if err := s.setCipher(res.meta, cipher); err != nil {
+		f.Close()
+		return nil, err
+	}
 	if !res.headerReadable {
 		res.warnings = append(res.warnings, fmt.Sprintf("the header is damaged; page size %d found by probing", s.ps))
 	}
@@ -320,7 +345,7 @@ func lockSource(path string, wait time.Duration, res *scanResult) (func(), error
 // bytes read and the total.
 func (r *DatabaseRepair) scan(progress func(done, total int64)) (*scanResult, error) {
 	res := &scanResult{nodes: map[uint64]*SalvagedNode{}, edges: map[uint64]*SalvagedEdge{}, indexes: map[string]bool{}}
-	src, err := openSource(r.path, res)
+	src, err := openSource(r.path, res, r.Encryption)
 	if err != nil {
 		return nil, err
 	}
@@ -572,4 +597,22 @@ func decodeEdge(key, val []byte) (rec *record.Edge, err error) {
 		return nil, fmt.Errorf("edge key of %d bytes", len(key))
 	}
 	return record.DecodeEdge(val)
+}
+
+// setCipher checks the key against an encrypted file's header: salvage of
+// an encrypted file needs its key, and a key is refused for a plaintext
+// file. Without a readable header a given key is used as is.
+func (s *source) setCipher(m *page.Meta, c engine.PageCipher) error {
+	switch {
+	case m != nil && m.Encrypted && c == nil:
+		return fmt.Errorf("%s: database is encrypted; salvage needs the encryption key (DatabaseRepair.Encryption): %w", s.path, engine.ErrEncryption)
+	case m != nil && !m.Encrypted && c != nil:
+		return fmt.Errorf("%s: database is not encrypted; salvage it without an encryption key: %w", s.path, engine.ErrEncryption)
+	case m != nil && m.Encrypted:
+		if pt, err := c.Open(page.KeyCheckPageID, m.KeyCheck[:]); err != nil || string(pt) != page.KeyCheckText {
+			return fmt.Errorf("%s: wrong encryption key (key check failed): %w", s.path, engine.ErrEncryption)
+		}
+	}
+	s.cipher = c
+	return nil
 }

@@ -157,7 +157,7 @@ func removeDB(path string) {
 
 // write builds the new database at path.
 func (r *DatabaseRepair) write(path string, res *scanResult, rep *SalvageReport, opts SalvageOptions) error {
-	db, err := engine.OpenWithConfig(path, engine.Config{PageSize: res.pageSize, Logger: r.Logger})
+	db, err := engine.OpenWithConfig(path, engine.Config{PageSize: res.pageSize, Logger: r.Logger, Encryption: r.Encryption})
 	if err != nil {
 		return err
 	}

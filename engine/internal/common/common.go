@@ -39,6 +39,7 @@ var (
 	ErrReadOnly     = errors.New("database opened read-only")
 	ErrExists       = errors.New("already exists")
 	ErrInvalid      = errors.New("invalid argument")
+	ErrEncryption   = errors.New("encryption error")
 )
 
 // CorruptionError describes damage found at a known place. It matches

@@ -43,6 +43,12 @@ const (
 //	[152:160] edge count
 //	[160:168] creation time (unix nanoseconds)
 //	[168:176] file id (random, new for every created or compacted file)
+//	[176:184] encryption marker "SOMBRENC" (zero bytes: not encrypted)
+//	[184:188] page cipher overhead in bytes (28 for AES-256-GCM)
+//	[188:232] key check: the cipher's seal of KeyCheckText (page id 2^64-1)
+//
+// Encrypted files keep page 0 in plaintext; every other page is stored
+// sealed (see the pager).
 type Meta struct {
 	Version        uint32
 	PageSize       uint32
@@ -59,7 +65,22 @@ type Meta struct {
 	EdgeCount      uint64
 	Created        int64
 	FileID         uint64
+	// Encrypted is set when the file's pages (but page 0) are sealed with
+	// a page cipher; Overhead and KeyCheck describe it.
+	Encrypted bool
+	Overhead  uint32
+	KeyCheck  [KeyCheckSize]byte
 }
+
+// Encryption fields of page 0 (bytes that are zero in plaintext files).
+const (
+	EncMarker      = "SOMBRENC"
+	encOff         = 176
+	KeyCheckText   = "SOMBRA-KEY-CHECK"
+	KeyCheckSize   = 44 // 12-byte nonce + 16 bytes + 16-byte tag
+	KeyCheckPageID = ^uint64(0)
+	encEnd         = 188 + KeyCheckSize
+)
 
 // Encode writes m into page p (type meta) without sealing it.
 func (m *Meta) Encode(p []byte) {
@@ -83,6 +104,11 @@ func (m *Meta) Encode(p []byte) {
 	le.PutUint64(p[152:], m.EdgeCount)
 	le.PutUint64(p[160:], uint64(m.Created))
 	le.PutUint64(p[168:], m.FileID)
+	if m.Encrypted {
+		copy(p[encOff:encOff+8], EncMarker)
+		le.PutUint32(p[184:], m.Overhead)
+		copy(p[188:encEnd], m.KeyCheck[:])
+	}
 }
 
 // MetaSize is the number of bytes of page 0 that DecodeMeta reads.
@@ -120,6 +146,14 @@ func DecodeMeta(p []byte) (*Meta, error) {
 	m.EdgeCount = le.Uint64(p[152:])
 	m.Created = int64(le.Uint64(p[160:]))
 	m.FileID = le.Uint64(p[168:])
+	if len(p) >= encEnd && string(p[encOff:encOff+8]) == EncMarker {
+		m.Encrypted = true
+		m.Overhead = le.Uint32(p[184:])
+		copy(m.KeyCheck[:], p[188:encEnd])
+		if m.Overhead == 0 || m.Overhead >= m.PageSize/2 {
+			return nil, fmt.Errorf("encryption overhead %d: %w", m.Overhead, common.ErrCorrupt)
+		}
+	}
 	return m, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/shm"
+	"github.com/sombradb/sombra/engine/internal/wal"
 )
 
 // CheckpointMode selects how hard a checkpoint tries (SQLite's four modes).
@@ -287,6 +288,11 @@ func (p *Pager) readFrameChecked(pg common.PageID, f int, salt uint64, buf []byt
 	b, err := p.walPage(pg, f, salt)
 	if err != nil {
 		return err
+	}
+	if p.cipher != nil && pg != 0 {
+		// An encrypted frame is copied as sealed (opened and verified
+		// just above); page 0 is plaintext and gets patched by the caller.
+		return wal.ReadPage(p.walf, p.pageSize, f, buf)
 	}
 	copy(buf, b)
 	return nil

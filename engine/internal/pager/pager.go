@@ -35,6 +35,20 @@ type Options struct {
 	Create      bool // create the file if missing
 	Exclusive   bool // fail if the file exists (engine.Create)
 	Logger      *slog.Logger
+	// Cipher, if set, seals every page but page 0 on disk (data-at-rest
+	// encryption). A file is created encrypted when Cipher is set; an
+	// encrypted file opens only with the cipher of its key, a plaintext
+	// file only without a cipher.
+	Cipher Cipher
+}
+
+// Cipher seals and opens page images. Seal returns a sealed image
+// Overhead() bytes longer than plain; Open reverses it and fails when the
+// image was altered or sealed with another key or page id.
+type Cipher interface {
+	Overhead() int
+	Seal(pageID uint64, plain []byte) []byte
+	Open(pageID uint64, sealed []byte) ([]byte, error)
 }
 
 // Pager is one connection's view of a database file and its WAL.
@@ -50,6 +64,11 @@ type Pager struct {
 	busy     time.Duration
 	log      *slog.Logger
 	fileID   uint64
+	// cipher seals pages other than page 0 (nil: plaintext file); usable
+	// is the number of bytes of such a page the layers above may use
+	// (pageSize, or pageSize minus the cipher's overhead).
+	cipher Cipher
+	usable int
 
 	// mu guards the WAL index, the reader set and the read slot.
 	mu          sync.RWMutex
@@ -118,7 +137,7 @@ func Open(path string, opts Options) (*Pager, error) {
 		if !opts.Create || opts.ReadOnly {
 			return nil, fmt.Errorf("%s: %w", path, common.ErrNotFound)
 		}
-		if err := create(fs, path, opts.PageSize); err != nil {
+		if err := create(fs, path, opts.PageSize, opts.Cipher); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -148,6 +167,14 @@ func (p *Pager) init(opts Options) error {
 	}
 	p.pageSize = int(meta.PageSize)
 	p.fileID = meta.FileID
+	p.usable = p.pageSize
+	if err := checkKey(p.Path, meta, opts.Cipher); err != nil {
+		return err
+	}
+	if meta.Encrypted {
+		p.cipher = opts.Cipher
+		p.usable = p.pageSize - int(meta.Overhead)
+	}
 	p.shm, err = shm.Open(p.fs, p.Path+"-shm")
 	if err != nil {
 		return err
@@ -219,7 +246,7 @@ func randU64() uint64 {
 
 // create writes a new, empty database: one meta page, fsynced, then the
 // directory fsynced so the file survives power loss.
-func create(fs vfs.FS, path string, pageSize int) error {
+func create(fs vfs.FS, path string, pageSize int, c Cipher) error {
 	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -229,6 +256,13 @@ func create(fs vfs.FS, path string, pageSize int) error {
 	}
 	buf := make([]byte, pageSize)
 	m := NewMeta(pageSize)
+	if c != nil {
+		if err := SetEncryption(m, c); err != nil {
+			f.Close()
+			fs.Remove(path)
+			return fmt.Errorf("create %s: %w", path, err)
+		}
+	}
 	m.Encode(buf)
 	page.Seal(buf)
 	if _, err := f.WriteAt(buf, 0); err != nil {
@@ -254,8 +288,73 @@ func NewMeta(pageSize int) *page.Meta {
 		NextNodeID: 1, NextEdgeID: 1, Created: time.Now().UnixNano(), FileID: randU64()}
 }
 
+// SetEncryption marks m as the header of a file sealed with c and stores
+// the key check.
+func SetEncryption(m *page.Meta, c Cipher) error {
+	kc := c.Seal(page.KeyCheckPageID, []byte(page.KeyCheckText))
+	if len(kc) != page.KeyCheckSize || c.Overhead() != len(kc)-len(page.KeyCheckText) {
+		return fmt.Errorf("page cipher overhead %d is not supported: %w", c.Overhead(), common.ErrEncryption)
+	}
+	m.Encrypted, m.Overhead = true, uint32(c.Overhead())
+	copy(m.KeyCheck[:], kc)
+	return nil
+}
+
+// checkKey refuses to open an encrypted file without its key, with another
+// key, or a plaintext file with a key (no silent mixing).
+func checkKey(path string, m *page.Meta, c Cipher) error {
+	switch {
+	case m.Encrypted && c == nil:
+		return fmt.Errorf("%s: database is encrypted; an encryption key is required: %w", path, common.ErrEncryption)
+	case !m.Encrypted && c != nil:
+		return fmt.Errorf("%s: database is not encrypted; open it without an encryption key: %w", path, common.ErrEncryption)
+	case !m.Encrypted:
+		return nil
+	case int(m.Overhead) != c.Overhead():
+		return fmt.Errorf("%s: database was encrypted with a cipher of %d bytes overhead, not %d: %w", path, m.Overhead, c.Overhead(), common.ErrEncryption)
+	}
+	if pt, err := c.Open(page.KeyCheckPageID, m.KeyCheck[:]); err != nil || string(pt) != page.KeyCheckText {
+		return fmt.Errorf("%s: wrong encryption key (key check failed): %w", path, common.ErrEncryption)
+	}
+	return nil
+}
+
 // PageSize returns the page size.
 func (p *Pager) PageSize() int { return p.pageSize }
+
+// UsableSize is the number of bytes of a page (other than page 0) that the
+// layers above the pager may use: the page size, less the cipher's
+// overhead on an encrypted file. Pages they get from the pager are
+// slices of this length.
+func (p *Pager) UsableSize() int { return p.usable }
+
+// Encrypted reports whether the file's pages are sealed.
+func (p *Pager) Encrypted() bool { return p.cipher != nil }
+
+// OpenRaw turns an on-disk image of page id (pageSize bytes) into the
+// page the layers above see: on an encrypted file it opens the seal
+// (failing with a CorruptionError naming where if the image was altered);
+// otherwise it returns raw. where names the file for errors; off is the
+// image's offset there (-1 unknown).
+func (p *Pager) OpenRaw(id common.PageID, raw []byte, where string, off int64) ([]byte, error) {
+	if p.cipher == nil || id == 0 {
+		return raw, nil
+	}
+	b, err := p.cipher.Open(uint64(id), raw[:p.pageSize])
+	if err != nil || len(b) != p.usable {
+		return nil, &common.CorruptionError{Path: where, Page: id, Offset: off, Reason: "decryption failed (authentication tag mismatch: page altered or sealed with another key)"}
+	}
+	return b, nil
+}
+
+// SealRaw turns page id (as the layers above see it, already checksummed)
+// into its on-disk image: sealed on an encrypted file, else b itself.
+func (p *Pager) SealRaw(id common.PageID, b []byte) []byte {
+	if p.cipher == nil || id == 0 {
+		return b
+	}
+	return p.cipher.Seal(uint64(id), b[:p.usable])
+}
 
 // ReadOnly reports whether the connection is read-only.
 func (p *Pager) ReadOnly() bool { return p.readOnly }

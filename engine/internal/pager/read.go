@@ -191,6 +191,10 @@ func (p *Pager) walPage(id common.PageID, frame int, salt uint64) ([]byte, error
 	if err := wal.ReadPage(p.walf, p.pageSize, frame, b); err != nil {
 		return nil, err
 	}
+	b, err := p.OpenRaw(id, b, p.WALPath, wal.FrameOffset(p.pageSize, frame))
+	if err != nil {
+		return nil, err
+	}
 	if !page.Verify(b) {
 		return nil, &common.CorruptionError{Path: p.WALPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("checksum mismatch in WAL frame %d", frame)}
 	}
@@ -214,6 +218,10 @@ func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("read %s page %d: %w", p.Path, id, err)
 	}
+	b, err := p.OpenRaw(id, b, p.Path, off)
+	if err != nil {
+		return nil, err
+	}
 	if !page.Verify(b) {
 		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "checksum mismatch"}
 	}
@@ -226,12 +234,14 @@ func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
 
 // RawDBPage reads page id from the database file without the cache or
 // checksum verification (for integrity tools that report damage themselves).
+// On an encrypted file the image is sealed (see OpenRaw).
 func (p *Pager) RawDBPage(id common.PageID, dst []byte) error {
 	_, err := p.db.ReadAt(dst[:p.pageSize], int64(id)*int64(p.pageSize))
 	return err
 }
 
-// ReadFrame reads the page image of WAL frame i of the snapshot's log.
+// ReadFrame reads the page image of WAL frame i of the snapshot's log
+// (sealed on an encrypted file, see OpenRaw).
 func (s *Snapshot) ReadFrame(i int, dst []byte) error {
 	return wal.ReadPage(s.p.walf, s.p.pageSize, i, dst)
 }

@@ -176,7 +176,7 @@ func (t *WriteTx) Alloc(typ page.Type) (common.PageID, []byte, error) {
 		id = common.PageID(t.Meta.PageCount)
 		t.Meta.PageCount++
 	}
-	b := make([]byte, t.p.pageSize)
+	b := make([]byte, t.p.usable)
 	page.SetType(b, typ)
 	if _, ok := t.dirty[id]; !ok {
 		t.order = append(t.order, id)
@@ -189,7 +189,7 @@ func (t *WriteTx) Alloc(typ page.Type) (common.PageID, []byte, error) {
 // count page numbers (8 bytes each).
 const trunkHdr = 28
 
-func (t *WriteTx) trunkCap() int { return (t.p.pageSize - trunkHdr) / 8 }
+func (t *WriteTx) trunkCap() int { return (t.p.usable - trunkHdr) / 8 }
 
 func (t *WriteTx) popFree() (common.PageID, error) {
 	head := t.Meta.FreeHead
@@ -240,7 +240,7 @@ func (t *WriteTx) Free(id common.PageID) error {
 		}
 	}
 	// The freed page becomes the new trunk.
-	b := make([]byte, t.p.pageSize)
+	b := make([]byte, t.p.usable)
 	page.SetType(b, page.TypeFreeList)
 	binary.LittleEndian.PutUint64(b[16:], uint64(head))
 	if _, ok := t.dirty[id]; !ok {
@@ -367,7 +367,7 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 			f.Commit, f.CommitTS = true, now.UnixNano()
 		}
 		fb := buf[i*fsz : (i+1)*fsz]
-		copy(fb[wal.FrameHeaderSize:], b)
+		copy(fb[wal.FrameHeaderSize:], p.SealRaw(id, b))
 		sum = wal.EncodeFrame(fb, f, ix.Header.Salt, sum)
 		frames[i] = f
 	}
