@@ -43,7 +43,7 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	}
 	p, err := pager.Open(path, pager.Options{FS: cfg.FS, ReadOnly: cfg.ReadOnly, PageSize: cfg.PageSize,
 		CacheBytes: cfg.CacheSize, BusyTimeout: cfg.BusyTimeout, Create: true, Exclusive: exclusive, Logger: cfg.Logger,
-		Cipher: cipher})
+		Cipher: cipher, Fallback: fallbackCipher()})
 	if err != nil {
 		return nil, err
 	}

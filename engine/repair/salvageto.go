@@ -157,7 +157,11 @@ func removeDB(path string) {
 
 // write builds the new database at path.
 func (r *DatabaseRepair) write(path string, res *scanResult, rep *SalvageReport, opts SalvageOptions) error {
-	db, err := engine.OpenWithConfig(path, engine.Config{PageSize: res.pageSize, Logger: r.Logger, Encryption: r.Encryption})
+	enc := r.Encryption
+	if enc == nil && res.meta != nil && res.meta.Encrypted {
+		enc = engine.FallbackEncryption() // salvage of an encrypted file stays encrypted
+	}
+	db, err := engine.OpenWithConfig(path, engine.Config{PageSize: res.pageSize, Logger: r.Logger, Encryption: enc})
 	if err != nil {
 		return err
 	}

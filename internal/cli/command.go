@@ -63,7 +63,12 @@ func UseHealthExitCodes(root *cobra.Command) {
 func Main(build func(IOStreams) *cobra.Command) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, build(System()), os.Args[1:])
+	cmd := build(System())
+	if err := useKeyFromEnv(); err != nil {
+		PrintError(System(), false, cmd.Name(), err)
+		return ExitUsage
+	}
+	return run(ctx, cmd, os.Args[1:])
 }
 
 // Run executes cmd's root with args in-process, prints any error to the

@@ -40,6 +40,9 @@ type Options struct {
 	// encrypted file opens only with the cipher of its key, a plaintext
 	// file only without a cipher.
 	Cipher Cipher
+	// Fallback opens files that are encrypted when Cipher is nil (the key
+	// operators export for tools); it never creates or opens plaintext files.
+	Fallback Cipher
 }
 
 // Cipher seals and opens page images. Seal returns a sealed image
@@ -168,11 +171,15 @@ func (p *Pager) init(opts Options) error {
 	p.pageSize = int(meta.PageSize)
 	p.fileID = meta.FileID
 	p.usable = p.pageSize
-	if err := checkKey(p.Path, meta, opts.Cipher); err != nil {
+	c := opts.Cipher
+	if c == nil && meta.Encrypted {
+		c = opts.Fallback
+	}
+	if err := checkKey(p.Path, meta, c); err != nil {
 		return err
 	}
 	if meta.Encrypted {
-		p.cipher = opts.Cipher
+		p.cipher = c
 		p.usable = p.pageSize - int(meta.Overhead)
 	}
 	p.shm, err = shm.Open(p.fs, p.Path+"-shm")
