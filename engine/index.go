@@ -19,6 +19,9 @@ type IndexStat struct {
 	// Selectivity: for a property index, distinct values / entries (1 means
 	// unique); for a label, the share of all nodes that carry it.
 	Selectivity float64 `json:"selectivity"`
+	// Estimated marks distinct values and selectivity extrapolated from a
+	// sample (IndexStatisticsSampled).
+	Estimated bool `json:"estimated,omitempty"`
 }
 
 // CreatePropertyIndex indexes every node's property name, filling the index
@@ -291,9 +294,20 @@ func (tx *Tx) rebuildAll() error {
 	return nil
 }
 
-// IndexStatistics reports every label and property index. Counting
-// distinct property values scans the property index.
-func (db *DB) IndexStatistics() ([]IndexStat, error) {
+// IndexStatistics reports every label and property index exactly.
+// Counting distinct property values scans each property index.
+func (db *DB) IndexStatistics() ([]IndexStat, error) { return db.indexStatistics(0) }
+
+// IndexStatisticsSampled is IndexStatistics with each property index's
+// distinct values estimated from its first sample entries (in key order)
+// when it holds more: entries stay exact (they are counted as the index
+// changes), and the stat is marked Estimated. Its cost does not grow with
+// the database, which is what a summary view needs.
+func (db *DB) IndexStatisticsSampled(sample int) ([]IndexStat, error) {
+	return db.indexStatistics(sample)
+}
+
+func (db *DB) indexStatistics(sample int) ([]IndexStat, error) {
 	var out []IndexStat
 	err := db.View(func(tx *Tx) error {
 		labels, err := tx.counters(catLabelCount)
@@ -316,17 +330,29 @@ func (db *DB) IndexStatistics() ([]IndexStat, error) {
 			prefix := binary.BigEndian.AppendUint16(nil, uint16(len(name)))
 			prefix = append(prefix, name...)
 			var last []byte
+			var seen, distinct uint64
 			err := tx.scan(page.RootProps, prefix, func(k, _ []byte) (bool, error) {
-				s.Entries++
+				if sample > 0 && seen == uint64(sample) {
+					s.Estimated = true
+					return false, nil
+				}
+				seen++
 				vk := k[len(prefix) : len(k)-8]
 				if !bytes.Equal(vk, last) {
-					s.Distinct++
+					distinct++
 					last = append(last[:0], vk...)
 				}
 				return true, nil
 			})
 			if err != nil {
 				return err
+			}
+			s.Entries, s.Distinct = seen, distinct
+			if s.Estimated {
+				if s.Entries, err = tx.counter(catIndexCount + name); err != nil {
+					return err
+				}
+				s.Distinct = uint64(float64(distinct) / float64(seen) * float64(s.Entries))
 			}
 			if s.Entries > 0 {
 				s.Selectivity = float64(s.Distinct) / float64(s.Entries)
