@@ -134,6 +134,13 @@ func (ff *faultFile) Sync() error {
 	return ff.File.Sync()
 }
 
+func (ff *faultFile) Datasync() error {
+	if fl := ff.fs.check(OpSync, ff.Name(), 0); fl != nil {
+		return fl.errOr()
+	}
+	return ff.File.Datasync()
+}
+
 func (ff *faultFile) Truncate(size int64) error {
 	if fl := ff.fs.check(OpTruncate, ff.Name(), 0); fl != nil {
 		return fl.errOr()

@@ -6,6 +6,8 @@ package vfs
 import (
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // File is the subset of *os.File the engine uses.
@@ -13,6 +15,9 @@ type File interface {
 	ReadAt(p []byte, off int64) (int, error)
 	WriteAt(p []byte, off int64) (int, error)
 	Sync() error
+	// Datasync flushes the data and only the metadata needed to read it
+	// back (fdatasync): what the WAL's durability needs, and cheaper.
+	Datasync() error
 	Truncate(size int64) error
 	Stat() (os.FileInfo, error)
 	Close() error
@@ -41,7 +46,21 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	return osFile{f}, nil
+}
+
+type osFile struct{ *os.File }
+
+func (f osFile) Datasync() error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
 }
 func (osFS) Remove(name string) error              { return os.Remove(name) }
 func (osFS) Rename(oldpath, newpath string) error  { return os.Rename(oldpath, newpath) }

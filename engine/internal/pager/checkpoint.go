@@ -231,7 +231,7 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 	// from the log. (SQLite syncs the WAL before backfilling for the same
 	// reason.)
 	if len(copies) > 0 {
-		if err := p.walf.Sync(); err != nil {
+		if err := p.walf.Datasync(); err != nil {
 			return false, fmt.Errorf("checkpoint: fsync %s: %w", p.WALPath, err)
 		}
 	}

@@ -398,7 +398,7 @@ func (p *Pager) sync(seq int64) error {
 }
 
 func (p *Pager) fsyncWAL() error {
-	if err := p.walf.Sync(); err != nil {
+	if err := p.walf.Datasync(); err != nil {
 		// After a failed fsync the kernel may have dropped the dirty pages;
 		// retrying could report success for lost data (the PostgreSQL
 		// "fsyncgate" lesson). Refuse further writes on this connection.
