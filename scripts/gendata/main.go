@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -34,8 +35,20 @@ func run(args []string) error {
 	batch := fs.Int("batch", 50000, "elements per transaction")
 	index := fs.String("index", "email", "comma-separated properties to index (empty: none)")
 	deletePct := fs.Int("delete-pct", 0, "after loading, delete this percentage of nodes (with their edges), leaving the deletes in the WAL: a database that needs a checkpoint and compaction")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *out == "" {
 		return errors.New("-out is required")
