@@ -492,13 +492,10 @@ func (tx *Tx) nodeIDs(lo NodeID, fn func(NodeID) bool) error {
 	if err := tx.check(false); err != nil {
 		return err
 	}
-	c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootNodes])
-	for ok := c.Seek(be64(uint64(lo))); ok; ok = c.Next() {
-		if !fn(NodeID(binary.BigEndian.Uint64(c.Key()))) {
-			break
-		}
-	}
-	return tx.db.annotate(c.Err())
+	err := btree.ScanKeys(tx.reader(), tx.meta.Roots[page.RootNodes], be64(uint64(lo)), func(k []byte) bool {
+		return fn(NodeID(binary.BigEndian.Uint64(k)))
+	})
+	return tx.db.annotate(err)
 }
 
 // NodesInRange returns node ids in [lo, hi], ascending.
@@ -526,9 +523,15 @@ func (tx *Tx) NodesTo(hi NodeID) ([]NodeID, error) { return tx.NodesInRange(0, h
 
 // AllNodeIDsOrdered returns every node id, ascending.
 func (tx *Tx) AllNodeIDsOrdered() ([]NodeID, error) {
+	if err := tx.check(false); err != nil {
+		return nil, err
+	}
 	out := make([]NodeID, 0, tx.meta.NodeCount)
-	err := tx.nodeIDs(0, func(id NodeID) bool { out = append(out, id); return true })
-	return out, err
+	err := btree.ScanKeys(tx.reader(), tx.meta.Roots[page.RootNodes], nil, func(k []byte) bool {
+		out = append(out, NodeID(binary.BigEndian.Uint64(k)))
+		return true
+	})
+	return out, tx.db.annotate(err)
 }
 
 // FirstNNodes returns the n smallest node ids, ascending.

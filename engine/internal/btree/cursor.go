@@ -207,3 +207,29 @@ func (c *Cursor) settleBackward() bool {
 		}
 	}
 }
+
+// ScanKeys calls fn with every key >= from, in order, until fn returns
+// false. It walks each leaf's cells in a tight loop and uses the cursor's
+// path only to move between leaves, so an ordered scan costs little more
+// than reading the keys.
+func ScanKeys(r Reader, root common.PageID, from []byte, fn func(k []byte) bool) error {
+	c := NewCursor(r, root)
+	ok := c.Seek(from)
+	for ok {
+		top := &c.stack[len(c.stack)-1]
+		n := top.n
+		// Leaf cells: key length u16, value length u32, key (see node.go);
+		// read them here directly rather than through n.key, which
+		// re-checks the page type for every cell.
+		for i, cnt := top.idx, n.count(); i < cnt; i++ {
+			off := int(le.Uint16(n[hdrEnd+2*i:]))
+			kl := int(le.Uint16(n[off:]))
+			if !fn(n[off+6 : off+6+kl]) {
+				return nil
+			}
+		}
+		top.idx = n.count() - 1
+		ok = c.Next()
+	}
+	return c.Err()
+}
