@@ -32,6 +32,13 @@ type Analysis struct {
 	FreePages            uint64  `json:"free_pages"`
 	FragmentationPercent float64 `json:"fragmentation_percent"`
 	ReclaimableBytes     int64   `json:"reclaimable_bytes"`
+	// The fields above come from the header (free pages only), as in
+	// sombra-info. The ones below come from reading every page: how full the
+	// tree pages are, and what a compaction would give back.
+	PageFillPercent             float64 `json:"page_fill_percent"`
+	EstimatedPagesAfter         uint64  `json:"estimated_pages_after"`
+	EstimatedReclaimableBytes   int64   `json:"estimated_reclaimable_bytes"`
+	EstimatedReclaimablePercent float64 `json:"estimated_reclaimable_percent"`
 }
 
 // Report describes a finished compaction.
@@ -92,9 +99,70 @@ func analyze(db *engine.DB) (Analysis, error) {
 	if err != nil {
 		return Analysis{}, err
 	}
-	return Analysis{Path: info.Path, FileSize: info.FileSize, PageSize: info.PageSize, PageCount: info.PageCount,
-		FreePages: info.FreePages, FragmentationPercent: info.FragmentationPercent, ReclaimableBytes: info.ReclaimableBytes}, nil
+	a := Analysis{Path: info.Path, FileSize: info.FileSize, PageSize: info.PageSize, PageCount: info.PageCount,
+		FreePages: info.FreePages, FragmentationPercent: info.FragmentationPercent, ReclaimableBytes: info.ReclaimableBytes}
+	return a, measureFill(db, &a)
 }
+
+// measureFill reads every page once, in file order, through one snapshot
+// (memory stays within the page cache), and estimates the size of a dense
+// rewrite: the bytes tree pages use, packed at the builder's fill factor,
+// plus overflow pages, which compaction copies whole.
+func measureFill(db *engine.DB, a *Analysis) error {
+	p := db.Pager()
+	snap, err := p.BeginRead()
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	meta, err := snap.Meta()
+	if err != nil {
+		return err
+	}
+	free, err := pager.FreeListPages(snap.Page, meta.FreeHead, meta.PageCount)
+	if err != nil {
+		return fmt.Errorf("analyze %s: free list: %w", p.Path, err)
+	}
+	isFree := make(map[common.PageID]bool, len(free))
+	for _, id := range free {
+		isFree[id] = true
+	}
+	var used, treePages, overflow int64
+	for id := common.PageID(1); uint64(id) < meta.PageCount; id++ {
+		if isFree[id] {
+			continue
+		}
+		b, err := snap.Page(id)
+		if err != nil {
+			return fmt.Errorf("analyze %s: %w", p.Path, err)
+		}
+		switch page.PageType(b) {
+		case page.TypeLeaf, page.TypeBranch:
+			used += int64(btree.PageUsage(b))
+			treePages++
+		case page.TypeOverflow:
+			overflow++
+		}
+	}
+	usable := int64(p.UsableSize())
+	if treePages > 0 {
+		a.PageFillPercent = 100 * float64(used) / float64(treePages*usable)
+	}
+	dense := (used*100/defaultFill + usable - 1) / usable
+	a.EstimatedPagesAfter = uint64(1 + dense + overflow)
+	if a.EstimatedPagesAfter > a.PageCount {
+		a.EstimatedPagesAfter = a.PageCount
+	}
+	after := int64(a.EstimatedPagesAfter) * int64(a.PageSize)
+	if a.FileSize > after {
+		a.EstimatedReclaimableBytes = a.FileSize - after
+		a.EstimatedReclaimablePercent = 100 * float64(a.EstimatedReclaimableBytes) / float64(a.FileSize)
+	}
+	return nil
+}
+
+// defaultFill is how full compaction packs pages (Options.FillPercent).
+const defaultFill = 90
 
 // Compact rewrites the database at path densely.
 func Compact(path string, opts Options) (*Report, error) {
@@ -110,7 +178,7 @@ func Compact(path string, opts Options) (*Report, error) {
 func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 	start := time.Now()
 	if opts.FillPercent <= 0 || opts.FillPercent > 100 {
-		opts.FillPercent = 90
+		opts.FillPercent = defaultFill
 	}
 	if opts.FS == nil {
 		opts.FS = vfs.OS

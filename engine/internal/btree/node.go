@@ -251,3 +251,14 @@ func cellKey(c []byte, leaf bool) []byte {
 	}
 	return c[10 : 10+kl]
 }
+
+// PageUsage returns the bytes a tree page's header, slots and cells occupy
+// (what a dense rewrite must keep), or 0 for a page that is not a valid
+// tree page.
+func PageUsage(b []byte) int {
+	t := page.PageType(b)
+	if (t != page.TypeLeaf && t != page.TypeBranch) || ValidateNode(b) != nil {
+		return 0
+	}
+	return node(b).used()
+}

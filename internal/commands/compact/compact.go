@@ -28,16 +28,20 @@ const long = `Rewrite a Sombra database densely: every tree is rebuilt in key or
 into a new file beside the database, which is fsynced and renamed over the
 original, so a crash at any moment leaves either the old or the new file,
 both complete. The data is unchanged (the logical hash is compared); the
-file shrinks by the free pages.
+file shrinks by the free pages and by packing sparse pages densely.
 
 Compaction needs the database to itself. If another connection (in this
 or any other process) has it open, sombra-compact refuses with exit status
 3 and names the process; --wait DURATION waits that long for the others to
 close instead.
 
---analyze only reports fragmentation (read-only). --threshold PCT
-compacts only when fragmentation is above PCT percent and otherwise says
-so and exits 0, which suits cron:
+Two measures are reported. fragmentation_percent counts free pages only,
+from the header, as sombra-info --fragmentation does (cheap, a lower
+bound). estimated_reclaimable_percent reads every page once and also counts
+sparse pages (deletes leave them), so it says what compaction would give
+back. --analyze only reports (read-only). --threshold PCT compacts only
+when estimated_reclaimable_percent is above PCT and otherwise says so and
+exits 0, which suits cron:
 
       sombra-compact --db app.db --threshold 20
 
@@ -55,8 +59,13 @@ JSON OUTPUT (--json, schema_version 1)
       page_size             bytes per page
       page_count            pages in the logical database
       free_pages            pages on the free list
-      fragmentation_percent share of the file that is free, 0..100 (exact)
-      reclaimable_bytes     bytes compaction would give back
+      fragmentation_percent share of the file on the free list, 0..100
+      reclaimable_bytes     bytes of free pages (and file tail)
+      page_fill_percent     how full tree pages are on average, 0..100
+      estimated_pages_after pages after a compaction (estimate)
+      estimated_reclaimable_bytes    bytes a compaction would give back
+      estimated_reclaimable_percent  the same as a share of the file; what
+                            --threshold compares against
     compaction              null unless action is "compacted":
       pages_before          pages before
       pages_after           pages after
@@ -91,7 +100,7 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	cmd.Args = cobra.NoArgs
 	f := cmd.Flags()
 	f.BoolVar(&opts.Analyze, "analyze", false, "only report fragmentation; change nothing")
-	f.Float64Var(&opts.Threshold, "threshold", -1, "compact only if fragmentation is above `PCT` percent")
+	f.Float64Var(&opts.Threshold, "threshold", -1, "compact only if compaction would reclaim more than `PCT` percent of the file")
 	cmd.MarkFlagsMutuallyExclusive("analyze", "threshold")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		if c.Flags().Changed("threshold") && (opts.Threshold < 0 || opts.Threshold > 100) {
@@ -124,12 +133,16 @@ type Result struct {
 
 // Analysis is fragmentation before compaction.
 type Analysis struct {
-	FileSize             int64   `json:"file_size"`
-	PageSize             int     `json:"page_size"`
-	PageCount            uint64  `json:"page_count"`
-	FreePages            uint64  `json:"free_pages"`
-	FragmentationPercent float64 `json:"fragmentation_percent"`
-	ReclaimableBytes     int64   `json:"reclaimable_bytes"`
+	FileSize                    int64   `json:"file_size"`
+	PageSize                    int     `json:"page_size"`
+	PageCount                   uint64  `json:"page_count"`
+	FreePages                   uint64  `json:"free_pages"`
+	FragmentationPercent        float64 `json:"fragmentation_percent"`
+	ReclaimableBytes            int64   `json:"reclaimable_bytes"`
+	PageFillPercent             float64 `json:"page_fill_percent"`
+	EstimatedPagesAfter         uint64  `json:"estimated_pages_after"`
+	EstimatedReclaimableBytes   int64   `json:"estimated_reclaimable_bytes"`
+	EstimatedReclaimablePercent float64 `json:"estimated_reclaimable_percent"`
 }
 
 // Compaction is what a compaction did.
@@ -159,7 +172,9 @@ func Run(opts *Options) error {
 	}
 	res := Result{SchemaVersion: cli.SchemaVersion, Path: path, Action: ActionAnalyzed,
 		Analysis: Analysis{FileSize: a.FileSize, PageSize: a.PageSize, PageCount: a.PageCount, FreePages: a.FreePages,
-			FragmentationPercent: a.FragmentationPercent, ReclaimableBytes: a.ReclaimableBytes}}
+			FragmentationPercent: a.FragmentationPercent, ReclaimableBytes: a.ReclaimableBytes,
+			PageFillPercent: a.PageFillPercent, EstimatedPagesAfter: a.EstimatedPagesAfter,
+			EstimatedReclaimableBytes: a.EstimatedReclaimableBytes, EstimatedReclaimablePercent: a.EstimatedReclaimablePercent}}
 	if opts.Threshold >= 0 {
 		th := opts.Threshold
 		res.ThresholdPercent = &th
@@ -168,11 +183,11 @@ func Run(opts *Options) error {
 	switch {
 	case opts.Analyze:
 		return p.Result(res, func(h *cli.Human) { analysis(h, res) })
-	case res.ThresholdPercent != nil && a.FragmentationPercent <= opts.Threshold:
+	case res.ThresholdPercent != nil && a.EstimatedReclaimablePercent <= opts.Threshold:
 		res.Action = ActionSkipped
 		return p.Result(res, func(h *cli.Human) {
-			h.Line("fragmentation %s below threshold %s, nothing to do",
-				cli.FormatPercent(a.FragmentationPercent), cli.FormatPercent(opts.Threshold))
+			h.Line("reclaimable space %s below threshold %s, nothing to do",
+				cli.FormatPercent(a.EstimatedReclaimablePercent), cli.FormatPercent(opts.Threshold))
 		})
 	}
 
@@ -203,6 +218,9 @@ func analysis(h *cli.Human, r Result) {
 		{"free pages", strconv.FormatUint(a.FreePages, 10)},
 		{"fragmentation", frag},
 		{"reclaimable", cli.FormatBytesExact(a.ReclaimableBytes)},
+		{"page fill", cli.FormatPercent(a.PageFillPercent)},
+		{"estimated after compaction", fmt.Sprintf("%d pages", a.EstimatedPagesAfter)},
+		{"estimated reclaimable", fmt.Sprintf("%s (%s)", cli.FormatBytesExact(a.EstimatedReclaimableBytes), cli.FormatPercent(a.EstimatedReclaimablePercent))},
 	})
 }
 
