@@ -81,13 +81,17 @@ func DefaultOptions() Options {
 // Opener opens (creating) a store in dir, which is empty or missing.
 type Opener func(dir string, opt Options) (Store, error)
 
-var registry = map[string]Opener{}
+var (
+	registry   = map[string]Opener{}
+	duplicates = map[string]bool{} // names registered more than once
+)
 
 // Register makes an engine available by name. It is called from init
-// functions of the store files.
+// functions of the store files. A name registered twice is refused by
+// Open, so a copy-paste slip cannot silently benchmark the wrong engine.
 func Register(name string, open Opener) {
 	if _, dup := registry[name]; dup {
-		panic("bench: engine registered twice: " + name)
+		duplicates[name] = true
 	}
 	registry[name] = open
 }
@@ -106,11 +110,10 @@ func Engines() []string {
 func Open(name, dir string, opt Options) (Store, error) {
 	open, ok := registry[name]
 	if !ok {
-		hint := ""
-		if name == "sombra" {
-			hint = " (build with -tags sombra)"
-		}
-		return nil, fmt.Errorf("engine %q not compiled in%s; have %v", name, hint, Engines())
+		return nil, fmt.Errorf("engine %q not compiled in; have %v", name, Engines())
+	}
+	if duplicates[name] {
+		return nil, fmt.Errorf("engine %q is registered by two store files", name)
 	}
 	return open(dir, opt)
 }

@@ -8,59 +8,22 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/internal/cli/clitest"
 	"github.com/sombradb/sombra/internal/commands/fixture"
-)
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
 )
 
 // TestMain removes the binaries built for the end-to-end tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(filepath.Dir(binDir))
-	}
+	clitest.RemoveBinaries()
 	os.Exit(code)
 }
 
-// binaries builds ./cmd/... once for all tests into a temporary directory
-// and returns it.
-func binaries(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binaries; skipped with -short")
-	}
-	buildOnce.Do(func() {
-		// go test puts its own toolchain first on PATH.
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = fmt.Errorf("go tool not found: %w", err)
-			return
-		}
-		tmp, err := os.MkdirTemp("", "sombra-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir = filepath.Join(tmp, "bin")
-		cmd := exec.Command(gobin, "build", "-o", binDir+string(filepath.Separator), "./cmd/...")
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build -o %s/ ./cmd/...: %v\n%s", binDir, err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
+// binaries returns the directory of the built tools (clitest.Binaries).
+func binaries(t *testing.T) string { return clitest.Binaries(t) }
 
 type shell struct {
 	t   *testing.T

@@ -10,68 +10,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sombradb/sombra/internal/cli/clitest"
 	"github.com/sombradb/sombra/internal/commands/backup"
 	"github.com/sombradb/sombra/internal/commands/fixture"
 )
 
 // The tests in this file run the real binaries as separate processes.
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
 // TestMain removes the binaries built for the process tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(filepath.Dir(binDir))
-	}
+	clitest.RemoveBinaries()
 	os.Exit(code)
 }
 
-// tools are the binaries the guide's scripts call.
-var tools = []string{"sombra-backup", "sombra-checkpoint", "sombra-compact", "sombra-health-check", "sombra-info"}
-
-// binaries builds the tools once into a temporary directory and returns it.
-func binaries(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binaries; skipped with -short")
-	}
-	buildOnce.Do(func() {
-		gobin, err := exec.LookPath("go") // go test puts its own toolchain first on PATH
-		if err != nil {
-			buildErr = fmt.Errorf("go tool not found: %w", err)
-			return
-		}
-		tmp, err := os.MkdirTemp("", "sombra-backup-test-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir = filepath.Join(tmp, "bin")
-		args := []string{"build", "-o", binDir + string(filepath.Separator)}
-		for _, tool := range tools {
-			args = append(args, "./cmd/"+tool)
-		}
-		cmd := exec.Command(gobin, args...)
-		cmd.Dir = "../../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
+// binaries returns the directory of the built tools (clitest.Binaries).
+func binaries(t *testing.T) string { return clitest.Binaries(t) }
 
 func sha(t *testing.T, path string) string {
 	t.Helper()
