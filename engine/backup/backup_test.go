@@ -2,6 +2,7 @@ package backup
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -499,5 +500,46 @@ func TestForcedOverwriteNeverBasesOnItself(t *testing.T) {
 		if b.Name == "inc_2" && b.ChainOK() {
 			t.Fatal("inc_2 still claims an intact chain after its parent was replaced")
 		}
+	}
+}
+
+// Issue 12 #1: --keep-full 1 keeps the newest full backup's whole chain,
+// not only the full backup (the newest restore points are its
+// incrementals).
+func TestPruneKeepFullKeepsItsChain(t *testing.T) {
+	tmp := t.TempDir()
+	db := openDB(t, filepath.Join(tmp, "a.db"), engine.Config{})
+	defer db.Close()
+	dir := filepath.Join(tmp, "b")
+	day0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := day0
+	m := NewBackupManagerWithOptions(db, dir, Options{Now: func() time.Time { return now }})
+	seq := 1
+	for _, c := range []string{"A", "B", "C"} {
+		for i := 0; i < 4; i++ {
+			addNodes(t, db, seq, 2)
+			seq += 2
+			now = now.Add(time.Hour)
+			var err error
+			if i == 0 {
+				_, err = m.CreateFullBackup("full" + c)
+			} else {
+				_, err = m.CreateIncrementalBackup(fmt.Sprintf("inc%s%d", c, i))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	res, err := m.Prune(0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(res.Kept)
+	if want := []string{"fullC", "incC1", "incC2", "incC3"}; !slices.Equal(res.Kept, want) {
+		t.Fatalf("kept %v, want %v (deleted %v)", res.Kept, want, res.Deleted)
+	}
+	if names := listNames(t, dir); !slices.Contains(names, "incC3") {
+		t.Fatalf("left %v", names)
 	}
 }
