@@ -36,6 +36,9 @@ func Create(path string) (*DB, error) { return open(path, Config{}, true) }
 func OpenWithConfig(path string, cfg Config) (*DB, error) { return open(path, cfg, false) }
 
 func open(path string, cfg Config, exclusive bool) (*DB, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	cfg = cfg.withDefaults()
 	cipher, err := pagerCipher(cfg.Encryption)
 	if err != nil {
