@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/procs"
 	"github.com/sombradb/sombra/engine/backup"
 	"github.com/sombradb/sombra/engine/integrity"
 )
@@ -369,13 +370,27 @@ func lockCheck(db *engine.DB) Check {
 	switch {
 	case ls.Writer.Held:
 		parts = append(parts, fmt.Sprintf("writer lock held by pid %d", ls.Writer.PID))
-	case ls.Writer.PID != 0:
+	case ls.Writer.PID != 0 && procs.Alive(ls.Writer.PID):
+		// History, and only of a live process: an exited one's pid would
+		// send the operator after a ghost (or a stranger that reused it).
 		parts = append(parts, fmt.Sprintf("writer lock free (last writer pid %d)", ls.Writer.PID))
 	default:
 		parts = append(parts, "writer lock free")
 	}
 	if ls.Checkpointer.Held {
 		parts = append(parts, fmt.Sprintf("checkpoint running in pid %d", ls.Checkpointer.PID))
+	}
+	// Name every other process that has the database open: one that is
+	// idle between reads holds no read slot, yet it keeps compaction and
+	// restore out, so "no readers" alone would send the operator astray.
+	var open []string
+	for _, p := range ls.Open {
+		if p.PID != os.Getpid() {
+			open = append(open, p.String())
+		}
+	}
+	if len(open) > 0 {
+		parts = append(parts, fmt.Sprintf("open in %s", strings.Join(open, ", ")))
 	}
 	switch n := len(ls.ReaderPIDs); n {
 	case 0:

@@ -495,17 +495,9 @@ func (p *Pager) DBFileSize() (int64, error) {
 // connection has; ReleaseExclusive returns to shared.
 func (p *Pager) ExclusiveLock(wait time.Duration) error {
 	if err := p.shm.LockTimeout(shm.LockOpen, true, wait, "open", 0, p.Path); err != nil {
-		var be *common.BusyError
-		if errors.As(err, &be) {
-			be.What = "open"
-			pids := p.otherReaders()
-			if w := int(p.shm.ReadU64(shm.OffWriter)); len(pids) == 0 && w > 0 {
-				pids = append(pids, w)
-			}
-			if len(pids) > 0 {
-				be.PID = pids[0]
-			}
-		}
+		// The error names every live process holding the database open
+		// (shm.LockTimeout); a connection of this process other than p
+		// shows as this pid.
 		return fmt.Errorf("database is open in another connection: %w", err)
 	}
 	_ = p.shm.WriteU64(shm.OffExcl, uint64(os.Getpid()))

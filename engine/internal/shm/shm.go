@@ -36,6 +36,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/procs"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -168,7 +169,7 @@ func (s *File) LockWait(b int64, excl bool) error {
 }
 
 // LockTimeout polls for a lock until timeout has passed, then returns a
-// *common.BusyError naming the pid recorded at pidOff (0: none).
+// *common.BusyError naming the live holders of the lock (see busy).
 func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what string, pidOff int64, dbPath string) error {
 	deadline := time.Now().Add(timeout)
 	sleep := time.Millisecond
@@ -181,17 +182,35 @@ func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what strin
 			return nil
 		}
 		if time.Now().After(deadline) {
-			pid := 0
-			if pidOff > 0 {
-				pid = int(s.ReadU64(pidOff))
-			}
-			return &common.BusyError{Path: dbPath, What: what, PID: pid}
+			return s.busy(b, excl, what, pidOff, dbPath)
 		}
 		time.Sleep(sleep)
 		if sleep < 50*time.Millisecond {
 			sleep *= 2
 		}
 	}
+}
+
+// busy builds the error for lock byte b held by others. It names the live
+// processes holding the byte (procs.LockHolders); when none can be seen
+// (another user's process, no /proc) it falls back to the pid recorded at
+// pidOff, but only if that process still exists: a recorded pid outlives
+// its process, and naming an exited one sends the operator after a ghost.
+func (s *File) busy(b int64, excl bool, what string, pidOff int64, dbPath string) error {
+	e := &common.BusyError{Path: dbPath, What: what, Holders: procs.LockHolders(s.f, b, excl)}
+	if len(e.Holders) == 0 && pidOff > 0 {
+		e.Holders = procs.Holder(int(s.ReadU64(pidOff)))
+	}
+	if len(e.Holders) > 0 {
+		e.PID = e.Holders[0].PID
+	}
+	return e
+}
+
+// Holders lists the live processes holding lock byte b (exclusively,
+// unless anyLock) through another open file than s's own.
+func (s *File) Holders(b int64, anyLock bool) []common.Holder {
+	return procs.LockHolders(s.f, b, anyLock)
 }
 
 // Unlock releases a lock.

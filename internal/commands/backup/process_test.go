@@ -21,8 +21,10 @@ import (
 
 // The tests in this file run the real binaries as separate processes.
 
-// TestMain removes the binaries built for the process tests.
+// TestMain removes the binaries built for the process tests (and runs as
+// the lock holder of clitest.Hold when started as one).
 func TestMain(m *testing.M) {
+	clitest.RunHolderIfChild()
 	code := m.Run()
 	clitest.RemoveBinaries()
 	os.Exit(code)
