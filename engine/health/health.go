@@ -19,9 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sombradb/sombra/engine"
-	"github.com/sombradb/sombra/engine/internal/procs"
 	"github.com/sombradb/sombra/engine/backup"
 	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/internal/procs"
 )
 
 // Status is a health verdict. Its JSON form is "healthy", "degraded" or
