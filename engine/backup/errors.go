@@ -21,6 +21,11 @@ var (
 	// ErrTooEarly is returned by point-in-time restore when the requested
 	// time lies before every usable backup (or before the target's state).
 	ErrTooEarly = errors.New("no backup at or before the requested time")
+	// ErrUnreachable is returned by point-in-time restore when the
+	// requested time is after the newest usable backup and the WAL archive
+	// holds no transaction after it (archiving is off): the restore would
+	// stop at the backup, not at the requested time.
+	ErrUnreachable = errors.New("requested point in time cannot be reached")
 	// ErrArchiveGap is returned by point-in-time restore when the WAL
 	// archive misses transactions before the requested time. The error is a
 	// *walarchive.GapError naming the last reachable LSN and time.

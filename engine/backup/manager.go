@@ -93,6 +93,10 @@ type Options struct {
 	// archive and later point-in-time replays no longer apply to it. Leave
 	// it off when you will replay archived WAL into the restored file.
 	NewFileID bool
+	// AllowEarlier lets RestoreToTime restore the newest backup before the
+	// requested time when the WAL archive cannot take it further (instead
+	// of failing with ErrUnreachable).
+	AllowEarlier bool
 	// ArchiveDir is the WAL archive directory (default: DIR/wal).
 	ArchiveDir string
 	// TempDir holds trial restores made by Verify (default: the backup

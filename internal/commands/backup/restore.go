@@ -23,6 +23,8 @@ type RestoreOptions struct {
 	Until     string // --until RFC 3339
 	Force     bool   // --force
 	NewFileID bool   // --new-file-id
+	// AllowEarlier: --allow-earlier
+	AllowEarlier bool
 }
 
 const restoreLong = `Restore a backup, with the chain it depends on (full backup first), into a
@@ -45,7 +47,10 @@ is at or before TIME, then replays the archived WAL (DIR/wal, see
 archive-wal) up to the last commit at or before TIME. A TIME before the
 oldest full backup, or beyond a gap in the archive, is an error naming the
 nearest restorable points. A TIME after the end of the archive restores
-everything archived, with a warning.
+everything archived, with a warning. A TIME after the newest backup when
+the archive holds nothing after it (WAL archiving off) cannot be reached:
+the restore fails naming the newest restorable point, unless
+--allow-earlier is given, which restores that point instead.
 
 --new-file-id gives the restored database a new identity, so it starts a
 new history: backups of the original chain and its WAL archive no longer
@@ -102,6 +107,7 @@ func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Comma
 	f.StringVar(&opts.Until, "until", "", "restore the database as of `TIME` (RFC 3339) by replaying the WAL archive")
 	f.BoolVar(&opts.Force, "force", false, "replace an existing --to")
 	f.BoolVar(&opts.NewFileID, "new-file-id", false, "give the restored database a new identity (a new backup history)")
+	f.BoolVar(&opts.AllowEarlier, "allow-earlier", false, "with --until: restore the newest earlier point when TIME cannot be reached (WAL archiving off)")
 	cmd.MarkFlagsMutuallyExclusive("name", "until")
 	_ = cmd.MarkFlagRequired("to")
 	_ = cmd.MarkFlagDirname("dir")
@@ -168,7 +174,10 @@ func RunRestore(opts *RestoreOptions) error {
 		}
 	}
 	eo := engineOptions(o)
-	eo.Force, eo.NewFileID = opts.Force, opts.NewFileID
+	eo.Force, eo.NewFileID, eo.AllowEarlier = opts.Force, opts.NewFileID, opts.AllowEarlier
+	if opts.AllowEarlier && until == nil {
+		return cli.Usagef("--allow-earlier applies to --until only")
+	}
 	start := o.Clock.Now()
 	var (
 		r       *bk.RestoreResult

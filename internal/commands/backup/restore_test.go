@@ -304,3 +304,29 @@ func TestRestorePicksNewestGood(t *testing.T) {
 		t.Errorf("human output does not name the skipped backup:\n%s", out)
 	}
 }
+
+// TestUntilUnreachable (issue 12 #2): with WAL archiving off, restore
+// --until a time after the newest backup cannot reach it: exit 1, saying
+// that archiving is off and naming the backup that can be restored, and no
+// target is left; --allow-earlier restores that backup with a warning.
+func TestUntilUnreachable(t *testing.T) {
+	dir, path := newDB(t)
+	bdir := filepath.Join(dir, "b")
+	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
+	addNodes(t, path, 10) // committed after the backup, never archived
+	target := filepath.Join(dir, "pitr.db")
+	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	_, errOut, code := run(t, "restore", "--dir", bdir, "--until", until, "--to", target)
+	if code != 1 || !strings.Contains(errOut, "WAL archiving is off") || !strings.Contains(errOut, "newest restorable point is backup full") ||
+		!strings.Contains(errOut, "--allow-earlier") {
+		t.Errorf("code=%d stderr=%q", code, errOut)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("a failed restore left %s", target)
+	}
+	out := ok(t, "restore", "--dir", bdir, "--until", until, "--to", target, "--allow-earlier", "--json")
+	var r backup.RestoreResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Backup != "full" || len(r.Warnings) == 0 || !strings.Contains(r.Warnings[0], "WAL archiving is off") {
+		t.Errorf("--allow-earlier: %s", out)
+	}
+}
