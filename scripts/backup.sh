@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # backup.sh - Daily backup script (the operations guide's, made correct).
 # Full backup on Sunday (or when the directory has none yet), incremental
-# otherwise; backups older than KEEP_DAYS are removed; the new backup is
-# verified (checksums, chain, trial restore) and a failure exits 1.
+# otherwise; the new backup is verified (checksums, chain, trial restore);
+# backups older than KEEP_DAYS are pruned, whole chains kept; a failure
+# exits 1.
 # Configure with environment variables:
 #   DB_PATH     database file     (default /data/production.db)
 #   BACKUP_DIR  backup directory  (default /backups/sombra)
@@ -33,14 +34,18 @@ else
   sombra-backup --type incremental --full-if-no-base --input "$DB_PATH" --output "$OUT" || { log "incremental backup failed"; exit 1; }
 fi
 
-# Clean up old backups (keep KEEP_DAYS days). The catalog tolerates files
-# removed this way; `sombra-backup prune --keep-days N` does the same while
-# never deleting a base that a kept incremental needs.
-find "$BACKUP_DIR" -name "*.backup" -mtime +"$KEEP_DAYS" -delete
-
 # Verify backup integrity
 if ! sombra-backup verify "$OUT.backup"; then
   log "Backup verification failed: $OUT.backup"
+  exit 1
+fi
+
+# Retention: delete backups older than KEEP_DAYS days, but never a base that
+# a kept incremental needs (prune keeps whole chains; `find -mtime -delete`
+# would remove the full backup under today's incremental), along with WAL
+# archive segments no kept backup can use and temporary files of killed runs.
+if ! sombra-backup prune --dir "$BACKUP_DIR" --keep-days "$KEEP_DAYS" --quiet; then
+  log "Pruning old backups in $BACKUP_DIR failed"
   exit 1
 fi
 log "Backup $OUT.backup created and verified"

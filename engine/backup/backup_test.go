@@ -384,9 +384,19 @@ func TestBrokenChainAfterDelete(t *testing.T) {
 	if _, err := m.VerifyBackup("inc2"); !errors.Is(err, ErrBrokenChain) {
 		t.Fatalf("verify: %v", err)
 	}
-	// An incremental is never based on a broken chain.
-	if _, err := m.CreateIncrementalBackup("inc3"); !errors.Is(err, ErrNoBase) {
+	// An incremental is never based on a broken chain: it fails naming
+	// the broken chain, or with FullIfNoBase becomes a full backup with a
+	// warning saying why, which verifies.
+	if _, err := m.CreateIncrementalBackup("inc3"); !errors.Is(err, ErrNoBase) || !strings.Contains(err.Error(), "inc2, has a broken chain") {
 		t.Fatalf("incremental on a broken chain: %v", err)
+	}
+	mf := NewBackupManagerWithOptions(db, dir, Options{FullIfNoBase: true})
+	res, err := mf.CreateIncrementalBackup("inc3")
+	if err != nil || res.Type != "full" || len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "broken chain") {
+		t.Fatalf("incremental with FullIfNoBase on a broken chain: %+v, %v", res, err)
+	}
+	if _, err := mf.VerifyBackup("inc3"); err != nil {
+		t.Fatalf("verify the full backup taken instead: %v", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
@@ -211,11 +212,17 @@ func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error)
 		}
 		return nil, fmt.Errorf("base backup %s not found in %s: %w", base, dir, ErrNoBase)
 	}
-	var best *BackupInfo
+	var best, broken *BackupInfo
 	other := 0
 	for i := range list {
 		b := &list[i]
-		if !b.ChainOK() || dependsOn(list, b, self) { // a forced overwrite never bases on itself
+		if dependsOn(list, b, self) { // a forced overwrite never bases on itself
+			continue
+		}
+		if !b.ChainOK() {
+			if b.DBFileID == id && (broken == nil || b.EndLSN > broken.EndLSN) {
+				broken = b
+			}
 			continue
 		}
 		if b.DBFileID != id {
@@ -227,6 +234,12 @@ func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error)
 		}
 	}
 	if best == nil {
+		if broken != nil {
+			// Never build on it: the incremental would verify as broken
+			// too (e.g. its full backup was deleted by find -delete).
+			return nil, fmt.Errorf("%s: the newest backup of this database, %s, has a broken chain (%s) and no intact one is left: take a full backup first: %w",
+				dir, broken.Name, strings.TrimPrefix(broken.Chain, "broken: "), ErrNoBase)
+		}
 		if other > 0 {
 			return nil, fmt.Errorf("%s holds backups of another database file (compacted or restored since?): take a full backup first: %w", dir, ErrNoBase)
 		}
