@@ -78,6 +78,9 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create backup directory: %w", err)
 	}
+	for _, n := range removeStaleBackupTemps(o.FS, dir) {
+		o.Logger.Info("removed the temporary file of a killed backup", "file", n)
+	}
 	p := m.db.Pager()
 	if p.Encrypted() {
 		return nil, errEncrypted(p.Path)

@@ -33,6 +33,10 @@ var (
 	// ErrVerifyFailed is returned when a trial restore does not match the
 	// backup (integrity problems or a different logical hash).
 	ErrVerifyFailed = errors.New("backup verification failed")
+	// ErrCannotVerify is returned by Verify when the verification could
+	// not be carried out (no room for the trial restore): the backup is not
+	// known to be bad, and the verdict is not recorded.
+	ErrCannotVerify = errors.New("backup could not be verified")
 	// ErrInterrupted is returned for a target left half-replayed by an
 	// interrupted ReplayWALUntil: restore it again.
 	ErrInterrupted = errors.New("target was left by an interrupted WAL replay")

@@ -343,6 +343,7 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return nil, err
 	}
+	removeStaleNear(o.FS, filepath.Dir(target), filepath.Base(target), "pitr")
 	tmp := tempNear(target, "pitr")
 	ro := o
 	ro.NewFileID = false // the archive is keyed by the original file id
