@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -551,5 +552,48 @@ func TestPruneKeepFullKeepsItsChain(t *testing.T) {
 	}
 	if names := listNames(t, dir); !slices.Contains(names, "incC3") {
 		t.Fatalf("left %v", names)
+	}
+}
+
+// TestFailedStepLeavesNothing (issue 12 #5): an fsync error on the
+// backup directory after the rename, or on the catalog's temporary file,
+// fails the backup and leaves no backup behind (list would show it as
+// complete, and a retry would be refused as existing); the retry works.
+func TestFailedStepLeavesNothing(t *testing.T) {
+	eio := &os.PathError{Op: "fsync", Err: syscall.EIO}
+	for _, c := range []struct {
+		name string
+		rule vfs.Rule
+	}{
+		{"directory fsync", func(op vfs.Op, name string, n int) *vfs.Fault {
+			if op == vfs.OpSync && strings.HasSuffix(name, "/b") {
+				return &vfs.Fault{Err: eio}
+			}
+			return nil
+		}},
+		{"catalog temp fsync", vfs.NthOp(vfs.OpSync, "catalog.json.tmp", 1, true, vfs.Fault{Err: eio})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			db := openDB(t, filepath.Join(tmp, "a.db"), engine.Config{})
+			defer db.Close()
+			addNodes(t, db, 1, 10)
+			dir := filepath.Join(tmp, "b")
+			if _, err := NewBackupManager(db, dir).CreateFullBackup("full0"); err != nil {
+				t.Fatal(err)
+			}
+			ffs := vfs.NewFaultFS(vfs.OS)
+			ffs.SetRule(c.rule)
+			_, err := NewBackupManagerWithOptions(db, dir, Options{FS: ffs}).CreateFullBackup("full1")
+			if !errors.Is(err, syscall.EIO) {
+				t.Fatalf("backup with an fsync EIO: %v", err)
+			}
+			if names := listNames(t, dir); !slices.Equal(names, []string{"full0"}) {
+				t.Fatalf("left %v", names)
+			}
+			if _, err := NewBackupManager(db, dir).CreateFullBackup("full1"); err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+		})
 	}
 }

@@ -177,11 +177,18 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 		o.FS.Remove(tmp)
 		return nil, fmt.Errorf("rename %s: %w", tmp, err)
 	}
+	// A failed step after the rename must not leave a backup that list
+	// shows as complete (and that blocks a retry as "exists"): remove it.
+	undo := func(step string, err error) (*Result, error) {
+		o.FS.Remove(path)
+		_ = o.FS.SyncDir(dir)
+		return nil, fmt.Errorf("backup %s: %s (the backup was removed; take it again): %w", name, step, err)
+	}
 	if err := o.FS.SyncDir(dir); err != nil {
-		return nil, fmt.Errorf("fsync %s: %w", dir, err)
+		return undo("fsync "+dir, err)
 	}
 	if err := updateCatalog(o, dir, nil); err != nil {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("update catalog: %v", err))
+		return undo("update the catalog", err)
 	}
 	res.Duration = time.Since(start)
 	o.Logger.Info("backup created", "name", name, "type", res.Type, "end_lsn", res.EndLSN, "pages", res.Pages,

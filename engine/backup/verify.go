@@ -69,10 +69,14 @@ func Verify(dir, name string, opts Options) (*VerifyResult, error) {
 			}
 		}
 	})
-	if cerr != nil {
+	switch {
+	case cerr == nil:
+	case errors.Is(cerr, syscall.EROFS) || errors.Is(cerr, syscall.EACCES) || errors.Is(cerr, syscall.EPERM):
 		// A read-only backup directory (a mounted snapshot, another
 		// user's) can be verified; only the record is lost.
-		res.Warnings = append(res.Warnings, fmt.Sprintf("verification not recorded in the catalog: %v", cerr))
+		res.Warnings = append(res.Warnings, fmt.Sprintf("verification not recorded in the catalog (read-only directory): %v", cerr))
+	case verr == nil:
+		return res, fmt.Errorf("record verification in the catalog: %w", cerr)
 	}
 	return res, verr
 }
