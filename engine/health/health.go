@@ -320,7 +320,9 @@ func walCheck(in engine.Info, opts Options) Check {
 	case in.WALSize > 4*opts.WALThreshold:
 		c.Status, msg = Unhealthy, msg+"; run sombra-checkpoint --mode truncate"
 	case in.WALSize > opts.WALThreshold:
-		c.Status, msg = Degraded, msg+"; run sombra-checkpoint --mode full"
+		// Only truncate shrinks the file: full copies the frames but
+		// leaves the WAL its size, and the warning with it.
+		c.Status, msg = Degraded, msg+"; run sombra-checkpoint --mode truncate"
 	}
 	c.Message = msg
 	return c
@@ -340,8 +342,14 @@ func fragCheck(in engine.Info, opts Options) Check {
 func checkpointCheck(in engine.Info, opts Options) Check {
 	c := Check{Name: CheckCheckpointAge, Threshold: num(opts.CheckpointAge.Seconds()), Unit: "seconds"}
 	pending := in.WALFrames - in.WALFramesCheckpointed
+	// Age of the oldest waiting frame, not of the last checkpoint: a
+	// database written rarely would otherwise be "degraded" after every
+	// quiet hour, although its one new frame has waited only a minute.
 	since, what := in.Created, "the database was created"
-	if in.LastCheckpoint != nil {
+	switch {
+	case in.OldestPendingCommit != nil:
+		since, what = *in.OldestPendingCommit, "the oldest of them was committed"
+	case in.LastCheckpoint != nil:
 		since, what = *in.LastCheckpoint, "the last checkpoint"
 	}
 	age := max(opts.Now().Sub(since), 0)

@@ -460,6 +460,9 @@ type WALState struct {
 	Scan       wal.ScanReport
 	Salt       uint64
 	CkptSeq    uint32
+	// OldestPendingTS is the commit time (Unix ns) of the oldest
+	// transaction whose frames are not checkpointed yet; 0 when none.
+	OldestPendingTS int64
 }
 
 // WAL reports the log's state after bringing the index up to date.
@@ -477,6 +480,12 @@ func (p *Pager) WAL() (WALState, error) {
 		Salt: p.ix.Header.Salt, CkptSeq: p.ix.Header.CkptSeq}
 	if p.ix.Valid {
 		st.Backfilled = min(p.shm.Backfill(p.ix.Header.Salt), p.ix.MaxFrame)
+		for i := st.Backfilled; i < p.ix.MaxFrame && i < len(p.ix.Frames); i++ {
+			if p.ix.Frames[i].Commit {
+				st.OldestPendingTS = p.ix.Frames[i].CommitTS
+				break
+			}
+		}
 	}
 	return st, nil
 }

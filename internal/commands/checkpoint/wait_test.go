@@ -1,6 +1,7 @@
 package checkpoint_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -40,5 +41,33 @@ func TestNoWaitByDefault(t *testing.T) {
 	start := time.Now()
 	if _, _, code := run(t, "--db", path, "--mode", "full", "--wait", "1500ms"); code != 3 || time.Since(start) < 1400*time.Millisecond {
 		t.Errorf("--wait 1500ms: code=%d after %v", code, time.Since(start))
+	}
+}
+
+// TestCheckpointLSNAgreesWithStatus (issue 12 #9): a full checkpoint with
+// nothing left to copy (an earlier checkpoint did it) reports the LSN the
+// file holds, as --status does, not 0.
+func TestCheckpointLSNAgreesWithStatus(t *testing.T) {
+	_, path, w := pending(t, 5)
+	if _, err := w.Checkpoint(); err != nil { // passive: copies all, leaves the WAL
+		t.Fatal(err)
+	}
+	w.Close()
+	out, errOut, code := run(t, "--db", path, "--mode", "full", "--json")
+	var r struct {
+		CheckpointLSN uint64 `json:"checkpoint_lsn"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("code=%d out=%s stderr=%s", code, out, errOut)
+	}
+	out, _, _ = run(t, "--db", path, "--status", "--json")
+	var s struct {
+		LastCheckpointLSN uint64 `json:"last_checkpoint_lsn"`
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	if r.CheckpointLSN == 0 || r.CheckpointLSN != s.LastCheckpointLSN {
+		t.Errorf("checkpoint_lsn %d, --status last_checkpoint_lsn %d", r.CheckpointLSN, s.LastCheckpointLSN)
 	}
 }
