@@ -59,6 +59,8 @@ type Report struct {
 	BytesReclaimed int64         `json:"bytes_reclaimed"`
 	Duration       time.Duration `json:"-"`
 	LogicalHash    string        `json:"logical_hash"`
+
+	lsn common.LSN // the state the new file was built from
 }
 
 // Options tune Compact.
@@ -237,7 +239,7 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 	}
 	// Rename the new file into place and carry on with it; refused (and the
 	// old file kept) if this connection committed meanwhile.
-	if err := p.ReplaceFile(tmp); err != nil {
+	if err := p.ReplaceFile(tmp, rep.lsn); err != nil {
 		_ = opts.FS.Remove(tmp)
 		return nil, fmt.Errorf("compact %s: %w", path, err)
 	}
@@ -261,7 +263,7 @@ func build(db *engine.DB, opts Options, tmp string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Path: p.Path, PagesBefore: meta.PageCount, SizeBefore: before}
+	rep := &Report{Path: p.Path, PagesBefore: meta.PageCount, SizeBefore: before, lsn: meta.LastLSN}
 	hash, err := db.SnapshotLogicalHash(snap)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)

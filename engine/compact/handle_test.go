@@ -339,3 +339,50 @@ func TestCompactThroughSymlink(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactRefusesWhenHandleCommitsMeanwhile: a commit through the same
+// handle while the new file is being built is not in that file, so the
+// compaction refuses (busy) and the commit survives.
+func TestCompactRefusesWhenHandleCommitsMeanwhile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	db, err := engine.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fragmented(t, db, 3000)
+	var id engine.NodeID
+	committed := false
+	progress := func(done, total int64) {
+		if committed {
+			return
+		}
+		committed = true
+		err := db.Update(func(tx *engine.Tx) error {
+			id, err = tx.CreateNode("During", nil)
+			return err
+		})
+		if err != nil {
+			t.Errorf("commit during compaction: %v", err)
+		}
+	}
+	if _, err := NewDatabaseCompactor(db).CompactWithOptions(Options{Progress: progress}); !errors.Is(err, engine.ErrBusy) {
+		t.Fatalf("compaction with a commit during the build: %v", err)
+	}
+	if !committed {
+		t.Fatal("progress was never called")
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = engine.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.GetNode(id); err != nil {
+		t.Fatalf("the node committed during the refused compaction: %v", err)
+	}
+	if _, err := os.Stat(path + ".compact"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary file left: %v", err)
+	}
+}

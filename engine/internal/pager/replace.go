@@ -39,11 +39,12 @@ func (p *Pager) OpenSnapshots() int {
 // it. This is how compaction keeps the handle it was given usable.
 //
 // The caller holds the database exclusively (ExclusiveLock), has folded
-// the WAL into the old file and built tmp from it. ReplaceFile takes this
-// connection's writer lock and refuses with ErrBusy, leaving everything as
-// it was, when a transaction of this connection is open or anything was
-// committed to the WAL since (that commit is not in tmp).
-func (p *Pager) ReplaceFile(tmp string) error {
+// the WAL into the old file and built tmp from it as of LSN asOf.
+// ReplaceFile takes this connection's writer lock and refuses with
+// ErrBusy, leaving everything as it was, when a transaction of this
+// connection is open or anything was committed since asOf (that commit is
+// not in tmp), be it still in the WAL or already checkpointed.
+func (p *Pager) ReplaceFile(tmp string, asOf common.LSN) error {
 	if p.readOnly {
 		return fmt.Errorf("%s: replace: %w", p.Path, common.ErrReadOnly)
 	}
@@ -69,6 +70,11 @@ func (p *Pager) ReplaceFile(tmp string) error {
 	}
 	if p.ix.Valid && p.ix.MaxFrame > 0 {
 		return fmt.Errorf("%s: %d WAL frames were committed after the file was copied: %w", p.Path, p.ix.MaxFrame, common.ErrBusy)
+	}
+	if cur, err := ReadFileHeader(p.db, p.Path); err != nil {
+		return err
+	} else if cur.LastLSN != asOf {
+		return fmt.Errorf("%s: committed up to LSN %d since the copy as of LSN %d: %w", p.Path, cur.LastLSN, asOf, common.ErrBusy)
 	}
 	f, err := p.fs.OpenFile(tmp, os.O_RDWR, 0)
 	if err != nil {
