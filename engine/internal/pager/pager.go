@@ -284,6 +284,10 @@ func create(fs vfs.FS, path string, pageSize int, c Cipher, exclusive bool) erro
 	}
 	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.create-%d-%d.tmp", filepath.Base(path), os.Getpid(), time.Now().UnixNano()))
 	if err := writeNew(fs, tmp, buf); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // name the database, not the temporary file
+		}
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	defer fs.Remove(tmp)
