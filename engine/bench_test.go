@@ -309,3 +309,44 @@ func BenchmarkBulkInsert(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "nodes/s")
 }
+
+// BenchmarkEmptyView is the fixed cost of a read transaction: db.View with
+// an empty body (issue 8: no system call in the steady state).
+func BenchmarkEmptyView(b *testing.B) {
+	path := buildBench(b, 1000, 0)
+	db := openBench(b, path)
+	noop := func(*Tx) error { return nil }
+	if err := db.View(noop); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := db.View(noop); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDBGetNode is db.GetNode outside an explicit transaction, as an
+// application calls it: one read transaction per lookup.
+func BenchmarkDBGetNode(b *testing.B) {
+	const n = 200_000
+	path := buildBench(b, n, 0)
+	b.Run("warm", func(b *testing.B) {
+		db := openBench(b, path)
+		if err := db.View(func(tx *Tx) error { warm(b, tx); return nil }); err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			id := NodeID(1 + rng.IntN(n))
+			nd, err := db.GetNode(id)
+			if err != nil || nd.ID != id {
+				b.Fatal(err)
+			}
+		}
+	})
+}

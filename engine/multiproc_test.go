@@ -48,9 +48,18 @@ func TestMultiprocChild(t *testing.T) {
 		if err != nil {
 			childFail("open: %v", err)
 		}
+		// A first read takes the connection's read slot under the gate; the
+		// held snapshot then begins on the fast path (no lock), which is
+		// what the checkpoints and restarts of the parent must respect.
+		if err := db.View(func(*Tx) error { return nil }); err != nil {
+			childFail("first read: %v", err)
+		}
 		tx, err := db.BeginReadTransaction()
 		if err != nil {
 			childFail("begin read: %v", err)
+		}
+		if fast, _ := db.p.ReadBegins(); fast != 1 {
+			childFail("the held snapshot did not begin on the fast path (%d fast begins)", fast)
 		}
 		dump := func() string {
 			s, err := txDump(tx)
@@ -70,6 +79,51 @@ func TestMultiprocChild(t *testing.T) {
 				db.Close()
 				return
 			}
+		}
+	case "mp-fast-reader":
+		// Short read transactions as fast as possible, each checked for a
+		// consistent prefix of the parent's mpWriterTx commits, while the
+		// parent commits and checkpoints in every mode.
+		db, err := OpenWithConfig(path, Config{CacheSize: 1}) // re-reads hit the files
+		if err != nil {
+			childFail("open: %v", err)
+		}
+		stop := make(chan struct{})
+		go func() { childReadLine(); close(stop) }()
+		childSay("READY")
+		var last int64
+		reads := 0
+		for {
+			select {
+			case <-stop:
+				fast, slow := db.p.ReadBegins()
+				db.Close()
+				childSay("STOPPED %d %d %d %d", reads, fast, slow, last)
+				return
+			default:
+			}
+			err := db.View(func(tx *Tx) error {
+				n, err := mpCheck(tx)
+				if err != nil {
+					return err
+				}
+				if n < last {
+					return fmt.Errorf("went back in time: %d transactions after seeing %d", n, last)
+				}
+				last = n
+				if reads%3 == 0 {
+					// hold the snapshot across the parent's checkpoints
+					time.Sleep(time.Millisecond)
+					if n2, err := mpCheck(tx); err != nil || n2 != n {
+						return fmt.Errorf("snapshot moved from %d to %d (%v)", n, n2, err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				childFail("read %d: %v", reads, err)
+			}
+			reads++
 		}
 	case "mp-writer":
 		db, err := OpenWithConfig(path, Config{WALAutoCheckpoint: 20, BusyTimeout: 50 * time.Millisecond})
@@ -418,4 +472,60 @@ func TestMultiprocConsistentReads(t *testing.T) {
 		t.Fatal(final)
 	}
 	t.Logf("%d consistent reads, %d checkpoints, %d transactions seen", reads, ckpts, last)
+}
+
+// TestMultiprocFastReadersAcrossCheckpoints runs a reader process whose
+// read transactions mostly begin without a lock (the log is quiet between
+// the parent's commits) while the parent commits and runs every checkpoint
+// mode, restarts and truncations of the log included. Every snapshot the
+// child takes must be a consistent prefix that holds still; a checkpoint
+// that copied frames past a fast reader's published mark, or a restart
+// under it, shows up as a partial transaction or a moved snapshot.
+func TestMultiprocFastReadersAcrossCheckpoints(t *testing.T) {
+	path := tempDB(t)
+	db := mustOpen(t, path, Config{BusyTimeout: 20 * time.Millisecond, WALAutoCheckpoint: -1})
+	defer db.Close()
+	if err := db.Update(mpWriterTx); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, "TestMultiprocChild", "mp-fast-reader", "SOMBRA_CHILD_DB="+path)
+	defer c.kill()
+	c.expect("READY", 30*time.Second)
+	modes := []CheckpointMode{CheckpointPassive, CheckpointFull, CheckpointRestart, CheckpointTruncate}
+	restarts := 0
+	deadline := time.Now().Add(2 * time.Second)
+	for i := 0; time.Now().Before(deadline) || i < 40; i++ {
+		select {
+		case <-c.eof:
+			t.Fatalf("reader exited: child said %q\nstderr:\n%s", c.drain(), c.stderr.String())
+		default:
+		}
+		if err := db.Update(mpWriterTx); err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; k < 4; k++ {
+			res, err := db.CheckpointWithMode(modes[(i+k)%4])
+			if err != nil && !errors.Is(err, ErrBusy) {
+				t.Fatalf("checkpoint %s: %v", modes[(i+k)%4], err)
+			}
+			if res.WALRestarted {
+				restarts++
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	c.send("STOP")
+	line := c.expect("STOPPED", 30*time.Second)
+	c.wait(10 * time.Second)
+	var reads, fast, slow, last int64
+	if _, err := fmt.Sscanf(line, "%d %d %d %d", &reads, &fast, &slow, &last); err != nil {
+		t.Fatalf("child said %q: %v", line, err)
+	}
+	t.Logf("child: %d reads (%d fast, %d slow), saw %d transactions; parent: %d restarts", reads, fast, slow, last, restarts)
+	if fast < reads/4 || slow == 0 {
+		t.Fatalf("the test did not exercise both paths: %d fast and %d slow begins of %d", fast, slow, reads)
+	}
+	if restarts == 0 {
+		t.Fatal("no checkpoint restarted the log")
+	}
 }
