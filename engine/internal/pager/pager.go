@@ -78,14 +78,14 @@ type Pager struct {
 	ix          *wal.Index
 	walSize     int64
 	readers     []*Snapshot // live snapshots of this connection
-	slot        int // read slot held while readers exist; -1 none
+	slot        int         // read slot held while readers exist; -1 none
 	slotMark    int
 	seenCounter uint64 // shm change counter at the last WAL refresh
 	pid         int    // os.Getpid(), cached: it is a system call
 	// fastBegins and slowBegins count read snapshots begun without and
 	// with the gate (tests check that the fast path is taken).
 	fastBegins, slowBegins atomic.Int64
-	lastScan    wal.ScanReport
+	lastScan               wal.ScanReport
 
 	writeMu sync.Mutex // one writer per connection
 
