@@ -350,3 +350,36 @@ func BenchmarkDBGetNode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkTwoHopFunc is the bench/ 2-hop workload through the public API:
+// one db.View per query, NeighborsFunc for both hops, a map of distinct
+// second-hop nodes.
+func BenchmarkTwoHopFunc(b *testing.B) {
+	const n, deg = 20_000, 5
+	path := buildBench(b, n, deg)
+	db := openBench(b, path)
+	rng := rand.New(rand.NewPCG(7, 8))
+	seen := make(map[NodeID]struct{}, 256)
+	var first []NodeID
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		start := NodeID(1 + rng.IntN(n))
+		clear(seen)
+		first = first[:0]
+		err := db.View(func(tx *Tx) error {
+			if err := tx.NeighborsFunc(start, func(x NodeID) bool { first = append(first, x); return true }); err != nil {
+				return err
+			}
+			for _, f := range first {
+				if err := tx.NeighborsFunc(f, func(x NodeID) bool { seen[x] = struct{}{}; return true }); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
