@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,6 +127,20 @@ func TestMultiprocChild(t *testing.T) {
 			}
 			reads++
 		}
+	case "mp-views":
+		// SOMBRA_CHILD_VIEWS empty read transactions, then exit.
+		db, err := OpenWithConfig(path, Config{})
+		if err != nil {
+			childFail("open: %v", err)
+		}
+		n, _ := strconv.Atoi(os.Getenv("SOMBRA_CHILD_VIEWS"))
+		for i := 0; i < n; i++ {
+			if err := db.View(func(tx *Tx) error { _, err := tx.GetNode(1); return err }); err != nil {
+				childFail("view: %v", err)
+			}
+		}
+		db.Close()
+		childSay("DONE")
 	case "mp-writer-only":
 		// Commits without checkpointing (the parent checkpoints).
 		db, err := OpenWithConfig(path, Config{WALAutoCheckpoint: -1, BusyTimeout: 5 * time.Second})
@@ -597,4 +612,39 @@ func TestMultiprocCheckpointCopiesFramesReaderHasNotSeen(t *testing.T) {
 	t.Logf("%d checkpoints; reader: %s", ckpts, line)
 	w.wait(10 * time.Second)
 	r.wait(10 * time.Second)
+}
+
+// TestReadTransactionsMakeNoSystemCalls counts, with strace, the file
+// system calls of a process doing 10 read transactions and of one doing
+// 2010: in the steady state a read transaction (with a warm cache) makes
+// none, so the difference must be ~0, where before there were two gate
+// fcntl locks and two getpid per transaction.
+func TestReadTransactionsMakeNoSystemCalls(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Skip("strace not installed")
+	}
+	path := tempDB(t)
+	db := mustOpen(t, path, Config{})
+	if err := db.Update(func(tx *Tx) error { return batch(tx, "A", 10) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	count := func(views int) int {
+		out := filepath.Join(t.TempDir(), "strace.out")
+		c := startChildWrapped(t, []string{"strace", "-f", "-qq", "-o", out, "-e", "trace=fcntl,getpid,pread64,pwrite64,fstat,newfstatat,statx,flock"},
+			"TestMultiprocChild", "mp-views", "SOMBRA_CHILD_DB="+path, "SOMBRA_CHILD_VIEWS="+strconv.Itoa(views))
+		defer c.kill()
+		c.expect("DONE", 60*time.Second)
+		c.wait(30 * time.Second)
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b), "\n")
+	}
+	few, many := count(10), count(2010)
+	t.Logf("system calls: %d with 10 read transactions, %d with 2010", few, many)
+	if many-few > 20 {
+		t.Fatalf("2000 more read transactions made %d more system calls", many-few)
+	}
 }

@@ -29,7 +29,7 @@ type cacheEntry struct {
 // here, and an LRU list would need the write lock to move the entry.
 type Cache struct {
 	mu       sync.RWMutex
-	capacity int // pages
+	capacity int           // pages
 	slots    []*cacheEntry // the clock; nil slots are free
 	free     []int         // indexes of nil slots
 	hand     int
