@@ -12,6 +12,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/procs"
 	"github.com/sombradb/sombra/engine/internal/shm"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // LockHolder describes one lock of a database.
@@ -67,7 +68,11 @@ const shmSlotsOffset = 64
 // coordination file has no lock holders.
 func ReadLockState(path string) (LockState, error) {
 	st := LockState{ReaderPIDs: []int{}}
-	f, err := os.Open(path + "-shm")
+	real, err := vfs.RealPath(path) // the lock file is named after the real path
+	if err != nil {
+		return st, fmt.Errorf("lock state of %s: %w", path, err)
+	}
+	f, err := os.Open(real + "-shm")
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
 	}
