@@ -20,14 +20,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
-	_ "github.com/sombradb/sombra/engine/backup"
-	_ "github.com/sombradb/sombra/engine/compact"
+	"github.com/sombradb/sombra/engine/backup"
+	"github.com/sombradb/sombra/engine/compact"
 	"github.com/sombradb/sombra/engine/integrity"
 	"github.com/sombradb/sombra/engine/vfs"
 )
@@ -327,5 +328,257 @@ func TestPowerLossNewWALNameIsDurable(t *testing.T) {
 	img := plCutNow(t, fs, vfs.DropUnsynced, 1)
 	if _, err := plCheckDB(filepath.Join(img, "crash.db"), acked, 0); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// plReopen opens path through fs (after the workload closed it).
+func plReopen(t *testing.T, fs vfs.FS, path string) *engine.DB {
+	t.Helper()
+	db, err := engine.OpenWithConfig(path, engine.Config{FS: fs, WALAutoCheckpoint: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// Compaction rewrites the file under a new name and renames it over the
+// old one; at every cut the database holds every commit (old file or new),
+// and commits after the compaction survive too.
+func TestPowerLossCompaction(t *testing.T) {
+	seed := plSeed(t)
+	for round := range 2 * plScale() {
+		fs, db, path := plOpen(t, engine.Config{WALAutoCheckpoint: 8})
+		if err := db.CreatePropertyIndex("seq"); err != nil {
+			t.Fatal(err)
+		}
+		var acked atomic.Int64
+		acked.Store(plCommits(t, db, 40))
+		// delete some blobs' worth of space so compaction has work
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cut := newCutter(t, fs, seed+uint64(round), 4, 30, func() any { return acked.Load() })
+		rep, err := compact.Compact(path, compact.Options{FS: fs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db = plReopen(t, fs, path)
+		for range 10 {
+			s, err := plCommit(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			acked.Store(s)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cuts := cut.final(t)
+		for _, c := range cuts {
+			if _, err := plCheckDB(filepath.Join(c.dir, "crash.db"), c.ack.(int64), 1); err != nil {
+				t.Fatalf("round %d, %s, %d acknowledged: %v", round, c, c.ack.(int64), err)
+			}
+		}
+		t.Logf("round %d: compaction %d -> %d pages, %d cuts", round, rep.PagesBefore, rep.PagesAfter, len(cuts))
+	}
+}
+
+// plBackups is what the backup test had acknowledged at a cut: the commits
+// and each finished backup with the sequence it holds.
+type plBackups struct {
+	acked   int64
+	backups map[string]int64
+}
+
+// Backups (full and incremental, with checkpoints between them) taken
+// while cuts land: at every cut the database holds every acknowledged
+// commit, every backup that was acknowledged verifies and restores to
+// exactly its commits, and any backup file present under its final name
+// verifies.
+func TestPowerLossBackup(t *testing.T) {
+	seed := plSeed(t)
+	for round := range 2 * plScale() {
+		fs, db, path := plOpen(t, engine.Config{WALAutoCheckpoint: 8})
+		root := filepath.Dir(path)
+		if err := db.CreatePropertyIndex("seq"); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		st := plBackups{backups: map[string]int64{}}
+		snapshot := func() any {
+			mu.Lock()
+			defer mu.Unlock()
+			b := plBackups{acked: st.acked, backups: map[string]int64{}}
+			for k, v := range st.backups {
+				b.backups[k] = v
+			}
+			return b
+		}
+		cut := newCutter(t, fs, seed+uint64(round), 25, 35, snapshot)
+		bdir := filepath.Join(root, "backups")
+		m := backup.NewBackupManagerWithOptions(db, bdir, backup.Options{FS: fs})
+		commit := func(n int) {
+			for range n {
+				s, err := plCommit(db)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mu.Lock()
+				st.acked = s
+				mu.Unlock()
+			}
+		}
+		for i := range 4 {
+			commit(8)
+			if i == 2 {
+				if _, err := db.CheckpointWithMode(engine.CheckpointTruncate); err != nil {
+					t.Fatal(err)
+				}
+			}
+			name := fmt.Sprintf("b%d", i)
+			var err error
+			if i == 0 {
+				_, err = m.CreateFullBackup(name)
+			} else {
+				_, err = m.CreateIncrementalBackup(name)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			st.backups[name] = st.acked
+			mu.Unlock()
+		}
+		commit(4)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cuts := cut.final(t)
+		for _, c := range cuts {
+			b := c.ack.(plBackups)
+			if _, err := plCheckDB(filepath.Join(c.dir, "crash.db"), b.acked, 1); err != nil {
+				t.Fatalf("round %d, %s: database: %v", round, c, err)
+			}
+			plCheckBackups(t, c, b.backups)
+		}
+		t.Logf("round %d: %d cuts", round, len(cuts))
+	}
+}
+
+// plCheckBackups verifies and restores every backup in the image's backup
+// directory: the acknowledged ones must be there.
+func plCheckBackups(t *testing.T, c plCut, acked map[string]int64) {
+	t.Helper()
+	bdir := filepath.Join(c.dir, "backups")
+	ents, err := os.ReadDir(bdir)
+	if err != nil && !(os.IsNotExist(err) && len(acked) == 0) {
+		t.Fatalf("%s: backup directory: %v", c, err)
+	}
+	present := map[string]bool{}
+	for _, e := range ents {
+		if name, ok := strings.CutSuffix(e.Name(), ".backup"); ok {
+			present[name] = true
+		}
+	}
+	newest, newestSeq := "", int64(-1)
+	for name, seq := range acked {
+		if !present[name] {
+			t.Fatalf("%s: backup %s was acknowledged but is gone (have %v)", c, name, ents)
+		}
+		if seq > newestSeq {
+			newest, newestSeq = name, seq
+		}
+	}
+	if newest != "" {
+		target := filepath.Join(t.TempDir(), "restored.db")
+		if _, err := backup.Restore(bdir, newest, target, backup.Options{}); err != nil {
+			t.Fatalf("%s: restore %s: %v", c, newest, err)
+		}
+		if got, err := engine.CrashVerify(target); err != nil || got != newestSeq {
+			t.Fatalf("%s: backup %s restores to %d commits (%v), want %d", c, newest, got, err, newestSeq)
+		}
+	}
+	for name := range present {
+		if _, err := backup.Verify(bdir, name, backup.Options{TempDir: t.TempDir()}); err != nil {
+			t.Fatalf("%s: backup %s is present but does not verify: %v", c, name, err)
+		}
+	}
+}
+
+// plRestore is what the restore test had acknowledged at a cut.
+type plRestore struct {
+	restored bool
+	acked    int64
+}
+
+// A restore over an existing database (its WAL holding commits) while cuts
+// land: before the restore is acknowledged the target is whole, either the
+// old database with every commit or the backup's content; after it, the
+// backup's content plus the commits made since.
+func TestPowerLossRestore(t *testing.T) {
+	seed := plSeed(t)
+	for round := range 3 * plScale() {
+		fs, db, path := plOpen(t, engine.Config{WALAutoCheckpoint: 8})
+		root := filepath.Dir(path)
+		if err := db.CreatePropertyIndex("seq"); err != nil {
+			t.Fatal(err)
+		}
+		s0 := plCommits(t, db, 20)
+		bdir := filepath.Join(root, "backups")
+		if _, err := backup.NewBackupManagerWithOptions(db, bdir, backup.Options{FS: fs}).CreateFullBackup("b0"); err != nil {
+			t.Fatal(err)
+		}
+		s1 := plCommits(t, db, 13)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var st plRestore
+		cut := newCutter(t, fs, seed+uint64(round), 3, 40, func() any {
+			mu.Lock()
+			defer mu.Unlock()
+			return st
+		})
+		if _, err := backup.Restore(bdir, "b0", path, backup.Options{FS: fs, Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		st = plRestore{restored: true, acked: s0}
+		mu.Unlock()
+		db = plReopen(t, fs, path)
+		for range 5 {
+			s, err := plCommit(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			st.acked = s
+			mu.Unlock()
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cuts := cut.final(t)
+		for _, c := range cuts {
+			r := c.ack.(plRestore)
+			img := filepath.Join(c.dir, "crash.db")
+			if !r.restored {
+				got, err := engine.CrashVerify(img)
+				if err == nil && got != s0 && got != s1 {
+					err = fmt.Errorf("%d commits: neither the old database (%d) nor the backup (%d)", got, s1, s0)
+				}
+				if err == nil {
+					err = plIntegrity(img)
+				}
+				if err != nil {
+					t.Fatalf("round %d, %s, during the restore: %v", round, c, err)
+				}
+				continue
+			}
+			if _, err := plCheckDB(img, r.acked, 1); err != nil {
+				t.Fatalf("round %d, %s, after the restore, %d acknowledged: %v", round, c, r.acked, err)
+			}
+		}
+		t.Logf("round %d: %d cuts", round, len(cuts))
 	}
 }

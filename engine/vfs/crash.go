@@ -52,6 +52,9 @@ type CrashFS struct {
 
 	mu       sync.Mutex
 	cur, dur map[string]*centry // path relative to root -> entry
+	// pend holds, per directory, the changes to its listing since it was
+	// last synced, in order (entry nil: removed).
+	pend map[string][]nsOp
 	ops      int64
 	hook     func(CrashEvent)
 }
@@ -62,6 +65,15 @@ type CrashEvent struct {
 	Seq  int64  // 1-based count of mutating operations so far, this one included
 	Op   string // "write", "truncate", "sync", "create", "remove", "rename", "mkdir", "syncdir"
 	Name string
+}
+
+// nsOp is one change to a directory's listing: entries set (nil: removed)
+// together, as a rename within the directory is.
+type nsOp []nsChange
+
+type nsChange struct {
+	name string
+	e    *centry
 }
 
 type centry struct {
@@ -92,11 +104,11 @@ const (
 	// sectors from the start of each file's most recent pending write
 	// reaches the disk (a write torn by the cut).
 	TearLast
-	// Scramble lets every pending truncation reach the disk or not, every
-	// sector of every pending write reach the disk or not, and every
-	// directory with pending changes keep its durable listing or show its
-	// current one, each chosen independently: any state the disk's write
-	// cache may leave.
+	// Scramble lets every pending truncation reach the disk or not and
+	// every sector of every pending write reach the disk or not, each
+	// chosen independently, and a random prefix (in the order they were
+	// made) of each directory's pending changes reach it: any state the
+	// page cache, the disk's write cache and an ordered journal may leave.
 	Scramble
 )
 
@@ -123,7 +135,7 @@ func NewCrashFS(inner FS, root string) (*CrashFS, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &CrashFS{inner: inner, root: abs, cur: map[string]*centry{}, dur: map[string]*centry{},
+	c := &CrashFS{inner: inner, root: abs, cur: map[string]*centry{}, dur: map[string]*centry{}, pend: map[string][]nsOp{},
 		Volatile: func(name string) bool { return strings.HasSuffix(name, "-shm") }}
 	c.cur["."] = &centry{dir: true}
 	err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
@@ -158,6 +170,29 @@ func NewCrashFS(inner FS, root string) (*CrashFS, error) {
 		c.dur[k] = v
 	}
 	return c, nil
+}
+
+// setCur changes the current listing (an entry nil: remove) and remembers
+// the changes as pending in their directories; changes in one directory
+// are one atomic step.
+func (c *CrashFS) setCur(chs ...nsChange) {
+	byDir := map[string]nsOp{}
+	var order []string
+	for _, ch := range chs {
+		if ch.e == nil {
+			delete(c.cur, ch.name)
+		} else {
+			c.cur[ch.name] = ch.e
+		}
+		d := filepath.Dir(ch.name)
+		if byDir[d] == nil {
+			order = append(order, d)
+		}
+		byDir[d] = append(byDir[d], ch)
+	}
+	for _, d := range order {
+		c.pend[d] = append(c.pend[d], byDir[d])
+	}
 }
 
 // SetHook installs fn, called before every mutating operation (outside the
@@ -237,7 +272,7 @@ func (c *CrashFS) OpenFile(name string, flag int, perm os.FileMode) (File, error
 			n, _ := f.ReadAt(b, 0)
 			e.ino.pending = append(e.ino.pending, pendingOp{off: 0, data: b[:n]})
 		}
-		c.cur[r] = e
+		c.setCur(nsChange{r, e})
 	}
 	if flag&os.O_TRUNC != 0 {
 		e.ino.pending = append(e.ino.pending, pendingOp{size: 0})
@@ -257,7 +292,7 @@ func (c *CrashFS) Remove(name string) error {
 	if err := c.inner.Remove(name); err != nil {
 		return err
 	}
-	delete(c.cur, r)
+	c.setCur(nsChange{r, nil})
 	return nil
 }
 
@@ -281,9 +316,10 @@ func (c *CrashFS) Rename(oldpath, newpath string) error {
 	if e == nil {
 		return nil
 	}
-	delete(c.cur, ro)
-	c.cur[rn] = e
+	c.setCur(nsChange{ro, nil}, nsChange{rn, e})
 	if e.dir {
+		// (Children of a renamed directory move with it in the current
+		// listing only: the engine never renames directories.)
 		pre := ro + string(filepath.Separator)
 		for k, v := range c.cur {
 			if strings.HasPrefix(k, pre) {
@@ -315,7 +351,7 @@ func (c *CrashFS) MkdirAll(path string, perm os.FileMode) error {
 	}
 	for d := r; d != "."; d = filepath.Dir(d) {
 		if c.cur[d] == nil {
-			c.cur[d] = &centry{dir: true}
+			c.setCur(nsChange{d, &centry{dir: true}})
 		}
 	}
 	return nil
@@ -343,6 +379,7 @@ func (c *CrashFS) SyncDir(dir string) error {
 			c.dur[k] = v
 		}
 	}
+	delete(c.pend, r)
 	return nil
 }
 
@@ -452,8 +489,22 @@ func (c *CrashFS) Crash(dst string, mode CrashMode, rng *rand.Rand) error {
 	entry := map[string]*centry{}
 	for _, d := range dirs {
 		src := c.dur
-		if mode == Scramble && rng.IntN(2) == 0 {
-			src = c.cur
+		if ops := c.pend[d]; mode == Scramble && len(ops) > 0 {
+			// Directory changes reach the disk in order (the file
+			// system's journal), so some prefix of them did.
+			src = map[string]*centry{}
+			for _, k := range listing(c.dur, d) {
+				src[k] = c.dur[k]
+			}
+			for _, op := range ops[:rng.IntN(len(ops)+1)] {
+				for _, ch := range op {
+					if ch.e == nil {
+						delete(src, ch.name)
+					} else {
+						src[ch.name] = ch.e
+					}
+				}
+			}
 		}
 		children[d] = listing(src, d)
 		for _, k := range children[d] {

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -220,5 +221,53 @@ func TestCrashFSVolatileShm(t *testing.T) {
 	}
 	if kept == 0 || lost == 0 {
 		t.Fatalf("the -shm was kept %d and lost %d times in 20 cuts; want both", kept, lost)
+	}
+}
+
+// Directory changes not yet synced reach the disk as an ordered prefix
+// under Scramble: removing the WAL and then renaming a new file over the
+// database can leave the WAL gone and the old database in place, but never
+// the new database beside the old WAL.
+func TestCrashFSScrambleKeepsDirectoryOrder(t *testing.T) {
+	root := t.TempDir()
+	for _, n := range []string{"db", "db-wal", "tmp"} {
+		if err := os.WriteFile(filepath.Join(root, n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := NewCrashFS(OS, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove(filepath.Join(root, "db-wal")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rename(filepath.Join(root, "tmp"), filepath.Join(root, "db")); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 60; i++ {
+		out := filepath.Join(t.TempDir(), "cut")
+		if err := c.Crash(out, Scramble, rand.New(rand.NewPCG(uint64(i), 3))); err != nil {
+			t.Fatal(err)
+		}
+		db, _ := readOr(t, filepath.Join(out, "db"))
+		_, wal := readOr(t, filepath.Join(out, "db-wal"))
+		_, tmp := readOr(t, filepath.Join(out, "tmp"))
+		state := fmt.Sprintf("db=%s wal=%v tmp=%v", db, wal, tmp)
+		seen[state] = true
+	}
+	want := map[string]bool{
+		"db=db wal=true tmp=true":    true, // nothing reached the disk
+		"db=db wal=false tmp=true":   true, // the removal did
+		"db=tmp wal=false tmp=false": true, // both did
+	}
+	for s := range seen {
+		if !want[s] {
+			t.Errorf("impossible state after a cut: %s", s)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("states seen %v, want all of %v", seen, want)
 	}
 }
