@@ -55,8 +55,8 @@ type CrashFS struct {
 	// pend holds, per directory, the changes to its listing since it was
 	// last synced, in order (entry nil: removed).
 	pend map[string][]nsOp
-	ops      int64
-	hook     func(CrashEvent)
+	ops  int64
+	hook func(CrashEvent)
 }
 
 // CrashEvent describes an operation about to be applied, for a hook that
