@@ -266,13 +266,17 @@ func runPowerLossWorkload(t *testing.T, w plWorkload, seed uint64, scale int) {
 		t.Fatal(err)
 	}
 	cuts := cut.final(t)
-	for _, c := range cuts {
+	for i, c := range cuts {
 		// Every transaction reads the counter the one before it wrote,
 		// so commit s acknowledged means 1..s are durable (the WAL is
 		// replayed in order); up to one per worker may be in flight.
 		a := c.ack.(int64)
-		if _, err := plCheckDB(filepath.Join(c.dir, "crash.db"), a, w.workers); err != nil {
+		got, err := plCheckDB(filepath.Join(c.dir, "crash.db"), a, w.workers)
+		if err != nil {
 			t.Fatalf("%s, %s, %d acknowledged: %v", w.name, c, a, err)
+		}
+		if i%8 == 0 {
+			plSecondCut(t, c, got, seed+uint64(i))
 		}
 	}
 	t.Logf("%s: %d commits, %d operations, %d cuts", w.name, acked.Load(), fs.Ops(), len(cuts))
@@ -580,5 +584,37 @@ func TestPowerLossRestore(t *testing.T) {
 			}
 		}
 		t.Logf("round %d: %d cuts", round, len(cuts))
+	}
+}
+
+// plSecondCut cuts the power again while the image of cut c (holding have
+// commits, already checked) is recovered: opened, written to (a commit and
+// a full checkpoint) and closed through a new CrashFS.
+func plSecondCut(t *testing.T, c plCut, have int64, seed uint64) {
+	t.Helper()
+	fs, err := vfs.NewCrashFS(vfs.OS, c.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked atomic.Int64
+	acked.Store(have)
+	cut := newCutter(t, fs, seed, 2, 8, func() any { return acked.Load() })
+	path := filepath.Join(c.dir, "crash.db")
+	db := plReopen(t, fs, path)
+	s, err := plCommit(db)
+	if err != nil {
+		t.Fatalf("%s: commit after recovery: %v", c, err)
+	}
+	acked.Store(s)
+	if _, err := db.CheckpointWithMode(engine.CheckpointFull); err != nil {
+		t.Fatalf("%s: checkpoint after recovery: %v", c, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c2 := range cut.final(t) {
+		if _, err := plCheckDB(filepath.Join(c2.dir, "crash.db"), c2.ack.(int64), 1); err != nil {
+			t.Fatalf("%s, then during recovery %s, %d acknowledged: %v", c, c2, c2.ack.(int64), err)
+		}
 	}
 }
