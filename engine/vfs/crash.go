@@ -132,6 +132,10 @@ const SectorSize = 512
 // under it now counts as durable.
 func NewCrashFS(inner FS, root string) (*CrashFS, error) {
 	abs, err := filepath.Abs(root)
+	if err == nil {
+		// the engine opens databases by their real path
+		abs, err = filepath.EvalSymlinks(abs)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -327,6 +331,33 @@ func (c *CrashFS) Rename(oldpath, newpath string) error {
 				c.cur[rn+string(filepath.Separator)+k[len(pre):]] = v
 			}
 		}
+	}
+	return nil
+}
+
+// Link gives oldname's file a second name (link(2), never replacing a
+// file), pending in newname's directory. It needs an inner FS that can.
+func (c *CrashFS) Link(oldname, newname string) error {
+	l, ok := c.inner.(interface{ Link(oldname, newname string) error })
+	if !ok {
+		return fmt.Errorf("crash fs: link %s: %w", newname, errors.ErrUnsupported)
+	}
+	ro, ok1 := c.tracked(oldname)
+	rn, ok2 := c.tracked(newname)
+	if !ok1 && !ok2 {
+		return l.Link(oldname, newname)
+	}
+	if ok1 != ok2 {
+		return fmt.Errorf("crash fs: link %s to %s crosses the tracked root: %w", oldname, newname, os.ErrInvalid)
+	}
+	c.event("link", newname)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := l.Link(oldname, newname); err != nil {
+		return err
+	}
+	if e := c.cur[ro]; e != nil {
+		c.setCur(nsChange{rn, e})
 	}
 	return nil
 }
