@@ -338,7 +338,9 @@ func (c *CrashFS) Rename(oldpath, newpath string) error {
 // Link gives oldname's file a second name (link(2), never replacing a
 // file), pending in newname's directory. It needs an inner FS that can.
 func (c *CrashFS) Link(oldname, newname string) error {
-	l, ok := c.inner.(interface{ Link(oldname, newname string) error })
+	l, ok := c.inner.(interface {
+		Link(oldname, newname string) error
+	})
 	if !ok {
 		return fmt.Errorf("crash fs: link %s: %w", newname, errors.ErrUnsupported)
 	}
