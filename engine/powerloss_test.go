@@ -733,3 +733,82 @@ func TestPowerLossChangeLogSurvives(t *testing.T) {
 	}
 	plCheckBackups(t, c, map[string]int64{"full": 10, "inc": acked})
 }
+
+// plArchive is what the point-in-time test had acknowledged at a cut.
+type plArchive struct {
+	acked, archived int64
+}
+
+// WAL archiving (at every log restart and on ArchiveWAL) while cuts land:
+// at every cut a point-in-time restore from the image's backup directory
+// reaches at least every transaction whose archiving was acknowledged, and
+// the database itself holds every acknowledged commit.
+func TestPowerLossWALArchive(t *testing.T) {
+	seed := plSeed(t)
+	for round := range 2 * plScale() {
+		fs, db, path := plOpen(t, engine.Config{WALAutoCheckpoint: -1})
+		if err := db.CreatePropertyIndex("seq"); err != nil {
+			t.Fatal(err)
+		}
+		bdir := filepath.Join(filepath.Dir(path), "backups")
+		m := backup.NewBackupManagerWithOptions(db, bdir, backup.Options{FS: fs})
+		if err := m.EnableWALArchiving(); err != nil {
+			t.Fatal(err)
+		}
+		s0 := plCommits(t, db, 10)
+		if _, err := m.CreateFullBackup("b0"); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		st := plArchive{acked: s0, archived: s0}
+		cut := newCutter(t, fs, seed+uint64(round), 6, 30, func() any {
+			mu.Lock()
+			defer mu.Unlock()
+			return st
+		})
+		for i := range 4 {
+			for range 5 {
+				s, err := plCommit(db)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mu.Lock()
+				st.acked = s
+				mu.Unlock()
+			}
+			if i%2 == 0 {
+				// a restart archives the log before reusing it
+				if _, err := db.CheckpointWithMode(engine.CheckpointRestart); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := m.ArchiveWAL(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			st.archived = st.acked
+			mu.Unlock()
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cuts := cut.final(t)
+		for _, c := range cuts {
+			a := c.ack.(plArchive)
+			target := filepath.Join(t.TempDir(), "pitr.db")
+			if _, err := backup.RestoreToTime(filepath.Join(c.dir, "backups"), time.Now().Add(time.Hour), target, backup.Options{}); err != nil {
+				t.Fatalf("round %d, %s: point-in-time restore: %v", round, c, err)
+			}
+			got, err := engine.CrashVerify(target)
+			if err == nil && (got < a.archived || got > a.acked+1) {
+				err = fmt.Errorf("%d commits; %d were archived, %d acknowledged", got, a.archived, a.acked)
+			}
+			if err != nil {
+				t.Fatalf("round %d, %s: point-in-time restore: %v", round, c, err)
+			}
+			if _, err := plCheckDB(filepath.Join(c.dir, "crash.db"), a.acked, 1); err != nil {
+				t.Fatalf("round %d, %s: database: %v", round, c, err)
+			}
+		}
+		t.Logf("round %d: %d cuts", round, len(cuts))
+	}
+}
