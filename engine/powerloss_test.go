@@ -79,7 +79,16 @@ type cutter struct {
 }
 
 func newCutter(t *testing.T, fs *vfs.CrashFS, seed uint64, gap, limit int, ack func() any) *cutter {
-	c := &cutter{fs: fs, out: t.TempDir(), ack: ack, rng: rand.New(rand.NewPCG(seed, 11)), gap: gap, limit: limit}
+	out := t.TempDir()
+	if keep := os.Getenv("SOMBRA_POWERLOSS_KEEP"); keep != "" {
+		// keep the images for a post-mortem
+		var err error
+		if out, err = os.MkdirTemp(keep, "cuts-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("cut images in %s", out)
+	}
+	c := &cutter{fs: fs, out: out, ack: ack, rng: rand.New(rand.NewPCG(seed, 11)), gap: gap, limit: limit}
 	c.next = fs.Ops() + 1 + int64(c.rng.IntN(gap))
 	fs.SetHook(c.hook)
 	return c
