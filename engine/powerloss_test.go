@@ -638,7 +638,9 @@ func plSecondCut(t *testing.T, c plCut, have int64, seed uint64) {
 // ("file is empty: not a sombra database"). Every cut point of the
 // creation, in every mode, with a few seeds.
 func TestPowerLossDuringCreate(t *testing.T) {
-	if _, ok := vfs.OS.(interface{ Link(oldname, newname string) error }); !ok {
+	if _, ok := vfs.OS.(interface {
+		Link(oldname, newname string) error
+	}); !ok {
 		// The fix (publish a whole header by link(2)) arrives with the
 		// dataloss branch's creation change; until it is merged this
 		// test fails, as it did before the fix.
