@@ -831,3 +831,45 @@ func TestPowerLossWALArchive(t *testing.T) {
 		t.Logf("round %d: %d cuts", round, len(cuts))
 	}
 }
+
+// The -shm is memory-mapped, so a power cut (or a SIGKILL) can leave it as
+// it was between two stores. Restarting the log stored the new salt before
+// zeroing the old log's checkpoint count, and the first connection to open
+// the database afterwards trusted what it found: with the new salt beside
+// the old count, it took the new log's frames as already copied into the
+// database file and read the file alone, losing the commits since the
+// restart (and a checkpoint would have skipped them for good). The image
+// here is a DropUnsynced cut whose -shm holds that torn state.
+func TestPowerLossTornShmIsNotTrusted(t *testing.T) {
+	fs, db, path := plOpen(t, engine.Config{WALAutoCheckpoint: -1})
+	if err := db.CreatePropertyIndex("seq"); err != nil {
+		t.Fatal(err)
+	}
+	plCommits(t, db, 10)
+	if _, err := db.CheckpointWithMode(engine.CheckpointFull); err != nil {
+		t.Fatal(err)
+	}
+	shmBytes := func() []byte {
+		b, err := os.ReadFile(path + "-shm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	const offBackfill = 16 // engine/internal/shm
+	old := shmBytes()[offBackfill : offBackfill+8]
+	if _, err := db.CheckpointWithMode(engine.CheckpointRestart); err != nil {
+		t.Fatal(err)
+	}
+	acked := plCommits(t, db, 3)
+	img := plCutNow(t, fs, vfs.DropUnsynced, 1)
+	db.Close()
+	torn := shmBytes()
+	copy(torn[offBackfill:], old) // new salt, old count
+	if err := os.WriteFile(filepath.Join(img, "crash.db-shm"), torn, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plCheckDB(filepath.Join(img, "crash.db"), acked, 0); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -188,6 +188,16 @@ func (p *Pager) init(opts Options) error {
 	}
 	// Every connection holds the open lock shared; compaction and restore
 	// take it exclusively, so they never swap a file under a live reader.
+	// The first connection (it gets the lock exclusively) does not trust
+	// the checkpoint progress the -shm records: it is not durable state.
+	// The lock is then downgraded to shared in place.
+	if first, err := p.shm.TryLock(shm.LockOpen, true); err != nil {
+		return err
+	} else if first {
+		if err := p.shm.ResetProgress(); err != nil {
+			return err
+		}
+	}
 	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, "exclusive", shm.OffExcl, p.Path); err != nil {
 		return err
 	}
