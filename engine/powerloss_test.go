@@ -873,3 +873,39 @@ func TestPowerLossTornShmIsNotTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// SetWALArchiveDir created the archive directory (and any missing parent)
+// without syncing their parents: segments fsynced into it were lost at a
+// power cut together with the directory.
+func TestPowerLossNewArchiveDirIsDurable(t *testing.T) {
+	fs, db, path := plOpen(t, engine.Config{WALAutoCheckpoint: -1})
+	defer db.Close()
+	arch := filepath.Join(filepath.Dir(path), "arch", "wal")
+	if err := db.SetWALArchiveDir(arch); err != nil {
+		t.Fatal(err)
+	}
+	plCommits(t, db, 5)
+	if _, err := db.CheckpointWithMode(engine.CheckpointRestart); err != nil { // archives the log
+		t.Fatal(err)
+	}
+	live, err := os.ReadDir(arch)
+	if err != nil || len(live) == 0 {
+		t.Fatalf("nothing archived: %v %v", live, err)
+	}
+	img := plCutNow(t, fs, vfs.DropUnsynced, 1)
+	got, _ := os.ReadDir(filepath.Join(img, "arch", "wal"))
+	var want, have []string
+	for _, e := range live {
+		if !strings.HasPrefix(e.Name(), ".") {
+			want = append(want, e.Name())
+		}
+	}
+	for _, e := range got {
+		if !strings.HasPrefix(e.Name(), ".") {
+			have = append(have, e.Name())
+		}
+	}
+	if fmt.Sprint(have) != fmt.Sprint(want) {
+		t.Fatalf("archive after the cut holds %v, before it %v", have, want)
+	}
+}

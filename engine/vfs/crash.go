@@ -204,6 +204,17 @@ func (c *CrashFS) setCur(chs ...nsChange) {
 	}
 }
 
+// adoptDirs enters into the current listing the directories above r that
+// exist but were made behind the FS's back (os.MkdirAll), as pending in
+// their parents: a power cut loses them unless their parents are synced.
+func (c *CrashFS) adoptDirs(r string) {
+	for d := filepath.Dir(r); d != "." && c.cur[d] == nil; d = filepath.Dir(d) {
+		if st, err := c.inner.Stat(filepath.Join(c.root, d)); err == nil && st.IsDir() {
+			c.setCur(nsChange{d, &centry{dir: true}})
+		}
+	}
+}
+
 // SetHook installs fn, called before every mutating operation (outside the
 // FS's lock, so it may call Crash). nil removes it.
 func (c *CrashFS) SetHook(fn func(CrashEvent)) {
@@ -270,6 +281,7 @@ func (c *CrashFS) OpenFile(name string, flag int, perm os.FileMode) (File, error
 	if err != nil {
 		return nil, err
 	}
+	c.adoptDirs(r)
 	e := c.cur[r]
 	if e == nil || e.dir {
 		// Not known: created now (a file that existed but was not
@@ -412,6 +424,9 @@ func (c *CrashFS) SyncDir(dir string) error {
 		return err
 	} else if !st.IsDir() {
 		return &os.PathError{Op: "fsync", Path: dir, Err: syscall.ENOTDIR}
+	}
+	if r != "." {
+		c.adoptDirs(filepath.Join(r, "x"))
 	}
 	for k := range c.dur {
 		if k != "." && filepath.Dir(k) == r && c.cur[k] == nil {
