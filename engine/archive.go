@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/sombradb/sombra/engine/internal/btree"
@@ -35,7 +34,7 @@ func (db *DB) SetWALArchiveDir(dir string) error {
 		if err != nil {
 			return fmt.Errorf("WAL archive directory %q: %w", dir, err)
 		}
-		if err := os.MkdirAll(abs, 0o755); err != nil {
+		if err := vfs.MkdirAllDurable(db.cfg.FS, abs); err != nil {
 			return fmt.Errorf("create WAL archive directory: %w", err)
 		}
 		dbAbs, err := filepath.Abs(db.p.Path)

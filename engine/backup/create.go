@@ -75,7 +75,7 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 	if _, err := o.FS.Stat(path); err == nil && !o.Force {
 		return nil, fmt.Errorf("%s: backup exists (use --force to overwrite): %w", path, common.ErrExists)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := vfs.MkdirAllDurable(o.FS, dir); err != nil {
 		return nil, fmt.Errorf("create backup directory: %w", err)
 	}
 	for _, n := range removeStaleBackupTemps(o.FS, dir) {

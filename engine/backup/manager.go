@@ -73,7 +73,7 @@ import (
 // Options tune backup operations. The zero value is the default.
 type Options struct {
 	// FS is the file layer used for every file the package writes or reads
-	// (default: the operating system). Directory listings use the OS.
+	// (default: the operating system), directory listings included.
 	FS vfs.FS
 	// Force overwrites an existing backup or restore target.
 	Force bool
@@ -160,7 +160,7 @@ func NewBackupManagerWithOptions(db *engine.DB, dir string, opts Options) *Backu
 func (m *BackupManager) Dir() string { return m.dir }
 
 // ListBackups lists the backups in the manager's directory.
-func (m *BackupManager) ListBackups() ([]BackupInfo, error) { return ListBackups(m.dir) }
+func (m *BackupManager) ListBackups() ([]BackupInfo, error) { return listBackups(m.opts.FS, m.dir) }
 
 // VerifyBackup verifies a backup and its chain (see Verify).
 func (m *BackupManager) VerifyBackup(name string) (*VerifyResult, error) {

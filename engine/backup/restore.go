@@ -382,7 +382,7 @@ func Restore(dir, name, target string, opts Options) (*RestoreResult, error) {
 	if err := checkTarget(o, target); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	if err := vfs.MkdirAllDurable(o.FS, filepath.Dir(target)); err != nil {
 		return nil, err
 	}
 	removeStaleNear(o.FS, filepath.Dir(target), filepath.Base(target), "restore")

@@ -201,6 +201,16 @@ func (p *Pager) init(opts Options) error {
 	}
 	// Every connection holds the open lock shared; compaction and restore
 	// take it exclusively, so they never swap a file under a live reader.
+	// The first connection (it gets the lock exclusively) does not trust
+	// the checkpoint progress the -shm records: it is not durable state.
+	// The lock is then downgraded to shared in place.
+	if first, err := p.shm.TryLock(shm.LockOpen, true); err != nil {
+		return err
+	} else if first {
+		if err := p.shm.ResetProgress(); err != nil {
+			return err
+		}
+	}
 	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, "exclusive", shm.OffExcl, p.Path); err != nil {
 		return err
 	}
@@ -208,9 +218,19 @@ func (p *Pager) init(opts Options) error {
 	if p.readOnly {
 		walFlag = os.O_RDONLY
 	}
+	_, werr := p.fs.Stat(p.WALPath)
 	p.walf, err = p.fs.OpenFile(p.WALPath, walFlag, 0o644)
 	if err != nil && !(p.readOnly && errors.Is(err, os.ErrNotExist)) {
 		return fmt.Errorf("open %s: %w", p.WALPath, err)
+	}
+	if err == nil && !p.readOnly && errors.Is(werr, os.ErrNotExist) {
+		// A new WAL's name must be durable before a commit is acknowledged
+		// from it: fsyncing the file does not make its directory entry
+		// durable, and after a power loss the log, and every commit in it,
+		// would be gone (SQLite syncs the directory of a new WAL too).
+		if err := vfs.SyncParent(p.fs, p.WALPath); err != nil {
+			return fmt.Errorf("create %s: fsync directory: %w", p.WALPath, err)
+		}
 	}
 	p.cache = newCache(int(opts.CacheBytes / int64(p.pageSize)))
 	p.ix = wal.NewIndex(wal.Header{}, false, p.pageSize)
