@@ -128,12 +128,20 @@ func (tx *Tx) get(root int, k []byte) ([]byte, bool, error) {
 }
 
 func (tx *Tx) put(root int, k, v []byte) error {
+	// Between tree operations no page slice is held: a safe point to move
+	// dirty pages beyond the cache budget out to the WAL.
+	if err := tx.w.MaybeSpill(); err != nil {
+		return err
+	}
 	r, err := btree.Put(btree.Tagged{Writer: tx.w, Tag: byte(root) + 1}, tx.meta.Roots[root], k, v)
 	tx.meta.Roots[root] = r
 	return tx.db.annotate(err)
 }
 
 func (tx *Tx) del(root int, k []byte) error {
+	if err := tx.w.MaybeSpill(); err != nil {
+		return err
+	}
 	r, _, err := btree.Delete(btree.Tagged{Writer: tx.w, Tag: byte(root) + 1}, tx.meta.Roots[root], k)
 	tx.meta.Roots[root] = r
 	return tx.db.annotate(err)

@@ -68,6 +68,22 @@ func (c *Cache) put(k cacheKey, data []byte) {
 	c.evict()
 }
 
+// drop forgets k.
+func (c *Cache) drop(k cacheKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[k]; ok {
+		c.ll.Remove(e)
+		delete(c.items, k)
+	}
+}
+
+func (c *Cache) capacityPages() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.capacity
+}
+
 func (c *Cache) evict() {
 	for c.ll.Len() > c.capacity {
 		e := c.ll.Back()

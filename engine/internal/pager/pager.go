@@ -77,6 +77,7 @@ type Pager struct {
 	mu          sync.RWMutex
 	ix          *wal.Index
 	walSize     int64
+	walAlloc    int64 // bytes of the WAL reserved by preallocate
 	readers     map[*Snapshot]struct{}
 	slot        int // read slot held while readers exist; -1 none
 	slotMark    int
