@@ -5,6 +5,7 @@ package engine
 // start after a complete checkpoint.
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -477,5 +478,32 @@ func treesValid(t testing.TB, db *DB) {
 	t.Helper()
 	if _, err := db.LogicalHash(); err != nil {
 		t.Fatalf("logical pass over every tree: %v", err)
+	}
+}
+
+// CreateEdge trusts endpoints this transaction created, but not once it
+// deleted a node: then it looks them up again.
+func TestCreateEdgeEndpointsCreatedHere(t *testing.T) {
+	db := mustOpen(t, tempDB(t), Config{})
+	defer db.Close()
+	err := db.Update(func(tx *Tx) error {
+		a, _ := tx.CreateNode("N", nil)
+		b, _ := tx.CreateNode("N", nil)
+		if _, err := tx.CreateEdge(a, b, "E", nil); err != nil {
+			return fmt.Errorf("edge between nodes created here: %w", err)
+		}
+		if _, err := tx.CreateEdge(a, b+1, "E", nil); !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("edge to a node not yet created: %v, want ErrNotFound", err)
+		}
+		if err := tx.DeleteNode(b); err != nil {
+			return err
+		}
+		if _, err := tx.CreateEdge(a, b, "E", nil); !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("edge to a node deleted in the same tx: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
