@@ -431,6 +431,14 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 	off := wal.FrameOffset(p.pageSize, first)
 	buf = p.invalidateAfter(buf, off)
 	p.preallocate(off + int64(len(buf)))
+	// The change counter is bumped before the write and again after it.
+	// Before: a process killed after writing would otherwise leave frames
+	// (even a commit frame) that a connection trusting the unchanged
+	// counter does not know about and would write over, under a reader
+	// of another process that scanned them. After: a connection that
+	// scanned while the write was under way sees the counter move again
+	// and scans once more.
+	p.shm.BumpCounter()
 	if _, err := p.walf.WriteAt(buf, off); err != nil {
 		return 0, CommitInfo{}, fmt.Errorf("write %s: %w", p.WALPath, err)
 	}
