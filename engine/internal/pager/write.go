@@ -519,7 +519,10 @@ func (t *WriteTx) MaybeSpill() error {
 	if len(t.dirty) <= t.spillLimit {
 		return nil
 	}
-	return t.Spill()
+	// Spill the older half (in order of first change) and keep the pages
+	// changed last: random inserts then find more of their leaves still
+	// dirty, and fewer pages are written to the log again and again.
+	return t.spill(len(t.order) / 2)
 }
 
 // Spill writes every dirty page but page 0 to the WAL as frames of this
@@ -530,7 +533,10 @@ func (t *WriteTx) MaybeSpill() error {
 // at the last commit frame, so after a crash or a rollback nothing of the
 // transaction survives, and the next commit writes over the frames.
 // Nothing is fsynced here.
-func (t *WriteTx) Spill() error {
+func (t *WriteTx) Spill() error { return t.spill(len(t.order)) }
+
+// spill spills the first n pages of t.order (page 0 stays dirty).
+func (t *WriteTx) spill(n int) error {
 	if t.closed {
 		return common.ErrTxClosed
 	}
@@ -551,10 +557,13 @@ func (t *WriteTx) Spill() error {
 	// invalidateAfter). Bump it before writing anything.
 	p.shm.BumpCounter()
 	p.seenCounter = p.shm.Counter()
-	ids := make([]common.PageID, 0, len(t.order))
-	for _, id := range t.order {
-		if id != 0 {
+	ids := make([]common.PageID, 0, n)
+	keep := make([]common.PageID, 0, len(t.order)-n+1)
+	for i, id := range t.order {
+		if i < n && id != 0 {
 			ids = append(ids, id)
+		} else {
+			keep = append(keep, id)
 		}
 	}
 	fsz := int(wal.FrameSize(p.pageSize))
@@ -587,11 +596,7 @@ func (t *WriteTx) Spill() error {
 		t.spillSum = sum
 		ids = ids[n:]
 	}
-	order := t.order[:0]
-	if _, ok := t.dirty[0]; ok {
-		order = append(order, 0)
-	}
-	t.order = order
+	t.order = keep
 	return nil
 }
 
