@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/common"
@@ -55,7 +54,7 @@ func (p *Pager) BeginWrite() (*WriteTx, error) {
 		p.writeMu.Unlock()
 		return nil, err
 	}
-	_ = p.shm.WriteU64(shm.OffWriter, uint64(selfPID))
+	_ = p.shm.WriteU64(shm.OffWriter, uint64(p.pid))
 	if err := p.maybeRestart(); err != nil {
 		p.releaseWriter()
 		return nil, err
@@ -74,11 +73,6 @@ func (p *Pager) BeginWrite() (*WriteTx, error) {
 	return &WriteTx{p: p, snap: snap, Meta: meta, dirty: make(map[common.PageID][]byte), lsn: meta.LastLSN + 1,
 		spillLimit: p.cache.capacityPages()}, nil
 }
-
-// selfPID is this process's id, recorded in the shm fields that name a lock
-// holder. Go programs do not fork without exec, so it never changes, and
-// caching it saves a getpid system call at every begin.
-var selfPID = os.Getpid()
 
 func (p *Pager) releaseWriter() {
 	p.shm.Unlock(shm.LockWriter)
@@ -104,6 +98,10 @@ func (p *Pager) maybeRestart() error {
 		return err
 	}
 	defer p.unlockGate()
+	// Restarting under a reader that published its mark without the gate
+	// is excluded by the reader fence (shm package).
+	p.shm.FenceBegin(false)
+	defer p.shm.FenceEnd()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.shm.Counter()
@@ -115,7 +113,7 @@ func (p *Pager) maybeRestart() error {
 	if !ix.Valid || ix.MaxFrame == 0 || p.shm.Backfill(ix.Header.Salt) < ix.MaxFrame {
 		return nil
 	}
-	for r := range p.readers {
+	for _, r := range p.readers {
 		if r.mark > 0 {
 			return nil
 		}
