@@ -86,6 +86,7 @@ func (tx *Tx) CreateNodeWithLabels(labels []string, props Properties) (nid NodeI
 	if err := tx.writeNode(id, &record.Node{Labels: labels, Props: props}); err != nil {
 		return 0, err
 	}
+	tx.noteCreated(id)
 	tx.meta.NextNodeID++
 	tx.meta.NodeCount++
 	tx.db.metrics.writes.Add(1)
@@ -171,7 +172,10 @@ func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (eid E
 	if err := validLabel(label); err != nil {
 		return 0, err
 	}
-	for _, n := range []NodeID{from, to} {
+	for _, n := range [2]NodeID{from, to} {
+		if tx.createdHere(n) {
+			continue
+		}
 		ok, err := tx.NodeExists(n)
 		if err != nil {
 			return 0, err

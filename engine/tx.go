@@ -28,6 +28,26 @@ type Tx struct {
 
 	indexes map[string]bool  // property indexes, loaded on first use
 	counts  map[string]int64 // catalog counter deltas, applied at commit
+
+	// newLo..newHi (exclusive) is the latest run of consecutive node ids
+	// this transaction created; unless it deleted a node (nodesDeleted),
+	// CreateEdge knows they exist without looking them up.
+	newLo, newHi NodeID
+	nodesDeleted bool
+}
+
+// noteCreated records that node id was created by this transaction.
+func (tx *Tx) noteCreated(id NodeID) {
+	if id != tx.newHi || tx.newHi == 0 {
+		tx.newLo = id
+	}
+	tx.newHi = id + 1
+}
+
+// createdHere reports whether node id is known to exist because this
+// transaction created it and deleted no node since.
+func (tx *Tx) createdHere(id NodeID) bool {
+	return !tx.nodesDeleted && id >= tx.newLo && id < tx.newHi
 }
 
 // Catalog keys.
@@ -128,12 +148,23 @@ func (tx *Tx) get(root int, k []byte) ([]byte, bool, error) {
 }
 
 func (tx *Tx) put(root int, k, v []byte) error {
+	// Between tree operations no page slice is held: a safe point to move
+	// dirty pages beyond the cache budget out to the WAL.
+	if err := tx.w.MaybeSpill(); err != nil {
+		return err
+	}
 	r, err := btree.Put(btree.Tagged{Writer: tx.w, Tag: byte(root) + 1}, tx.meta.Roots[root], k, v)
 	tx.meta.Roots[root] = r
 	return tx.db.annotate(err)
 }
 
 func (tx *Tx) del(root int, k []byte) error {
+	if err := tx.w.MaybeSpill(); err != nil {
+		return err
+	}
+	if root == page.RootNodes {
+		tx.nodesDeleted = true
+	}
 	r, _, err := btree.Delete(btree.Tagged{Writer: tx.w, Tag: byte(root) + 1}, tx.meta.Roots[root], k)
 	tx.meta.Roots[root] = r
 	return tx.db.annotate(err)

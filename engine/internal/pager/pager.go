@@ -79,6 +79,7 @@ type Pager struct {
 	mu          sync.RWMutex
 	ix          *wal.Index
 	walSize     int64
+	walAlloc    int64       // bytes of the WAL reserved by preallocate
 	readers     []*Snapshot // live snapshots of this connection
 	slot        int         // read slot held while readers exist; -1 none
 	slotMark    int
