@@ -140,12 +140,19 @@ func (tx *Tx) del(root int, k []byte) error {
 }
 
 // annotate fills in the file name of corruption errors raised below the
-// pager (the tree knows pages, not paths).
+// pager (the tree knows pages, not paths) and logs every corruption found
+// once, wherever it was raised (the pager names the file itself, so the
+// path being set says nothing about whether it was logged).
 func (db *DB) annotate(err error) error {
 	var ce *common.CorruptionError
-	if errors.As(err, &ce) && ce.Path == "" {
+	if !errors.As(err, &ce) {
+		return err
+	}
+	if ce.Path == "" {
 		ce.Path = db.p.Path
-		db.log.Error("corruption detected", "path", ce.Path, "page", ce.Page, "reason", ce.Reason)
+	}
+	if ce.FirstReport() {
+		db.log.Error("corruption detected", "path", ce.Path, "page", ce.Page, "offset", ce.Offset, "reason", ce.Reason)
 	}
 	return err
 }

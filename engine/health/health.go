@@ -280,6 +280,16 @@ func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
 	c := issuesCheck(CheckPageChecksums, scope, sums)
 	c.Value, c.Unit = num(float64(len(sums))), "issues"
 	rep.add(c)
+	if ir.IssuesTruncated {
+		// The checker lists only the first integrity.MaxIssues.
+		note := integrity.Issue{Severity: integrity.Critical, Kind: "truncated",
+			Description: fmt.Sprintf("%d issues in all, only the first %d listed", ir.IssuesTotal, len(ir.Issues))}
+		if len(structure) > 0 {
+			structure = append(structure, note)
+		} else {
+			sums = append(sums, note)
+		}
+	}
 	if opts.Deep {
 		if err != nil {
 			structure = append(structure, integrity.Issue{Severity: integrity.Critical, Description: err.Error()})
