@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 
 	"github.com/sombradb/sombra/engine/internal/btree"
+	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
 )
@@ -22,15 +23,23 @@ func (tx *Tx) LogicalHash() (string, error) {
 	if err := tx.check(false); err != nil {
 		return "", err
 	}
+	h, err := HashTrees(tx.reader(), tx.meta.Roots)
+	return h, tx.db.annotate(err)
+}
+
+// HashTrees computes the logical hash (see Tx.LogicalHash) of the trees
+// with the given roots, read through r. Compaction uses it on the file it
+// built, before that file replaces the original.
+func HashTrees(r btree.Reader, roots [page.NumRoots]common.PageID) (string, error) {
 	h := sha256.New()
 	var lb [8]byte
 	for _, root := range []int{page.RootNodes, page.RootEdges} {
-		c := btree.NewCursor(tx.reader(), tx.meta.Roots[root])
+		c := btree.NewCursor(r, roots[root])
 		n := uint64(0)
 		for ok := c.First(); ok; ok = c.Next() {
 			v, err := c.Value()
 			if err != nil {
-				return "", tx.db.annotate(err)
+				return "", err
 			}
 			h.Write(c.Key())
 			binary.BigEndian.PutUint64(lb[:], uint64(len(v)))
@@ -39,7 +48,7 @@ func (tx *Tx) LogicalHash() (string, error) {
 			n++
 		}
 		if err := c.Err(); err != nil {
-			return "", tx.db.annotate(err)
+			return "", err
 		}
 		binary.BigEndian.PutUint64(lb[:], n)
 		h.Write(lb[:])

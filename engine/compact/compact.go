@@ -11,6 +11,7 @@
 package compact
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -161,6 +162,64 @@ func measureFill(db *engine.DB, a *Analysis) error {
 	return nil
 }
 
+// ErrHashMismatch is returned when the file a compaction built does not hold
+// the same graph as the original (a write lost or misplaced on its way to
+// the disk, or a bug); the original is kept.
+var ErrHashMismatch = errors.New("the compacted file's logical hash differs from the original's")
+
+// checkHash reads the new file back from the disk, every page through its
+// checksum (and seal), and compares its logical hash with want, so that the
+// original is only replaced by a file known to hold the same graph.
+func checkHash(fsys vfs.FS, p *pager.Pager, tmp, want string) error {
+	f, err := fsys.OpenFile(tmp, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	m, err := pager.ReadFileHeader(f, tmp)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", tmp, err)
+	}
+	got, err := engine.HashTrees(fileReader{f: f, p: p, path: tmp, ps: p.PageSize()}, m.Roots)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", tmp, err)
+	}
+	if got != want {
+		return fmt.Errorf("%w (new %.12s…, original %.12s…)", ErrHashMismatch, got, want)
+	}
+	return nil
+}
+
+// fileReader reads pages of a database file that no pager has open,
+// verified as the pager verifies them.
+type fileReader struct {
+	f    vfs.File
+	p    *pager.Pager
+	path string
+	ps   int
+}
+
+func (r fileReader) Page(id common.PageID) ([]byte, error) {
+	b := make([]byte, r.ps)
+	off := int64(id) * int64(r.ps)
+	if _, err := r.f.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("read %s page %d: %w", r.path, id, err)
+	}
+	b, err := r.p.OpenRaw(id, b, r.path, off)
+	if err != nil {
+		return nil, err
+	}
+	if !page.Verify(b) {
+		return nil, &common.CorruptionError{Path: r.path, Page: id, Offset: off, Reason: "checksum mismatch"}
+	}
+	if r.p.Validate != nil {
+		if err := r.p.Validate(b); err != nil {
+			return nil, &common.CorruptionError{Path: r.path, Page: id, Offset: off, Reason: err.Error()}
+		}
+	}
+	return b, nil
+}
+
 // defaultFill is how full compaction packs pages (Options.FillPercent).
 const defaultFill = 90
 
@@ -214,6 +273,10 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 	if err := rewrite(opts, p, snap, meta, tmp, rep); err != nil {
 		_ = opts.FS.Remove(tmp)
 		return nil, fmt.Errorf("compact %s: %w", path, err)
+	}
+	if err := checkHash(opts.FS, p, tmp, hash); err != nil {
+		_ = opts.FS.Remove(tmp)
+		return nil, fmt.Errorf("compact %s: %w; the original file is unchanged", path, err)
 	}
 	if err := opts.FS.Rename(tmp, path); err != nil {
 		_ = opts.FS.Remove(tmp)
