@@ -92,7 +92,7 @@ func (tx *Tx) Commit() error {
 	tx.db.metrics.recordCommit(d, info.Frames)
 	tx.db.log.Debug("transaction commit", "lsn", info.LSN, "pages", info.Frames, "duration_ms", float64(d.Microseconds())/1000)
 	if total := time.Since(tx.begun); total > tx.db.cfg.SlowOperation {
-		tx.db.log.Warn("slow operation", "op", "transaction", "lsn", info.LSN, "duration_ms", total.Milliseconds())
+		tx.db.slow.note(tx.db.log, total, "op", "transaction", "lsn", info.LSN)
 	}
 	return nil
 }
