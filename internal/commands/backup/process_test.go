@@ -291,3 +291,19 @@ func TestMaintenanceScriptTwice(t *testing.T) {
 		t.Fatalf("after two runs: %+v", v)
 	}
 }
+
+// TestMaintenanceScriptDegraded: a degraded health check (here: a file
+// mostly free) is what the script's later steps fix; it must go on and
+// compact, not stop.
+func TestMaintenanceScriptDegraded(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "production.db")
+	fixture.Create(t, db, fixture.Fragmented)
+	bdir := filepath.Join(dir, "backups")
+	env := []string{"DB_PATH=" + db, "BACKUP_DIR=" + bdir, "LOG_FILE=" + filepath.Join(dir, "maintenance.log")}
+	out, code := script(t, "maintenance.sh", env...)
+	if code != 0 || !strings.Contains(out, "degraded") || !strings.Contains(out, "compacting") ||
+		!strings.Contains(out, "Maintenance completed successfully") {
+		t.Fatalf("maintenance.sh on a degraded database: exit %d\n%s", code, out)
+	}
+}
