@@ -638,7 +638,10 @@ func TestBadFilesLeftUntouched(t *testing.T) {
 		{"truncated-in-header", orig[:100], ErrNotADatabase},
 		{"truncated-first-page", orig[:2000], ErrCorrupt},
 		{"truncated-pages", orig[:4096*3], ErrCorrupt},
-		{"bad-magic", badMagic, ErrNotADatabase},
+		// The magic is gone but every other page is a Sombra page, which
+		// salvage reads: damage, not a foreign file (issue 7, item 6).
+		{"bad-magic", badMagic, ErrCorrupt},
+		{"foreign", bytes.Repeat([]byte("not a database\n"), 2000), ErrNotADatabase},
 		{"newer-version", newer, ErrVersion},
 		{"zeros", make([]byte, 8192), ErrNotADatabase},
 	}

@@ -225,6 +225,16 @@ func ReadFileHeader(f vfs.File, path string) (*page.Meta, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	meta, err := page.DecodeMeta(buf[:n])
+	if errors.Is(err, common.ErrNotADatabase) {
+		// No magic: a foreign file, or a Sombra file whose first bytes
+		// were overwritten. If its other pages verify, salvage can read
+		// them, and calling it "not a database" would send the operator
+		// away from the tool that recovers it.
+		if _, n := page.ProbePageSize(f, st.Size(), 0); n > 0 {
+			return nil, &common.CorruptionError{Path: path, Page: 0, Offset: 0,
+				Reason: fmt.Sprintf("the header is damaged (no Sombra magic), but %d other pages are intact Sombra pages", n)}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -380,3 +380,24 @@ func TestTerminal(t *testing.T) {
 		t.Errorf("NO_COLOR output has colour:\n%s", out)
 	}
 }
+
+// TestDamagedMagic: page 0's first 100 bytes overwritten, the rest intact:
+// unhealthy (2), not unknown (3) as for a foreign file.
+func TestDamagedMagic(t *testing.T) {
+	_, path := newDB(t, fixture.Default)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		b[i] = 'x'
+	}
+	fixture.MustWrite(t, path, b)
+	out, errOut, code := run(t, "--db", path, "--json")
+	if code != 2 {
+		t.Fatalf("code %d (want 2)\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	if c := check(decode(t, out), health.CheckHeader); c.Status != health.Unhealthy {
+		t.Fatalf("header check %+v", c)
+	}
+}
