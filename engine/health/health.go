@@ -197,7 +197,7 @@ func CheckFile(path string, opts Options) (*Report, error) {
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%s: no such file: %w", path, engine.ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", path, engine.ErrNotFound)
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", path, err)
 	case !st.Mode().IsRegular():

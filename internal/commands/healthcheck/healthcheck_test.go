@@ -258,7 +258,7 @@ func TestUnknown(t *testing.T) {
 		stderr string
 	}{
 		{"missing file", []string{"--db", filepath.Join(dir, "nope.db")}, "nope.db: no such file"},
-		{"directory", []string{"--db", dir}, "not a regular file"},
+		{"directory", []string{"--db", dir}, "is a directory, not a database file"},
 		{"not a database", []string{"--db", notDB}, "not a sombra database"},
 		{"empty file", []string{"--db", empty}, "not a sombra database"},
 		{"no --db", nil, "--db is required"},

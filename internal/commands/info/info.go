@@ -211,7 +211,7 @@ func Run(opts *Options) error {
 	}
 	in, err := db.Info()
 	if err != nil {
-		return fmt.Errorf("info %s: %w", db.Path(), err)
+		return err // names the file and the problem already
 	}
 	switch {
 	case opts.WALSize:
@@ -346,7 +346,7 @@ func printMetrics(opts *Options, p *cli.Printer, db *engine.DB) error {
 	// Read the summary once so the cache and WAL figures describe this
 	// database rather than an untouched connection.
 	if _, err := db.Info(); err != nil {
-		return fmt.Errorf("info %s: %w", db.Path(), err)
+		return err
 	}
 	m := db.GetPerformanceMetrics()
 	if opts.Globals.JSON {
