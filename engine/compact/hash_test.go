@@ -99,3 +99,83 @@ func TestCompactRefusesFileWithOtherGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// One fragmentation figure: on a churned database, what sombra-info, the
+// health check and --analyze report (engine.Info) is within 5 points of
+// what the compaction then reclaims.
+func TestFragmentationFigureMatchesCompaction(t *testing.T) {
+	for _, keep := range []int{2, 5, 10} {
+		t.Run(fmt.Sprintf("keep-1-in-%d", keep), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "f.db")
+			db, err := engine.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CreatePropertyIndex("k"); err != nil {
+				t.Fatal(err)
+			}
+			var ids []engine.NodeID
+			err = db.Update(func(tx *engine.Tx) error {
+				for i := 0; i < 15000; i++ {
+					id, err := tx.CreateNode("N", engine.Properties{"k": engine.IntValue(int64(i % 100)),
+						"pad": engine.StringValue(fmt.Sprintf("%0*d", 50+i%150, i))})
+					if err != nil {
+						return err
+					}
+					if len(ids) > 0 && i%3 == 0 {
+						if _, err := tx.CreateEdge(id, ids[len(ids)-1], "E", nil); err != nil {
+							return err
+						}
+					}
+					ids = append(ids, id)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, id := range ids { // delete in many transactions, as an application would
+				if i%keep == 0 {
+					continue
+				}
+				if err := db.Update(func(tx *engine.Tx) error { return tx.DeleteNode(id) }); err != nil {
+					t.Fatal(err)
+				}
+				if i > 600 {
+					break
+				}
+			}
+			err = db.Update(func(tx *engine.Tx) error {
+				for i, id := range ids[602:] {
+					if i%keep != 0 {
+						if err := tx.DeleteNode(id); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			an, err := Analyze(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Compact(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			actual := 100 * float64(rep.BytesReclaimed) / float64(rep.SizeBefore)
+			t.Logf("figure %.1f%%, compaction reclaimed %.1f%% (%d -> %d bytes); page fill %.0f%%",
+				an.FragmentationPercent, actual, rep.SizeBefore, rep.SizeAfter, an.PageFillPercent)
+			if d := an.FragmentationPercent - actual; d > 5 || d < -5 {
+				t.Fatalf("figure %.1f%%, compaction reclaimed %.1f%%", an.FragmentationPercent, actual)
+			}
+			if an.FileSize != rep.SizeBefore {
+				t.Fatalf("analysed a file of %d bytes, compacted one of %d", an.FileSize, rep.SizeBefore)
+			}
+		})
+	}
+}

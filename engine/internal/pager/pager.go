@@ -302,7 +302,8 @@ func create(fs vfs.FS, path string, pageSize int, c Cipher) error {
 // NewMeta returns the header of an empty database.
 func NewMeta(pageSize int) *page.Meta {
 	return &page.Meta{Version: page.FormatVersion, PageSize: uint32(pageSize), PageCount: 1,
-		NextNodeID: 1, NextEdgeID: 1, Created: time.Now().UnixNano(), FileID: randU64()}
+		NextNodeID: 1, NextEdgeID: 1, Created: time.Now().UnixNano(), FileID: randU64(),
+		Stats: page.SpaceStats{Valid: true}}
 }
 
 // SetEncryption marks m as the header of a file sealed with c and stores

@@ -22,6 +22,10 @@ type WriteTx struct {
 	dirty  map[common.PageID][]byte
 	order  []common.PageID
 	closed bool
+	// base and freed keep the header's space statistics (see stats.go):
+	// each touched page's contribution at the start, and the pages freed.
+	base  map[common.PageID]page.SpaceStats
+	freed map[common.PageID]bool
 }
 
 // ErrPoisoned wraps the fsync failure that made a connection unusable.
@@ -57,7 +61,8 @@ func (p *Pager) BeginWrite() (*WriteTx, error) {
 		p.releaseWriter()
 		return nil, err
 	}
-	return &WriteTx{p: p, snap: snap, Meta: meta, dirty: make(map[common.PageID][]byte)}, nil
+	return &WriteTx{p: p, snap: snap, Meta: meta, dirty: make(map[common.PageID][]byte),
+		base: make(map[common.PageID]page.SpaceStats), freed: make(map[common.PageID]bool)}, nil
 }
 
 func (p *Pager) releaseWriter() {
@@ -159,6 +164,7 @@ func (t *WriteTx) Mut(id common.PageID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.noteBase(id, src)
 	b := make([]byte, len(src))
 	copy(b, src)
 	t.dirty[id] = b
@@ -176,6 +182,8 @@ func (t *WriteTx) Alloc(typ page.Type) (common.PageID, []byte, error) {
 		id = common.PageID(t.Meta.PageCount)
 		t.Meta.PageCount++
 	}
+	t.noteBase(id, nil) // free or new at the start, unless touched before
+	delete(t.freed, id)
 	b := make([]byte, t.p.usable)
 	page.SetType(b, typ)
 	if _, ok := t.dirty[id]; !ok {
@@ -225,6 +233,14 @@ func (t *WriteTx) Free(id common.PageID) error {
 	if id == 0 {
 		return fmt.Errorf("free page 0: %w", common.ErrInvalid)
 	}
+	if _, ok := t.base[id]; !ok {
+		src, err := t.snap.Page(id)
+		if err != nil {
+			return err
+		}
+		t.noteBase(id, src)
+	}
+	t.freed[id] = true
 	t.Meta.FreeCount++
 	head := t.Meta.FreeHead
 	if head != 0 {
@@ -320,6 +336,7 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	now := time.Now()
 	lsn := t.Meta.LastLSN + 1
 	t.Meta.LastLSN = lsn
+	t.applyStats()
 	m0, err := t.Mut(0)
 	if err != nil {
 		p.releaseWriter()

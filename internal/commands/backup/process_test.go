@@ -293,12 +293,12 @@ func TestMaintenanceScriptTwice(t *testing.T) {
 }
 
 // TestMaintenanceScriptDegraded: a degraded health check (here: a file
-// mostly free) is what the script's later steps fix; it must go on and
-// compact, not stop.
+// mostly free, megabytes to reclaim) is what the script's later steps fix;
+// it must go on and compact, not stop.
 func TestMaintenanceScriptDegraded(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "production.db")
-	fixture.Create(t, db, fixture.Fragmented)
+	fixture.Create(t, db, fixture.Spec{Nodes: 12000, Edges: 12000, Seed: 11, KeepEvery: 5, Checkpoint: "truncate"})
 	bdir := filepath.Join(dir, "backups")
 	env := []string{"DB_PATH=" + db, "BACKUP_DIR=" + bdir, "LOG_FILE=" + filepath.Join(dir, "maintenance.log")}
 	out, code := script(t, "maintenance.sh", env...)
