@@ -76,7 +76,10 @@ Verify prints:
     pages_checked    pages whose checksum was verified
     page_count       pages in the database
     nodes, edges     counts from the header
-    critical, errors, warnings   number of issues of each severity
+    critical, errors, warnings   number of issues of each severity (all
+                     found, listed or not)
+    issues_total     number of issues found
+    issues_truncated true when issues lists only the first 1000
     issues           [{severity, kind, page, description}]; page is left
                      out when the issue has none
     duration_ms      time taken
@@ -87,6 +90,7 @@ Verify prints:
     success          no issue remains
     issues_found     issues found before repairing (listed in issues)
     issues_fixed     of those, how many are gone
+    issues_truncated true when issues lists only the first 1000
     issues           [{severity, kind, page, description}]
     actions          what was changed, one sentence each
     remaining        issues left after repairing
