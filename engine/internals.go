@@ -23,18 +23,27 @@ func (tx *Tx) LogicalHash() (string, error) {
 	if err := tx.check(false); err != nil {
 		return "", err
 	}
-	h, err := HashTrees(tx.reader(), tx.meta.Roots)
+	h, err := logicalHash(tx.reader(), tx.meta)
 	return h, tx.db.annotate(err)
 }
 
-// HashTrees computes the logical hash (see Tx.LogicalHash) of the trees
-// with the given roots, read through r. Compaction uses it on the file it
-// built, before that file replaces the original.
-func HashTrees(r btree.Reader, roots [page.NumRoots]common.PageID) (string, error) {
+// SnapshotLogicalHash is the logical hash of what snap sees, read as the
+// system: no access check, as for every caller of Pager(). Compaction
+// uses it to prove the file it writes holds the same graph.
+func (db *DB) SnapshotLogicalHash(snap *pager.Snapshot) (string, error) {
+	m, err := snap.Meta()
+	if err != nil {
+		return "", db.annotate(err)
+	}
+	h, err := logicalHash(snap, m)
+	return h, db.annotate(err)
+}
+
+func logicalHash(r btree.Reader, meta *page.Meta) (string, error) {
 	h := sha256.New()
 	var lb [8]byte
 	for _, root := range []int{page.RootNodes, page.RootEdges} {
-		c := btree.NewCursor(r, roots[root])
+		c := btree.NewCursor(r, meta.Roots[root])
 		n := uint64(0)
 		for ok := c.First(); ok; ok = c.Next() {
 			v, err := c.Value()
@@ -59,4 +68,11 @@ func HashTrees(r btree.Reader, roots [page.NumRoots]common.PageID) (string, erro
 // LogicalHash computes the logical hash in a read transaction.
 func (db *DB) LogicalHash() (string, error) {
 	return view(db, func(tx *Tx) (string, error) { return tx.LogicalHash() })
+}
+
+// HashTrees computes the logical hash of the trees with the given roots,
+// read through r. Compaction uses it on the file it built, read back from
+// the disk, before that file replaces the original.
+func HashTrees(r btree.Reader, roots [page.NumRoots]common.PageID) (string, error) {
+	return logicalHash(r, &page.Meta{Roots: roots})
 }

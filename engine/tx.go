@@ -144,6 +144,9 @@ func (tx *Tx) del(root int, k []byte) error {
 // once, wherever it was raised (the pager names the file itself, so the
 // path being set says nothing about whether it was logged).
 func (db *DB) annotate(err error) error {
+	if err == nil {
+		return nil // before errors.As, whose target would escape: one allocation per call
+	}
 	var ce *common.CorruptionError
 	if !errors.As(err, &ce) {
 		return err
