@@ -148,6 +148,9 @@ func (m *Meta) Encode(p []byte) {
 		le.PutUint32(p[184:], m.Overhead)
 		copy(p[188:encEnd], m.KeyCheck[:])
 	}
+	if len(p) < statsEnd {
+		return // a buffer shorter than any page: no room for statistics
+	}
 	clear(p[statsOff:statsEnd])
 	if m.Stats.Valid {
 		copy(p[statsOff:], statsMarker)

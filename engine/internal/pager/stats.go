@@ -58,3 +58,13 @@ func (t *WriteTx) applyStats() {
 		}
 	}
 }
+
+// ResetStats sets the header's space statistics to st, counted over the
+// transaction's pages as they are now (repair recounts them after
+// rebuilding trees and the free list behind the accounting's back).
+// Call it last: the pages touched so far no longer add their differences.
+func (t *WriteTx) ResetStats(st page.SpaceStats) {
+	t.Meta.Stats = st
+	clear(t.base)
+	clear(t.freed)
+}

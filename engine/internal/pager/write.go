@@ -238,9 +238,11 @@ func (t *WriteTx) Free(id common.PageID) error {
 		return fmt.Errorf("free page 0: %w", common.ErrInvalid)
 	}
 	if _, ok := t.base[id]; !ok {
+		// An unreadable page (repair frees damaged ones) counts as
+		// nothing; repair recounts the statistics (ResetStats).
 		src, err := t.snap.Page(id)
 		if err != nil {
-			return err
+			src = nil
 		}
 		t.noteBase(id, src)
 	}
