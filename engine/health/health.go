@@ -285,9 +285,6 @@ func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
 	if ir.PagesChecked >= int(ir.PageCount) {
 		scope = fmt.Sprintf("all %d pages checked", ir.PageCount)
 	}
-	c := issuesCheck(CheckPageChecksums, scope, sums)
-	c.Value, c.Unit = num(float64(len(sums))), "issues"
-	rep.add(c)
 	if ir.IssuesTruncated {
 		// The checker lists only the first integrity.MaxIssues.
 		note := integrity.Issue{Severity: integrity.Critical, Kind: "truncated",
@@ -298,6 +295,9 @@ func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
 			sums = append(sums, note)
 		}
 	}
+	c := issuesCheck(CheckPageChecksums, scope, sums)
+	c.Value, c.Unit = num(float64(len(sums))), "issues"
+	rep.add(c)
 	if opts.Deep {
 		if err != nil {
 			structure = append(structure, integrity.Issue{Severity: integrity.Critical, Description: err.Error()})
