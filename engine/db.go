@@ -21,6 +21,7 @@ type DB struct {
 	metrics *metricsState
 	sec     dbSec      // access control and audit hooks (engine/access.go)
 	ext     extensions // optional hooks: close hooks, tracer, log tap (engine/hooks.go)
+	slow    slowLog    // rate limit of "slow operation" warnings (engine/slowlog.go)
 
 	meta atomic.Pointer[metaMemo] // last decoded header page (readMeta)
 
@@ -96,6 +97,7 @@ func (db *DB) Close() error {
 			db.log.Debug("checkpoint on close", "err", err)
 		}
 	}
+	db.slow.flush(db.log)
 	db.log.Info("database closed", "path", db.p.Path)
 	return db.p.Close()
 }
@@ -156,7 +158,7 @@ func (db *DB) BeginTransaction() (*Tx, error) {
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	if d := time.Since(start); d > db.cfg.SlowOperation {
-		db.log.Warn("slow operation", "op", "begin_transaction", "duration_ms", d.Milliseconds())
+		db.slow.note(db.log, d, "op", "begin_transaction")
 	}
 	db.log.Debug("transaction begin", "writable", true)
 	return &Tx{db: db, w: w, meta: w.Meta, begun: time.Now(), sec: db.newTxSec()}, nil // sec: engine/access.go

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 
 	"github.com/sombradb/sombra/engine/internal/btree"
+	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
 )
@@ -67,4 +68,11 @@ func logicalHash(r btree.Reader, meta *page.Meta) (string, error) {
 // LogicalHash computes the logical hash in a read transaction.
 func (db *DB) LogicalHash() (string, error) {
 	return view(db, func(tx *Tx) (string, error) { return tx.LogicalHash() })
+}
+
+// HashTrees computes the logical hash of the trees with the given roots,
+// read through r. Compaction uses it on the file it built, read back from
+// the disk, before that file replaces the original.
+func HashTrees(r btree.Reader, roots [page.NumRoots]common.PageID) (string, error) {
+	return logicalHash(r, &page.Meta{Roots: roots})
 }

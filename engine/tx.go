@@ -112,7 +112,7 @@ func (tx *Tx) Commit() error {
 	tx.db.metrics.recordCommit(d, info.Frames)
 	tx.db.log.Debug("transaction commit", "lsn", info.LSN, "pages", info.Frames, "duration_ms", float64(d.Microseconds())/1000)
 	if total := time.Since(tx.begun); total > tx.db.cfg.SlowOperation {
-		tx.db.log.Warn("slow operation", "op", "transaction", "lsn", info.LSN, "duration_ms", total.Milliseconds())
+		tx.db.slow.note(tx.db.log, total, "op", "transaction", "lsn", info.LSN)
 	}
 	return nil
 }
@@ -171,15 +171,22 @@ func (tx *Tx) del(root int, k []byte) error {
 }
 
 // annotate fills in the file name of corruption errors raised below the
-// pager (the tree knows pages, not paths).
+// pager (the tree knows pages, not paths) and logs every corruption found
+// once, wherever it was raised (the pager names the file itself, so the
+// path being set says nothing about whether it was logged).
 func (db *DB) annotate(err error) error {
 	if err == nil {
 		return nil // before errors.As, whose target would escape: one allocation per call
 	}
 	var ce *common.CorruptionError
-	if errors.As(err, &ce) && ce.Path == "" {
+	if !errors.As(err, &ce) {
+		return err
+	}
+	if ce.Path == "" {
 		ce.Path = db.p.Path
-		db.log.Error("corruption detected", "path", ce.Path, "page", ce.Page, "reason", ce.Reason)
+	}
+	if ce.FirstReport() {
+		db.log.Error("corruption detected", "path", ce.Path, "page", ce.Page, "offset", ce.Offset, "reason", ce.Reason)
 	}
 	return err
 }

@@ -49,8 +49,14 @@ type Report struct {
 	Edges        uint64 `json:"edges"`
 	// TreePages counts the pages of each tree (full checks only).
 	TreePages map[string]int `json:"tree_pages,omitempty"`
-	Issues    []Issue        `json:"issues"`
-	Duration  time.Duration  `json:"-"`
+	// Issues lists the first MaxIssues problems found; IssuesTotal counts
+	// all of them and IssuesTruncated says the list was cut.
+	Issues          []Issue `json:"issues"`
+	IssuesTotal     int     `json:"issues_total"`
+	IssuesTruncated bool    `json:"issues_truncated"`
+	// SeverityCounts counts all issues found (listed or not) by severity.
+	SeverityCounts map[Severity]int `json:"severity_counts"`
+	Duration       time.Duration    `json:"-"`
 }
 
 // IsHealthy reports whether no issue was found.
@@ -63,17 +69,38 @@ func (r *Report) HasCorruption() bool {
 			return true
 		}
 	}
-	return false
+	return r.SeverityCounts[Critical]+r.SeverityCounts[Error] > 0
 }
 
 func (r *Report) add(sev Severity, kind string, pg common.PageID, format string, args ...any) {
-	if len(r.Issues) >= maxIssues {
+	r.Count(sev)
+	if len(r.Issues) >= MaxIssues {
+		r.IssuesTruncated = true
 		return
 	}
 	r.Issues = append(r.Issues, Issue{Severity: sev, Kind: kind, Page: uint64(pg), Description: fmt.Sprintf(format, args...)})
 }
 
-const maxIssues = 1000
+// Count counts an issue of severity sev that is not (or not yet) added to
+// Issues, such as one found outside the integrity checker.
+func (r *Report) Count(sev Severity) {
+	r.IssuesTotal++
+	if r.SeverityCounts == nil {
+		r.SeverityCounts = map[Severity]int{}
+	}
+	r.SeverityCounts[sev]++
+}
+
+// Prepend puts an issue found outside the checker first in the list and
+// counts it.
+func (r *Report) Prepend(is Issue) {
+	r.Count(is.Severity)
+	r.Issues = append([]Issue{is}, r.Issues...)
+}
+
+// MaxIssues is how many issues a report lists; the rest are only counted
+// (a wrecked file would otherwise produce a report as big as itself).
+const MaxIssues = 1000
 
 // Options select the check.
 type Options struct {

@@ -94,3 +94,53 @@ func TestCorruptPageIsReported(t *testing.T) {
 		t.Fatalf("header corruption: %v", err)
 	}
 }
+
+// A wrecked file has more issues than a report lists: the report says how
+// many there are and that the list was cut.
+func TestIssueListCutIsReported(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.db")
+	db, err := engine.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *engine.Tx) error {
+		for i := 0; i < 1300; i++ {
+			if _, err := tx.CreateNode("Big", engine.Properties{"s": engine.StringValue(fmt.Sprintf("%03000d", i))}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CheckpointWithMode(engine.CheckpointTruncate); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ps = 4096
+	pages := len(b) / ps
+	if pages <= MaxIssues+100 {
+		t.Fatalf("only %d pages", pages)
+	}
+	for pg := 1; pg < pages; pg++ {
+		b[pg*ps+ps/2] ^= 0xff
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Check(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Issues) != MaxIssues || !rep.IssuesTruncated || rep.IssuesTotal != pages-1 {
+		t.Fatalf("listed %d, total %d, truncated %v; want %d listed of %d, truncated", len(rep.Issues), rep.IssuesTotal, rep.IssuesTruncated, MaxIssues, pages-1)
+	}
+	if rep.SeverityCounts[Critical] != pages-1 || !rep.HasCorruption() {
+		t.Fatalf("severity counts %v", rep.SeverityCounts)
+	}
+}

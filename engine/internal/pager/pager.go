@@ -259,6 +259,16 @@ func ReadFileHeader(f vfs.File, path string) (*page.Meta, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	meta, err := page.DecodeMeta(buf[:n])
+	if errors.Is(err, common.ErrNotADatabase) {
+		// No magic: a foreign file, or a Sombra file whose first bytes
+		// were overwritten. If its other pages verify, salvage can read
+		// them, and calling it "not a database" would send the operator
+		// away from the tool that recovers it.
+		if _, n := page.ProbePageSize(f, st.Size(), 0); n > 0 {
+			return nil, &common.CorruptionError{Path: path, Page: 0, Offset: 0,
+				Reason: fmt.Sprintf("the header is damaged (no Sombra magic), but %d other pages are intact Sombra pages", n)}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -375,7 +385,8 @@ func createInPlace(fs vfs.FS, path string, b []byte, exclusive bool) error {
 // NewMeta returns the header of an empty database.
 func NewMeta(pageSize int) *page.Meta {
 	return &page.Meta{Version: page.FormatVersion, PageSize: uint32(pageSize), PageCount: 1,
-		NextNodeID: 1, NextEdgeID: 1, Created: time.Now().UnixNano(), FileID: randU64()}
+		NextNodeID: 1, NextEdgeID: 1, Created: time.Now().UnixNano(), FileID: randU64(),
+		Stats: page.SpaceStats{Valid: true}}
 }
 
 // SetEncryption marks m as the header of a file sealed with c and stores

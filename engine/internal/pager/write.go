@@ -35,6 +35,11 @@ type WriteTx struct {
 	spillBase int                   // frame number of the first spilled frame
 	spillSum  uint32                // checksum chain after the last spilled frame
 	spillSalt uint64
+
+	// base and freed keep the header's space statistics (see stats.go):
+	// each touched page's contribution at the start, and the pages freed.
+	base  map[common.PageID]page.SpaceStats
+	freed map[common.PageID]bool
 }
 
 // ErrPoisoned wraps the fsync failure that made a connection unusable.
@@ -71,7 +76,8 @@ func (p *Pager) BeginWrite() (*WriteTx, error) {
 		return nil, err
 	}
 	return &WriteTx{p: p, snap: snap, Meta: meta, dirty: make(map[common.PageID][]byte), lsn: meta.LastLSN + 1,
-		spillLimit: p.cache.capacityPages()}, nil
+		spillLimit: p.cache.capacityPages(),
+		base:       make(map[common.PageID]page.SpaceStats), freed: make(map[common.PageID]bool)}, nil
 }
 
 func (p *Pager) releaseWriter() {
@@ -211,6 +217,7 @@ func (t *WriteTx) Mut(id common.PageID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.noteBase(id, src)
 	b := make([]byte, len(src))
 	copy(b, src)
 	t.dirty[id] = b
@@ -228,6 +235,8 @@ func (t *WriteTx) Alloc(typ page.Type) (common.PageID, []byte, error) {
 		id = common.PageID(t.Meta.PageCount)
 		t.Meta.PageCount++
 	}
+	t.noteBase(id, nil) // free or new at the start, unless touched before
+	delete(t.freed, id)
 	b := make([]byte, t.p.usable)
 	page.SetType(b, typ)
 	if _, ok := t.dirty[id]; !ok {
@@ -277,6 +286,16 @@ func (t *WriteTx) Free(id common.PageID) error {
 	if id == 0 {
 		return fmt.Errorf("free page 0: %w", common.ErrInvalid)
 	}
+	if _, ok := t.base[id]; !ok {
+		// An unreadable page (repair frees damaged ones) counts as
+		// nothing; repair recounts the statistics (ResetStats).
+		src, err := t.snap.Page(id)
+		if err != nil {
+			src = nil
+		}
+		t.noteBase(id, src)
+	}
+	t.freed[id] = true
 	t.Meta.FreeCount++
 	head := t.Meta.FreeHead
 	if head != 0 {
@@ -373,8 +392,14 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	now := time.Now()
 	lsn := t.lsn
 	t.Meta.LastLSN = lsn
+	if err := t.applyStats(); err != nil {
+		t.dropSpilled()
+		p.releaseWriter()
+		return CommitInfo{}, err
+	}
 	m0, err := t.Mut(0)
 	if err != nil {
+		t.dropSpilled()
 		p.releaseWriter()
 		return CommitInfo{}, err
 	}
