@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sombradb/sombra/engine/logging"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -25,7 +26,8 @@ type Config struct {
 	// SlowOperation is the duration above which operations are logged at
 	// warn level (default 100ms).
 	SlowOperation time.Duration
-	// Logger receives structured logs (default: discarded).
+	// Logger receives structured logs (default: the logger installed by
+	// logging.InitLogging, or discarded when it was not called).
 	Logger *slog.Logger
 	// FS is the file layer (default: the operating system). Tests inject
 	// faults through it.
@@ -59,6 +61,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowOperation == 0 {
 		c.SlowOperation = d.SlowOperation
+	}
+	if c.Logger == nil {
+		c.Logger = logging.Default()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -52,6 +52,9 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	// Wrapped so that SetLogTap can tee the engine's logs (engine/hooks.go).
 	db.log = db.tappedLogger(cfg.Logger)
 	db.installArchiveHook() // WAL archiving before each WAL reset (engine/archive.go)
+	stopSampler := make(chan struct{})
+	db.metrics.startSampler(stopSampler) // rates over a recent window (engine/metrics.go)
+	db.OnClose(func() { close(stopSampler) })
 	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
 		threshold := cfg.WALAutoCheckpoint
 		p.AfterCommit = func(pending int) {
@@ -119,8 +122,10 @@ func (db *DB) updateCacheSize(user string, bytes int64) (err error) {
 // EnableGroupCommit batches the fsyncs of concurrent commits: a commit
 // still returns only once durable, but one fsync serves every commit that
 // arrived within interval (or maxTx commits, whichever comes first).
-// An interval of 0 turns it off. Under access control it runs as user ""
-// (see Session.EnableGroupCommit).
+// An interval of 0 turns it off; a positive interval below
+// MinGroupCommitInterval is refused with ErrInvalid (it cannot be meant).
+// Under access control it runs as the connection's user (see
+// Session.EnableGroupCommit).
 func (db *DB) EnableGroupCommit(interval time.Duration, maxTx int) error {
 	return db.enableGroupCommit("", interval, maxTx)
 }
@@ -135,11 +140,22 @@ func (db *DB) enableGroupCommit(user string, interval time.Duration, maxTx int) 
 	if interval < 0 || maxTx < 0 {
 		return fmt.Errorf("group commit interval %v, max %d: %w", interval, maxTx, ErrInvalid)
 	}
+	if interval > 0 && interval < MinGroupCommitInterval {
+		// A time.Duration counts nanoseconds: EnableGroupCommit(5, 50)
+		// means 5ns, which batches nothing and was surely meant as 5ms.
+		return fmt.Errorf("group commit interval %v is below the minimum %v (a bare number is nanoseconds: write 5*time.Millisecond): %w",
+			interval, MinGroupCommitInterval, ErrInvalid)
+	}
 	db.p.EnableGroupCommit(interval, maxTx)
 	db.noteGroupCommit(interval, maxTx) // remembered for GroupCommit() (engine/hooks.go)
 	db.log.Info("group commit", "interval", interval, "max_tx", maxTx)
 	return nil
 }
+
+// MinGroupCommitInterval is the shortest group commit interval
+// EnableGroupCommit accepts: shorter ones batch nothing (an fsync takes
+// longer) and are a unit mistake.
+const MinGroupCommitInterval = 100 * time.Microsecond
 
 // BeginTransaction starts a write transaction. Only one runs at a time
 // across all connections; it waits up to Config.BusyTimeout for the lock.

@@ -55,7 +55,9 @@ func (m *BackupManager) CreateFullBackup(dstPath string) (*Result, error) {
 // is proportional to the change when the WAL index and the checkpoint
 // change log cover the range since the parent, and to the database size
 // otherwise (see the package documentation). With no usable parent it
-// fails with ErrNoBase.
+// fails with ErrNoBase, whose message says what to do, unless
+// Options.FullIfNoBase makes it take a full backup (with a warning in
+// Result.Warnings) as sombra-backup --full-if-no-base does.
 func (m *BackupManager) CreateIncrementalBackup(dstPath string) (*Result, error) {
 	return m.create(dstPath, TypeIncremental)
 }
@@ -185,6 +187,11 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 	return res, nil
 }
 
+// noBaseHint says what to do when an incremental backup has no parent, in
+// the API's words and the tool's (the guide calls an incremental first).
+const noBaseHint = "take a full backup first (CreateFullBackup, sombra-backup --type full), " +
+	"or let the incremental take one (Options.FullIfNoBase, --full-if-no-base)"
+
 // pickParent chooses the parent of an incremental backup.
 func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error) {
 	list, err := listBackups(o.FS, dir)
@@ -228,9 +235,9 @@ func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error)
 	}
 	if best == nil {
 		if other > 0 {
-			return nil, fmt.Errorf("%s holds backups of another database file (compacted or restored since?): take a full backup first: %w", dir, ErrNoBase)
+			return nil, fmt.Errorf("%s holds backups of another database file (compacted or restored since?): %s: %w", dir, noBaseHint, ErrNoBase)
 		}
-		return nil, fmt.Errorf("%s holds no full backup to base an incremental backup on: take a full backup first: %w", dir, ErrNoBase)
+		return nil, fmt.Errorf("%s holds no full backup to base an incremental backup on: %s: %w", dir, noBaseHint, ErrNoBase)
 	}
 	return best, nil
 }
