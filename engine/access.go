@@ -15,7 +15,10 @@ import (
 // transaction and DB methods call. Sessions (a DB seen as one user) are in
 // session.go.
 //
-// Enforcement, once DB.SetAccessControl has installed a checker:
+// Enforcement, once a policy is stored in the file (DB.SetAccessPolicy,
+// engine/policy.go: every connection of every process enforces it) or
+// DB.SetAccessControl has installed a checker in this connection (both
+// apply when both are set):
 //
 //   - reads (GetNode, Neighbors, NodesByLabel, Nodes, LogicalHash, ...)
 //     need PermissionRead;
@@ -23,10 +26,11 @@ import (
 //     PermissionWrite;
 //   - DeleteNode and DeleteEdge need PermissionDelete;
 //   - CreatePropertyIndex, DropPropertyIndex, Rebuild*Index, UpdateCacheSize,
-//     EnableGroupCommit and Session.Checkpoint need PermissionConfigure;
-//   - backups need PermissionBackup: code that takes a backup calls
-//     DB.Authorize(user, PermissionBackup) first (engine/backup does not do
-//     so yet) and reads through DB.ViewAs(user, ...), which needs Read too;
+//     EnableGroupCommit, Checkpoint*, SetWALArchiveDir and SetAccessPolicy
+//     need PermissionConfigure;
+//   - backups need PermissionBackup: engine/backup calls
+//     DB.Authorize(user, PermissionBackup) first and reads through
+//     DB.ViewAs(user, ...), which needs Read too;
 //   - any other write a transaction makes (ImportNode, ImportEdge,
 //     ReserveIDs, Repair) needs PermissionWrite.
 //
@@ -34,22 +38,25 @@ import (
 // on its own behalf (CreateEdge checking that its endpoints exist, DeleteNode
 // deleting the node's edges) need nothing more. A transaction remembers the
 // permissions it was granted, so revoking a role takes effect at the user's
-// next transaction. Transactions begun without a user (BeginTransaction,
-// View, Update and the DB-level helpers built on them) run as the user "",
-// which is denied everything the policy does not grant it explicitly.
-// Without an AccessChecker nothing is checked.
+// next transaction. Transactions and DB-level operations begun without a
+// user run as the connection's user (Config.User, by default the process's
+// SetDefaultUser, else ""), which is denied everything the policy does not
+// grant it explicitly. With neither a stored policy nor a checker nothing
+// is checked.
 //
 // Not checked: metadata and operational reads that do not go through a
 // transaction's read path (Tx.NodeCount, Tx.EdgeCount, Tx.LSN,
-// DB.IndexStatistics, DB.Info, DB.GetPerformanceMetrics, DB.CheckpointStatus)
-// and the DB methods of files this hook does not reach (DB.Checkpoint*,
-// DB.SetWALArchiveDir, Tx.Snapshot); Session.Checkpoint* is checked.
+// DB.IndexStatistics, DB.Info, DB.GetPerformanceMetrics, DB.CheckpointStatus,
+// DB.WALArchiveDir, DB.StoredAccessPolicy), Tx.Snapshot, and the
+// checkpoints the engine runs by itself (automatic and on close).
 //
 // A denied operation returns an error matching ErrPermissionDenied (a
 // *PermissionError) before it changes anything; the transaction stays
-// usable. Code that holds a *DB can always reach the pages through Pager()
-// (backup, compact, integrity, repair do): access control guards the
-// engine's API, not the file.
+// usable. The user is a name the caller claims, and code that holds a *DB
+// can always reach the pages through Pager() (backup, compact, integrity,
+// repair do): access control guards the engine's API, not the file. On one
+// machine, the file's permissions are what stop a process that bypasses
+// the library.
 
 // Permission is one right an access policy grants.
 type Permission uint8
@@ -222,8 +229,6 @@ type txSec struct {
 	depth   int        // >0 while inside an operation that was checked at entry
 }
 
-func (db *DB) newTxSec() txSec { return txSec{st: db.sec.p.Load()} }
-
 // SetAccessControl installs the checker that enforces permissions (nil
 // removes it). Transactions begun before the call keep the previous one.
 func (db *DB) SetAccessControl(acl AccessChecker) {
@@ -280,7 +285,10 @@ func (db *DB) setSec(change func(*secState)) *secState {
 // first; engine/backup should call Authorize(user, PermissionBackup)
 // before copying pages.
 func (db *DB) Authorize(user string, p Permission) error {
-	st := db.sec.p.Load()
+	st, err := db.secNow()
+	if err != nil {
+		return err
+	}
 	if err := st.check(user, p, OpAuthorize, p.String()); err != nil {
 		return err
 	}
@@ -328,7 +336,10 @@ func (st *secState) audit(op, user, target string, err error) {
 // configuration): it checks p for user, and the returned function, deferred
 // with the operation's error, audits the outcome.
 func (db *DB) secGuard(user string, p Permission, op, target string) (func(*error), error) {
-	st := db.sec.p.Load()
+	st, err := db.secNow()
+	if err != nil {
+		return noDone, err
+	}
 	if st == nil {
 		return noDone, nil
 	}

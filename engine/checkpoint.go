@@ -54,10 +54,22 @@ func (db *DB) Checkpoint() (CheckpointResult, error) { return db.CheckpointWithM
 // CheckpointWithMode copies committed WAL frames into the database file.
 // Passive never waits; full, restart and truncate wait up to
 // Config.BusyTimeout for the writer and for readers and fail with ErrBusy
-// (the result says which blocked them).
+// (the result says which blocked them). Under access control it needs
+// Configure for the connection's user (Config.User) and is audited as
+// "checkpoint"; the checkpoints the engine runs itself (automatic, on
+// close) are not checked.
 func (db *DB) CheckpointWithMode(mode CheckpointMode) (CheckpointResult, error) {
+	return db.checkpoint(db.cfg.User, mode)
+}
+
+func (db *DB) checkpoint(user string, mode CheckpointMode) (res CheckpointResult, err error) {
+	done, err := db.secGuard(user, PermissionConfigure, OpCheckpoint, fmt.Sprintf("mode:%s", mode))
+	if err != nil {
+		return CheckpointResult{Mode: mode.String()}, fmt.Errorf("checkpoint (%s): %w", mode, err)
+	}
+	defer done(&err)
 	r, err := db.p.Checkpoint(mode)
-	res := CheckpointResult{Mode: mode.String(), WALFrames: r.WALFrames, FramesCheckpointed: r.Checkpointed,
+	res = CheckpointResult{Mode: mode.String(), WALFrames: r.WALFrames, FramesCheckpointed: r.Checkpointed,
 		PagesWritten: r.Copied, WALSizeBefore: r.WALSizeBefore, WALSizeAfter: r.WALSizeAfter,
 		BlockedByReaders: r.BlockedByReaders, BlockedByWriter: r.BlockedByWriter, WALRestarted: r.Restarted,
 		CheckpointLSN: uint64(r.LSN), Duration: r.Duration}

@@ -37,6 +37,13 @@ type Config struct {
 	// encrypted file opens only with its key and a plaintext file only
 	// without one (ErrEncryption otherwise). Nil: no encryption.
 	Encryption PageCipher
+	// User is the user this connection acts as under access control (the
+	// policy stored in the file, DB.SetAccessPolicy, and any checker
+	// installed with DB.SetAccessControl): transactions and DB-level
+	// operations begun without a user run as it. Default: the process's
+	// SetDefaultUser (the tools' --user / SOMBRA_USER), else "". It is a
+	// name the program claims, not an authenticated identity.
+	User string
 }
 
 // DefaultConfig returns the defaults.

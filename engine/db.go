@@ -19,6 +19,7 @@ type DB struct {
 	log     *slog.Logger
 	metrics *metricsState
 	sec     dbSec      // access control and audit hooks (engine/access.go)
+	policy  dbPolicy   // the access policy stored in the file (engine/policy.go)
 	ext     extensions // optional hooks: close hooks, tracer, log tap (engine/hooks.go)
 
 	mu     sync.Mutex
@@ -37,6 +38,9 @@ func OpenWithConfig(path string, cfg Config) (*DB, error) { return open(path, cf
 
 func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	cfg = cfg.withDefaults()
+	if cfg.User == "" {
+		cfg.User = DefaultUser() // the tools' --user / SOMBRA_USER (engine/policy.go)
+	}
 	cipher, err := pagerCipher(cfg.Encryption)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -98,8 +102,8 @@ func (db *DB) Close() error {
 }
 
 // UpdateCacheSize changes the page cache budget at run time. Under access
-// control it runs as user "" (see Session.UpdateCacheSize).
-func (db *DB) UpdateCacheSize(bytes int64) error { return db.updateCacheSize("", bytes) }
+// control it runs as the connection's user (see Session.UpdateCacheSize).
+func (db *DB) UpdateCacheSize(bytes int64) error { return db.updateCacheSize(db.cfg.User, bytes) }
 
 func (db *DB) updateCacheSize(user string, bytes int64) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.
@@ -127,7 +131,7 @@ func (db *DB) updateCacheSize(user string, bytes int64) (err error) {
 // Under access control it runs as the connection's user (see
 // Session.EnableGroupCommit).
 func (db *DB) EnableGroupCommit(interval time.Duration, maxTx int) error {
-	return db.enableGroupCommit("", interval, maxTx)
+	return db.enableGroupCommit(db.cfg.User, interval, maxTx)
 }
 
 func (db *DB) enableGroupCommit(user string, interval time.Duration, maxTx int) (err error) {
@@ -168,8 +172,15 @@ func (db *DB) BeginTransaction() (*Tx, error) {
 	if d := time.Since(start); d > db.cfg.SlowOperation {
 		db.log.Warn("slow operation", "op", "begin_transaction", "duration_ms", d.Milliseconds())
 	}
+	// The access state: the connection's checker combined with the policy
+	// stored in the file (engine/policy.go).
+	st, err := db.secFor(w.Meta, w)
+	if err != nil {
+		w.Rollback()
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
 	db.log.Debug("transaction begin", "writable", true)
-	return &Tx{db: db, w: w, meta: w.Meta, begun: time.Now(), sec: db.newTxSec()}, nil // sec: engine/access.go
+	return &Tx{db: db, w: w, meta: w.Meta, begun: time.Now(), sec: txSec{st: st, user: db.cfg.User}}, nil
 }
 
 // BeginReadTransaction starts a read-only snapshot transaction.
@@ -183,8 +194,13 @@ func (db *DB) BeginReadTransaction() (*Tx, error) {
 		s.Close()
 		return nil, err
 	}
+	st, err := db.secFor(m, s) // engine/policy.go
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("begin read transaction: %w", err)
+	}
 	db.metrics.reads.Add(1)
-	return &Tx{db: db, snap: s, meta: m, begun: time.Now(), sec: db.newTxSec()}, nil // sec: engine/access.go
+	return &Tx{db: db, snap: s, meta: m, begun: time.Now(), sec: txSec{st: st, user: db.cfg.User}}, nil
 }
 
 // View runs fn in a read transaction.
