@@ -27,7 +27,9 @@ type IndexStat struct {
 // CreatePropertyIndex indexes every node's property name, filling the index
 // from existing nodes in the same transaction. Under access control it runs
 // as user "" (see Session.CreatePropertyIndex).
-func (db *DB) CreatePropertyIndex(name string) error { return db.createPropertyIndex(db.cfg.User, name) }
+func (db *DB) CreatePropertyIndex(name string) error {
+	return db.createPropertyIndex(db.cfg.User, name)
+}
 
 func (db *DB) createPropertyIndex(user, name string) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.
@@ -144,7 +146,9 @@ func (tx *Tx) forEachNode(fn func(NodeID, *record.Node) error) error {
 
 // RebuildPropertyIndex drops and refills one property index. Under access
 // control it runs as user "" (see Session.RebuildPropertyIndex).
-func (db *DB) RebuildPropertyIndex(name string) error { return db.rebuildPropertyIndex(db.cfg.User, name) }
+func (db *DB) RebuildPropertyIndex(name string) error {
+	return db.rebuildPropertyIndex(db.cfg.User, name)
+}
 
 func (db *DB) rebuildPropertyIndex(user, name string) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.

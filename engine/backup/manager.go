@@ -105,7 +105,8 @@ type Options struct {
 	// Logger receives progress and warnings (default: discarded).
 	Logger *slog.Logger
 	// User is who takes the backup when the database has access control
-	// (db.SetAccessControl): the user needs the Backup and Read permissions.
+	// (a stored policy or db.SetAccessControl): the user needs the Backup
+	// and Read permissions. Default: the connection's user (Config.User).
 	User string
 }
 
@@ -148,6 +149,9 @@ func NewBackupManager(db *engine.DB, dir string) *BackupManager {
 
 // NewBackupManagerWithOptions is NewBackupManager with options.
 func NewBackupManagerWithOptions(db *engine.DB, dir string, opts Options) *BackupManager {
+	if opts.User == "" {
+		opts.User = db.Config().User // the connection's user (the tools' --user)
+	}
 	return &BackupManager{db: db, dir: dir, opts: opts.withDefaults()}
 }
 

@@ -1,0 +1,56 @@
+package commands_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sombradb/sombra/engine"
+)
+
+// Issue 7 item 14: a policy stored in the database binds the tools, which
+// act as --user or $SOMBRA_USER (real processes: the built binaries).
+func TestToolsActAsUserUnderStoredPolicy(t *testing.T) {
+	bin := binaries(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "g.db")
+	db, err := engine.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *engine.Tx) error { _, err := tx.CreateNode("N", nil); return err }); err != nil {
+		t.Fatal(err)
+	}
+	err = db.SetAccessPolicy(&engine.AccessPolicy{
+		Roles: map[string][]engine.Permission{
+			"admin":    engine.AllPermissions(),
+			"readonly": {engine.PermissionRead},
+		},
+		Users: map[string][]string{"alice": {"admin"}, "bob": {"readonly"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sh := newShell(t, bin, dir, "DB=g.db", "SOMBRA_USER=")
+	for _, c := range []struct {
+		script string
+		code   int
+		want   string
+	}{
+		{`sombra-checkpoint --db "$DB" --mode truncate`, 1, `user "" lacks configure permission`},
+		{`sombra-checkpoint --db "$DB" --mode truncate --user bob`, 1, `user "bob" lacks configure permission`},
+		{`sombra-checkpoint --db "$DB" --mode truncate --user alice`, 0, ""},
+		{`SOMBRA_USER=alice sombra-checkpoint --db "$DB" --mode truncate`, 0, ""},
+		{`sombra-backup --type full --input "$DB" --output b/full --user bob`, 1, `user "bob" lacks backup permission`},
+		{`sombra-backup --type full --input "$DB" --output b/full --user alice`, 0, ""},
+		{`sombra-checkpoint --db "$DB" --mode passive --json`, 1, `"kind":"permission_denied"`},
+	} {
+		out, errOut, code := sh.run(c.script)
+		if code != c.code || !strings.Contains(errOut, c.want) {
+			t.Errorf("%s\nexit %d (want %d)\nstdout: %s\nstderr: %s (want %q)", c.script, code, c.code, out, errOut, c.want)
+		}
+	}
+}
