@@ -140,6 +140,9 @@ func (tx *Tx) GetNode(id NodeID) (*Node, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead(nodeTarget(id))()
+	}
 	n, err := tx.nodeRecord(id)
 	if err != nil {
 		return nil, err
@@ -151,6 +154,9 @@ func (tx *Tx) GetNode(id NodeID) (*Node, error) {
 func (tx *Tx) NodeExists(id NodeID) (bool, error) {
 	if err := tx.check(false); err != nil {
 		return false, err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead("exists " + nodeTarget(id))()
 	}
 	_, ok, err := tx.get(page.RootNodes, be64(uint64(id)))
 	return ok, err
@@ -210,6 +216,9 @@ func (tx *Tx) writeEdge(id EdgeID, e *record.Edge) error {
 func (tx *Tx) GetEdge(id EdgeID) (*Edge, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead(edgeTarget(id))()
 	}
 	v, ok, err := tx.get(page.RootEdges, be64(uint64(id)))
 	if err != nil {
@@ -377,6 +386,9 @@ func (tx *Tx) adjacent(dir byte, id NodeID, fn func(e EdgeID, other NodeID)) err
 	if err := tx.check(false); err != nil {
 		return err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead("neighbors " + nodeTarget(id))()
+	}
 	ok, err := tx.NodeExists(id)
 	if err != nil {
 		return err
@@ -428,6 +440,9 @@ func (tx *Tx) NodesByLabel(label string) ([]NodeID, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead("label:" + label)()
+	}
 	var out []NodeID
 	prefix := append([]byte(label), 0)
 	err := tx.scan(page.RootLabels, prefix, func(k, _ []byte) (bool, error) {
@@ -444,6 +459,9 @@ func (tx *Tx) NodesByLabel(label string) ([]NodeID, error) {
 func (tx *Tx) NodesByProperty(key string, v PropertyValue) ([]NodeID, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead("property:" + key)()
 	}
 	idx, err := tx.propIndexes()
 	if err != nil {
@@ -491,6 +509,9 @@ func (tx *Tx) NodesByProperty(key string, v PropertyValue) ([]NodeID, error) {
 func (tx *Tx) nodeIDs(lo NodeID, fn func(NodeID) bool) error {
 	if err := tx.check(false); err != nil {
 		return err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead("node_ids from " + nodeTarget(lo))()
 	}
 	err := btree.ScanKeys(tx.reader(), tx.meta.Roots[page.RootNodes], be64(uint64(lo)), func(k []byte) bool {
 		return fn(NodeID(binary.BigEndian.Uint64(k)))

@@ -22,6 +22,9 @@ func (tx *Tx) LogicalHash() (string, error) {
 	if err := tx.check(false); err != nil {
 		return "", err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead("logical_hash")()
+	}
 	h := sha256.New()
 	var lb [8]byte
 	for _, root := range []int{page.RootNodes, page.RootEdges} {

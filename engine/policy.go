@@ -161,7 +161,7 @@ func (db *DB) secFor(meta *page.Meta, r btree.Reader) (*secState, error) {
 	if n.pol != nil {
 		st := &secState{acl: n.pol}
 		if base != nil {
-			st.aud = base.aud
+			st.aud, st.anchor, st.reads = base.aud, base.anchor, base.reads
 			if base.acl != nil {
 				st.acl = bothCheckers{n.pol, base.acl}
 			}
