@@ -108,6 +108,20 @@ type Options struct {
 	// (a stored policy or db.SetAccessControl): the user needs the Backup
 	// and Read permissions. Default: the connection's user (Config.User).
 	User string
+	// Encryption is the key of a sealed backup (one of an encrypted
+	// database), needed to verify and restore it; default: the engine's
+	// fallback key (engine.SetFallbackEncryption, which the tools set from
+	// SOMBRA_ENCRYPTION_KEY). Taking a backup needs no key beyond the open
+	// database's: its pages are copied sealed as they are.
+	Encryption engine.PageCipher
+}
+
+// cipher returns the key for sealed backups, or nil.
+func (o Options) cipher() engine.PageCipher {
+	if o.Encryption != nil {
+		return o.Encryption
+	}
+	return engine.FallbackEncryption()
 }
 
 func (o Options) withDefaults() Options {

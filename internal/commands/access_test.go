@@ -1,11 +1,13 @@
 package commands_test
 
 import (
+	"encoding/hex"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/encryption"
 )
 
 // Issue 7 item 14: a policy stored in the database binds the tools, which
@@ -53,4 +55,48 @@ func TestToolsActAsUserUnderStoredPolicy(t *testing.T) {
 			t.Errorf("%s\nexit %d (want %d)\nstdout: %s\nstderr: %s (want %q)", c.script, code, c.code, out, errOut, c.want)
 		}
 	}
+}
+
+// Issue 7 item 16 through the tools: sombra-backup backs up an encrypted
+// database sealed; verify and restore need SOMBRA_ENCRYPTION_KEY.
+func TestToolsSealedBackup(t *testing.T) {
+	bin := binaries(t)
+	dir := t.TempDir()
+	key := strings.Repeat("ab", 32)
+	sh := newShell(t, bin, dir, "SOMBRA_ENCRYPTION_KEY="+key, "SOMBRA_USER=")
+	c, err := encryption.NewEncryptionConfig().WithKey(mustHex(t, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := engine.OpenWithConfig(filepath.Join(dir, "enc.db"), engine.Config{Encryption: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if err := db.Update(func(tx *engine.Tx) error { _, err := tx.CreateNode("N", nil); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sh.ok(`sombra-backup --type full --input enc.db --output b/full`)
+	sh.ok(`sombra-backup verify b/full.backup`)
+	out, errOut, code := sh.run(`SOMBRA_ENCRYPTION_KEY= sombra-backup verify b/full.backup`)
+	if code == 0 || !strings.Contains(errOut, "key is needed") {
+		t.Errorf("verify without the key: exit %d\n%s%s", code, out, errOut)
+	}
+	sh.ok(`sombra-backup restore --dir b --name full --to r.db`)
+	if out := sh.ok(`sombra-info --db r.db --json | jq -r .node_count`); strings.TrimSpace(out) != "50" {
+		t.Errorf("restored nodes: %q", out)
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
