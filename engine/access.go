@@ -240,6 +240,9 @@ type secState struct {
 	// Derived from aud when it is installed.
 	anchor AuditAnchorer
 	reads  bool
+	// policyErr is why the stored policy could not be read (every check
+	// is denied then); nil normally.
+	policyErr error
 }
 
 // dbSec is the DB's field holding the current secState.
@@ -371,6 +374,10 @@ func (db *DB) secGuard(user string, p Permission, op, target string) (func(*erro
 	if err != nil {
 		return noDone, err
 	}
+	return db.guardWith(st, user, p, op, target)
+}
+
+func (db *DB) guardWith(st *secState, user string, p Permission, op, target string) (func(*error), error) {
 	if st == nil {
 		return noDone, nil
 	}

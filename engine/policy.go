@@ -132,44 +132,59 @@ type dbPolicy struct {
 
 // secFor returns the access state a transaction on meta (read through r)
 // runs under: the connection's checker and auditor combined with the
-// policy stored in the file as of that snapshot. An unreadable stored
-// policy fails the transaction: access control fails closed.
+// policy stored in the file as of that snapshot. A stored policy that
+// cannot be read (a damaged catalog page) fails closed without failing
+// the transaction's begin: every check is then denied with an error that
+// also matches the cause (ErrCorrupt), so repair and integrity tools see
+// the corruption as they did before there was a policy to read.
 func (db *DB) secFor(meta *page.Meta, r btree.Reader) (*secState, error) {
 	base := db.sec.p.Load()
 	c := db.policy.cache.Load()
 	if c != nil && c.fileID == meta.FileID && c.lsn == uint64(meta.LastLSN) && c.base == base {
 		return c.st, nil
 	}
+	n := &policyCache{fileID: meta.FileID, lsn: uint64(meta.LastLSN), base: base}
+	var acl AccessChecker
+	var perr error
 	raw, ok, err := btree.Get(r, meta.Roots[page.RootCatalog], []byte(catPolicy))
-	if err != nil {
-		return nil, fmt.Errorf("read the stored access policy: %w", db.annotate(err))
-	}
-	if !ok {
-		raw = nil
-	}
-	n := &policyCache{fileID: meta.FileID, lsn: uint64(meta.LastLSN), base: base, raw: raw}
 	switch {
-	case raw == nil:
+	case err != nil:
+		perr = fmt.Errorf("read the stored access policy: %w", db.annotate(err))
+	case !ok:
 	case c != nil && c.pol != nil && bytes.Equal(raw, c.raw):
-		n.pol = c.pol
+		n.raw, n.pol = raw, c.pol
 	default:
+		n.raw = raw
 		if _, n.pol, err = decodePolicy(raw); err != nil {
-			return nil, fmt.Errorf("%s: %w", db.p.Path, err)
+			perr = fmt.Errorf("%s: %w", db.p.Path, err)
 		}
 	}
+	switch {
+	case perr != nil:
+		acl = unreadablePolicy{perr}
+	case n.pol != nil:
+		acl = n.pol
+	}
 	n.st = base
-	if n.pol != nil {
-		st := &secState{acl: n.pol}
+	if acl != nil {
+		st := &secState{acl: acl, policyErr: perr}
 		if base != nil {
 			st.aud, st.anchor, st.reads = base.aud, base.anchor, base.reads
 			if base.acl != nil {
-				st.acl = bothCheckers{n.pol, base.acl}
+				st.acl = bothCheckers{acl, base.acl}
 			}
 		}
 		n.st = st
 	}
 	db.policy.cache.Store(n)
 	return n.st, nil
+}
+
+// unreadablePolicy denies everything: the stored policy could not be read.
+type unreadablePolicy struct{ err error }
+
+func (u unreadablePolicy) Check(user string, p Permission) error {
+	return &PermissionError{User: user, Permission: p, Reason: u.err}
 }
 
 // secNow is the access state as of the latest commit, for DB-level
