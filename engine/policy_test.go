@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sombradb/sombra/engine/internal/page"
 )
 
 // Issue 7 item 14: the access policy is stored in the database and every
@@ -178,5 +180,47 @@ func TestStoredPolicyChild(t *testing.T) {
 		case "quit":
 			return
 		}
+	}
+}
+
+// A stored policy that cannot be read (damaged catalog page) denies every
+// check with an error that also reports the corruption; checkpoints, which
+// repair needs, still run.
+func TestUnreadablePolicyFailsClosed(t *testing.T) {
+	path := tempDB(t)
+	db := mustOpen(t, path, Config{})
+	if err := db.Update(func(tx *Tx) error { _, err := tx.CreateNode("N", nil); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetAccessPolicy(testPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AsUser("alice").CheckpointWithMode(CheckpointTruncate); err != nil {
+		t.Fatal(err)
+	}
+	m, err := db.p.FileMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := int64(m.Roots[page.RootCatalog]) * int64(db.p.PageSize())
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("garbage garbage garbage"), cat+100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	db = mustOpen(t, path, Config{User: "alice"})
+	defer db.Close()
+	_, err = db.GetNode(1)
+	if !errors.Is(err, ErrPermissionDenied) || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read with an unreadable policy: %v (want denied and corrupt)", err)
+	}
+	if _, err := db.Checkpoint(); err != nil {
+		t.Fatalf("checkpoint with an unreadable policy: %v", err)
 	}
 }
