@@ -25,15 +25,32 @@ func (tx *Tx) LogicalHash() (string, error) {
 	if tx.auditingReads() {
 		defer tx.auditRead("logical_hash")()
 	}
+	h, err := logicalHash(tx.reader(), tx.meta)
+	return h, tx.db.annotate(err)
+}
+
+// SnapshotLogicalHash is the logical hash of what snap sees, read as the
+// system: no access check, as for every caller of Pager(). Compaction
+// uses it to prove the file it writes holds the same graph.
+func (db *DB) SnapshotLogicalHash(snap *pager.Snapshot) (string, error) {
+	m, err := snap.Meta()
+	if err != nil {
+		return "", db.annotate(err)
+	}
+	h, err := logicalHash(snap, m)
+	return h, db.annotate(err)
+}
+
+func logicalHash(r btree.Reader, meta *page.Meta) (string, error) {
 	h := sha256.New()
 	var lb [8]byte
 	for _, root := range []int{page.RootNodes, page.RootEdges} {
-		c := btree.NewCursor(tx.reader(), tx.meta.Roots[root])
+		c := btree.NewCursor(r, meta.Roots[root])
 		n := uint64(0)
 		for ok := c.First(); ok; ok = c.Next() {
 			v, err := c.Value()
 			if err != nil {
-				return "", tx.db.annotate(err)
+				return "", err
 			}
 			h.Write(c.Key())
 			binary.BigEndian.PutUint64(lb[:], uint64(len(v)))
@@ -42,7 +59,7 @@ func (tx *Tx) LogicalHash() (string, error) {
 			n++
 		}
 		if err := c.Err(); err != nil {
-			return "", tx.db.annotate(err)
+			return "", err
 		}
 		binary.BigEndian.PutUint64(lb[:], n)
 		h.Write(lb[:])
