@@ -79,11 +79,15 @@ type Pager struct {
 	mu          sync.RWMutex
 	ix          *wal.Index
 	walSize     int64
-	readers     map[*Snapshot]struct{}
-	slot        int // read slot held while readers exist; -1 none
+	readers     []*Snapshot // live snapshots of this connection
+	slot        int         // read slot held while readers exist; -1 none
 	slotMark    int
 	seenCounter uint64 // shm change counter at the last WAL refresh
-	lastScan    wal.ScanReport
+	pid         int    // os.Getpid(), cached: it is a system call
+	// fastBegins and slowBegins count read snapshots begun without and
+	// with the gate (tests check that the fast path is taken).
+	fastBegins, slowBegins atomic.Int64
+	lastScan               wal.ScanReport
 
 	writeMu sync.Mutex // one writer per connection
 
@@ -164,7 +168,7 @@ func Open(path string, opts Options) (*Pager, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	p := &Pager{fs: fs, Path: path, WALPath: path + "-wal", db: db, readOnly: opts.ReadOnly,
-		busy: opts.BusyTimeout, log: opts.Logger, readers: make(map[*Snapshot]struct{}), slot: -1}
+		busy: opts.BusyTimeout, log: opts.Logger, slot: -1, pid: os.Getpid()}
 	if err := p.init(opts); err != nil {
 		p.closeFiles()
 		return nil, err
@@ -499,6 +503,10 @@ func isNilFile(f interface{ Close() error }) bool {
 	v, ok := f.(vfs.File)
 	return ok && v == nil
 }
+
+// ReadBegins returns how many snapshots began without the gate (fast) and
+// with it (slow).
+func (p *Pager) ReadBegins() (fast, slow int64) { return p.fastBegins.Load(), p.slowBegins.Load() }
 
 // Shm exposes the coordination file (for lock inspection by tools).
 func (p *Pager) Shm() *shm.File { return p.shm }
