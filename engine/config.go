@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sombradb/sombra/engine/logging"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -28,7 +29,8 @@ type Config struct {
 	// SlowOperation is the duration above which operations are logged at
 	// warn level (default 100ms).
 	SlowOperation time.Duration
-	// Logger receives structured logs (default: discarded).
+	// Logger receives structured logs (default: the logger installed by
+	// logging.InitLogging, or discarded when it was not called).
 	Logger *slog.Logger
 	// FS is the file layer (default: the operating system). Tests inject
 	// faults through it.
@@ -38,6 +40,13 @@ type Config struct {
 	// encrypted file opens only with its key and a plaintext file only
 	// without one (ErrEncryption otherwise). Nil: no encryption.
 	Encryption PageCipher
+	// User is the user this connection acts as under access control (the
+	// policy stored in the file, DB.SetAccessPolicy, and any checker
+	// installed with DB.SetAccessControl): transactions and DB-level
+	// operations begun without a user run as it. Default: the process's
+	// SetDefaultUser (the tools' --user / SOMBRA_USER), else "". It is a
+	// name the program claims, not an authenticated identity.
+	User string
 }
 
 // DefaultConfig returns the defaults.
@@ -62,6 +71,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowOperation == 0 {
 		c.SlowOperation = d.SlowOperation
+	}
+	if c.Logger == nil {
+		c.Logger = logging.Default()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -142,6 +142,9 @@ func (tx *Tx) GetNode(id NodeID) (*Node, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead(nodeTarget(id))()
+	}
 	n, err := tx.nodeRecord(id)
 	if err != nil {
 		return nil, err
@@ -153,6 +156,9 @@ func (tx *Tx) GetNode(id NodeID) (*Node, error) {
 func (tx *Tx) NodeExists(id NodeID) (bool, error) {
 	if err := tx.check(false); err != nil {
 		return false, err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead("exists " + nodeTarget(id))()
 	}
 	_, ok, err := tx.get(page.RootNodes, be64(uint64(id)))
 	return ok, err
@@ -215,6 +221,9 @@ func (tx *Tx) writeEdge(id EdgeID, e *record.Edge) error {
 func (tx *Tx) GetEdge(id EdgeID) (*Edge, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead(edgeTarget(id))()
 	}
 	v, ok, err := tx.get(page.RootEdges, be64(uint64(id)))
 	if err != nil {
@@ -391,6 +400,9 @@ func (tx *Tx) adjacentFunc(dir byte, id NodeID, fn func(e EdgeID, other NodeID) 
 	if err := tx.check(false); err != nil {
 		return err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead("neighbors " + nodeTarget(id))()
+	}
 	var prefix [9]byte
 	prefix[0] = dir
 	binary.BigEndian.PutUint64(prefix[1:], uint64(id))
@@ -499,6 +511,9 @@ func (tx *Tx) NodesByLabel(label string) ([]NodeID, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead("label:" + label)()
+	}
 	var out []NodeID
 	prefix := append([]byte(label), 0)
 	err := tx.scan(page.RootLabels, prefix, func(k, _ []byte) (bool, error) {
@@ -515,6 +530,9 @@ func (tx *Tx) NodesByLabel(label string) ([]NodeID, error) {
 func (tx *Tx) NodesByProperty(key string, v PropertyValue) ([]NodeID, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead("property:" + key)()
 	}
 	idx, err := tx.propIndexes()
 	if err != nil {
@@ -562,6 +580,9 @@ func (tx *Tx) NodesByProperty(key string, v PropertyValue) ([]NodeID, error) {
 func (tx *Tx) nodeIDs(lo NodeID, fn func(NodeID) bool) error {
 	if err := tx.check(false); err != nil {
 		return err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead("node_ids from " + nodeTarget(lo))()
 	}
 	err := btree.ScanKeys(tx.reader(), tx.meta.Roots[page.RootNodes], be64(uint64(lo)), func(k []byte) bool {
 		return fn(NodeID(binary.BigEndian.Uint64(k)))

@@ -23,6 +23,9 @@ func (tx *Tx) LogicalHash() (string, error) {
 	if err := tx.check(false); err != nil {
 		return "", err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead("logical_hash")()
+	}
 	h, err := logicalHash(tx.reader(), tx.meta)
 	return h, tx.db.annotate(err)
 }

@@ -92,6 +92,9 @@ func (tx *Tx) Commit() error {
 		tx.Rollback()
 		return nil
 	}
+	if tx.sec.st != nil && tx.sec.st.anchor != nil { // audit log head (engine/access.go)
+		tx.secAnchor()
+	}
 	if err := tx.flushCounts(); err != nil {
 		tx.Rollback()
 		return err

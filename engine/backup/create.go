@@ -56,7 +56,9 @@ func (m *BackupManager) CreateFullBackup(dstPath string) (*Result, error) {
 // is proportional to the change when the WAL index and the checkpoint
 // change log cover the range since the parent, and to the database size
 // otherwise (see the package documentation). With no usable parent it
-// fails with ErrNoBase.
+// fails with ErrNoBase, whose message says what to do, unless
+// Options.FullIfNoBase makes it take a full backup (with a warning in
+// Result.Warnings) as sombra-backup --full-if-no-base does.
 func (m *BackupManager) CreateIncrementalBackup(dstPath string) (*Result, error) {
 	return m.create(dstPath, TypeIncremental)
 }
@@ -82,8 +84,13 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 		o.Logger.Info("removed the temporary file of a killed backup", "file", n)
 	}
 	p := m.db.Pager()
-	if p.Encrypted() {
-		return nil, errEncrypted(p.Path)
+	if p.Encrypted() && typ == TypeIncremental {
+		// Sealed full backups only: an incremental needs the change
+		// tracking and LSN checks of plaintext pages across the chain.
+		if !o.FullIfNoBase {
+			return nil, fmt.Errorf("%s: incremental backups of an encrypted database are not supported (take full ones; they stay encrypted): %w", p.Path, engine.ErrEncryption)
+		}
+		typ = TypeFull
 	}
 	res := &Result{Name: name, Path: path, Type: typ.String(), ChangeSource: "full"}
 
@@ -131,7 +138,7 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 			return err
 		}
 		h := &Header{Type: typ, PageSize: p.PageSize(), PageCount: meta.PageCount, EndLSN: uint64(meta.LastLSN),
-			FileID: meta.FileID, Created: o.Now().UTC()}
+			FileID: meta.FileID, Created: o.Now().UTC(), Sealed: p.Encrypted()}
 		frames := snap.Frames()
 		if parent != nil {
 			if err := checkParent(parent, h, p.Path); err != nil {
@@ -196,6 +203,11 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 	return res, nil
 }
 
+// noBaseHint says what to do when an incremental backup has no parent, in
+// the API's words and the tool's (the guide calls an incremental first).
+const noBaseHint = "take a full backup first (CreateFullBackup, sombra-backup --type full), " +
+	"or let the incremental take one (Options.FullIfNoBase, --full-if-no-base)"
+
 // pickParent chooses the parent of an incremental backup.
 func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error) {
 	list, err := listBackups(o.FS, dir)
@@ -251,9 +263,9 @@ func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error)
 				dir, broken.Name, strings.TrimPrefix(broken.Chain, "broken: "), ErrNoBase)
 		}
 		if other > 0 {
-			return nil, fmt.Errorf("%s holds backups of another database file (compacted or restored since?): take a full backup first: %w", dir, ErrNoBase)
+			return nil, fmt.Errorf("%s holds backups of another database file (compacted or restored since?): %s: %w", dir, noBaseHint, ErrNoBase)
 		}
-		return nil, fmt.Errorf("%s holds no full backup to base an incremental backup on: take a full backup first: %w", dir, ErrNoBase)
+		return nil, fmt.Errorf("%s holds no full backup to base an incremental backup on: %s: %w", dir, noBaseHint, ErrNoBase)
 	}
 	return best, nil
 }
@@ -364,7 +376,11 @@ func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Me
 // readPage reads page id as the snapshot sees it, around the page cache
 // (a backup would otherwise evict the application's working set), and
 // verifies its checksum.
-func readPage(snap *pager.Snapshot, p *pager.Pager, id common.PageID, buf []byte) error {
+//
+// On an encrypted database buf holds the sealed image (what a sealed
+// backup stores) and the page returned is its opened copy; otherwise both
+// are buf.
+func readPage(snap *pager.Snapshot, p *pager.Pager, id common.PageID, buf []byte) ([]byte, error) {
 	src, off := p.Path, int64(id)*int64(len(buf))
 	var err error
 	if f := snap.Source(id); f >= 0 {
@@ -375,17 +391,23 @@ func readPage(snap *pager.Snapshot, p *pager.Pager, id common.PageID, buf []byte
 	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "page lies beyond the end of the file"}
+			return nil, &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "page lies beyond the end of the file"}
 		}
-		return fmt.Errorf("read %s page %d: %w", src, id, err)
+		return nil, fmt.Errorf("read %s page %d: %w", src, id, err)
 	}
-	if !page.Verify(buf) {
-		if src == p.WALPath {
-			off = -1
+	if src == p.WALPath {
+		off = -1
+	}
+	pg := buf
+	if p.Encrypted() && id != 0 {
+		if pg, err = p.OpenRaw(id, slices.Clone(buf), src, off); err != nil {
+			return nil, err
 		}
-		return &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "checksum mismatch"}
 	}
-	return nil
+	if !page.Verify(pg) {
+		return nil, &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "checksum mismatch"}
+	}
+	return pg, nil
 }
 
 // writeBackup streams the pages into tmp: all of them (ids nil, full
@@ -407,14 +429,15 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 	img := rec[recHdrSize:]
 	var records uint64
 	emit := func(id common.PageID) error {
-		if err := readPage(snap, p, id, img); err != nil {
+		pg, err := readPage(snap, p, id, img)
+		if err != nil {
 			return err
 		}
 		res.PagesRead++
-		if h.Type == TypeIncremental && uint64(page.LSN(img)) <= h.BaseLSN {
+		if h.Type == TypeIncremental && uint64(page.LSN(pg)) <= h.BaseLSN {
 			return nil
 		}
-		if l := uint64(page.LSN(img)); l > h.EndLSN {
+		if l := uint64(page.LSN(pg)); l > h.EndLSN {
 			return &common.CorruptionError{Path: p.Path, Page: id, Offset: -1, Reason: fmt.Sprintf("page LSN %d is above the snapshot's LSN %d", l, h.EndLSN)}
 		}
 		putRecordHeader(rec, id)

@@ -110,8 +110,23 @@ type Options struct {
 	// Logger receives progress and warnings (default: discarded).
 	Logger *slog.Logger
 	// User is who takes the backup when the database has access control
-	// (db.SetAccessControl): the user needs the Backup and Read permissions.
+	// (a stored policy or db.SetAccessControl): the user needs the Backup
+	// and Read permissions. Default: the connection's user (Config.User).
 	User string
+	// Encryption is the key of a sealed backup (one of an encrypted
+	// database), needed to verify and restore it; default: the engine's
+	// fallback key (engine.SetFallbackEncryption, which the tools set from
+	// SOMBRA_ENCRYPTION_KEY). Taking a backup needs no key beyond the open
+	// database's: its pages are copied sealed as they are.
+	Encryption engine.PageCipher
+}
+
+// cipher returns the key for sealed backups, or nil.
+func (o Options) cipher() engine.PageCipher {
+	if o.Encryption != nil {
+		return o.Encryption
+	}
+	return engine.FallbackEncryption()
 }
 
 func (o Options) withDefaults() Options {
@@ -153,6 +168,9 @@ func NewBackupManager(db *engine.DB, dir string) *BackupManager {
 
 // NewBackupManagerWithOptions is NewBackupManager with options.
 func NewBackupManagerWithOptions(db *engine.DB, dir string, opts Options) *BackupManager {
+	if opts.User == "" {
+		opts.User = db.Config().User // the connection's user (the tools' --user)
+	}
 	return &BackupManager{db: db, dir: dir, opts: opts.withDefaults()}
 }
 

@@ -114,7 +114,11 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 	}
 	defer removeDBFiles(o.FS, tmp)
 	res.PagesChecked = pages
-	db, err := engine.OpenWithConfig(tmp, engine.Config{ReadOnly: true, FS: o.FS, BusyTimeout: o.BusyTimeout})
+	cfg := engine.Config{ReadOnly: true, FS: o.FS, BusyTimeout: o.BusyTimeout}
+	if last.hdr.Sealed {
+		cfg.Encryption = o.cipher() // nil: the engine's fallback key, if any
+	}
+	db, err := engine.OpenWithConfig(tmp, cfg)
 	if err != nil {
 		return fmt.Errorf("trial restore of %s does not open: %w", name, err)
 	}

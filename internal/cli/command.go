@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sombradb/sombra/engine"
 	"github.com/spf13/cobra"
 )
 
@@ -84,6 +85,7 @@ func run(ctx context.Context, cmd *cobra.Command, args []string) int {
 	}
 	root.SetArgs(args)
 	markRun(root)
+	defer engine.SetDefaultUser(engine.DefaultUser()) // started() changes it for the run
 	st := &runState{}
 	_, err := root.ExecuteContextC(context.WithValue(ctx, runStateKey{}, st))
 
@@ -137,6 +139,13 @@ func started(cmd *cobra.Command) {
 	if st, ok := cmd.Context().Value(runStateKey{}).(*runState); ok {
 		st.ran = true
 	}
+	// Every database the command opens acts as --user / $SOMBRA_USER
+	// under the access policy stored in it.
+	g := Globals{}
+	if f := cmd.Flags().Lookup("user"); f != nil {
+		g.User = f.Value.String()
+	}
+	engine.SetDefaultUser(g.EffectiveUser())
 }
 
 func annotate(c *cobra.Command, key string) {

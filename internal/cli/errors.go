@@ -18,6 +18,7 @@ const (
 	KindVersion      = "version"
 	KindNotFound     = "not_found"
 	KindExists       = "exists"
+	KindDenied       = "permission_denied"
 	KindFailed       = "failed"
 )
 
@@ -39,6 +40,8 @@ func ErrorKind(err error) string {
 		return KindNotFound
 	case errors.Is(err, engine.ErrExists):
 		return KindExists
+	case errors.Is(err, engine.ErrPermissionDenied):
+		return KindDenied
 	default:
 		return KindFailed
 	}
