@@ -36,6 +36,9 @@ func Create(path string) (*DB, error) { return open(path, Config{}, true) }
 func OpenWithConfig(path string, cfg Config) (*DB, error) { return open(path, cfg, false) }
 
 func open(path string, cfg Config, exclusive bool) (*DB, error) {
+	if _, err := envCacheSize(); err != nil && cfg.CacheSize == 0 {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	cfg = cfg.withDefaults()
 	cipher, err := pagerCipher(cfg.Encryption)
 	if err != nil {
