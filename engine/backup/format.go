@@ -22,7 +22,9 @@ import (
 //	  [8:12]    format version
 //	  [12:16]   header size
 //	  [16]      type: 1 full, 2 incremental
-//	  [17]      flags: bit 0 = a logical hash is recorded
+//	  [17]      flags: bit 0 = a logical hash is recorded; bit 1 = it is
+//	            the order-independent hash (engine.Tx.LogicalHash), else the
+//	            legacy key-order one (engine.Tx.LegacyLogicalHash)
 //	  [18:20]   parent name length
 //	  [20:24]   page size
 //	  [24:32]   page count of the database at the end LSN
@@ -65,6 +67,7 @@ const (
 	recHdrSize    = 16
 	maxParentName = 256
 	flagHash      = 1
+	flagHashV2    = 2
 )
 
 // Type is the kind of a backup.
@@ -108,6 +111,9 @@ type Header struct {
 	Created     time.Time
 	EndTime     time.Time // commit time of EndLSN; zero if unknown
 	LogicalHash string    // hex; empty if not recorded
+	// LegacyHash says LogicalHash is the key-order hash of backups written
+	// before it became order-independent (engine.Tx.LegacyLogicalHash).
+	LegacyHash bool
 	Parent      string    // incremental backups: the parent's name
 }
 
@@ -128,6 +134,9 @@ func (h *Header) Encode() ([]byte, error) {
 			return nil, fmt.Errorf("logical hash %q: %w", h.LogicalHash, common.ErrInvalid)
 		}
 		b[17] |= flagHash
+		if !h.LegacyHash {
+			b[17] |= flagHashV2
+		}
 		copy(b[72:104], raw)
 	}
 	le.PutUint16(b[18:], uint16(len(h.Parent)))
@@ -196,6 +205,7 @@ func DecodeHeader(b []byte) (*Header, error) {
 	}
 	if b[17]&flagHash != 0 {
 		h.LogicalHash = hex.EncodeToString(b[72:104])
+		h.LegacyHash = b[17]&flagHashV2 == 0
 	}
 	n := int(le.Uint16(b[18:]))
 	if n > maxParentName {
