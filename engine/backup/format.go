@@ -114,7 +114,7 @@ type Header struct {
 	// LegacyHash says LogicalHash is the key-order hash of backups written
 	// before it became order-independent (engine.Tx.LegacyLogicalHash).
 	LegacyHash bool
-	Parent      string    // incremental backups: the parent's name
+	Parent     string // incremental backups: the parent's name
 }
 
 // Encode returns the HeaderSize header bytes.
