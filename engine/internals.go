@@ -25,18 +25,35 @@ func (tx *Tx) LogicalHash() (string, error) {
 	if err := tx.check(false); err != nil {
 		return "", err
 	}
+	h, err := logicalHash(tx.reader(), tx.meta)
+	return h, tx.db.annotate(err)
+}
+
+// SnapshotLogicalHash is the logical hash of what snap sees, read as the
+// system: no access check, as for every caller of Pager(). Compaction
+// uses it to prove the file it writes holds the same graph.
+func (db *DB) SnapshotLogicalHash(snap *pager.Snapshot) (string, error) {
+	m, err := snap.Meta()
+	if err != nil {
+		return "", db.annotate(err)
+	}
+	h, err := logicalHash(snap, m)
+	return h, db.annotate(err)
+}
+
+func logicalHash(r btree.Reader, meta *page.Meta) (string, error) {
 	var h lhash.Hasher
 	for t, root := range []int{page.RootNodes, page.RootEdges} {
-		c := btree.NewCursor(tx.reader(), tx.meta.Roots[root])
+		c := btree.NewCursor(r, meta.Roots[root])
 		for ok := c.First(); ok; ok = c.Next() {
 			v, err := c.Value()
 			if err != nil {
-				return "", tx.db.annotate(err)
+				return "", err
 			}
 			h.Add(t, c.Key(), v) // records encode properties sorted, so bytes are canonical
 		}
 		if err := c.Err(); err != nil {
-			return "", tx.db.annotate(err)
+			return "", err
 		}
 	}
 	return h.Sum(), nil

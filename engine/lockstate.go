@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sombradb/sombra/engine/internal/shm"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // LockHolder describes one lock of a database.
@@ -57,7 +58,11 @@ const shmSlotsOffset = 64
 // coordination file has no lock holders.
 func ReadLockState(path string) (LockState, error) {
 	st := LockState{ReaderPIDs: []int{}}
-	f, err := os.Open(path + "-shm")
+	real, err := vfs.RealPath(path) // the lock file is named after the real path
+	if err != nil {
+		return st, fmt.Errorf("lock state of %s: %w", path, err)
+	}
+	f, err := os.Open(real + "-shm")
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
 	}

@@ -159,6 +159,10 @@ func checkNotInterrupted(fs vfs.FS, path string) error {
 // RestoreToTime for an all-or-nothing restore.
 func ReplayWALUntil(dir, targetDB string, t time.Time, opts Options) (*ReplayResult, error) {
 	o := opts.withDefaults()
+	targetDB, err := vfs.RealPath(targetDB) // its WAL is named after the real file
+	if err != nil {
+		return nil, err
+	}
 	if err := checkNotInterrupted(o.FS, targetDB); err != nil {
 		return nil, err
 	}
@@ -302,6 +306,11 @@ func replayInto(o Options, arch *walarchive.Archive, f vfs.File, path string, me
 func RestoreToTime(dir string, t time.Time, target string, opts Options) (*RestoreResult, error) {
 	start := time.Now()
 	o := opts.withDefaults()
+	// A target reached through a link: the link's target is replaced.
+	target, err := vfs.RealPath(target)
+	if err != nil {
+		return nil, err
+	}
 	list, err := listBackups(o.FS, dir)
 	if err != nil {
 		return nil, err
@@ -386,11 +395,12 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 	if err != nil {
 		return fail(err)
 	}
-	if err := installTarget(o, tmp, target); err != nil {
+	id, err := installTarget(o, tmp, target)
+	if err != nil {
 		return fail(err)
 	}
 	res := &RestoreResult{Target: target, Backup: best.Name, EndLSN: uint64(m2.LastLSN), PageCount: m2.PageCount,
-		Pages: pages, Bytes: int64(m2.PageCount) * int64(m2.PageSize), FileID: fmt.Sprintf("%016x", m2.FileID), Replay: rr}
+		Pages: pages, Bytes: int64(m2.PageCount) * int64(m2.PageSize), FileID: fmt.Sprintf("%016x", id), Replay: rr}
 	for _, l := range chain {
 		res.Chain = append(res.Chain, l.name)
 	}

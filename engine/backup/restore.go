@@ -12,7 +12,9 @@ import (
 	"github.com/sombradb/sombra/engine/internal/changelog"
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/shm"
+	"github.com/sombradb/sombra/engine/internal/wal"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -193,37 +195,167 @@ func checkTarget(o Options, target string) error {
 	return nil
 }
 
-// installTarget moves the restored file tmp to target. It holds target's
-// open lock exclusively meanwhile, so nobody has the old database open; it
-// removes the old WAL first (its frames belong to the old content and would
-// otherwise be replayed over the restored file) and the old change log.
-func installTarget(o Options, tmp, target string) error {
+// installTarget moves the restored file tmp to target and returns the
+// file id the installed database has. It holds target's open lock
+// exclusively meanwhile, so nobody has the old database open.
+//
+// The old database stays whole until the new file is renamed into place: a
+// crash at any point leaves either the old database with its WAL or the
+// restored one. Its WAL is removed only after the rename; a WAL a crash
+// leaves beside the new file is ignored by every reader, since its header
+// names another file id (the pager and salvage both check it). A restore of
+// a backup of this very database has the same file id as the old WAL,
+// though, so the old WAL is first folded into the old file (a TRUNCATE
+// checkpoint: the old database then lies whole in its file and its WAL is
+// empty). Where that is impossible (the old file does not open: damaged,
+// or encrypted with a key this process lacks) the restored file gets a new
+// file id instead.
+func installTarget(o Options, tmp, target string) (uint64, error) {
+	id, err := fileIDOf(o.FS, tmp)
+	if err != nil {
+		return 0, err
+	}
+	old, unlock, err := lockTarget(o, target)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	if err := checkTarget(o, target); err != nil {
+		return 0, err
+	}
+	if walID, frames := peekWAL(o.FS, target+"-wal"); frames && walID == id {
+		_, statErr := o.FS.Stat(target)
+		switch {
+		case errors.Is(statErr, os.ErrNotExist) || (old != nil && old.FileID() != id):
+			// Not the WAL of an old database (none, or one of another
+			// file id): nothing of the old database is lost with it.
+			if err := o.FS.Remove(target + "-wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return 0, fmt.Errorf("remove %s-wal: %w", target, err)
+			}
+		case old != nil:
+			if err := foldWAL(old); err != nil {
+				return 0, fmt.Errorf("fold the WAL of %s into it before replacing it: %w", target, err)
+			}
+		default:
+			o.Logger.Warn("the database being replaced does not open; the restored file gets a new file id so that its old WAL can never be read as the new file's",
+				"target", target)
+			if id, err = setNewFileID(o.FS, tmp); err != nil {
+				return 0, err
+			}
+		}
+	}
+	// The change log is advisory (a missing one only makes the next
+	// incremental backup read more), so removing it first costs the old
+	// database nothing; left beside a restored file of the same id, its
+	// records would describe another history.
+	if err := changelog.Remove(o.FS, target); err != nil {
+		return 0, err
+	}
+	if err := o.FS.Rename(tmp, target); err != nil {
+		return 0, fmt.Errorf("rename %s to %s: %w", tmp, target, err)
+	}
+	if err := o.FS.SyncDir(filepath.Dir(target)); err != nil {
+		return 0, fmt.Errorf("fsync %s: %w", filepath.Dir(target), err)
+	}
+	if err := o.FS.Remove(target + "-wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("remove %s-wal: %w", target, err)
+	}
+	return id, nil
+}
+
+// lockTarget takes target's open lock exclusively. When target is a
+// database that opens, it does so through a pager on it (returned, for
+// foldWAL); otherwise through the lock file alone. unlock releases
+// whichever it took.
+func lockTarget(o Options, target string) (*pager.Pager, func(), error) {
+	if _, err := o.FS.Stat(target); err == nil {
+		p, err := pager.Open(target, pager.Options{FS: o.FS, CacheBytes: 1 << 20, BusyTimeout: o.BusyTimeout, Logger: o.Logger})
+		switch {
+		case errors.Is(err, common.ErrBusy):
+			return nil, nil, fmt.Errorf("restore target is open in another connection: %w", err)
+		case err == nil:
+			if err := p.ExclusiveLock(o.BusyTimeout); err != nil {
+				p.Close()
+				return nil, nil, fmt.Errorf("restore target: %w", err)
+			}
+			return p, func() { p.Close() }, nil
+		}
+		o.Logger.Debug("restore target does not open", "target", target, "err", err)
+	}
 	s, err := shm.Open(o.FS, target+"-shm")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.LockTimeout(shm.LockOpen, true, o.BusyTimeout, "open", shm.OffExcl, target); err != nil {
+		s.Close()
+		return nil, nil, fmt.Errorf("restore target is open in another connection: %w", err)
+	}
+	_ = s.WriteU64(shm.OffExcl, uint64(os.Getpid()))
+	return nil, func() { s.Unlock(shm.LockOpen); s.Close() }, nil
+}
+
+// foldWAL copies every committed frame of p's WAL into its database file
+// and empties the WAL (p holds the database exclusively).
+func foldWAL(p *pager.Pager) error {
+	if _, err := p.Checkpoint(pager.Truncate); err != nil {
+		return err
+	}
+	st, err := p.WAL()
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	if err := s.LockTimeout(shm.LockOpen, true, o.BusyTimeout, "open", shm.OffExcl, target); err != nil {
-		return fmt.Errorf("restore target is open in another connection: %w", err)
-	}
-	defer s.Unlock(shm.LockOpen)
-	_ = s.WriteU64(shm.OffExcl, uint64(os.Getpid()))
-	if err := checkTarget(o, target); err != nil {
-		return err
-	}
-	if err := o.FS.Remove(target + "-wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s-wal: %w", target, err)
-	}
-	if err := changelog.Remove(o.FS, target); err != nil {
-		return err
-	}
-	if err := o.FS.Rename(tmp, target); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, target, err)
-	}
-	if err := o.FS.SyncDir(filepath.Dir(target)); err != nil {
-		return fmt.Errorf("fsync %s: %w", filepath.Dir(target), err)
+	if st.Frames > 0 {
+		return fmt.Errorf("%d WAL frames remain after a truncating checkpoint: %w", st.Frames, common.ErrBusy)
 	}
 	return nil
+}
+
+// peekWAL reads the header of a WAL file: the file id it names and whether
+// any frame follows the header.
+func peekWAL(fs vfs.FS, path string) (uint64, bool) {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() <= wal.HeaderSize {
+		return 0, false
+	}
+	hb := make([]byte, wal.HeaderSize)
+	if _, err := f.ReadAt(hb, 0); err != nil {
+		return 0, false
+	}
+	h, err := wal.DecodeHeader(hb)
+	if err != nil {
+		return 0, false
+	}
+	return h.FileID, true
+}
+
+func fileIDOf(fs vfs.FS, path string) (uint64, error) {
+	m, err := readMeta(fs, path)
+	if err != nil {
+		return 0, err
+	}
+	return m.FileID, nil
+}
+
+// setNewFileID gives the database file at path a new file id (fsynced).
+func setNewFileID(fs vfs.FS, path string) (uint64, error) {
+	f, err := fs.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	m, err := pager.ReadFileHeader(f, path)
+	if err != nil {
+		return 0, err
+	}
+	if err := assignNewFileID(f, int(m.PageSize)); err != nil {
+		return 0, fmt.Errorf("new file id for %s: %w", path, err)
+	}
+	return fileIDOf(fs, path)
 }
 
 // Restore restores the backup name in dir (and the backups it depends on,
@@ -243,6 +375,10 @@ func Restore(dir, name, target string, opts Options) (*RestoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A target reached through a link: the link's target is replaced.
+	if target, err = vfs.RealPath(target); err != nil {
+		return nil, err
+	}
 	if err := checkTarget(o, target); err != nil {
 		return nil, err
 	}
@@ -254,12 +390,13 @@ func Restore(dir, name, target string, opts Options) (*RestoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := installTarget(o, tmp, target); err != nil {
+	id, err := installTarget(o, tmp, target)
+	if err != nil {
 		o.FS.Remove(tmp)
 		return nil, err
 	}
 	res := &RestoreResult{Target: target, Backup: name, EndLSN: uint64(meta.LastLSN), PageCount: meta.PageCount,
-		Pages: pages, Bytes: int64(meta.PageCount) * int64(meta.PageSize), FileID: fmt.Sprintf("%016x", meta.FileID)}
+		Pages: pages, Bytes: int64(meta.PageCount) * int64(meta.PageSize), FileID: fmt.Sprintf("%016x", id)}
 	for _, l := range chain {
 		res.Chain = append(res.Chain, l.name)
 	}

@@ -7,11 +7,18 @@
 // untouched (the temporary file is removed by the next run); after the
 // rename the new file is complete. It needs exclusive access: no other
 // connection may have the database open, since they would keep reading the
-// old file.
+// old file. The connection that compacts carries on with the new file
+// (DatabaseCompactor's handle stays usable), and gives up its exclusive
+// hold when the compaction ends, whether it succeeded or not.
+//
+// Compaction reads and writes as the system, not as a user of the
+// database's access control: it changes the layout, never the graph. With
+// Options.User set, that user must hold PermissionConfigure to start it.
 package compact
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -52,6 +59,8 @@ type Report struct {
 	BytesReclaimed int64         `json:"bytes_reclaimed"`
 	Duration       time.Duration `json:"-"`
 	LogicalHash    string        `json:"logical_hash"`
+
+	lsn common.LSN // the state the new file was built from
 }
 
 // Options tune Compact.
@@ -64,9 +73,15 @@ type Options struct {
 	Progress func(done, total int64)
 	// FS is the file layer (default: the OS).
 	FS vfs.FS
+	// Logger receives warnings (nil: none).
+	Logger *slog.Logger
 	// Encryption is the key of an encrypted database (nil: plaintext).
 	// The compacted file is sealed with it too.
 	Encryption engine.PageCipher
+	// User, if set, is who asks for the compaction: under access control
+	// they need PermissionConfigure (checked and audited before anything
+	// is done). Empty: the caller acts as the system.
+	User string
 }
 
 // DatabaseCompactor is the guide's handle for an open database.
@@ -78,10 +93,17 @@ func NewDatabaseCompactor(db *engine.DB) *DatabaseCompactor { return &DatabaseCo
 // AnalyzeFragmentation reports fragmentation without changing anything.
 func (c *DatabaseCompactor) AnalyzeFragmentation() (Analysis, error) { return analyze(c.db) }
 
-// Compact closes nothing: it requires that db is the only connection, and
-// leaves db unusable afterwards (its file was replaced); reopen it.
+// Compact rewrites db's file densely. db must be the only connection to
+// the database (ErrBusy otherwise) and have no transaction open. db stays
+// usable: its later reads and commits go to the new file.
 func (c *DatabaseCompactor) Compact() (*Report, error) {
 	return compactOpen(c.db, Options{})
+}
+
+// CompactWithOptions is Compact with options (Wait, FillPercent,
+// Progress, User; FS and Encryption are the handle's own).
+func (c *DatabaseCompactor) CompactWithOptions(opts Options) (*Report, error) {
+	return compactOpen(c.db, opts)
 }
 
 // Analyze opens path read-only and reports its fragmentation.
@@ -181,18 +203,53 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 		opts.FillPercent = defaultFill
 	}
 	if opts.FS == nil {
-		opts.FS = vfs.OS
+		opts.FS = db.Config().FS
 	}
 	p := db.Pager()
 	path := p.Path
+	if opts.User != "" {
+		if err := db.Authorize(opts.User, engine.PermissionConfigure); err != nil {
+			return nil, fmt.Errorf("compact %s: %w", path, err)
+		}
+	}
+	if n := p.OpenSnapshots(); n > 0 {
+		// Their snapshots would pin the WAL and then read a replaced file.
+		return nil, fmt.Errorf("compact %s: %d transactions of this connection are open: %w", path, n, engine.ErrBusy)
+	}
 	if err := p.ExclusiveLock(opts.Wait); err != nil {
 		return nil, fmt.Errorf("compact %s: %w", path, err)
 	}
-	if _, err := db.CheckpointWithMode(engine.CheckpointTruncate); err != nil {
+	// Whatever happens next, other connections may open the database
+	// again once this returns.
+	defer func() {
+		if err := p.ReleaseExclusive(); err != nil && opts.Logger != nil {
+			opts.Logger.Warn("compact: release the exclusive lock", "path", path, "err", err)
+		}
+	}()
+	// The pager's checkpoint, not the DB's: it needs no permission.
+	if _, err := p.Checkpoint(pager.Truncate); err != nil {
 		return nil, fmt.Errorf("compact %s: %w", path, err)
 	}
 	tmp := path + ".compact"
 	_ = opts.FS.Remove(tmp) // left by a crashed run
+	rep, err := build(db, opts, tmp)
+	if err != nil {
+		_ = opts.FS.Remove(tmp)
+		return nil, fmt.Errorf("compact %s: %w", path, err)
+	}
+	// Rename the new file into place and carry on with it; refused (and the
+	// old file kept) if this connection committed meanwhile.
+	if err := p.ReplaceFile(tmp, rep.lsn); err != nil {
+		_ = opts.FS.Remove(tmp)
+		return nil, fmt.Errorf("compact %s: %w", path, err)
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// build writes the dense copy of db's file to tmp, from one snapshot.
+func build(db *engine.DB, opts Options, tmp string) (*Report, error) {
+	p := db.Pager()
 	snap, err := p.BeginRead()
 	if err != nil {
 		return nil, err
@@ -206,26 +263,17 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Path: path, PagesBefore: meta.PageCount, SizeBefore: before}
-	hash, err := db.LogicalHash()
+	rep := &Report{Path: p.Path, PagesBefore: meta.PageCount, SizeBefore: before, lsn: meta.LastLSN}
+	hash, err := db.SnapshotLogicalHash(snap)
 	if err != nil {
-		return nil, fmt.Errorf("compact %s: read: %w", path, err)
+		return nil, fmt.Errorf("read: %w", err)
 	}
 	if err := rewrite(opts, p, snap, meta, tmp, rep); err != nil {
-		_ = opts.FS.Remove(tmp)
-		return nil, fmt.Errorf("compact %s: %w", path, err)
-	}
-	if err := opts.FS.Rename(tmp, path); err != nil {
-		_ = opts.FS.Remove(tmp)
-		return nil, fmt.Errorf("compact %s: rename: %w", path, err)
-	}
-	if err := vfs.SyncParent(opts.FS, path); err != nil {
-		return nil, fmt.Errorf("compact %s: fsync directory: %w", path, err)
+		return nil, err
 	}
 	rep.SizeAfter = int64(rep.PagesAfter) * int64(meta.PageSize)
 	rep.BytesReclaimed = rep.SizeBefore - rep.SizeAfter
 	rep.LogicalHash = hash
-	rep.Duration = time.Since(start)
 	return rep, nil
 }
 

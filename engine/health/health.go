@@ -21,6 +21,7 @@ import (
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/backup"
 	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // Status is a health verdict. Its JSON form is "healthy", "degraded" or
@@ -393,6 +394,9 @@ func lockCheck(db *engine.DB) Check {
 
 func diskCheck(path string, opts Options) Check {
 	c := Check{Name: CheckDiskSpace, Unit: "bytes"}
+	if real, err := vfs.RealPath(path); err == nil {
+		path = real // the file system that holds the file, not its link
+	}
 	free, total, err := opts.DiskUsage(filepath.Dir(path))
 	if err != nil {
 		c.Status, c.Message = Degraded, "free space unknown: "+err.Error()

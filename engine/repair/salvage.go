@@ -345,12 +345,17 @@ func lockSource(path string, wait time.Duration, res *scanResult) (func(), error
 // bytes read and the total.
 func (r *DatabaseRepair) scan(progress func(done, total int64)) (*scanResult, error) {
 	res := &scanResult{nodes: map[uint64]*SalvagedNode{}, edges: map[uint64]*SalvagedEdge{}, indexes: map[string]bool{}}
-	src, err := openSource(r.path, res, r.Encryption)
+	// The WAL and lock file are those of the real file, as for the engine.
+	path, err := vfs.RealPath(r.path)
+	if err != nil {
+		return nil, err
+	}
+	src, err := openSource(path, res, r.Encryption)
 	if err != nil {
 		return nil, err
 	}
 	defer src.close()
-	unlock, err := lockSource(r.path, r.Wait, res)
+	unlock, err := lockSource(path, r.Wait, res)
 	if err != nil {
 		return nil, err
 	}

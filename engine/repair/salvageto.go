@@ -93,6 +93,11 @@ func (r *DatabaseRepair) SalvageToWithOptions(newPath string, opts SalvageOption
 	if err != nil {
 		return nil, err
 	}
+	// Overwriting an output reached through a link replaces its target.
+	out, err := vfs.RealPath(newPath)
+	if err != nil {
+		return nil, err
+	}
 	rep := &SalvageReport{Source: r.path, Output: newPath, PageSize: res.pageSize, HeaderReadable: res.headerReadable,
 		PagesScanned: res.pages, WALFramesUsed: res.walFrames, DamagedPages: res.damagedCount,
 		DamagedPageList: nonNil(res.damaged), UnreadableLeaves: nonNil(res.unreadable), NodesFound: len(res.nodes),
@@ -103,7 +108,7 @@ func (r *DatabaseRepair) SalvageToWithOptions(newPath string, opts SalvageOption
 	}
 	sort.Strings(rep.PropertyIndexes)
 
-	tmp := newPath + ".salvage-tmp"
+	tmp := out + ".salvage-tmp"
 	removeDB(tmp)
 	if err := r.write(tmp, res, rep, opts); err != nil {
 		removeDB(tmp)
@@ -112,14 +117,14 @@ func (r *DatabaseRepair) SalvageToWithOptions(newPath string, opts SalvageOption
 	for _, suffix := range []string{"-wal", "-shm"} {
 		_ = os.Remove(tmp + suffix)
 		if opts.Overwrite {
-			_ = os.Remove(newPath + suffix) // they belong to the file being replaced
+			_ = os.Remove(out + suffix) // they belong to the file being replaced
 		}
 	}
-	if err := os.Rename(tmp, newPath); err != nil {
+	if err := os.Rename(tmp, out); err != nil {
 		removeDB(tmp)
 		return nil, fmt.Errorf("salvage: %w", err)
 	}
-	if err := vfs.SyncParent(vfs.OS, newPath); err != nil {
+	if err := vfs.SyncParent(vfs.OS, out); err != nil {
 		return nil, fmt.Errorf("salvage: fsync directory of %s: %w", newPath, err)
 	}
 	rep.Duration = time.Since(start)

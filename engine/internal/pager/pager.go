@@ -14,8 +14,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/common"
@@ -77,11 +79,15 @@ type Pager struct {
 	mu          sync.RWMutex
 	ix          *wal.Index
 	walSize     int64
-	readers     map[*Snapshot]struct{}
-	slot        int // read slot held while readers exist; -1 none
+	readers     []*Snapshot // live snapshots of this connection
+	slot        int         // read slot held while readers exist; -1 none
 	slotMark    int
 	seenCounter uint64 // shm change counter at the last WAL refresh
-	lastScan    wal.ScanReport
+	pid         int    // os.Getpid(), cached: it is a system call
+	// fastBegins and slowBegins count read snapshots begun without and
+	// with the gate (tests check that the fast path is taken).
+	fastBegins, slowBegins atomic.Int64
+	lastScan               wal.ScanReport
 
 	writeMu sync.Mutex // one writer per connection
 
@@ -130,6 +136,13 @@ func Open(path string, opts Options) (*Pager, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	fs := opts.FS
+	// Every file derived from the database's name is named after its real
+	// path, so that a process using a link and one using its target share
+	// the WAL, the lock file and the change log (vfs.RealPath).
+	path, err := vfs.RealPath(path)
+	if err != nil {
+		return nil, err
+	}
 	st, err := fs.Stat(path)
 	switch {
 	case err == nil && st.IsDir():
@@ -140,7 +153,7 @@ func Open(path string, opts Options) (*Pager, error) {
 		if !opts.Create || opts.ReadOnly {
 			return nil, fmt.Errorf("%s: %w", path, common.ErrNotFound)
 		}
-		if err := create(fs, path, opts.PageSize, opts.Cipher); err != nil {
+		if err := create(fs, path, opts.PageSize, opts.Cipher, opts.Exclusive); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -155,7 +168,7 @@ func Open(path string, opts Options) (*Pager, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	p := &Pager{fs: fs, Path: path, WALPath: path + "-wal", db: db, readOnly: opts.ReadOnly,
-		busy: opts.BusyTimeout, log: opts.Logger, readers: make(map[*Snapshot]struct{}), slot: -1}
+		busy: opts.BusyTimeout, log: opts.Logger, slot: -1, pid: os.Getpid()}
 	if err := p.init(opts); err != nil {
 		p.closeFiles()
 		return nil, err
@@ -252,37 +265,86 @@ func randU64() uint64 {
 }
 
 // create writes a new, empty database: one meta page, fsynced, then the
-// directory fsynced so the file survives power loss.
-func create(fs vfs.FS, path string, pageSize int, c Cipher) error {
-	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil // created by someone else in the meantime
-		}
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	buf := make([]byte, pageSize)
+// directory fsynced so the file survives power loss. The page is written
+// under a temporary name and linked into place, which never replaces a
+// file: a process that finds the name always finds a whole header, never
+// the empty file of a creation in progress. Of two processes creating at
+// once, one links and the other opens what it linked (or, with exclusive,
+// fails with ErrExists). A file system that cannot link gets the file
+// created in place instead.
+func create(fs vfs.FS, path string, pageSize int, c Cipher, exclusive bool) error {
 	m := NewMeta(pageSize)
 	if c != nil {
 		if err := SetEncryption(m, c); err != nil {
-			f.Close()
-			fs.Remove(path)
 			return fmt.Errorf("create %s: %w", path, err)
 		}
 	}
+	buf := make([]byte, pageSize)
 	m.Encode(buf)
 	page.Seal(buf)
-	if _, err := f.WriteAt(buf, 0); err != nil {
-		f.Close()
-		fs.Remove(path)
+	l, ok := fs.(vfs.Linker)
+	if !ok {
+		return createInPlace(fs, path, buf, exclusive)
+	}
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.create-%d-%d.tmp", filepath.Base(path), os.Getpid(), time.Now().UnixNano()))
+	if err := writeNew(fs, tmp, buf); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // name the database, not the temporary file
+		}
 		return fmt.Errorf("create %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		fs.Remove(path)
-		return fmt.Errorf("create %s: fsync: %w", path, err)
+	defer fs.Remove(tmp)
+	switch err := l.Link(tmp, path); {
+	case errors.Is(err, os.ErrExist):
+		if exclusive {
+			return fmt.Errorf("%s: %w", path, common.ErrExists)
+		}
+		return nil // created by another process in the meantime
+	case errors.Is(err, errors.ErrUnsupported), errors.Is(err, syscall.EPERM), errors.Is(err, syscall.ENOTSUP):
+		return createInPlace(fs, path, buf, exclusive) // no hard links here
+	case err != nil:
+		return fmt.Errorf("create %s: %w", path, err)
 	}
-	f.Close()
+	if err := vfs.SyncParent(fs, path); err != nil {
+		return fmt.Errorf("create %s: fsync directory: %w", path, err)
+	}
+	return nil
+}
+
+// writeNew creates name (which must not exist) holding b, fsynced.
+func writeNew(fs vfs.FS, name string, b []byte) error {
+	f, err := fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(b, 0)
+	if err == nil {
+		if err = f.Sync(); err != nil {
+			err = fmt.Errorf("fsync %s: %w", name, err)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fs.Remove(name)
+	}
+	return err
+}
+
+// createInPlace is create for file systems without hard links: the name
+// exists, empty, until the header is written.
+func createInPlace(fs vfs.FS, path string, b []byte, exclusive bool) error {
+	err := writeNew(fs, path, b)
+	switch {
+	case errors.Is(err, os.ErrExist) && exclusive:
+		return fmt.Errorf("%s: %w", path, common.ErrExists)
+	case errors.Is(err, os.ErrExist):
+		return nil // created by someone else in the meantime
+	case err != nil:
+		return fmt.Errorf("create %s: %w", path, err)
+	}
 	if err := vfs.SyncParent(fs, path); err != nil {
 		return fmt.Errorf("create %s: fsync directory: %w", path, err)
 	}
@@ -441,6 +503,10 @@ func isNilFile(f interface{ Close() error }) bool {
 	v, ok := f.(vfs.File)
 	return ok && v == nil
 }
+
+// ReadBegins returns how many snapshots began without the gate (fast) and
+// with it (slow).
+func (p *Pager) ReadBegins() (fast, slow int64) { return p.fastBegins.Load(), p.slowBegins.Load() }
 
 // Shm exposes the coordination file (for lock inspection by tools).
 func (p *Pager) Shm() *shm.File { return p.shm }
