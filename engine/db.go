@@ -44,6 +44,9 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if _, err := envCacheSize(); err != nil && cfg.CacheSize == 0 {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	cfg = cfg.withDefaults()
 	if cfg.User == "" {
 		cfg.User = DefaultUser() // the tools' --user / SOMBRA_USER (engine/policy.go)

@@ -22,7 +22,9 @@ import (
 //	  [8:12]    format version
 //	  [12:16]   header size
 //	  [16]      type: 1 full, 2 incremental
-//	  [17]      flags: bit 0 = a logical hash is recorded; bit 1 = sealed:
+//	  [17]      flags: bit 0 = a logical hash is recorded; bit 1 = it is
+//	            the order-independent hash (engine.Tx.LogicalHash), else the
+//	            legacy key-order one (engine.Tx.LegacyLogicalHash); bit 2 = sealed:
 //	            the database is encrypted and every page image but page 0's
 //	            is stored sealed, as in the file (restoring and verifying
 //	            need the key)
@@ -68,7 +70,8 @@ const (
 	recHdrSize    = 16
 	maxParentName = 256
 	flagHash      = 1
-	flagSealed    = 2
+	flagHashV2    = 2
+	flagSealed    = 4
 )
 
 // Type is the kind of a backup.
@@ -112,7 +115,10 @@ type Header struct {
 	Created     time.Time
 	EndTime     time.Time // commit time of EndLSN; zero if unknown
 	LogicalHash string    // hex; empty if not recorded
-	Parent      string    // incremental backups: the parent's name
+	// LegacyHash says LogicalHash is the key-order hash of backups written
+	// before it became order-independent (engine.Tx.LegacyLogicalHash).
+	LegacyHash bool
+	Parent     string // incremental backups: the parent's name
 	// Sealed is set for a backup of an encrypted database: its page
 	// images (but page 0) are sealed with the database's key.
 	Sealed bool
@@ -135,6 +141,9 @@ func (h *Header) Encode() ([]byte, error) {
 			return nil, fmt.Errorf("logical hash %q: %w", h.LogicalHash, common.ErrInvalid)
 		}
 		b[17] |= flagHash
+		if !h.LegacyHash {
+			b[17] |= flagHashV2
+		}
 		copy(b[72:104], raw)
 	}
 	if h.Sealed {
@@ -206,6 +215,7 @@ func DecodeHeader(b []byte) (*Header, error) {
 	}
 	if b[17]&flagHash != 0 {
 		h.LogicalHash = hex.EncodeToString(b[72:104])
+		h.LegacyHash = b[17]&flagHashV2 == 0
 	}
 	h.Sealed = b[17]&flagSealed != 0
 	n := int(le.Uint16(b[18:]))

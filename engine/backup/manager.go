@@ -37,8 +37,12 @@
 // backup falls back to reading every page's LSN sequentially: still a
 // read-only, bounded-memory pass, but proportional to the database size.
 // Result.ChangeSource says which was used ("wal", "wal+changelog", "scan").
-// Recording the logical hash walks the node and edge trees (proportional to
-// the data); Options.NoLogicalHash skips it.
+// A full backup (and an incremental that scans) computes the logical hash
+// in its pass over the pages, which it reads in 1 MiB chunks around the
+// page cache; an incremental that copies only the changed pages walks the
+// node and edge trees for it (proportional to the data).
+// Options.NoLogicalHash skips it. Memory is bounded by the page cache plus
+// a chunk and a bit per page, whatever the file size.
 //
 // # Catalog
 //
@@ -85,8 +89,9 @@ type Options struct {
 	// than fail with ErrNoBase: what a cron script that only ever asks for
 	// incrementals wants on its first run.
 	FullIfNoBase bool
-	// NoLogicalHash skips recording the logical hash (which walks the node
-	// and edge trees); verification then checks structure only.
+	// NoLogicalHash skips recording the logical hash (an incremental
+	// backup that copies only the changed pages walks the node and edge
+	// trees for it); verification then checks structure only.
 	NoLogicalHash bool
 	// NewFileID gives a restored database a new file id, so that it starts
 	// a new history: incremental backups of the old chain, the old WAL

@@ -139,7 +139,11 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 		return fmt.Errorf("trial restore of %s has %d integrity issues (first: %s): %w", name, len(rep.Issues), res.Issues[0], ErrVerifyFailed)
 	}
 	if want := last.hdr.LogicalHash; want != "" {
-		got, err := db.LogicalHash()
+		hash := db.LogicalHash
+		if last.hdr.LegacyHash {
+			hash = db.LegacyLogicalHash
+		}
+		got, err := hash()
 		if err != nil {
 			return fmt.Errorf("trial restore of %s: %w", name, err)
 		}

@@ -1,13 +1,16 @@
 package integrity
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/page"
 )
 
 func build(t *testing.T) string {
@@ -142,5 +145,52 @@ func TestIssueListCutIsReported(t *testing.T) {
 	}
 	if rep.SeverityCounts[Critical] != pages-1 || !rep.HasCorruption() {
 		t.Fatalf("severity counts %v", rep.SeverityCounts)
+	}
+}
+
+// TestAdjacencyMismatchIsNamed alters the other-endpoint value of one
+// adjacency entry on disk (resealing the page, so only the graph check can
+// see it): the streaming check's digests disagree and its detail pass must
+// name the entry and count the edge's entry as missing.
+func TestAdjacencyMismatchIsNamed(t *testing.T) {
+	path := build(t)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	buf := make([]byte, 4096)
+	done := false
+	for id := int64(1); id < st.Size()/4096 && !done; id++ {
+		if _, err := f.ReadAt(buf, id*4096); err != nil {
+			t.Fatal(err)
+		}
+		if page.PageType(buf) != page.TypeLeaf || buf[13] != page.RootAdj+1 || binary.LittleEndian.Uint16(buf[16:]) == 0 {
+			continue
+		}
+		off := int(binary.LittleEndian.Uint16(buf[32:])) // first cell: key len u16, value len u32, key, value
+		kl := int(binary.LittleEndian.Uint16(buf[off:]))
+		buf[off+6+kl+7] ^= 0x5a
+		page.Seal(buf)
+		if _, err := f.WriteAt(buf, id*4096); err != nil {
+			t.Fatal(err)
+		}
+		done = true
+	}
+	if !done {
+		t.Fatal("no adjacency leaf found")
+	}
+	rep, err := Check(path, Options{Full: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var named, missing bool
+	for _, is := range rep.Issues {
+		named = named || is.Kind == "adjacency" && strings.Contains(is.Description, "has no matching edge")
+		missing = missing || is.Kind == "adjacency" && strings.Contains(is.Description, "1 adjacency entries are missing")
+	}
+	if !named || !missing {
+		t.Fatalf("adjacency damage not named: %+v", rep.Issues)
 	}
 }

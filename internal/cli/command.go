@@ -64,6 +64,7 @@ func UseHealthExitCodes(root *cobra.Command) {
 func Main(build func(IOStreams) *cobra.Command) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	limitHeap()
 	cmd := build(System())
 	if err := useKeyFromEnv(); err != nil {
 		PrintError(System(), false, cmd.Name(), err)
