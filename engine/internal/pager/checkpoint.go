@@ -243,6 +243,7 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 	}
 	buf := make([]byte, p.pageSize)
 	var meta *page.Meta
+	var header []byte // page 0's stamped image, written last
 	for _, c := range copies {
 		pg, f := c.pg, c.frame
 		if err := p.readFrameChecked(pg, f, salt, buf); err != nil {
@@ -259,9 +260,23 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 			m.Encode(buf)
 			page.Seal(buf)
 			meta = m
+			header = append([]byte(nil), buf...)
+			continue
 		}
 		if _, err := p.db.WriteAt(buf, int64(pg)*int64(p.pageSize)); err != nil {
 			return false, fmt.Errorf("checkpoint: write %s page %d: %w", p.Path, pg, err)
+		}
+		res.Copied++
+	}
+	if header != nil {
+		// The stamp says "the log up to lastLSN is in this file" (a first
+		// connection trusts it, see restoreProgress): it must not reach the
+		// disk before the pages it covers.
+		if err := p.db.Sync(); err != nil {
+			return false, fmt.Errorf("checkpoint: fsync %s: %w", p.Path, err)
+		}
+		if _, err := p.db.WriteAt(header, 0); err != nil {
+			return false, fmt.Errorf("checkpoint: write %s page 0: %w", p.Path, err)
 		}
 		res.Copied++
 	}

@@ -205,9 +205,11 @@ func (p *Pager) init(opts Options) error {
 	// The first connection (it gets the lock exclusively) does not trust
 	// the checkpoint progress the -shm records: it is not durable state.
 	// The lock is then downgraded to shared in place.
-	if first, err := p.shm.TryLock(shm.LockOpen, true); err != nil {
+	first, err := p.shm.TryLock(shm.LockOpen, true)
+	if err != nil {
 		return err
-	} else if first {
+	}
+	if first {
 		if err := p.shm.ResetProgress(); err != nil {
 			return err
 		}
@@ -241,7 +243,49 @@ func (p *Pager) init(opts Options) error {
 	defer p.unlockGate()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.refreshLocked()
+	if err := p.refreshLocked(); err != nil {
+		return err
+	}
+	if first {
+		return p.restoreProgress(meta.CheckpointLSN)
+	}
+	return nil
+}
+
+// restoreProgress re-derives, for the first connection, the checkpoint
+// progress it did not trust in the -shm: the log's frames up to the last
+// commit at or below the checkpoint LSN stamped in the database file's
+// header are in the file. The stamp is durable only after the pages it
+// covers are (the checkpoint writes page 0 after an fsync of the others).
+// Without this, every tool opening an idle database would report the whole
+// log as pending and the next checkpoint would copy it again. It only ever
+// raises progress for the log it scanned, under the checkpoint lock; if a
+// checkpointer holds that lock it is left to it.
+func (p *Pager) restoreProgress(stamp common.LSN) error {
+	if !p.ix.Valid || stamp == 0 {
+		return nil
+	}
+	n := 0
+	for i, f := range p.ix.Frames[:p.ix.MaxFrame] {
+		if f.LSN > stamp {
+			break
+		}
+		if f.Commit {
+			n = i + 1
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	ok, err := p.shm.TryLock(shm.LockCkpt, true)
+	if err != nil || !ok {
+		return err
+	}
+	defer p.shm.Unlock(shm.LockCkpt)
+	if p.shm.Backfill(p.ix.Header.Salt) >= n {
+		return nil
+	}
+	return p.shm.SetBackfill(p.ix.Header.Salt, n)
 }
 
 // ReadFileHeader reads and validates page 0 of a database file.
