@@ -57,6 +57,8 @@ demo: build
 	@# A second day: the compacted file has a new identity, so the backup chain starts over.
 	PATH="$(CURDIR)/$(BIN):$$PATH" DB_PATH=$(DEMO)/graph.db BACKUP_DIR=$(DEMO)/backups \
 	  LOG_FILE=$(DEMO)/maintenance.log WAL_LIMIT=1048576 FRAG_LIMIT=5 bash scripts/maintenance.sh
+	@# The script is quiet on success (fit for cron); its log tells what it did.
+	cat $(DEMO)/maintenance.log
 	$(BIN)/sombra-info --db $(DEMO)/graph.db
 	$(BIN)/sombra-backup list --dir $(DEMO)/backups
 
