@@ -9,11 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Version is printed by --version. Release builds set it with
-//
-//	-ldflags "-X github.com/sombradb/sombra/internal/cli.Version=v1.2.3"
-var Version = "dev"
-
 // Annotation keys on the root command.
 const (
 	annotHealthCodes = "sombra.cli/health-exit-codes"
@@ -39,10 +34,10 @@ func NewRoot(name, short, long, example string, g *Globals, streams IOStreams) *
 	cmd.SetIn(streams.In)
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
-	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	cmd.SetVersionTemplate("{{sombraVersion .}}") // version.go
 	// Declared here so cobra does not also claim -v, which commands may
 	// want for --verbose; cobra still handles --version itself.
-	cmd.Flags().Bool("version", false, "print the version and exit")
+	cmd.Flags().Bool("version", false, "print the version, commit, build date and Go version (with --json: as JSON) and exit")
 	AddGlobalFlags(cmd, g)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &UsageError{Err: err}
