@@ -80,6 +80,7 @@ func NewVerifyCmd(root *Options, runF func(*VerifyOptions) error) *cobra.Command
 	}
 	cmd.Flags().StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory, when the argument is a bare name")
 	_ = cmd.MarkFlagDirname("dir")
+	cmd.ValidArgsFunction = cli.CompleteBackupNames("dir")
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		opts.Backup = args[0]
 		if runF != nil {
