@@ -48,9 +48,14 @@ fuzz:
 bench:
 	$(GO) test -run XXX -bench . -benchtime 1x ./engine/...
 
-# Sombra against SQLite and bbolt on the same workload (see bench/RESULTS.md).
+# Sombra against SQLite and bbolt on the same workload (see bench/RESULTS.md):
+# 20K/100K and 200K/1M; BIG=1 adds 1M/5M. Each prints per-workload times,
+# peak RSS per phase and the ratios between engines.
 bench-peers:
-	cd bench && $(GO) run ./cmd/graphbench -nodes 200000 -edges 1000000
+	cd bench && $(GO) build -o $(abspath $(BIN))/graphbench ./cmd/graphbench
+	$(abspath $(BIN))/graphbench -nodes 20000 -edges 100000
+	$(abspath $(BIN))/graphbench -nodes 200000 -edges 1000000
+	@if [ -n "$(BIG)" ]; then $(abspath $(BIN))/graphbench -nodes 1000000 -edges 5000000; fi
 
 # The demo: build the tools, generate a sample graph, run the guide's
 # maintenance script on it, then show sombra-info and the backup list.

@@ -187,6 +187,9 @@ func (s *boltStore) BulkLoad(src Source) error {
 	return nil
 }
 
+// EmptyView is DB.View with an empty body.
+func (s *boltStore) EmptyView() error { return s.db.View(func(*bolt.Tx) error { return nil }) }
+
 func (s *boltStore) GetNode(id int64) (bool, error) {
 	var found bool
 	err := s.db.View(func(tx *bolt.Tx) error {

@@ -150,9 +150,7 @@ func (s *sombraStore) FullIterate() (int, error) {
 func (s *sombraStore) Neighbors1Hop(id int64) (int, error) {
 	var n int
 	err := s.db.View(func(tx *engine.Tx) error {
-		ns, err := tx.Neighbors(engine.NodeID(id))
-		n = len(ns)
-		return err
+		return tx.NeighborsFunc(engine.NodeID(id), func(engine.NodeID) bool { n++; return true })
 	})
 	return n, err
 }
@@ -162,16 +160,15 @@ func (s *sombraStore) Neighbors2Hop(id int64) (int, error) {
 	err := s.db.View(func(tx *engine.Tx) error {
 		var err error
 		n, err = twoHop(id, func(id int64, visit func(int64)) error {
-			ns, err := tx.Neighbors(engine.NodeID(id))
-			for _, x := range ns {
-				visit(int64(x))
-			}
-			return err
+			return tx.NeighborsFunc(engine.NodeID(id), func(x engine.NodeID) bool { visit(int64(x)); return true })
 		})
 		return err
 	})
 	return n, err
 }
+
+// EmptyView is db.View with an empty body.
+func (s *sombraStore) EmptyView() error { return s.db.View(func(*engine.Tx) error { return nil }) }
 
 func (s *sombraStore) DurableSingleCommit() error {
 	tx, err := s.db.BeginTransaction()

@@ -139,6 +139,19 @@ func (s *sqliteStore) BulkLoad(src Source) error {
 	return nil
 }
 
+// EmptyView runs the cheapest statement that opens a read transaction on
+// the database (SQLite defers it to the first statement that reads a
+// table): a lookup of node 0, which does not exist, so one root-to-leaf
+// descent of the primary key is included.
+func (s *sqliteStore) EmptyView() error {
+	var label string
+	var props []byte
+	if err := s.get.QueryRow(int64(0)).Scan(&label, &props); err != nil && err != sql.ErrNoRows {
+		return err
+	}
+	return nil
+}
+
 func (s *sqliteStore) GetNode(id int64) (bool, error) {
 	var label string
 	var props []byte

@@ -62,6 +62,12 @@ type Store interface {
 	Close() error
 }
 
+// EmptyViewer is implemented by stores that can begin and end a read
+// transaction that reads nothing: the fixed cost every read pays.
+type EmptyViewer interface {
+	EmptyView() error
+}
+
 // Options configures stores.
 type Options struct {
 	// CacheBytes is the page cache size for engines that have one

@@ -16,3 +16,6 @@ func PeakRSSKiB() (int64, error) { return 0, errors.New("peak RSS: not supported
 func FSType(string) string { return "" }
 
 func diskUsage(info os.FileInfo) int64 { return info.Size() }
+
+// ResetPeakRSS is only implemented on Linux.
+func ResetPeakRSS() {}

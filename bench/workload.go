@@ -16,6 +16,7 @@ import (
 // Workload names, in the order RunEngine runs them.
 const (
 	WBulkInsert    = "bulk_insert"
+	WEmptyView     = "empty_view"
 	WGetNode       = "get_node"
 	WRangeScan     = "range_scan"
 	WFullIterate   = "full_iterate"
@@ -30,7 +31,7 @@ const (
 )
 
 // Workloads lists every workload name in run order.
-var Workloads = []string{WBulkInsert, WGetNode, WRangeScan, WFullIterate, WNeighbors1Hop,
+var Workloads = []string{WBulkInsert, WEmptyView, WGetNode, WRangeScan, WFullIterate, WNeighbors1Hop,
 	WNeighbors2Hop, WFsync, WDurableCommit, WGroupCommit}
 
 // CheckedWorkloads are the read workloads whose Check must agree across engines.
@@ -46,6 +47,7 @@ type Config struct {
 	// bulk load always runs since the other workloads need its data.
 	Only map[string]bool
 
+	ViewOps    int // empty read transactions
 	GetOps     int // point reads
 	RangeOps   int // range scans
 	RangeWidth int // ids per range scan
@@ -67,6 +69,7 @@ type Config struct {
 func DefaultConfig(spec gengraph.Spec) Config {
 	return Config{
 		Spec:          spec,
+		ViewOps:       200_000,
 		GetOps:        100_000,
 		RangeOps:      1_000,
 		RangeWidth:    1_000,
@@ -91,6 +94,9 @@ type Result struct {
 	// Check is a workload-specific total (nodes found, ids scanned,
 	// neighbours counted) that must match across engines.
 	Check int64 `json:"check"`
+	// PeakRSSKiB is the process's peak resident set size during this
+	// workload alone (0: unknown); see ResetPeakRSS.
+	PeakRSSKiB int64 `json:"phase_peak_rss_kib,omitempty"`
 }
 
 // NsPerOp returns the mean time per operation.
@@ -116,14 +122,23 @@ func (c Config) want(w string) bool { return len(c.Only) == 0 || c.Only[w] }
 // skipped. It returns the disk usage of dir right after the bulk load.
 func RunEngine(name string, s Store, dir string, cfg Config, report func(Result)) (diskBytes int64, err error) {
 	nodes, edges := int64(cfg.Spec.Nodes), int64(cfg.Spec.Edges)
+	// Each workload's peak RSS is its own: the kernel's high-water mark is
+	// reset before it and read after it.
+	phaseRSS := func(r Result) Result {
+		r.PeakRSSKiB, _ = PeakRSSKiB()
+		ResetPeakRSS()
+		return r
+	}
+	ResetPeakRSS()
 	t0 := time.Now()
 	if err := s.BulkLoad(SpecSource(cfg.Spec)); err != nil {
 		return 0, fmt.Errorf("%s: bulk load: %w", name, err)
 	}
 	el := time.Since(t0)
 	if cfg.want(WBulkInsert) {
-		report(Result{Engine: name, Workload: WBulkInsert, Ops: nodes + edges, Nanos: el.Nanoseconds(), Check: nodes + edges})
+		report(phaseRSS(Result{Engine: name, Workload: WBulkInsert, Ops: nodes + edges, Nanos: el.Nanoseconds(), Check: nodes + edges}))
 	}
+	ResetPeakRSS()
 	diskBytes, _ = DirSize(dir)
 
 	run := func(w string, ops int, fn func(i int) (int, error)) error {
@@ -142,7 +157,7 @@ func RunEngine(name string, s Store, dir string, cfg Config, report func(Result)
 			}
 			check += int64(c)
 		}
-		report(Result{Engine: name, Workload: w, Ops: int64(ops), Nanos: time.Since(t0).Nanoseconds(), Check: check})
+		report(phaseRSS(Result{Engine: name, Workload: w, Ops: int64(ops), Nanos: time.Since(t0).Nanoseconds(), Check: check}))
 		return nil
 	}
 	// randomIDs draws the same query ids for every engine.
@@ -161,6 +176,11 @@ func RunEngine(name string, s Store, dir string, cfg Config, report func(Result)
 		return 0
 	}
 
+	if ev, ok := s.(EmptyViewer); ok {
+		if err := run(WEmptyView, cfg.ViewOps, func(int) (int, error) { return 1, ev.EmptyView() }); err != nil {
+			return diskBytes, err
+		}
+	}
 	if nodes > 0 {
 		ids := randomIDs(1, cfg.GetOps, nodes)
 		if err := run(WGetNode, len(ids), func(i int) (int, error) {

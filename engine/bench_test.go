@@ -309,3 +309,77 @@ func BenchmarkBulkInsert(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "nodes/s")
 }
+
+// BenchmarkEmptyView is the fixed cost of a read transaction: db.View with
+// an empty body (issue 8: no system call in the steady state).
+func BenchmarkEmptyView(b *testing.B) {
+	path := buildBench(b, 1000, 0)
+	db := openBench(b, path)
+	noop := func(*Tx) error { return nil }
+	if err := db.View(noop); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := db.View(noop); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDBGetNode is db.GetNode outside an explicit transaction, as an
+// application calls it: one read transaction per lookup.
+func BenchmarkDBGetNode(b *testing.B) {
+	const n = 200_000
+	path := buildBench(b, n, 0)
+	b.Run("warm", func(b *testing.B) {
+		db := openBench(b, path)
+		if err := db.View(func(tx *Tx) error { warm(b, tx); return nil }); err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			id := NodeID(1 + rng.IntN(n))
+			nd, err := db.GetNode(id)
+			if err != nil || nd.ID != id {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkTwoHopFunc is the bench/ 2-hop workload through the public API:
+// one db.View per query, NeighborsFunc for both hops, a map of distinct
+// second-hop nodes.
+func BenchmarkTwoHopFunc(b *testing.B) {
+	const n, deg = 20_000, 5
+	path := buildBench(b, n, deg)
+	db := openBench(b, path)
+	rng := rand.New(rand.NewPCG(7, 8))
+	seen := make(map[NodeID]struct{}, 256)
+	var first []NodeID
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		start := NodeID(1 + rng.IntN(n))
+		clear(seen)
+		first = first[:0]
+		err := db.View(func(tx *Tx) error {
+			if err := tx.NeighborsFunc(start, func(x NodeID) bool { first = append(first, x); return true }); err != nil {
+				return err
+			}
+			for _, f := range first {
+				if err := tx.NeighborsFunc(f, func(x NodeID) bool { seen[x] = struct{}{}; return true }); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -65,6 +65,13 @@ func (db *DB) CheckpointWithMode(mode CheckpointMode) (CheckpointResult, error) 
 		db.log.Warn("checkpoint failed", "mode", mode.String(), "err", err)
 		return res, fmt.Errorf("checkpoint (%s): %w", mode, err)
 	}
+	if res.CheckpointLSN == 0 {
+		// Nothing new was copied (an earlier checkpoint already had):
+		// report the LSN the file holds, as CheckpointStatus does, not 0.
+		if m, err := db.p.FileMeta(); err == nil {
+			res.CheckpointLSN = uint64(m.CheckpointLSN)
+		}
+	}
 	db.log.Info("checkpoint", "mode", mode.String(), "frames", r.WALFrames, "checkpointed", r.Checkpointed,
 		"pages", r.Copied, "duration_ms", r.Duration.Milliseconds())
 	return res, nil

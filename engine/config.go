@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -10,7 +11,9 @@ import (
 // Config tunes a database connection. The zero value of a field means its
 // default (see DefaultConfig).
 type Config struct {
-	// PageSize is used when the file is created (default 4096).
+	// PageSize is used when the file is created (default 4096): a power of
+	// two from 1024 to 65536; anything else fails with ErrInvalid before a
+	// file is created.
 	PageSize int
 	// CacheSize is the page cache budget in bytes (default 64 MiB).
 	CacheSize int64
@@ -67,4 +70,14 @@ func (c Config) withDefaults() Config {
 		c.FS = vfs.OS
 	}
 	return c
+}
+
+// validate rejects settings that cannot work before anything is created:
+// a file created with an impossible page size would be refused by every
+// later open as corrupt.
+func (c Config) validate() error {
+	if ps := c.PageSize; ps != 0 && (ps < 1024 || ps > 65536 || ps&(ps-1) != 0) {
+		return fmt.Errorf("page size %d (Config.PageSize): must be a power of two from 1024 to 65536: %w", ps, ErrInvalid)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/btree"
@@ -21,6 +22,8 @@ type DB struct {
 	sec     dbSec      // access control and audit hooks (engine/access.go)
 	ext     extensions // optional hooks: close hooks, tracer, log tap (engine/hooks.go)
 
+	meta atomic.Pointer[metaMemo] // last decoded header page (readMeta)
+
 	mu     sync.Mutex
 	closed bool
 }
@@ -36,6 +39,9 @@ func Create(path string) (*DB, error) { return open(path, Config{}, true) }
 func OpenWithConfig(path string, cfg Config) (*DB, error) { return open(path, cfg, false) }
 
 func open(path string, cfg Config, exclusive bool) (*DB, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	cfg = cfg.withDefaults()
 	cipher, err := pagerCipher(cfg.Encryption)
 	if err != nil {
@@ -162,13 +168,41 @@ func (db *DB) BeginReadTransaction() (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin read transaction: %w", err)
 	}
-	m, err := s.Meta()
+	m, err := db.readMeta(s)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	db.metrics.reads.Add(1)
-	return &Tx{db: db, snap: s, meta: m, begun: time.Now(), sec: db.newTxSec()}, nil // sec: engine/access.go
+	// begun is only used to report slow commits, so a read transaction
+	// does not read the clock.
+	return &Tx{db: db, snap: s, meta: m, sec: db.newTxSec()}, nil // sec: engine/access.go
+}
+
+// metaMemo is page 0 decoded, with the image it was decoded from.
+type metaMemo struct {
+	img  *byte // &image[0]: cached page images are immutable
+	meta *page.Meta
+}
+
+// readMeta decodes the header page the snapshot sees, reusing the last
+// decoding when the snapshot gets the very same cached image (the common
+// case: page 0 changes only with a commit or a checkpoint). Read
+// transactions never modify their meta, so it can be shared.
+func (db *DB) readMeta(s *pager.Snapshot) (*page.Meta, error) {
+	b, err := s.Page(0)
+	if err != nil {
+		return nil, err
+	}
+	if mm := db.meta.Load(); mm != nil && len(b) > 0 && mm.img == &b[0] {
+		return mm.meta, nil
+	}
+	m, err := page.DecodeMeta(b)
+	if err != nil {
+		return nil, &CorruptionError{Path: db.p.Path, Page: 0, Offset: 0, Reason: err.Error()}
+	}
+	db.meta.Store(&metaMemo{img: &b[0], meta: m})
+	return m, nil
 }
 
 // View runs fn in a read transaction.

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"strings"
 
 	"github.com/sombradb/sombra/engine/internal/btree"
@@ -374,8 +375,48 @@ func (tx *Tx) updateProperty(id NodeID, key string, v *PropertyValue) (err error
 }
 
 func (tx *Tx) adjacent(dir byte, id NodeID, fn func(e EdgeID, other NodeID)) error {
+	return tx.adjacentFunc(dir, id, func(e EdgeID, n NodeID) bool { fn(e, n); return true })
+}
+
+// adjacentFunc calls fn for the node's adjacency entries in one direction,
+// in edge id order, until fn returns false. The entries of a node and
+// direction are one contiguous run of the adjacency tree ('o'|'i', node,
+// edge), so this is one descent and a walk along a leaf or two. It
+// allocates nothing (the cursor comes from a pool).
+func (tx *Tx) adjacentFunc(dir byte, id NodeID, fn func(e EdgeID, other NodeID) bool) error {
 	if err := tx.check(false); err != nil {
 		return err
+	}
+	var prefix [9]byte
+	prefix[0] = dir
+	binary.BigEndian.PutUint64(prefix[1:], uint64(id))
+	c := btree.GetCursor(tx.reader(), tx.meta.Roots[page.RootAdj])
+	defer btree.PutCursor(c)
+	found := false
+	for ok := c.Seek(prefix[:]); ok; ok = c.Next() {
+		k := c.Key()
+		if len(k) < 9 || [9]byte(k[:9]) != prefix {
+			break
+		}
+		v, err := c.Value()
+		if err != nil {
+			return tx.db.annotate(err)
+		}
+		if len(k) != 17 || len(v) != 8 {
+			return &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: "malformed adjacency entry"}
+		}
+		found = true
+		if !fn(EdgeID(binary.BigEndian.Uint64(k[9:])), NodeID(binary.BigEndian.Uint64(v))) {
+			return nil
+		}
+	}
+	if err := c.Err(); err != nil {
+		return tx.db.annotate(err)
+	}
+	if found {
+		// An adjacency entry exists only while both endpoints do, so the
+		// node's existence needs no second descent.
+		return nil
 	}
 	ok, err := tx.NodeExists(id)
 	if err != nil {
@@ -384,14 +425,40 @@ func (tx *Tx) adjacent(dir byte, id NodeID, fn func(e EdgeID, other NodeID)) err
 	if !ok {
 		return fmt.Errorf("node %d: %w", id, ErrNotFound)
 	}
-	prefix := adjKey(dir, id, 0)[:9]
-	return tx.scan(page.RootAdj, prefix, func(k, v []byte) (bool, error) {
-		if len(k) != 17 || len(v) != 8 {
-			return false, &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: "malformed adjacency entry"}
+	return nil
+}
+
+// NeighborsFunc calls fn with the target of each of the node's outgoing
+// edges (one call per edge, in edge id order) until fn returns false. It is
+// Neighbors without the slice: it allocates nothing, so a traversal can
+// keep its own visited set and frontier. fn may call tx's read methods
+// (NeighborsFunc again, for a second hop).
+func (tx *Tx) NeighborsFunc(id NodeID, fn func(NodeID) bool) error {
+	return tx.adjacentFunc('o', id, func(_ EdgeID, n NodeID) bool { return fn(n) })
+}
+
+// IncomingNeighborsFunc is NeighborsFunc for incoming edges (fn gets the
+// sources).
+func (tx *Tx) IncomingNeighborsFunc(id NodeID, fn func(NodeID) bool) error {
+	return tx.adjacentFunc('i', id, func(_ EdgeID, n NodeID) bool { return fn(n) })
+}
+
+// NeighborSeq is NeighborsFunc as an iterator: for n, err := range
+// tx.NeighborSeq(id). An error is yielded once, last.
+func (tx *Tx) NeighborSeq(id NodeID) iter.Seq2[NodeID, error] {
+	return func(yield func(NodeID, error) bool) {
+		stopped := false
+		err := tx.NeighborsFunc(id, func(n NodeID) bool {
+			if !yield(n, nil) {
+				stopped = true
+				return false
+			}
+			return true
+		})
+		if err != nil && !stopped {
+			yield(0, err)
 		}
-		fn(EdgeID(binary.BigEndian.Uint64(k[9:])), NodeID(binary.BigEndian.Uint64(v)))
-		return true, nil
-	})
+	}
 }
 
 // Neighbors returns the targets of a node's outgoing edges (one entry per

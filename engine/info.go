@@ -17,26 +17,29 @@ type LabelCount struct {
 // reads only the header, the WAL index and the catalog, so it is cheap
 // whatever the database size.
 type Info struct {
-	Path                  string       `json:"path"`
-	FormatVersion         uint32       `json:"format_version"`
-	PageSize              int          `json:"page_size"`
-	FileSize              int64        `json:"file_size"`
-	PageCount             uint64       `json:"page_count"`
-	FreePages             uint64       `json:"free_pages"`
-	FragmentationPercent  float64      `json:"fragmentation_percent"`
-	ReclaimableBytes      int64        `json:"reclaimable_bytes"`
-	WALSize               int64        `json:"wal_size"`
-	WALFrames             int          `json:"wal_frames"`
-	WALFramesCheckpointed int          `json:"wal_frames_checkpointed"`
-	LSN                   uint64       `json:"lsn"`
-	LastCheckpointLSN     uint64       `json:"last_checkpoint_lsn"`
-	LastCheckpoint        *time.Time   `json:"last_checkpoint"`
-	Created               time.Time    `json:"created"`
-	NodeCount             uint64       `json:"node_count"`
-	EdgeCount             uint64       `json:"edge_count"`
-	Labels                []LabelCount `json:"labels"`
-	EdgeLabels            []LabelCount `json:"edge_labels"`
-	PropertyIndexes       []string     `json:"property_indexes"`
+	Path                  string     `json:"path"`
+	FormatVersion         uint32     `json:"format_version"`
+	PageSize              int        `json:"page_size"`
+	FileSize              int64      `json:"file_size"`
+	PageCount             uint64     `json:"page_count"`
+	FreePages             uint64     `json:"free_pages"`
+	FragmentationPercent  float64    `json:"fragmentation_percent"`
+	ReclaimableBytes      int64      `json:"reclaimable_bytes"`
+	WALSize               int64      `json:"wal_size"`
+	WALFrames             int        `json:"wal_frames"`
+	WALFramesCheckpointed int        `json:"wal_frames_checkpointed"`
+	LSN                   uint64     `json:"lsn"`
+	LastCheckpointLSN     uint64     `json:"last_checkpoint_lsn"`
+	LastCheckpoint        *time.Time `json:"last_checkpoint"`
+	// OldestPendingCommit is the commit time of the oldest transaction
+	// still waiting in the WAL for a checkpoint (nil when none waits).
+	OldestPendingCommit *time.Time   `json:"oldest_pending_commit"`
+	Created             time.Time    `json:"created"`
+	NodeCount           uint64       `json:"node_count"`
+	EdgeCount           uint64       `json:"edge_count"`
+	Labels              []LabelCount `json:"labels"`
+	EdgeLabels          []LabelCount `json:"edge_labels"`
+	PropertyIndexes     []string     `json:"property_indexes"`
 }
 
 // Info gathers the summary as of the latest commit.
@@ -81,6 +84,10 @@ func (db *DB) Info() (Info, error) {
 		return out, err
 	}
 	out.WALSize, out.WALFrames, out.WALFramesCheckpointed = st.Size, st.Frames, st.Backfilled
+	if st.OldestPendingTS != 0 {
+		t := time.Unix(0, st.OldestPendingTS).UTC()
+		out.OldestPendingCommit = &t
+	}
 	if fm, err := db.p.FileMeta(); err == nil {
 		out.LastCheckpointLSN = uint64(fm.CheckpointLSN)
 		if t := fm.CheckpointAt(); !t.IsZero() {

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/procs"
 	"github.com/sombradb/sombra/engine/internal/shm"
 	"github.com/sombradb/sombra/engine/vfs"
 )
@@ -40,7 +42,15 @@ type LockState struct {
 	// appears once per connection that is reading; connections between
 	// reads are not listed).
 	ReaderPIDs []int `json:"reader_pids"`
+	// Open lists the live processes that have the database open, idle or
+	// not, with their command names (from /proc: processes of other users
+	// may be missing). The caller's own process is listed when it has a
+	// connection open.
+	Open []Process `json:"open"`
 }
+
+// Process is a live process named in a lock report or a *BusyError.
+type Process = common.Holder
 
 // LockState reports who holds the database's locks. It only inspects them
 // (it takes no lock), so it is safe whatever this or any other connection
@@ -111,6 +121,10 @@ func ReadLockState(path string) (LockState, error) {
 		return st, err
 	}
 	st.Writer.PID, st.Checkpointer.PID, st.Exclusive.PID = u64(shm.OffWriter), u64(shm.OffCkpt), u64(shm.OffExcl)
+	st.Open = []Process{}
+	if st.InUse {
+		st.Open = append(st.Open, procs.LockHolders(f, shm.LockOpen, true)...)
+	}
 	for i := 0; i < shm.Slots; i++ {
 		held, err := probe(shm.SlotLock(i), false)
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,9 +50,18 @@ func TestMultiprocChild(t *testing.T) {
 		if err != nil {
 			childFail("open: %v", err)
 		}
+		// A first read takes the connection's read slot under the gate; the
+		// held snapshot then begins on the fast path (no lock), which is
+		// what the checkpoints and restarts of the parent must respect.
+		if err := db.View(func(*Tx) error { return nil }); err != nil {
+			childFail("first read: %v", err)
+		}
 		tx, err := db.BeginReadTransaction()
 		if err != nil {
 			childFail("begin read: %v", err)
+		}
+		if fast, _ := db.p.ReadBegins(); fast != 1 {
+			childFail("the held snapshot did not begin on the fast path (%d fast begins)", fast)
 		}
 		dump := func() string {
 			s, err := txDump(tx)
@@ -69,6 +80,86 @@ func TestMultiprocChild(t *testing.T) {
 				tx.Rollback()
 				db.Close()
 				return
+			}
+		}
+	case "mp-fast-reader":
+		// Short read transactions as fast as possible, each checked for a
+		// consistent prefix of the parent's mpWriterTx commits, while the
+		// parent commits and checkpoints in every mode.
+		db, err := OpenWithConfig(path, Config{CacheSize: 1}) // re-reads hit the files
+		if err != nil {
+			childFail("open: %v", err)
+		}
+		stop := make(chan struct{})
+		go func() { childReadLine(); close(stop) }()
+		childSay("READY")
+		var last int64
+		reads := 0
+		for {
+			select {
+			case <-stop:
+				fast, slow := db.p.ReadBegins()
+				db.Close()
+				childSay("STOPPED %d %d %d %d", reads, fast, slow, last)
+				return
+			default:
+			}
+			err := db.View(func(tx *Tx) error {
+				n, err := mpCheck(tx)
+				if err != nil {
+					return err
+				}
+				if n < last {
+					return fmt.Errorf("went back in time: %d transactions after seeing %d", n, last)
+				}
+				last = n
+				if reads%3 == 0 {
+					// hold the snapshot across the parent's checkpoints
+					time.Sleep(time.Millisecond)
+					if n2, err := mpCheck(tx); err != nil || n2 != n {
+						return fmt.Errorf("snapshot moved from %d to %d (%v)", n, n2, err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				childFail("read %d: %v", reads, err)
+			}
+			reads++
+		}
+	case "mp-views":
+		// SOMBRA_CHILD_VIEWS empty read transactions, then exit.
+		db, err := OpenWithConfig(path, Config{})
+		if err != nil {
+			childFail("open: %v", err)
+		}
+		n, _ := strconv.Atoi(os.Getenv("SOMBRA_CHILD_VIEWS"))
+		for i := 0; i < n; i++ {
+			if err := db.View(func(tx *Tx) error { _, err := tx.GetNode(1); return err }); err != nil {
+				childFail("view: %v", err)
+			}
+		}
+		db.Close()
+		childSay("DONE")
+	case "mp-writer-only":
+		// Commits without checkpointing (the parent checkpoints).
+		db, err := OpenWithConfig(path, Config{WALAutoCheckpoint: -1, BusyTimeout: 5 * time.Second})
+		if err != nil {
+			childFail("open: %v", err)
+		}
+		stop := make(chan struct{})
+		go func() { childReadLine(); close(stop) }()
+		childSay("READY")
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				db.Close()
+				childSay("STOPPED %d", i)
+				return
+			default:
+			}
+			if err := db.Update(mpWriterTx); err != nil {
+				childFail("commit: %v", err)
 			}
 		}
 	case "mp-writer":
@@ -418,4 +509,142 @@ func TestMultiprocConsistentReads(t *testing.T) {
 		t.Fatal(final)
 	}
 	t.Logf("%d consistent reads, %d checkpoints, %d transactions seen", reads, ckpts, last)
+}
+
+// TestMultiprocFastReadersAcrossCheckpoints runs a reader process whose
+// read transactions mostly begin without a lock (the log is quiet between
+// the parent's commits) while the parent commits and runs every checkpoint
+// mode, restarts and truncations of the log included. Every snapshot the
+// child takes must be a consistent prefix that holds still; a checkpoint
+// that copied frames past a fast reader's published mark, or a restart
+// under it, shows up as a partial transaction or a moved snapshot.
+func TestMultiprocFastReadersAcrossCheckpoints(t *testing.T) {
+	path := tempDB(t)
+	db := mustOpen(t, path, Config{BusyTimeout: 20 * time.Millisecond, WALAutoCheckpoint: -1})
+	defer db.Close()
+	if err := db.Update(mpWriterTx); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, "TestMultiprocChild", "mp-fast-reader", "SOMBRA_CHILD_DB="+path)
+	defer c.kill()
+	c.expect("READY", 30*time.Second)
+	modes := []CheckpointMode{CheckpointPassive, CheckpointFull, CheckpointRestart, CheckpointTruncate}
+	restarts := 0
+	deadline := time.Now().Add(2 * time.Second)
+	for i := 0; time.Now().Before(deadline) || i < 40; i++ {
+		select {
+		case <-c.eof:
+			t.Fatalf("reader exited: child said %q\nstderr:\n%s", c.drain(), c.stderr.String())
+		default:
+		}
+		if err := db.Update(mpWriterTx); err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; k < 4; k++ {
+			res, err := db.CheckpointWithMode(modes[(i+k)%4])
+			if err != nil && !errors.Is(err, ErrBusy) {
+				t.Fatalf("checkpoint %s: %v", modes[(i+k)%4], err)
+			}
+			if res.WALRestarted {
+				restarts++
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	c.send("STOP")
+	line := c.expect("STOPPED", 30*time.Second)
+	c.wait(10 * time.Second)
+	var reads, fast, slow, last int64
+	if _, err := fmt.Sscanf(line, "%d %d %d %d", &reads, &fast, &slow, &last); err != nil {
+		t.Fatalf("child said %q: %v", line, err)
+	}
+	t.Logf("child: %d reads (%d fast, %d slow), saw %d transactions; parent: %d restarts", reads, fast, slow, last, restarts)
+	if fast < reads/4 || slow == 0 {
+		t.Fatalf("the test did not exercise both paths: %d fast and %d slow begins of %d", fast, slow, reads)
+	}
+	if restarts == 0 {
+		t.Fatal("no checkpoint restarted the log")
+	}
+}
+
+// TestMultiprocCheckpointCopiesFramesReaderHasNotSeen widens, with strace,
+// the moment between a writer putting its frames in the log and bumping the
+// shared change counter (every pwrite of the writer process returns 3 ms
+// late). A checkpointer in a third process sees and copies those frames;
+// a reader whose view of the log predates them must still get consistent
+// snapshots, whether it begins on the fast path (the reader fence) or under
+// the gate (which refreshes the log even when the counter did not move).
+func TestMultiprocCheckpointCopiesFramesReaderHasNotSeen(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Skip("strace not installed")
+	}
+	path := tempDB(t)
+	db := mustOpen(t, path, Config{BusyTimeout: 20 * time.Millisecond, WALAutoCheckpoint: -1})
+	defer db.Close()
+	if err := db.Update(mpWriterTx); err != nil {
+		t.Fatal(err)
+	}
+	w := startChildWrapped(t, []string{"strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=pwrite64", "-e", "inject=pwrite64:delay_exit=3000"},
+		"TestMultiprocChild", "mp-writer-only", "SOMBRA_CHILD_DB="+path)
+	defer w.kill()
+	w.expect("READY", 30*time.Second)
+	r := startChild(t, "TestMultiprocChild", "mp-fast-reader", "SOMBRA_CHILD_DB="+path)
+	defer r.kill()
+	r.expect("READY", 30*time.Second)
+	ckpts := 0
+	for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline); {
+		select {
+		case <-r.eof:
+			t.Fatalf("reader exited: child said %q\nstderr:\n%s", r.drain(), r.stderr.String())
+		case <-w.eof:
+			t.Fatalf("writer exited: child said %q\nstderr:\n%s", w.drain(), w.stderr.String())
+		default:
+		}
+		if _, err := db.CheckpointWithMode(CheckpointPassive); err != nil {
+			t.Fatalf("checkpoint: %v", err)
+		}
+		ckpts++
+	}
+	w.send("STOP")
+	w.expect("STOPPED", 30*time.Second)
+	r.send("STOP")
+	line := r.expect("STOPPED", 30*time.Second)
+	t.Logf("%d checkpoints; reader: %s", ckpts, line)
+	w.wait(10 * time.Second)
+	r.wait(10 * time.Second)
+}
+
+// TestReadTransactionsMakeNoSystemCalls counts, with strace, the file
+// system calls of a process doing 10 read transactions and of one doing
+// 2010: in the steady state a read transaction (with a warm cache) makes
+// none, so the difference must be ~0, where before there were two gate
+// fcntl locks and two getpid per transaction.
+func TestReadTransactionsMakeNoSystemCalls(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Skip("strace not installed")
+	}
+	path := tempDB(t)
+	db := mustOpen(t, path, Config{})
+	if err := db.Update(func(tx *Tx) error { return batch(tx, "A", 10) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	count := func(views int) int {
+		out := filepath.Join(t.TempDir(), "strace.out")
+		c := startChildWrapped(t, []string{"strace", "-f", "-qq", "-o", out, "-e", "trace=fcntl,getpid,pread64,pwrite64,fstat,newfstatat,statx,flock"},
+			"TestMultiprocChild", "mp-views", "SOMBRA_CHILD_DB="+path, "SOMBRA_CHILD_VIEWS="+strconv.Itoa(views))
+		defer c.kill()
+		c.expect("DONE", 60*time.Second)
+		c.wait(30 * time.Second)
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b), "\n")
+	}
+	few, many := count(10), count(2010)
+	t.Logf("system calls: %d with 10 read transactions, %d with 2010", few, many)
+	if many-few > 20 {
+		t.Fatalf("2000 more read transactions made %d more system calls", many-few)
+	}
 }

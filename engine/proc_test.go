@@ -63,7 +63,15 @@ func (s *syncBuffer) String() string {
 // and the extra environment.
 func startChild(t testing.TB, childTest, mode string, env ...string) *childProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+childTest+"$", "-test.count=1", "-test.timeout=2m")
+	return startChildWrapped(t, nil, childTest, mode, env...)
+}
+
+// startChildWrapped is startChild with the child run under a wrapper
+// command (strace with fault or delay injection, for one).
+func startChildWrapped(t testing.TB, wrap []string, childTest, mode string, env ...string) *childProc {
+	t.Helper()
+	argv := append(append([]string(nil), wrap...), os.Args[0], "-test.run=^"+childTest+"$", "-test.count=1", "-test.timeout=2m")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), childEnv+"="+mode)
 	cmd.Env = append(cmd.Env, env...)
 	c := &childProc{t: t, cmd: cmd, lines: make(chan string, 1<<16), eof: make(chan struct{}), stderr: &syncBuffer{}}

@@ -142,6 +142,9 @@ func (tx *Tx) del(root int, k []byte) error {
 // annotate fills in the file name of corruption errors raised below the
 // pager (the tree knows pages, not paths).
 func (db *DB) annotate(err error) error {
+	if err == nil {
+		return nil // before errors.As, whose target would escape: one allocation per call
+	}
 	var ce *common.CorruptionError
 	if errors.As(err, &ce) && ce.Path == "" {
 		ce.Path = db.p.Path

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # backup.sh - Daily backup script (the operations guide's, made fit for cron).
 # Full backup on Sunday (or when the directory has none yet), incremental
-# otherwise; backups older than KEEP_DAYS are pruned (never breaking a chain);
-# the new backup is verified (checksums, chain, trial restore).
+# otherwise; the new backup is verified (checksums, chain, trial restore);
+# backups older than KEEP_DAYS are pruned, whole chains kept.
 #
 # Cron mails whatever a job prints, so the script prints nothing on success.
 # Every step's output and every failure reason go to LOG_FILE; on failure one
@@ -25,8 +25,8 @@
 #   3   another backup.sh run holds LOCK_FILE (nothing was done)
 #   10  setup: cannot write LOG_FILE, create BACKUP_DIR or open LOCK_FILE
 #   11  the backup failed
-#   12  pruning old backups failed (the new backup exists and is unverified)
-#   13  the new backup failed verification
+#   12  pruning old backups failed (the new backup exists and verified)
+#   13  the new backup failed verification (nothing was pruned)
 set -u -o pipefail
 
 BACKUP_DIR="${BACKUP_DIR:-/backups/sombra}"
@@ -82,12 +82,15 @@ log "starting $TYPE backup of $DB_PATH to $OUT.backup"
 sombra-backup --type "$TYPE" --full-if-no-base --input "$DB_PATH" --output "$OUT" >>"$LOG_FILE" 2>&1 \
   || fail backup 11 "$TYPE backup of $DB_PATH failed (exit $?)"
 
-# Retention: prune deletes backups older than KEEP_DAYS but never a base
-# that a kept incremental needs (find -mtime -delete would break chains).
-sombra-backup prune --dir "$BACKUP_DIR" --keep-days "$KEEP_DAYS" >>"$LOG_FILE" 2>&1 \
-  || fail prune 12 "prune --keep-days $KEEP_DAYS in $BACKUP_DIR failed (exit $?)"
-
+# Verify before pruning: nothing old goes while the new backup is unproven.
 sombra-backup verify "$OUT.backup" >>"$LOG_FILE" 2>&1 \
   || fail verify 13 "verification of $OUT.backup failed (exit $?)"
+
+# Retention: delete backups older than KEEP_DAYS days, but never a base that
+# a kept incremental needs (prune keeps whole chains; `find -mtime -delete`
+# would remove the full backup under today's incremental), along with WAL
+# archive segments no kept backup can use and temporary files of killed runs.
+sombra-backup prune --dir "$BACKUP_DIR" --keep-days "$KEEP_DAYS" >>"$LOG_FILE" 2>&1 \
+  || fail prune 12 "prune --keep-days $KEEP_DAYS in $BACKUP_DIR failed (exit $?)"
 
 log "backup $OUT.backup created and verified"

@@ -2,10 +2,12 @@ package backup
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -383,9 +385,19 @@ func TestBrokenChainAfterDelete(t *testing.T) {
 	if _, err := m.VerifyBackup("inc2"); !errors.Is(err, ErrBrokenChain) {
 		t.Fatalf("verify: %v", err)
 	}
-	// An incremental is never based on a broken chain.
-	if _, err := m.CreateIncrementalBackup("inc3"); !errors.Is(err, ErrNoBase) {
+	// An incremental is never based on a broken chain: it fails naming
+	// the broken chain, or with FullIfNoBase becomes a full backup with a
+	// warning saying why, which verifies.
+	if _, err := m.CreateIncrementalBackup("inc3"); !errors.Is(err, ErrNoBase) || !strings.Contains(err.Error(), "inc2, has a broken chain") {
 		t.Fatalf("incremental on a broken chain: %v", err)
+	}
+	mf := NewBackupManagerWithOptions(db, dir, Options{FullIfNoBase: true})
+	res, err := mf.CreateIncrementalBackup("inc3")
+	if err != nil || res.Type != "full" || len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "broken chain") {
+		t.Fatalf("incremental with FullIfNoBase on a broken chain: %+v, %v", res, err)
+	}
+	if _, err := mf.VerifyBackup("inc3"); err != nil {
+		t.Fatalf("verify the full backup taken instead: %v", err)
 	}
 }
 
@@ -499,5 +511,89 @@ func TestForcedOverwriteNeverBasesOnItself(t *testing.T) {
 		if b.Name == "inc_2" && b.ChainOK() {
 			t.Fatal("inc_2 still claims an intact chain after its parent was replaced")
 		}
+	}
+}
+
+// Issue 12 #1: --keep-full 1 keeps the newest full backup's whole chain,
+// not only the full backup (the newest restore points are its
+// incrementals).
+func TestPruneKeepFullKeepsItsChain(t *testing.T) {
+	tmp := t.TempDir()
+	db := openDB(t, filepath.Join(tmp, "a.db"), engine.Config{})
+	defer db.Close()
+	dir := filepath.Join(tmp, "b")
+	day0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := day0
+	m := NewBackupManagerWithOptions(db, dir, Options{Now: func() time.Time { return now }})
+	seq := 1
+	for _, c := range []string{"A", "B", "C"} {
+		for i := 0; i < 4; i++ {
+			addNodes(t, db, seq, 2)
+			seq += 2
+			now = now.Add(time.Hour)
+			var err error
+			if i == 0 {
+				_, err = m.CreateFullBackup("full" + c)
+			} else {
+				_, err = m.CreateIncrementalBackup(fmt.Sprintf("inc%s%d", c, i))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	res, err := m.Prune(0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(res.Kept)
+	if want := []string{"fullC", "incC1", "incC2", "incC3"}; !slices.Equal(res.Kept, want) {
+		t.Fatalf("kept %v, want %v (deleted %v)", res.Kept, want, res.Deleted)
+	}
+	if names := listNames(t, dir); !slices.Contains(names, "incC3") {
+		t.Fatalf("left %v", names)
+	}
+}
+
+// TestFailedStepLeavesNothing (issue 12 #5): an fsync error on the
+// backup directory after the rename, or on the catalog's temporary file,
+// fails the backup and leaves no backup behind (list would show it as
+// complete, and a retry would be refused as existing); the retry works.
+func TestFailedStepLeavesNothing(t *testing.T) {
+	eio := &os.PathError{Op: "fsync", Err: syscall.EIO}
+	for _, c := range []struct {
+		name string
+		rule vfs.Rule
+	}{
+		{"directory fsync", func(op vfs.Op, name string, n int) *vfs.Fault {
+			if op == vfs.OpSync && strings.HasSuffix(name, "/b") {
+				return &vfs.Fault{Err: eio}
+			}
+			return nil
+		}},
+		{"catalog temp fsync", vfs.NthOp(vfs.OpSync, "catalog.json.tmp", 1, true, vfs.Fault{Err: eio})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			db := openDB(t, filepath.Join(tmp, "a.db"), engine.Config{})
+			defer db.Close()
+			addNodes(t, db, 1, 10)
+			dir := filepath.Join(tmp, "b")
+			if _, err := NewBackupManager(db, dir).CreateFullBackup("full0"); err != nil {
+				t.Fatal(err)
+			}
+			ffs := vfs.NewFaultFS(vfs.OS)
+			ffs.SetRule(c.rule)
+			_, err := NewBackupManagerWithOptions(db, dir, Options{FS: ffs}).CreateFullBackup("full1")
+			if !errors.Is(err, syscall.EIO) {
+				t.Fatalf("backup with an fsync EIO: %v", err)
+			}
+			if names := listNames(t, dir); !slices.Equal(names, []string{"full0"}) {
+				t.Fatalf("left %v", names)
+			}
+			if _, err := NewBackupManager(db, dir).CreateFullBackup("full1"); err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+		})
 	}
 }

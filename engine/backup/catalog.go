@@ -202,11 +202,17 @@ func readCatalog(fs vfs.FS, dir string) (catalog, error) {
 	return c, err
 }
 
+// catalogLockWait bounds the wait for another command's catalog update.
+const catalogLockWait = 30 * time.Second
+
 // updateCatalog rebuilds catalog.json from the files under the directory
 // lock, lets edit change the list (e.g. record a verification), and writes
 // it atomically (temporary file, fsync, rename, fsync directory).
 func updateCatalog(o Options, dir string, edit func([]BackupInfo)) error {
-	unlock, err := dirlock.Lock(o.FS, dir, o.BusyTimeout)
+	// The catalog lock is held for milliseconds by other backup commands,
+	// never by a database connection: waiting for it is not what --wait
+	// (Options.BusyTimeout, for database locks) is about.
+	unlock, err := dirlock.Lock(o.FS, dir, max(o.BusyTimeout, catalogLockWait))
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
@@ -76,6 +77,9 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create backup directory: %w", err)
+	}
+	for _, n := range removeStaleBackupTemps(o.FS, dir) {
+		o.Logger.Info("removed the temporary file of a killed backup", "file", n)
 	}
 	p := m.db.Pager()
 	if p.Encrypted() {
@@ -173,11 +177,18 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 		o.FS.Remove(tmp)
 		return nil, fmt.Errorf("rename %s: %w", tmp, err)
 	}
+	// A failed step after the rename must not leave a backup that list
+	// shows as complete (and that blocks a retry as "exists"): remove it.
+	undo := func(step string, err error) (*Result, error) {
+		o.FS.Remove(path)
+		_ = o.FS.SyncDir(dir)
+		return nil, fmt.Errorf("backup %s: %s (the backup was removed; take it again): %w", name, step, err)
+	}
 	if err := o.FS.SyncDir(dir); err != nil {
-		return nil, fmt.Errorf("fsync %s: %w", dir, err)
+		return undo("fsync "+dir, err)
 	}
 	if err := updateCatalog(o, dir, nil); err != nil {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("update catalog: %v", err))
+		return undo("update the catalog", err)
 	}
 	res.Duration = time.Since(start)
 	o.Logger.Info("backup created", "name", name, "type", res.Type, "end_lsn", res.EndLSN, "pages", res.Pages,
@@ -211,11 +222,17 @@ func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error)
 		}
 		return nil, fmt.Errorf("base backup %s not found in %s: %w", base, dir, ErrNoBase)
 	}
-	var best *BackupInfo
+	var best, broken *BackupInfo
 	other := 0
 	for i := range list {
 		b := &list[i]
-		if !b.ChainOK() || dependsOn(list, b, self) { // a forced overwrite never bases on itself
+		if dependsOn(list, b, self) { // a forced overwrite never bases on itself
+			continue
+		}
+		if !b.ChainOK() {
+			if b.DBFileID == id && (broken == nil || b.EndLSN > broken.EndLSN) {
+				broken = b
+			}
 			continue
 		}
 		if b.DBFileID != id {
@@ -227,6 +244,12 @@ func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error)
 		}
 	}
 	if best == nil {
+		if broken != nil {
+			// Never build on it: the incremental would verify as broken
+			// too (e.g. its full backup was deleted by find -delete).
+			return nil, fmt.Errorf("%s: the newest backup of this database, %s, has a broken chain (%s) and no intact one is left: take a full backup first: %w",
+				dir, broken.Name, strings.TrimPrefix(broken.Chain, "broken: "), ErrNoBase)
+		}
 		if other > 0 {
 			return nil, fmt.Errorf("%s holds backups of another database file (compacted or restored since?): take a full backup first: %w", dir, ErrNoBase)
 		}

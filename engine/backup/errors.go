@@ -21,6 +21,11 @@ var (
 	// ErrTooEarly is returned by point-in-time restore when the requested
 	// time lies before every usable backup (or before the target's state).
 	ErrTooEarly = errors.New("no backup at or before the requested time")
+	// ErrUnreachable is returned by point-in-time restore when the
+	// requested time is after the newest usable backup and the WAL archive
+	// holds no transaction after it (archiving is off): the restore would
+	// stop at the backup, not at the requested time.
+	ErrUnreachable = errors.New("requested point in time cannot be reached")
 	// ErrArchiveGap is returned by point-in-time restore when the WAL
 	// archive misses transactions before the requested time. The error is a
 	// *walarchive.GapError naming the last reachable LSN and time.
@@ -28,6 +33,10 @@ var (
 	// ErrVerifyFailed is returned when a trial restore does not match the
 	// backup (integrity problems or a different logical hash).
 	ErrVerifyFailed = errors.New("backup verification failed")
+	// ErrCannotVerify is returned by Verify when the verification could
+	// not be carried out (no room for the trial restore): the backup is not
+	// known to be bad, and the verdict is not recorded.
+	ErrCannotVerify = errors.New("backup could not be verified")
 	// ErrInterrupted is returned for a target left half-replayed by an
 	// interrupted ReplayWALUntil: restore it again.
 	ErrInterrupted = errors.New("target was left by an interrupted WAL replay")

@@ -93,10 +93,15 @@ type Options struct {
 	// archive and later point-in-time replays no longer apply to it. Leave
 	// it off when you will replay archived WAL into the restored file.
 	NewFileID bool
+	// AllowEarlier lets RestoreToTime restore the newest backup before the
+	// requested time when the WAL archive cannot take it further (instead
+	// of failing with ErrUnreachable).
+	AllowEarlier bool
 	// ArchiveDir is the WAL archive directory (default: DIR/wal).
 	ArchiveDir string
-	// TempDir holds trial restores made by Verify (default: the backup
-	// directory, which is known to be on a disk with room for backups).
+	// TempDir holds trial restores made by Verify (default: os.TempDir(),
+	// so that a read-only backup directory can be verified). Verify checks
+	// first that it has room for the restored database.
 	TempDir string
 	// BusyTimeout bounds waits for locks held by others (default 5s).
 	BusyTimeout time.Duration

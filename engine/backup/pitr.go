@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/common"
@@ -301,8 +302,10 @@ func replayInto(o Options, arch *walarchive.Archive, f vfs.File, path string, me
 // point in time (commit time of its end LSN, else its creation time) is at
 // or before t, then replays the archived WAL up to t, all in a temporary
 // file that is renamed over target only when everything succeeded. It
-// fails with ErrTooEarly when t is before the oldest full backup, and with
-// ErrArchiveGap when archived transactions are missing before t.
+// fails with ErrTooEarly when t is before the oldest full backup, with
+// ErrArchiveGap when archived transactions are missing before t, and with
+// ErrUnreachable when t is after the chosen backup but the archive holds
+// nothing after it (unless Options.AllowEarlier).
 func RestoreToTime(dir string, t time.Time, target string, opts Options) (*RestoreResult, error) {
 	start := time.Now()
 	o := opts.withDefaults()
@@ -349,6 +352,7 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return nil, err
 	}
+	removeStaleNear(o.FS, filepath.Dir(target), filepath.Base(target), "pitr")
 	tmp := tempNear(target, "pitr")
 	ro := o
 	ro.NewFileID = false // the archive is keyed by the original file id
@@ -382,6 +386,20 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 				after.PointInTime().UTC().Format(time.RFC3339Nano), after.Name, after.EndLSN)
 		}
 	}
+	if err == nil {
+		if why, rerr := unreachable(o, dir, best, rr, t); rerr != nil {
+			err = rerr
+		} else if why != "" {
+			at := fmt.Sprintf("backup %s (LSN %d, %s)", best.Name, best.EndLSN, best.PointInTime().UTC().Format(time.RFC3339Nano))
+			when := t.UTC().Format(time.RFC3339Nano)
+			if !o.AllowEarlier {
+				err = fmt.Errorf("%s cannot be reached: %s; the newest restorable point is %s: restore it with --name %s, or pass --allow-earlier: %w",
+					when, why, at, best.Name, ErrUnreachable)
+			} else {
+				rr.Warnings = []string{fmt.Sprintf("%s cannot be reached: %s; restored the newest earlier point, %s (--allow-earlier)", when, why, at)}
+			}
+		}
+	}
 	if err == nil && o.NewFileID {
 		err = assignNewFileID(f, int(meta.PageSize))
 	}
@@ -406,6 +424,32 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// unreachable says why t cannot be reached ("" when it can): t lies after
+// backup b's point in time and the WAL archive holds no transaction of the
+// database after the backup (WAL archiving off, or the archive lost), so
+// the restore would silently stop at the backup, not at t.
+func unreachable(o Options, dir string, b *BackupInfo, rr *ReplayResult, t time.Time) (string, error) {
+	if !rr.ArchiveEnd || rr.Transactions > 0 || !b.PointInTime().Before(t) {
+		return "", nil
+	}
+	arch := walarchive.New(o.FS, o.archiveDir(dir))
+	fileID, err := strconv.ParseUint(b.DBFileID, 16, 64)
+	if err != nil {
+		return "", fmt.Errorf("backup %s: file id %q: %w", b.Name, b.DBFileID, common.ErrCorrupt)
+	}
+	last, err := arch.LastLSN(fileID)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case uint64(last) > b.EndLSN:
+		return "", nil // archived past the backup: ArchiveEnd's warning says the rest
+	case last > 0:
+		return fmt.Sprintf("the WAL archive %s ends at LSN %d, not after backup %s (is WAL archiving off? see archive-wal --enable)", arch.Dir, last, b.Name), nil
+	}
+	return fmt.Sprintf("WAL archiving is off (%s holds no archived transaction of this database; see archive-wal --enable)", arch.Dir), nil
 }
 
 func assignNewFileID(f vfs.File, ps int) error {

@@ -26,8 +26,9 @@ type PruneResult struct {
 const staleTemp = 24 * time.Hour
 
 // Prune deletes the backups in dir created more than keepDays days ago,
-// except the keepFull newest full backups, and never a backup that a kept
-// one depends on (a kept incremental keeps its whole chain). It also
+// except the keepFull newest full backups with every incremental built on
+// them, and never a backup that a kept one depends on (a kept incremental
+// keeps its whole chain). It also
 // deletes archived WAL segments that no kept backup can use (those ending
 // at or before the oldest kept backup's end LSN, per database file) and
 // temporary files left by killed backups more than a day ago. At least one
@@ -62,10 +63,20 @@ func Prune(dir string, keepDays, keepFull int, opts Options) (*PruneResult, erro
 			keepChain(b)
 		}
 	}
+	keptFull := map[string]bool{}
 	for i, n := len(list)-1, 0; i >= 0 && n < keepFull; i-- {
 		if b := &list[i]; b.Type == TypeFull.String() && b.Error == "" {
-			keepChain(b)
+			keptFull[b.Name] = true
 			n++
+		}
+	}
+	// A kept full backup keeps its chain whole: every incremental built on
+	// it (directly or through others) is a newer restore point of the same
+	// history, and deleting those would keep the oldest point of the chain
+	// and lose the newest.
+	for i := range list {
+		if root := chainRoot(byName, &list[i]); root != nil && keptFull[root.Name] {
+			keepChain(&list[i])
 		}
 	}
 	res := &PruneResult{Deleted: []string{}, Kept: []string{}, SegmentsDeleted: []string{}, TempDeleted: []string{}}
@@ -125,4 +136,16 @@ func Prune(dir string, keepDays, keepFull int, opts Options) (*PruneResult, erro
 		return res, err
 	}
 	return res, nil
+}
+
+// chainRoot returns the full backup b's chain starts from, or nil when a
+// link is missing or the parents form a cycle.
+func chainRoot(byName map[string]*BackupInfo, b *BackupInfo) *BackupInfo {
+	for depth := 0; b != nil && depth <= len(byName); depth++ {
+		if b.Type == TypeFull.String() {
+			return b
+		}
+		b = byName[b.Parent]
+	}
+	return nil
 }

@@ -385,6 +385,7 @@ func Restore(dir, name, target string, opts Options) (*RestoreResult, error) {
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return nil, err
 	}
+	removeStaleNear(o.FS, filepath.Dir(target), filepath.Base(target), "restore")
 	tmp := tempNear(target, "restore")
 	meta, pages, err := restoreChain(o, chain, tmp)
 	if err != nil {

@@ -3,6 +3,8 @@ package backup
 import (
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
@@ -18,10 +20,12 @@ type VerifyResult struct {
 	PagesChecked uint64        `json:"pages_checked"` // page records verified
 	LogicalHash  string        `json:"logical_hash,omitempty"`
 	HashChecked  bool          `json:"hash_checked"`
+	HashRecorded bool          `json:"hash_recorded"` // the backup recorded a logical hash (not taken with --no-hash)
 	Nodes        uint64        `json:"nodes"`
 	Edges        uint64        `json:"edges"`
 	Issues       []string      `json:"issues,omitempty"` // integrity problems of the trial restore
 	Error        string        `json:"error,omitempty"`
+	Warnings     []string      `json:"warnings,omitempty"`
 	Time         time.Time     `json:"time"`
 	Duration     time.Duration `json:"duration_ns"`
 }
@@ -34,7 +38,10 @@ type VerifyResult struct {
 // check, and compares its logical hash with the one recorded. The outcome
 // (time and result) is recorded in the catalog. A failure returns the
 // result and an error: a *engine.CorruptionError naming the backup file and
-// page, ErrBrokenChain, or ErrVerifyFailed.
+// page, ErrBrokenChain, or ErrVerifyFailed; or ErrCannotVerify when the
+// trial restore found no room in the temporary directory (Options.TempDir,
+// default the system's), which says nothing about the backup and is not
+// recorded. Stale trial restores of killed verifications are removed.
 func Verify(dir, name string, opts Options) (*VerifyResult, error) {
 	start := time.Now()
 	o := opts.withDefaults()
@@ -52,6 +59,9 @@ func Verify(dir, name string, opts Options) (*VerifyResult, error) {
 	if len(res.Chain) == 0 && errors.Is(verr, engine.ErrNotFound) {
 		return res, verr // nothing to record for a backup that does not exist
 	}
+	if errors.Is(verr, ErrCannotVerify) {
+		return res, verr // says nothing about the backup: keep its last verdict
+	}
 	cerr := updateCatalog(o, dir, func(list []BackupInfo) {
 		for i := range list {
 			if list[i].Name == name {
@@ -59,7 +69,13 @@ func Verify(dir, name string, opts Options) (*VerifyResult, error) {
 			}
 		}
 	})
-	if verr == nil && cerr != nil {
+	switch {
+	case cerr == nil:
+	case errors.Is(cerr, syscall.EROFS) || errors.Is(cerr, syscall.EACCES) || errors.Is(cerr, syscall.EPERM):
+		// A read-only backup directory (a mounted snapshot, another
+		// user's) can be verified; only the record is lost.
+		res.Warnings = append(res.Warnings, fmt.Sprintf("verification not recorded in the catalog (read-only directory): %v", cerr))
+	case verr == nil:
 		return res, fmt.Errorf("record verification in the catalog: %w", cerr)
 	}
 	return res, verr
@@ -75,14 +91,24 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 	}
 	last := chain[len(chain)-1]
 	res.EndLSN = last.hdr.EndLSN
+	res.HashRecorded = last.hdr.LogicalHash != ""
 	tmpDir := o.TempDir
 	if tmpDir == "" {
-		tmpDir = dir
+		tmpDir = os.TempDir()
+	}
+	removeStaleNear(o.FS, tmpDir, name+Ext, "verify")
+	need := int64(last.hdr.PageCount) * int64(last.hdr.PageSize)
+	if free, err := freeBytes(tmpDir); err == nil && free < need+need/16 {
+		return fmt.Errorf("%s has %d bytes free, the trial restore of %s needs %d (give --tmpdir on a larger file system): %w",
+			tmpDir, free, name, need, ErrCannotVerify)
 	}
 	tmp := tempNear(backupPath(tmpDir, name), "verify")
 	ro := o
 	ro.NewFileID = false
 	_, pages, err := restoreChain(ro, chain, tmp)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("trial restore of %s in %s ran out of space (give --tmpdir on a larger file system): %w: %w", name, tmpDir, ErrCannotVerify, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -119,4 +145,13 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 		}
 	}
 	return nil
+}
+
+// freeBytes is the space available to this user in dir's file system.
+func freeBytes(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * st.Bsize, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/backup"
 	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/internal/procs"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -320,7 +321,9 @@ func walCheck(in engine.Info, opts Options) Check {
 	case in.WALSize > 4*opts.WALThreshold:
 		c.Status, msg = Unhealthy, msg+"; run sombra-checkpoint --mode truncate"
 	case in.WALSize > opts.WALThreshold:
-		c.Status, msg = Degraded, msg+"; run sombra-checkpoint --mode full"
+		// Only truncate shrinks the file: full copies the frames but
+		// leaves the WAL its size, and the warning with it.
+		c.Status, msg = Degraded, msg+"; run sombra-checkpoint --mode truncate"
 	}
 	c.Message = msg
 	return c
@@ -340,8 +343,14 @@ func fragCheck(in engine.Info, opts Options) Check {
 func checkpointCheck(in engine.Info, opts Options) Check {
 	c := Check{Name: CheckCheckpointAge, Threshold: num(opts.CheckpointAge.Seconds()), Unit: "seconds"}
 	pending := in.WALFrames - in.WALFramesCheckpointed
+	// Age of the oldest waiting frame, not of the last checkpoint: a
+	// database written rarely would otherwise be "degraded" after every
+	// quiet hour, although its one new frame has waited only a minute.
 	since, what := in.Created, "the database was created"
-	if in.LastCheckpoint != nil {
+	switch {
+	case in.OldestPendingCommit != nil:
+		since, what = *in.OldestPendingCommit, "the oldest of them was committed"
+	case in.LastCheckpoint != nil:
 		since, what = *in.LastCheckpoint, "the last checkpoint"
 	}
 	age := max(opts.Now().Sub(since), 0)
@@ -370,13 +379,27 @@ func lockCheck(db *engine.DB) Check {
 	switch {
 	case ls.Writer.Held:
 		parts = append(parts, fmt.Sprintf("writer lock held by pid %d", ls.Writer.PID))
-	case ls.Writer.PID != 0:
+	case ls.Writer.PID != 0 && procs.Alive(ls.Writer.PID):
+		// History, and only of a live process: an exited one's pid would
+		// send the operator after a ghost (or a stranger that reused it).
 		parts = append(parts, fmt.Sprintf("writer lock free (last writer pid %d)", ls.Writer.PID))
 	default:
 		parts = append(parts, "writer lock free")
 	}
 	if ls.Checkpointer.Held {
 		parts = append(parts, fmt.Sprintf("checkpoint running in pid %d", ls.Checkpointer.PID))
+	}
+	// Name every other process that has the database open: one that is
+	// idle between reads holds no read slot, yet it keeps compaction and
+	// restore out, so "no readers" alone would send the operator astray.
+	var open []string
+	for _, p := range ls.Open {
+		if p.PID != os.Getpid() {
+			open = append(open, p.String())
+		}
+	}
+	if len(open) > 0 {
+		parts = append(parts, fmt.Sprintf("open in %s", strings.Join(open, ", ")))
 	}
 	switch n := len(ls.ReaderPIDs); n {
 	case 0:

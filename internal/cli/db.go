@@ -10,9 +10,11 @@ import (
 	"github.com/sombradb/sombra/engine"
 )
 
-// DefaultBusyTimeout is how long a command that writes waits for a lock
-// when --wait is not given.
-const DefaultBusyTimeout = 5 * time.Second
+// DefaultBusyTimeout is the engine busy timeout when --wait is not given
+// (or is 0s): fail at once, as --wait's help says. It is one millisecond,
+// not zero, because the engine reads a zero timeout as its own default of
+// five seconds.
+const DefaultBusyTimeout = time.Millisecond
 
 // DBPath returns --db, or a usage error when it is missing.
 func (g *Globals) DBPath() (string, error) {

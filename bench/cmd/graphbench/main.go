@@ -316,7 +316,7 @@ func printReport(f *flags, results []bench.Result, stats map[string]engineStats,
 	}
 	order := append(slices.Clone(ran), "raw")
 
-	fmt.Printf("%-15s %-7s %12s %14s %10s %10s  %s\n", "workload", "engine", "time/op", "ops/s", "ops", "total", "check")
+	fmt.Printf("%-15s %-7s %12s %14s %10s %10s %9s  %s\n", "workload", "engine", "time/op", "ops/s", "ops", "total", "peak_rss", "check")
 	for _, w := range bench.Workloads {
 		for _, e := range order {
 			r, ok := byKey[[2]string{w, e}]
@@ -327,8 +327,12 @@ func printReport(f *flags, results []bench.Result, stats map[string]engineStats,
 			if e == bench.GenOnly {
 				name = "gen-only"
 			}
-			fmt.Printf("%-15s %-8s %11s %14s %10d %10s  %d\n", w, name, fmtNs(r.NsPerOp()), fmtCount(r.OpsPerSec()),
-				r.Ops, time.Duration(r.Nanos).Round(time.Millisecond), r.Check)
+			rss := "-"
+			if r.PeakRSSKiB > 0 {
+				rss = fmt.Sprintf("%.0fM", float64(r.PeakRSSKiB)/1024)
+			}
+			fmt.Printf("%-15s %-8s %11s %14s %10d %10s %9s  %d\n", w, name, fmtNs(r.NsPerOp()), fmtCount(r.OpsPerSec()),
+				r.Ops, time.Duration(r.Nanos).Round(time.Millisecond), rss, r.Check)
 		}
 	}
 	fmt.Println()

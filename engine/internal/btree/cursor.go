@@ -2,6 +2,7 @@ package btree
 
 import (
 	"bytes"
+	"sync"
 
 	"github.com/sombradb/sombra/engine/internal/common"
 )
@@ -23,6 +24,24 @@ type Cursor struct {
 // NewCursor returns a cursor over the tree; position it with First, Last or Seek.
 func NewCursor(r Reader, root common.PageID) *Cursor {
 	return &Cursor{r: r, root: root}
+}
+
+var cursorPool = sync.Pool{New: func() any { return &Cursor{stack: make([]frame, 0, 8)} }}
+
+// GetCursor is NewCursor from a pool: with PutCursor after use, a hot path
+// (engine's NeighborsFunc) walks a tree without allocating.
+func GetCursor(r Reader, root common.PageID) *Cursor {
+	c := cursorPool.Get().(*Cursor)
+	c.r, c.root, c.err, c.stack = r, root, nil, c.stack[:0]
+	return c
+}
+
+// PutCursor returns a cursor from GetCursor to the pool; it must not be
+// used afterwards.
+func PutCursor(c *Cursor) {
+	clear(c.stack[:cap(c.stack)]) // drop page references
+	c.r, c.err = nil, nil
+	cursorPool.Put(c)
 }
 
 // Err returns the first error met while moving.

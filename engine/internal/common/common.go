@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 )
 
 // PageID numbers a page in the database file; page 0 is the header page.
@@ -65,10 +66,34 @@ func (e *CorruptionError) Is(target error) bool { return target == ErrCorrupt }
 type BusyError struct {
 	Path string
 	What string // "writer", "exclusive", "checkpoint"
-	PID  int    // 0 when unknown
+	PID  int    // 0 when unknown; the first of Holders when they are known
+	// Holders are the live processes holding the lock, when they could be
+	// found (see engine/internal/procs): a process holding the database
+	// open may be idle and so named nowhere in the coordination file.
+	Holders []Holder
+}
+
+// Holder is a live process holding a lock.
+type Holder struct {
+	PID  int    `json:"pid"`
+	Name string `json:"name,omitempty"` // command name from /proc, "" when unknown
+}
+
+func (h Holder) String() string {
+	if h.Name == "" {
+		return fmt.Sprintf("pid %d", h.PID)
+	}
+	return fmt.Sprintf("pid %d (%s)", h.PID, h.Name)
 }
 
 func (e *BusyError) Error() string {
+	if len(e.Holders) > 0 {
+		names := make([]string, len(e.Holders))
+		for i, h := range e.Holders {
+			names[i] = h.String()
+		}
+		return fmt.Sprintf("%s: database is locked (%s lock held by %s)", e.Path, e.What, strings.Join(names, ", "))
+	}
 	if e.PID > 0 {
 		return fmt.Sprintf("%s: database is locked (%s lock held by pid %d)", e.Path, e.What, e.PID)
 	}

@@ -1,7 +1,6 @@
 package pager
 
 import (
-	"container/list"
 	"sync"
 	"sync/atomic"
 
@@ -21,14 +20,20 @@ type cacheKey struct {
 type cacheEntry struct {
 	key  cacheKey
 	data []byte
+	ref  atomic.Bool // used since the clock hand last passed
 }
 
-// Cache is a byte-bounded LRU of page images.
+// Cache is a page-count-bounded cache of page images with CLOCK
+// (second-chance) replacement. A hit takes only the read lock and sets the
+// entry's reference bit: every page access of every read goes through
+// here, and an LRU list would need the write lock to move the entry.
 type Cache struct {
-	mu       sync.Mutex
-	capacity int // pages
-	ll       *list.List
-	items    map[cacheKey]*list.Element
+	mu       sync.RWMutex
+	capacity int           // pages
+	slots    []*cacheEntry // the clock; nil slots are free
+	free     []int         // indexes of nil slots
+	hand     int
+	items    map[cacheKey]int // key -> index in slots
 	hits     atomic.Uint64
 	misses   atomic.Uint64
 }
@@ -37,21 +42,24 @@ func newCache(pages int) *Cache {
 	if pages < 16 {
 		pages = 16
 	}
-	return &Cache{capacity: pages, ll: list.New(), items: make(map[cacheKey]*list.Element, pages)}
+	return &Cache{capacity: pages, items: make(map[cacheKey]int, min(pages, 1<<16))}
 }
 
 func (c *Cache) get(k cacheKey) ([]byte, bool) {
-	c.mu.Lock()
-	if e, ok := c.items[k]; ok {
-		c.ll.MoveToFront(e)
+	c.mu.RLock()
+	if i, ok := c.items[k]; ok {
+		e := c.slots[i]
 		// read the entry under the lock: put replaces data when two
 		// readers missed the same page at once
-		data := e.Value.(*cacheEntry).data
-		c.mu.Unlock()
+		data := e.data
+		if !e.ref.Load() {
+			e.ref.Store(true)
+		}
+		c.mu.RUnlock()
 		c.hits.Add(1)
 		return data, true
 	}
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	c.misses.Add(1)
 	return nil, false
 }
@@ -59,20 +67,53 @@ func (c *Cache) get(k cacheKey) ([]byte, bool) {
 func (c *Cache) put(k cacheKey, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.items[k]; ok {
-		c.ll.MoveToFront(e)
-		e.Value.(*cacheEntry).data = data
+	if i, ok := c.items[k]; ok {
+		e := c.slots[i]
+		e.data = data
+		e.ref.Store(true)
 		return
 	}
-	c.items[k] = c.ll.PushFront(&cacheEntry{key: k, data: data})
-	c.evict()
+	if len(c.items) >= c.capacity {
+		c.evictTo(c.capacity - 1)
+	}
+	// A new entry starts unreferenced: it earns its second chance by being
+	// read again, so one scan over many pages does not push out the pages
+	// every lookup uses (the upper levels of the trees).
+	e := &cacheEntry{key: k, data: data}
+	var i int
+	if n := len(c.free); n > 0 {
+		i = c.free[n-1]
+		c.free = c.free[:n-1]
+		c.slots[i] = e
+	} else {
+		i = len(c.slots)
+		c.slots = append(c.slots, e)
+	}
+	c.items[k] = i
 }
 
-func (c *Cache) evict() {
-	for c.ll.Len() > c.capacity {
-		e := c.ll.Back()
-		c.ll.Remove(e)
-		delete(c.items, e.Value.(*cacheEntry).key)
+// evictTo removes entries until at most n remain: the clock hand sweeps
+// the slots, clearing reference bits, and evicts the first entry whose bit
+// is already clear. The caller holds the write lock.
+func (c *Cache) evictTo(n int) {
+	for len(c.items) > n {
+		if c.hand >= len(c.slots) {
+			c.hand = 0
+		}
+		e := c.slots[c.hand]
+		switch {
+		case e == nil:
+		case e.ref.Load():
+			e.ref.Store(false)
+		default:
+			delete(c.items, e.key)
+			c.slots[c.hand] = nil
+			c.free = append(c.free, c.hand)
+		}
+		c.hand++
+	}
+	if len(c.items) == 0 {
+		c.slots, c.free, c.hand = c.slots[:0], c.free[:0], 0
 	}
 }
 
@@ -82,7 +123,19 @@ func (c *Cache) resize(pages int) {
 	}
 	c.mu.Lock()
 	c.capacity = pages
-	c.evict()
+	c.evictTo(pages)
+	if len(c.slots) > 2*pages {
+		// compact the clock after a large shrink so it does not keep
+		// sweeping (and holding) mostly free slots
+		live := make([]*cacheEntry, 0, len(c.items))
+		for _, e := range c.slots {
+			if e != nil {
+				c.items[e.key] = len(live)
+				live = append(live, e)
+			}
+		}
+		c.slots, c.free, c.hand = live, nil, 0
+	}
 	c.mu.Unlock()
 }
 
@@ -93,8 +146,8 @@ type CacheStats struct {
 }
 
 func (c *Cache) stats() CacheStats {
-	c.mu.Lock()
-	n, max := c.ll.Len(), c.capacity
-	c.mu.Unlock()
+	c.mu.RLock()
+	n, max := len(c.items), c.capacity
+	c.mu.RUnlock()
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Pages: n, MaxPage: max}
 }

@@ -160,6 +160,12 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 	if err := p.lockGate(true); err != nil {
 		return false, err
 	}
+	// The fence spans the mark loads, the copy and the publication of the
+	// new backfill count and epoch, so a reader that publishes its mark
+	// without the gate either is seen here or sees all of it (shm package).
+	// The caller holds the checkpoint lock, so no other section can be open.
+	p.shm.FenceBegin(true)
+	defer p.shm.FenceEnd()
 	p.mu.Lock()
 	err := p.refreshLocked()
 	ix := p.ix
@@ -168,7 +174,7 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 		res.WALFrames = ix.MaxFrame
 	}
 	bound := ix.MaxFrame
-	for r := range p.readers {
+	for _, r := range p.readers {
 		bound = min(bound, r.mark)
 	}
 	var marks []int
@@ -305,6 +311,8 @@ func (p *Pager) tryRestart(truncate bool) (bool, error) {
 		return false, err
 	}
 	defer p.unlockGate()
+	p.shm.FenceBegin(true) // the caller holds the checkpoint lock
+	defer p.shm.FenceEnd()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.refreshLocked(); err != nil {
@@ -313,7 +321,7 @@ func (p *Pager) tryRestart(truncate bool) (bool, error) {
 	if p.ix.Valid && p.shm.Backfill(p.ix.Header.Salt) < p.ix.MaxFrame {
 		return false, nil
 	}
-	for r := range p.readers {
+	for _, r := range p.readers {
 		if r.mark > 0 {
 			return false, nil
 		}

@@ -79,11 +79,15 @@ type Pager struct {
 	mu          sync.RWMutex
 	ix          *wal.Index
 	walSize     int64
-	readers     map[*Snapshot]struct{}
-	slot        int // read slot held while readers exist; -1 none
+	readers     []*Snapshot // live snapshots of this connection
+	slot        int         // read slot held while readers exist; -1 none
 	slotMark    int
 	seenCounter uint64 // shm change counter at the last WAL refresh
-	lastScan    wal.ScanReport
+	pid         int    // os.Getpid(), cached: it is a system call
+	// fastBegins and slowBegins count read snapshots begun without and
+	// with the gate (tests check that the fast path is taken).
+	fastBegins, slowBegins atomic.Int64
+	lastScan               wal.ScanReport
 
 	writeMu sync.Mutex // one writer per connection
 
@@ -164,7 +168,7 @@ func Open(path string, opts Options) (*Pager, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	p := &Pager{fs: fs, Path: path, WALPath: path + "-wal", db: db, readOnly: opts.ReadOnly,
-		busy: opts.BusyTimeout, log: opts.Logger, readers: make(map[*Snapshot]struct{}), slot: -1}
+		busy: opts.BusyTimeout, log: opts.Logger, slot: -1, pid: os.Getpid()}
 	if err := p.init(opts); err != nil {
 		p.closeFiles()
 		return nil, err
@@ -500,6 +504,10 @@ func isNilFile(f interface{ Close() error }) bool {
 	return ok && v == nil
 }
 
+// ReadBegins returns how many snapshots began without the gate (fast) and
+// with it (slow).
+func (p *Pager) ReadBegins() (fast, slow int64) { return p.fastBegins.Load(), p.slowBegins.Load() }
+
 // Shm exposes the coordination file (for lock inspection by tools).
 func (p *Pager) Shm() *shm.File { return p.shm }
 
@@ -518,6 +526,9 @@ type WALState struct {
 	Scan       wal.ScanReport
 	Salt       uint64
 	CkptSeq    uint32
+	// OldestPendingTS is the commit time (Unix ns) of the oldest
+	// transaction whose frames are not checkpointed yet; 0 when none.
+	OldestPendingTS int64
 }
 
 // WAL reports the log's state after bringing the index up to date.
@@ -535,6 +546,12 @@ func (p *Pager) WAL() (WALState, error) {
 		Salt: p.ix.Header.Salt, CkptSeq: p.ix.Header.CkptSeq}
 	if p.ix.Valid {
 		st.Backfilled = min(p.shm.Backfill(p.ix.Header.Salt), p.ix.MaxFrame)
+		for i := st.Backfilled; i < p.ix.MaxFrame && i < len(p.ix.Frames); i++ {
+			if p.ix.Frames[i].Commit {
+				st.OldestPendingTS = p.ix.Frames[i].CommitTS
+				break
+			}
+		}
 	}
 	return st, nil
 }
@@ -553,17 +570,9 @@ func (p *Pager) DBFileSize() (int64, error) {
 // connection has; ReleaseExclusive returns to shared.
 func (p *Pager) ExclusiveLock(wait time.Duration) error {
 	if err := p.shm.LockTimeout(shm.LockOpen, true, wait, "open", 0, p.Path); err != nil {
-		var be *common.BusyError
-		if errors.As(err, &be) {
-			be.What = "open"
-			pids := p.otherReaders()
-			if w := int(p.shm.ReadU64(shm.OffWriter)); len(pids) == 0 && w > 0 {
-				pids = append(pids, w)
-			}
-			if len(pids) > 0 {
-				be.PID = pids[0]
-			}
-		}
+		// The error names every live process holding the database open
+		// (shm.LockTimeout); a connection of this process other than p
+		// shows as this pid.
 		return fmt.Errorf("database is open in another connection: %w", err)
 	}
 	_ = p.shm.WriteU64(shm.OffExcl, uint64(os.Getpid()))

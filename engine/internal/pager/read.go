@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
@@ -27,7 +26,20 @@ type Snapshot struct {
 
 // BeginRead starts a snapshot and registers its read mark so that no
 // checkpoint in any process copies frames it cannot see into the file.
+//
+// In the steady state (the log unchanged since this connection last looked
+// and no checkpoint or restart under way) it makes no system call: the
+// connection keeps its read slot for its lifetime and publishes its mark in
+// the mapped -shm under the reader fence (see shm.File.FenceBegin). When the
+// log changed, or a fenced section overlaps, it falls back to the gate.
 func (p *Pager) BeginRead() (*Snapshot, error) {
+	p.mu.Lock()
+	if s := p.beginFastLocked(); s != nil {
+		p.mu.Unlock()
+		p.fastBegins.Add(1)
+		return s, nil
+	}
+	p.mu.Unlock()
 	// The gate orders "pick a mark and publish it" against a checkpointer
 	// computing the minimum mark.
 	if err := p.lockGate(false); err != nil {
@@ -36,21 +48,71 @@ func (p *Pager) BeginRead() (*Snapshot, error) {
 	defer p.unlockGate()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// The change counter tells whether any connection touched the WAL
-	// since we last looked; if not, skip the stat and header read.
-	if c := p.shm.Counter(); c != p.seenCounter || p.ix == nil {
-		if err := p.refreshLocked(); err != nil {
-			return nil, err
-		}
-		p.seenCounter = c
+	// Refresh even when the change counter did not move: a writer bumps it
+	// only after its frames are in the file, and a checkpointer (whose
+	// fenced section is what usually sends us here) may already be copying
+	// those frames into the database file. A reader that did not see them
+	// could take mark 0 and read the file while it is being overwritten;
+	// after the refresh its mark covers every frame a copy can reach.
+	c := p.shm.Counter()
+	if err := p.refreshLocked(); err != nil {
+		return nil, err
 	}
+	p.seenCounter = c
+	s := p.newSnapshotLocked()
+	if err := p.registerLocked(s); err != nil {
+		return nil, err
+	}
+	p.slowBegins.Add(1)
+	return s, nil
+}
+
+// beginFastLocked is BeginRead without the gate: it returns nil when the
+// log changed since the last refresh, when this connection has no read slot
+// yet, or when a fenced section (checkpoint copy, log restart) began before
+// or during it; the caller then takes the gate. The caller holds p.mu.
+func (p *Pager) beginFastLocked() *Snapshot {
+	if p.slot < 0 || p.ix == nil {
+		return nil
+	}
+	f1 := p.shm.Fence()
+	if !shm.FenceIdle(f1) {
+		return nil
+	}
+	c := p.shm.Counter()
+	if c != p.seenCounter {
+		return nil
+	}
+	s := p.newSnapshotLocked()
+	prev := p.slotMark
+	p.publishLocked(s)
+	// Re-validate after publishing: a fenced section that began before
+	// this load may have read the read marks before our store, and a
+	// commit or restart since the first counter load makes p.ix stale.
+	if p.shm.Fence() != f1 || p.shm.Counter() != c {
+		if p.slotMark != prev {
+			// Raising the mark back is safe without the gate (see Close).
+			p.shm.SetMark(p.slot, prev)
+			p.slotMark = prev
+		}
+		p.freeSnapshot(s)
+		return nil
+	}
+	p.readers = append(p.readers, s)
+	return s
+}
+
+// newSnapshotLocked builds a snapshot of the log as p.ix knows it. The
+// caller holds p.mu, and either the gate or a valid reader-fence word.
+func (p *Pager) newSnapshotLocked() *Snapshot {
 	// Read the backfill count before the epoch. A checkpoint (which does
 	// not hold the gate while it publishes) bumps the epoch first and then
 	// the backfill count, so a snapshot that sees the new count, and so
 	// reads the database file alone, also sees the new epoch and never
 	// gets a cached image of a page from before the checkpoint.
 	backfill := p.shm.Backfill(p.ix.Header.Salt)
-	s := &Snapshot{p: p, ix: p.ix, mark: p.ix.MaxFrame, salt: p.ix.Header.Salt, epoch: p.shm.Epoch()}
+	s := p.allocSnapshot()
+	s.ix, s.mark, s.salt, s.epoch = p.ix, p.ix.MaxFrame, p.ix.Header.Salt, p.shm.Epoch()
 	// A snapshot whose frames are all in the database file reads the file
 	// alone (mark 0), which lets the WAL be restarted under it. Not while
 	// another snapshot of this connection reads WAL frames, though: the
@@ -60,16 +122,18 @@ func (p *Pager) BeginRead() (*Snapshot, error) {
 	if s.mark > 0 && backfill >= s.mark && !p.readsWALLocked() {
 		s.mark = 0
 	}
-	if err := p.registerLocked(s); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s
 }
+
+func (p *Pager) allocSnapshot() *Snapshot { return &Snapshot{p: p} }
+
+// freeSnapshot ends a snapshot that was never handed out or is closed.
+func (p *Pager) freeSnapshot(s *Snapshot) { s.closed = true }
 
 // readsWALLocked reports whether a live snapshot of this connection reads
 // WAL frames (mark > 0). The caller holds p.mu.
 func (p *Pager) readsWALLocked() bool {
-	for r := range p.readers {
+	for _, r := range p.readers {
 		if r.mark > 0 {
 			return true
 		}
@@ -77,10 +141,19 @@ func (p *Pager) readsWALLocked() bool {
 	return false
 }
 
+// publishLocked lowers the connection's published read mark to s's mark
+// if s is its oldest snapshot. The caller holds p.mu and the slot.
+func (p *Pager) publishLocked(s *Snapshot) {
+	if len(p.readers) == 0 || s.mark < p.slotMark {
+		p.shm.SetMark(p.slot, s.mark)
+		p.slotMark = s.mark
+	}
+}
+
 // registerLocked publishes s's mark in this connection's read slot, which
 // holds the minimum mark of the connection's live snapshots. The slot is
 // taken on first use and kept (marked Idle between reads) until Close, so a
-// read costs no slot search.
+// read costs no slot search. The caller holds the gate.
 func (p *Pager) registerLocked(s *Snapshot) error {
 	if p.slot < 0 {
 		slot := -1
@@ -95,17 +168,17 @@ func (p *Pager) registerLocked(s *Snapshot) error {
 			}
 		}
 		if slot < 0 {
+			p.freeSnapshot(s)
 			return fmt.Errorf("%s: all %d read slots are in use: %w", p.Path, shm.Slots, common.ErrBusy)
 		}
 		p.slot, p.slotMark = slot, shm.Idle
-	}
-	if len(p.readers) == 0 || s.mark < p.slotMark {
-		if err := p.shm.SetSlot(p.slot, os.Getpid(), s.mark); err != nil {
+		// The pid is written once per slot; tools read it to name readers.
+		if err := p.shm.SetSlot(slot, p.pid, shm.Idle); err != nil {
 			return err
 		}
-		p.slotMark = s.mark
 	}
-	p.readers[s] = struct{}{}
+	p.publishLocked(s)
+	p.readers = append(p.readers, s)
 	return nil
 }
 
@@ -114,23 +187,34 @@ func (s *Snapshot) Close() {
 	if s.closed {
 		return
 	}
-	s.closed = true
 	p := s.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.readers, s)
+	if s.closed {
+		return
+	}
+	for i, r := range p.readers {
+		if r == s {
+			last := len(p.readers) - 1
+			p.readers[i] = p.readers[last]
+			p.readers[last] = nil
+			p.readers = p.readers[:last]
+			break
+		}
+	}
 	// Raise the published mark to the oldest remaining snapshot (or Idle)
 	// so one long-lived connection does not pin the log. Raising is safe
 	// without the gate: a checkpointer that reads the old value is merely
 	// more conservative.
 	m := shm.Idle
-	for r := range p.readers {
+	for _, r := range p.readers {
 		m = min(m, r.mark)
 	}
 	if m != p.slotMark {
-		_ = p.shm.SetSlot(p.slot, os.Getpid(), m)
+		p.shm.SetMark(p.slot, m)
 		p.slotMark = m
 	}
+	p.freeSnapshot(s)
 }
 
 // Mark is the number of WAL frames visible to the snapshot.

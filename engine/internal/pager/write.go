@@ -73,6 +73,10 @@ func (p *Pager) maybeRestart() error {
 		return err
 	}
 	defer p.unlockGate()
+	// Restarting under a reader that published its mark without the gate
+	// is excluded by the reader fence (shm package).
+	p.shm.FenceBegin(false)
+	defer p.shm.FenceEnd()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.refreshLocked(); err != nil {
@@ -82,7 +86,7 @@ func (p *Pager) maybeRestart() error {
 	if !ix.Valid || ix.MaxFrame == 0 || p.shm.Backfill(ix.Header.Salt) < ix.MaxFrame {
 		return nil
 	}
-	for r := range p.readers {
+	for _, r := range p.readers {
 		if r.mark > 0 {
 			return nil
 		}

@@ -20,6 +20,8 @@
 //	         re-reading the log when nothing happened
 //	[64+16i] read slot i: pid, read mark (frames visible; 0 = database file
 //	         only; Idle = the connection holds the slot but reads nothing)
+//	[1088:1096] reader fence: high 48 bits count fenced sections begun,
+//	         low 16 bits how many are in progress (see FenceBegin)
 //
 // The data part is memory-mapped: readers and writers of these fields use
 // atomic loads and stores instead of system calls.
@@ -36,6 +38,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/procs"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -60,7 +63,8 @@ const (
 	OffCkpt     = 48
 	offCounter  = 56
 	offSlots    = 64
-	dataSize    = offSlots + 16*Slots
+	offFence    = offSlots + 16*Slots
+	dataSize    = offFence + 8
 	mapSize     = 4096
 )
 
@@ -168,7 +172,7 @@ func (s *File) LockWait(b int64, excl bool) error {
 }
 
 // LockTimeout polls for a lock until timeout has passed, then returns a
-// *common.BusyError naming the pid recorded at pidOff (0: none).
+// *common.BusyError naming the live holders of the lock (see busy).
 func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what string, pidOff int64, dbPath string) error {
 	deadline := time.Now().Add(timeout)
 	sleep := time.Millisecond
@@ -181,17 +185,35 @@ func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what strin
 			return nil
 		}
 		if time.Now().After(deadline) {
-			pid := 0
-			if pidOff > 0 {
-				pid = int(s.ReadU64(pidOff))
-			}
-			return &common.BusyError{Path: dbPath, What: what, PID: pid}
+			return s.busy(b, excl, what, pidOff, dbPath)
 		}
 		time.Sleep(sleep)
 		if sleep < 50*time.Millisecond {
 			sleep *= 2
 		}
 	}
+}
+
+// busy builds the error for lock byte b held by others. It names the live
+// processes holding the byte (procs.LockHolders); when none can be seen
+// (another user's process, no /proc) it falls back to the pid recorded at
+// pidOff, but only if that process still exists: a recorded pid outlives
+// its process, and naming an exited one sends the operator after a ghost.
+func (s *File) busy(b int64, excl bool, what string, pidOff int64, dbPath string) error {
+	e := &common.BusyError{Path: dbPath, What: what, Holders: procs.LockHolders(s.f, b, excl)}
+	if len(e.Holders) == 0 && pidOff > 0 {
+		e.Holders = procs.Holder(int(s.ReadU64(pidOff)))
+	}
+	if len(e.Holders) > 0 {
+		e.PID = e.Holders[0].PID
+	}
+	return e
+}
+
+// Holders lists the live processes holding lock byte b (exclusively,
+// unless anyLock) through another open file than s's own.
+func (s *File) Holders(b int64, anyLock bool) []common.Holder {
+	return procs.LockHolders(s.f, b, anyLock)
 }
 
 // Unlock releases a lock.
@@ -240,6 +262,70 @@ func (s *File) Epoch() uint64 { return s.ReadU64(offEpoch) }
 func (s *File) BumpEpoch() error {
 	atomic.AddUint64(s.word(offEpoch), 1)
 	return nil
+}
+
+// The reader fence lets a reader publish its read mark with plain atomic
+// operations, without the gate (a system call pair), in the common case.
+// It is Dekker's pattern over sequentially consistent atomics (Go's
+// sync/atomic; the word is in shared memory, so it orders across processes
+// as it does across threads):
+//
+//	reader:          f1 = Fence(); if active(f1) -> slow path
+//	                 ... choose the mark from state loaded after f1 ...
+//	                 store mark;   f2 = Fence(); if f2 != f1 -> undo, slow path
+//	fenced section:  FenceBegin;   load every read mark; act on the minimum
+//	                 (copy frames, restart the log); publish; FenceEnd
+//
+// Either the section's mark loads come after the reader's store (it sees
+// the mark), or its FenceBegin comes before the reader's second load (the
+// reader sees the fence move and retries under the gate). A section that
+// ended before f1 published everything before its FenceEnd, so the reader
+// saw its results. Every section that computes the minimum read mark and
+// acts on it must be fenced.
+const (
+	fenceActive = 1<<16 - 1
+	fenceBegun  = 1 << 16
+)
+
+// Fence returns the reader fence word.
+func (s *File) Fence() uint64 { return s.ReadU64(offFence) }
+
+// FenceIdle reports whether no fenced section is in progress in fence word f.
+func FenceIdle(f uint64) bool { return f&fenceActive == 0 }
+
+// FenceBegin opens a fenced section; end it with FenceEnd. With exclusive
+// the caller knows no other section can be in progress (it holds both the
+// gate and the checkpoint lock exclusively), and clears an in-progress
+// count left behind by a process that died inside a section, which would
+// otherwise send every reader to the slow path for good.
+func (s *File) FenceBegin(exclusive bool) {
+	if exclusive {
+		for {
+			old := s.ReadU64(offFence)
+			if atomic.CompareAndSwapUint64(s.word(offFence), old, (old&^fenceActive)+fenceBegun+1) {
+				return
+			}
+		}
+	}
+	atomic.AddUint64(s.word(offFence), fenceBegun+1)
+}
+
+// FenceEnd closes a fenced section.
+func (s *File) FenceEnd() {
+	for {
+		old := s.ReadU64(offFence)
+		if old&fenceActive == 0 {
+			return // cleared by an exclusive FenceBegin
+		}
+		if atomic.CompareAndSwapUint64(s.word(offFence), old, old-1) {
+			return
+		}
+	}
+}
+
+// SetMark publishes the read mark of slot i (the caller holds its lock).
+func (s *File) SetMark(i int, mark int) {
+	atomic.StoreUint64(s.word(offSlots+16*int64(i)+8), uint64(mark))
 }
 
 // SlotLock is the lock byte of read slot i.

@@ -21,8 +21,10 @@ import (
 
 // The tests in this file run the real binaries as separate processes.
 
-// TestMain removes the binaries built for the process tests.
+// TestMain removes the binaries built for the process tests (and runs as
+// the lock holder of clitest.Hold when started as one).
 func TestMain(m *testing.M) {
+	clitest.RunHolderIfChild()
 	code := m.Run()
 	clitest.RemoveBinaries()
 	os.Exit(code)
@@ -290,4 +292,55 @@ func TestMaintenanceScriptTwice(t *testing.T) {
 	if v := verifiedBackups(t, bdir); len(v) != 2 {
 		t.Fatalf("after two runs: %+v", v)
 	}
+}
+
+// TestBackupScriptKeepsChains (issue 12 #4): with a full backup older
+// than KEEP_DAYS as the only base, backup.sh's incremental builds on it,
+// and retention must not then delete that base (the guide's `find -mtime
+// +30 -delete` did, leaving an incremental that fails verify): the script
+// succeeds and every backup left is restorable.
+func TestBackupScriptKeepsChains(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "production.db")
+	fixture.Create(t, db, fixture.Default)
+	bdir := filepath.Join(dir, "backups")
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	if out, err := exec.Command(filepath.Join(binaries(t), "sombra-backup"), "--type", "full", "--input", db,
+		"--output", filepath.Join(bdir, "full_old")).CombinedOutput(); err != nil {
+		t.Fatalf("full backup: %v\n%s", err, out)
+	}
+	if err := os.Chtimes(filepath.Join(bdir, "full_old.backup"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	addNodes(t, db, 10)
+	env := []string{"DB_PATH=" + db, "BACKUP_DIR=" + bdir, "LOG_FILE=" + filepath.Join(dir, "backup.log"), "KEEP_DAYS=30"}
+	out, code := script(t, "backup.sh", env...)
+	if code != 0 || !strings.Contains(out, "created and verified") {
+		t.Fatalf("backup.sh: exit %d\n%s", code, out)
+	}
+	l, err := backupList(t, bdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range l {
+		if b.Chain != "ok" {
+			t.Errorf("%s: chain %s after backup.sh", b.Name, b.Chain)
+		}
+	}
+	if len(l) != 2 {
+		t.Errorf("backups left: %+v", l)
+	}
+}
+
+func backupList(t *testing.T, dir string) ([]backup.ListEntry, error) {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(binaries(t), "sombra-backup"), "list", "--dir", dir, "--json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("list: %v\n%s", err, out)
+	}
+	var res backup.ListResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, err
+	}
+	return res.Backups, nil
 }

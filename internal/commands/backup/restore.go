@@ -23,13 +23,18 @@ type RestoreOptions struct {
 	Until     string // --until RFC 3339
 	Force     bool   // --force
 	NewFileID bool   // --new-file-id
+	// AllowEarlier: --allow-earlier
+	AllowEarlier bool
 }
 
 const restoreLong = `Restore a backup, with the chain it depends on (full backup first), into a
 new database file; or, with --until, restore the database as it was at a
 point in time.
 
-Without --name the newest backup whose chain is whole is restored. Every
+Without --name the newest backup whose chain is whole and not known bad is
+restored: a backup whose last verify (or its base's) failed, or that turns
+out damaged while restoring, is skipped for the next older one, with a
+warning naming it and why. Every
 page checksum is verified on the way; the file is written under a
 temporary name, fsynced and renamed to --to only when complete, so an
 interrupted restore leaves nothing that looks like a database. The result
@@ -42,7 +47,10 @@ is at or before TIME, then replays the archived WAL (DIR/wal, see
 archive-wal) up to the last commit at or before TIME. A TIME before the
 oldest full backup, or beyond a gap in the archive, is an error naming the
 nearest restorable points. A TIME after the end of the archive restores
-everything archived, with a warning.
+everything archived, with a warning. A TIME after the newest backup when
+the archive holds nothing after it (WAL archiving off) cannot be reached:
+the restore fails naming the newest restorable point, unless
+--allow-earlier is given, which restores that point instead.
 
 --new-file-id gives the restored database a new identity, so it starts a
 new history: backups of the original chain and its WAL archive no longer
@@ -99,6 +107,7 @@ func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Comma
 	f.StringVar(&opts.Until, "until", "", "restore the database as of `TIME` (RFC 3339) by replaying the WAL archive")
 	f.BoolVar(&opts.Force, "force", false, "replace an existing --to")
 	f.BoolVar(&opts.NewFileID, "new-file-id", false, "give the restored database a new identity (a new backup history)")
+	f.BoolVar(&opts.AllowEarlier, "allow-earlier", false, "with --until: restore the newest earlier point when TIME cannot be reached (WAL archiving off)")
 	cmd.MarkFlagsMutuallyExclusive("name", "until")
 	_ = cmd.MarkFlagRequired("to")
 	_ = cmd.MarkFlagDirname("dir")
@@ -166,29 +175,30 @@ func RunRestore(opts *RestoreOptions) error {
 		}
 	}
 	eo := engineOptions(o)
-	eo.Force, eo.NewFileID = opts.Force, opts.NewFileID
+	eo.Force, eo.NewFileID, eo.AllowEarlier = opts.Force, opts.NewFileID, opts.AllowEarlier
+	if opts.AllowEarlier && until == nil {
+		return cli.Usagef("--allow-earlier applies to --until only")
+	}
 	start := o.Clock.Now()
 	var (
-		r   *bk.RestoreResult
-		err error
+		r       *bk.RestoreResult
+		skipped []string
+		err     error
 	)
 	switch {
 	case until != nil:
 		r, err = bk.RestoreToTime(dir, *until, opts.To, eo)
-	default:
-		if name == "" {
-			if name, err = latest(dir); err != nil {
-				return err
-			}
-		}
+	case name != "":
 		r, err = bk.Restore(dir, name, opts.To, eo)
+	default:
+		r, skipped, err = restoreNewestGood(dir, opts.To, eo)
 	}
 	if err != nil {
 		return classify(err)
 	}
 	res := RestoreResult{SchemaVersion: cli.SchemaVersion, Target: r.Target, Dir: dir, Backup: r.Backup,
 		Chain: nonNil(r.Chain), EndLSN: r.EndLSN, PageCount: r.PageCount, PagesWritten: r.Pages, Bytes: r.Bytes,
-		DBFileID: r.FileID, Until: until, Warnings: []string{}, DurationMS: ms(o.Clock.Since(start))}
+		DBFileID: r.FileID, Until: until, Warnings: nonNil(skipped), DurationMS: ms(o.Clock.Since(start))}
 	if rr := r.Replay; rr != nil {
 		res.Replay = &ReplayInfo{FromLSN: rr.FromLSN, ToLSN: rr.ToLSN, Transactions: rr.Transactions, Frames: rr.Frames,
 			LastCommit: utcPtr(rr.LastCommit), NextCommit: utcPtr(rr.NextCommit), ArchiveEnd: rr.ArchiveEnd}
@@ -197,22 +207,71 @@ func RunRestore(opts *RestoreOptions) error {
 	return cli.NewPrinter(o.IO, &o.Globals).Result(res, func(h *cli.Human) { restoreSummary(h, res) })
 }
 
-// latest names the newest backup in dir whose chain is whole.
-func latest(dir string) (string, error) {
+// restoreNewestGood restores the newest backup whose chain is whole and
+// known good: backups whose own or an ancestor's last verification failed
+// are skipped, and so is one whose restore finds it damaged (the next older
+// one is tried). Each skip is returned as a warning naming the backup and
+// why, so the operator learns that the newest restore point was not used.
+func restoreNewestGood(dir, target string, eo bk.Options) (*bk.RestoreResult, []string, error) {
 	list, err := listDir(dir)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
+	byName := map[string]*bk.BackupInfo{}
+	for i := range list {
+		byName[list[i].Name] = &list[i]
+	}
+	var skipped []string
+	var lastErr error
 	for i := len(list) - 1; i >= 0; i-- {
-		if list[i].ChainOK() {
-			return list[i].Name, nil
+		b := &list[i]
+		if !b.ChainOK() {
+			continue
 		}
+		if why := failedVerification(byName, b); why != "" {
+			skipped = append(skipped, fmt.Sprintf("skipped %s: %s", b.Name, why))
+			continue
+		}
+		r, err := bk.Restore(dir, b.Name, target, eo)
+		if err == nil {
+			return r, skipped, nil
+		}
+		if !integrityProblem(err) {
+			return nil, skipped, err
+		}
+		skipped = append(skipped, fmt.Sprintf("skipped %s: %v", b.Name, err))
+		lastErr = err
 	}
-	if len(list) == 0 {
-		return "", fmt.Errorf("%s holds no backups: %w", dir, engine.ErrNotFound)
+	switch {
+	case len(list) == 0:
+		return nil, nil, fmt.Errorf("%s holds no backups: %w", dir, engine.ErrNotFound)
+	case lastErr != nil:
+		return nil, skipped, fmt.Errorf("%s holds no restorable backup (%s): %w", dir, strings.Join(skipped, "; "), lastErr)
+	case len(skipped) > 0:
+		return nil, skipped, fmt.Errorf("%s holds no restorable backup (%s; restore one with --name to try it anyway): %w",
+			dir, strings.Join(skipped, "; "), bk.ErrVerifyFailed)
 	}
-	return "", fmt.Errorf("%s holds no restorable backup (%d backups, every chain broken or unreadable; see list): %w",
+	return nil, nil, fmt.Errorf("%s holds no restorable backup (%d backups, every chain broken or unreadable; see list): %w",
 		dir, len(list), engine.ErrNotFound)
+}
+
+// failedVerification says why b's chain is known bad: its own or an
+// ancestor's last verification failed ("" when none did).
+func failedVerification(byName map[string]*bk.BackupInfo, b *bk.BackupInfo) string {
+	for cur, depth := b, 0; cur != nil && depth <= len(byName); depth++ {
+		if v := cur.Verified; v != nil && !v.OK {
+			at := v.Time.UTC().Format(time.RFC3339)
+			if cur == b {
+				return fmt.Sprintf("its last verification (%s) failed: %s", at, v.Error)
+			}
+			return fmt.Sprintf("its base %s failed verification (%s): %s", cur.Name, at, v.Error)
+		}
+		if cur.Parent == "" {
+			break
+		}
+		cur = byName[cur.Parent]
+	}
+	return ""
 }
 
 func restoreSummary(h *cli.Human, r RestoreResult) {

@@ -270,3 +270,63 @@ func TestPrune(t *testing.T) {
 	}
 	ok(t, "verify", filepath.Join(bdir, "inc3.backup"))
 }
+
+// TestRestorePicksNewestGood (issue 12 #3): without --name, restore skips
+// the newest backup when its last verification failed (or when it turns
+// out damaged while restoring), restores the next older good one, and
+// says which it skipped and why.
+func TestRestorePicksNewestGood(t *testing.T) {
+	dir, path := newDB(t)
+	bdir := filepath.Join(dir, "b")
+	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full1"))
+	addNodes(t, path, 10)
+	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full2"))
+	addNodes(t, path, 10)
+	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full3"))
+	corruptRecord(t, filepath.Join(bdir, "full3.backup"), 3, 4096)
+	if _, _, code := run(t, "verify", "--dir", bdir, "full3"); code != 4 {
+		t.Fatalf("verify of the damaged backup: code %d", code)
+	}
+	corruptRecord(t, filepath.Join(bdir, "full2.backup"), 3, 4096) // damaged, not verified since
+
+	out, errOut, code := run(t, "restore", "--dir", bdir, "--to", filepath.Join(dir, "r.db"), "--json")
+	var r backup.RestoreResult
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("code=%d out=%s stderr=%s", code, out, errOut)
+	}
+	w := strings.Join(r.Warnings, "\n")
+	if r.Backup != "full1" || !strings.Contains(w, "skipped full3: its last verification") ||
+		!strings.Contains(w, "skipped full2:") || !strings.Contains(w, "corrupt page 3") {
+		t.Errorf("restored %s, warnings:\n%s", r.Backup, w)
+	}
+	out = ok(t, "restore", "--dir", bdir, "--to", filepath.Join(dir, "r2.db"))
+	if !strings.Contains(out, "warning: skipped full3") {
+		t.Errorf("human output does not name the skipped backup:\n%s", out)
+	}
+}
+
+// TestUntilUnreachable (issue 12 #2): with WAL archiving off, restore
+// --until a time after the newest backup cannot reach it: exit 1, saying
+// that archiving is off and naming the backup that can be restored, and no
+// target is left; --allow-earlier restores that backup with a warning.
+func TestUntilUnreachable(t *testing.T) {
+	dir, path := newDB(t)
+	bdir := filepath.Join(dir, "b")
+	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
+	addNodes(t, path, 10) // committed after the backup, never archived
+	target := filepath.Join(dir, "pitr.db")
+	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	_, errOut, code := run(t, "restore", "--dir", bdir, "--until", until, "--to", target)
+	if code != 1 || !strings.Contains(errOut, "WAL archiving is off") || !strings.Contains(errOut, "newest restorable point is backup full") ||
+		!strings.Contains(errOut, "--allow-earlier") {
+		t.Errorf("code=%d stderr=%q", code, errOut)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("a failed restore left %s", target)
+	}
+	out := ok(t, "restore", "--dir", bdir, "--until", until, "--to", target, "--allow-earlier", "--json")
+	var r backup.RestoreResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Backup != "full" || len(r.Warnings) == 0 || !strings.Contains(r.Warnings[0], "WAL archiving is off") {
+		t.Errorf("--allow-earlier: %s", out)
+	}
+}

@@ -22,6 +22,7 @@ type VerifyOptions struct {
 	Root   *Options
 	Dir    string // --dir
 	Backup string // the argument: a path or a name
+	TmpDir string // --tmpdir
 }
 
 const verifyLong = `Verify a backup and the chain it depends on: the header and trailer of
@@ -30,8 +31,15 @@ database, LSN ranges contiguous), the checksum of every page record and
 every page, and the body checksums; then restore the chain to a temporary
 file next to the backup, run a full integrity check on it and compare its
 logical hash with the one recorded when the backup was taken. The
-temporary file is removed afterwards; the outcome is recorded in the
-catalog (see list).
+trial restore goes to --tmpdir (default $TMPDIR, else /tmp), never into
+the backup directory, so a read-only backup directory can be verified;
+its free space is checked first. The temporary file is removed afterwards
+(and those of killed verifications with it); the outcome is recorded in
+the catalog (see list) when the directory is writable.
+
+A verification that cannot be carried out (no room for the trial restore)
+is "could not verify", exit 1: it says nothing about the backup, and the
+backup's last recorded verdict is kept.
 
 The argument is a backup file (DIR/NAME.backup) or, with --dir, a backup
 name.
@@ -47,9 +55,11 @@ JSON OUTPUT (--json, schema_version 1)
     pages_checked   page records verified
     nodes, edges    counted in the trial restore
     logical_hash    logical hash of the trial restore (null if not checked)
-    hash_checked    false when the backup recorded no hash (--no-hash)
+    hash_checked    true when the logical hash was compared
+    hash_recorded   false when the backup recorded no hash (--no-hash)
     issues          integrity problems of the trial restore (may be empty)
     error           why verification failed, null when ok
+    warnings        list of strings (e.g. the catalog could not be updated)
     verified_at     time of the verification (RFC 3339, UTC)
     duration_ms     wall time of the verification
 
@@ -58,7 +68,8 @@ error is also reported on stderr.
 
 EXIT STATUS
 
-    0 the backup is good; 1 failed (no such backup, not a backup file, I/O);
+    0 the backup is good; 1 failed (no such backup, not a backup file, I/O,
+    could not verify: no room for the trial restore);
     2 usage error; 4 verification failed: corruption (the error names the
     backup file and page), a broken chain or a trial restore that does not
     match.`
@@ -79,7 +90,9 @@ func NewVerifyCmd(root *Options, runF func(*VerifyOptions) error) *cobra.Command
 		Args:    cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory, when the argument is a bare name")
+	cmd.Flags().StringVar(&opts.TmpDir, "tmpdir", "", "`DIR`ectory for the trial restore (default $TMPDIR, else /tmp)")
 	_ = cmd.MarkFlagDirname("dir")
+	_ = cmd.MarkFlagDirname("tmpdir")
 	cmd.ValidArgsFunction = cli.CompleteBackupNames("dir")
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		opts.Backup = args[0]
@@ -104,8 +117,10 @@ type VerifyResult struct {
 	Edges         uint64    `json:"edges"`
 	LogicalHash   *string   `json:"logical_hash"`
 	HashChecked   bool      `json:"hash_checked"`
+	HashRecorded  bool      `json:"hash_recorded"`
 	Issues        []string  `json:"issues"`
 	Error         *string   `json:"error"`
+	Warnings      []string  `json:"warnings"`
 	VerifiedAt    time.Time `json:"verified_at"`
 	DurationMS    float64   `json:"duration_ms"`
 }
@@ -122,17 +137,24 @@ func RunVerify(opts *VerifyOptions) error {
 		return err // before Verify, which would record it in a catalog there
 	}
 	start := o.Clock.Now()
-	v, verr := bk.Verify(dir, name, engineOptions(o))
+	eo := engineOptions(o)
+	eo.TempDir = opts.TmpDir
+	v, verr := bk.Verify(dir, name, eo)
 	took := o.Clock.Since(start)
 	if verr != nil && !integrityProblem(verr) {
+		if errors.Is(verr, bk.ErrCannotVerify) {
+			return &hintError{msg: fmt.Sprintf("could not verify %s (not a verdict on the backup): %s", name,
+				strings.TrimSuffix(verr.Error(), ": "+bk.ErrCannotVerify.Error())), err: verr}
+		}
 		return classify(verr)
 	}
 	res := VerifyResult{SchemaVersion: cli.SchemaVersion, Name: name, Path: path,
-		OK: verr == nil, Chain: []string{}, Issues: []string{}, DurationMS: ms(took)}
+		OK: verr == nil, Chain: []string{}, Issues: []string{}, Warnings: []string{}, DurationMS: ms(took)}
 	if v != nil {
 		res.Chain = nonNil(v.Chain)
 		res.EndLSN, res.PagesChecked, res.Nodes, res.Edges = v.EndLSN, v.PagesChecked, v.Nodes, v.Edges
-		res.LogicalHash, res.HashChecked = strPtr(v.LogicalHash), v.HashChecked
+		res.LogicalHash, res.HashChecked, res.HashRecorded = strPtr(v.LogicalHash), v.HashChecked, v.HashRecorded
+		res.Warnings = nonNil(v.Warnings)
 		res.Issues = nonNil(v.Issues)
 		res.VerifiedAt = v.Time.UTC()
 	}
@@ -174,9 +196,14 @@ func verifySummary(h *cli.Human, r VerifyResult) {
 	if !r.OK {
 		result = h.Bad("FAILED")
 	}
-	hash := "not recorded in the backup (taken with --no-hash)"
-	if r.HashChecked && r.LogicalHash != nil {
+	var hash string
+	switch {
+	case r.HashChecked && r.LogicalHash != nil:
 		hash = "matches " + *r.LogicalHash
+	case !r.HashRecorded && len(r.Chain) > 0:
+		hash = "not recorded in the backup (taken with --no-hash)"
+	default:
+		hash = "not compared (verification stopped before)"
 	}
 	pairs := [][2]string{
 		{"backup", r.Name},
@@ -196,6 +223,9 @@ func verifySummary(h *cli.Human, r VerifyResult) {
 	h.KeyValues(pairs)
 	for _, is := range r.Issues {
 		h.Line("%s %s", h.Bad("issue:"), is)
+	}
+	for _, w := range r.Warnings {
+		h.Line("%s %s", h.Warn("warning:"), w)
 	}
 }
 

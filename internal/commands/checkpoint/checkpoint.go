@@ -40,10 +40,11 @@ Modes (as in SQLite):
               from its beginning, so it stops growing
     truncate  restart, and truncate the WAL file to zero bytes
 
-full, restart and truncate wait up to --wait (default 5s) for the writer
-lock and for readers. When they cannot get them in time sombra-checkpoint
-exits with status 3 and an error naming the process that holds the lock;
-run it again later or give a longer --wait.
+full, restart and truncate need the writer lock and wait for readers: by
+default they do not wait (--wait 0s); with --wait DURATION they retry for
+up to DURATION. When they cannot get them in time sombra-checkpoint exits
+with status 3 and an error naming the process that holds the lock; run it
+again later or give a --wait (e.g. --wait 30s).
 
 --status prints the checkpoint status (WAL size, frames, frames pending)
 without checkpointing; it opens the database read-only.

@@ -139,7 +139,7 @@ func TestBusy(t *testing.T) {
 		start := time.Now()
 		out, errOut, code := run(t, "--db", path, "--mode", mode, "--wait", "100ms")
 		took := time.Since(start)
-		want := fmt.Sprintf("database is locked (writer lock held by pid %d)", os.Getpid())
+		want := fmt.Sprintf("database is locked (writer lock held by pid %d (checkpoint.test))", os.Getpid())
 		if code != 3 || out != "" || !strings.Contains(errOut, want) || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("%s: code=%d stdout=%q stderr=%q", mode, code, out, errOut)
 		}
