@@ -35,6 +35,7 @@ func NewRoot(name, short, long, example string, g *Globals, streams IOStreams) *
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
 	cmd.SetVersionTemplate("{{sombraVersion .}}") // version.go
+	setUsageTemplate(cmd)                         // usage.go: bool flags shown as --force
 	// Declared here so cobra does not also claim -v, which commands may
 	// want for --verbose; cobra still handles --version itself.
 	cmd.Flags().Bool("version", false, "print the version, commit, build date and Go version (with --json: as JSON) and exit")

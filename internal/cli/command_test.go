@@ -182,6 +182,19 @@ func TestRunVersionAndHelp(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Examples:\n  sombra-test --db a.db") || !strings.Contains(out, "--wait DURATION") {
 		t.Errorf("--help: code=%d out=%q", code, out)
 	}
+	// Bool flags as operators type them, the usage column still aligned.
+	col := func(flag, usage string) int {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(strings.TrimLeft(l, " "), flag) {
+				return strings.Index(l, usage)
+			}
+		}
+		return -1
+	}
+	if strings.Contains(out, "[=") || col("--json ", "print the result") < 0 || col("--json ", "print the result") != col("--db PATH", "database file") ||
+		col("-q, --quiet ", "print nothing") != col("--db PATH", "database file") {
+		t.Errorf("--help shows bool flags oddly:\n%s", out)
+	}
 }
 
 // TestVersionJSON: --version --json is one document with the version,
