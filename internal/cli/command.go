@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"os"
 	"os/signal"
 	"syscall"
@@ -81,7 +84,10 @@ func run(ctx context.Context, cmd *cobra.Command, args []string) int {
 	root.SetArgs(args)
 	markRun(root)
 	st := &runState{}
-	_, err := root.ExecuteContextC(context.WithValue(ctx, runStateKey{}, st))
+	failed, err := root.ExecuteContextC(context.WithValue(ctx, runStateKey{}, st))
+	if err != nil && !st.ran {
+		err = suggestCommand(root, failed, args, err)
+	}
 
 	// Whatever fails before a command's own code runs (unknown command,
 	// wrong number of arguments, missing required flag) is a usage error,
@@ -98,8 +104,33 @@ func run(ctx context.Context, cmd *cobra.Command, args []string) int {
 		}
 	}
 	streams := IOStreams{Out: root.OutOrStdout(), ErrOut: root.ErrOrStderr()}
-	PrintError(streams, jsonRequested(root, args), root.Name(), err)
+	helpFor := root.Name()
+	if failed != nil {
+		helpFor = failed.CommandPath() // the help that explains what went wrong
+	}
+	printError(streams, jsonRequested(root, args), root.Name(), helpFor, err)
 	return code
+}
+
+// suggestCommand turns a mistyped subcommand into "unknown command ...;
+// did you mean ...?". Cobra says "unknown command" without suggestions
+// when the root takes no arguments, and "unknown flag" when the mistyped
+// word is followed by a flag only the subcommand knows.
+func suggestCommand(root, failed *cobra.Command, args []string, err error) error {
+	if failed != root || !root.HasAvailableSubCommands() || len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return err
+	}
+	if sub, _, ferr := root.Find(args[:1]); ferr == nil && sub != root {
+		return err // a real subcommand
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], root.Name())
+	if root.SuggestionsMinimumDistance <= 0 {
+		root.SuggestionsMinimumDistance = 2 // cobra's own default
+	}
+	if s := root.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return &UsageError{Err: errors.New(msg)}
 }
 
 type (

@@ -101,7 +101,10 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"--wait", "forever"}, 2, "sombra-test: invalid argument \"forever\" for \"--wait\" flag: not a duration", 3},
 		{[]string{"--log-level", "loud"}, 2, "sombra-test: invalid argument \"loud\" for \"--log-level\" flag: must be one of debug|info|warn|error", 3},
 		{[]string{"stray"}, 2, "sombra-test: unknown command \"stray\" for \"sombra-test\"", 3},
-		{[]string{"list"}, 2, "sombra-test: accepts 1 arg(s), received 0", 3},
+		{[]string{"list"}, 2, "sombra-test: accepts 1 arg(s), received 0 (see 'sombra-test list --help')\n", 3},
+		{[]string{"list", "--bogus", "x"}, 2, "sombra-test: unknown flag: --bogus (see 'sombra-test list --help')\n", 3},
+		{[]string{"lsit", "x"}, 2, "sombra-test: unknown command \"lsit\" for \"sombra-test\"; did you mean \"list\"? (see 'sombra-test --help')\n", 3},
+		{[]string{"lsit", "--only-list-knows", "x"}, 2, "sombra-test: unknown command \"lsit\" for \"sombra-test\"; did you mean \"list\"? (see 'sombra-test --help')\n", 3},
 		{[]string{"list", "x", "--db", "b.db"}, 1, "sombra-test: list b.db: not a sombra database\n", 3},
 	}
 	for _, tt := range tests {
