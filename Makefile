@@ -15,7 +15,7 @@ DEMO     ?= demo
 FUZZTIME ?= 30s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build install test test-race fuzz bench bench-peers demo man man-check lint ci clean
+.PHONY: all build install test test-race fuzz bench bench-peers demo man man-check lint ci clean crash-long
 
 all: build
 
@@ -43,6 +43,13 @@ fuzz:
 	    echo "fuzz $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# The power-loss tests (vfs.CrashFS) with CRASH_SCALE times the cuts and
+# commits of CI's run; SOMBRA_POWERLOSS_SEED=N replays a logged seed.
+CRASH_SCALE ?= 20
+crash-long:
+	SOMBRA_POWERLOSS_SCALE=$(CRASH_SCALE) $(GO) test -count=1 -timeout 120m -v \
+	  -run 'TestPowerLoss|TestCrashFS' ./engine/ ./engine/vfs/
 
 # Engine micro-benchmarks.
 bench:

@@ -10,4 +10,6 @@ require (
 
 require golang.org/x/sys v0.50.0
 
+require github.com/cespare/xxhash/v2 v2.3.0 // indirect
+
 replace github.com/sombradb/sombra => ../

@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
 
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/page"
 )
 
 // This file holds the engine side of access control and auditing: the
@@ -15,7 +17,10 @@ import (
 // transaction and DB methods call. Sessions (a DB seen as one user) are in
 // session.go.
 //
-// Enforcement, once DB.SetAccessControl has installed a checker:
+// Enforcement, once a policy is stored in the file (DB.SetAccessPolicy,
+// engine/policy.go: every connection of every process enforces it) or
+// DB.SetAccessControl has installed a checker in this connection (both
+// apply when both are set):
 //
 //   - reads (GetNode, Neighbors, NodesByLabel, Nodes, LogicalHash, ...)
 //     need PermissionRead;
@@ -23,10 +28,11 @@ import (
 //     PermissionWrite;
 //   - DeleteNode and DeleteEdge need PermissionDelete;
 //   - CreatePropertyIndex, DropPropertyIndex, Rebuild*Index, UpdateCacheSize,
-//     EnableGroupCommit and Session.Checkpoint need PermissionConfigure;
-//   - backups need PermissionBackup: code that takes a backup calls
-//     DB.Authorize(user, PermissionBackup) first (engine/backup does not do
-//     so yet) and reads through DB.ViewAs(user, ...), which needs Read too;
+//     EnableGroupCommit, Checkpoint*, SetWALArchiveDir and SetAccessPolicy
+//     need PermissionConfigure;
+//   - backups need PermissionBackup: engine/backup calls
+//     DB.Authorize(user, PermissionBackup) first and reads through
+//     DB.ViewAs(user, ...), which needs Read too;
 //   - any other write a transaction makes (ImportNode, ImportEdge,
 //     ReserveIDs, Repair) needs PermissionWrite.
 //
@@ -34,22 +40,25 @@ import (
 // on its own behalf (CreateEdge checking that its endpoints exist, DeleteNode
 // deleting the node's edges) need nothing more. A transaction remembers the
 // permissions it was granted, so revoking a role takes effect at the user's
-// next transaction. Transactions begun without a user (BeginTransaction,
-// View, Update and the DB-level helpers built on them) run as the user "",
-// which is denied everything the policy does not grant it explicitly.
-// Without an AccessChecker nothing is checked.
+// next transaction. Transactions and DB-level operations begun without a
+// user run as the connection's user (Config.User, by default the process's
+// SetDefaultUser, else ""), which is denied everything the policy does not
+// grant it explicitly. With neither a stored policy nor a checker nothing
+// is checked.
 //
 // Not checked: metadata and operational reads that do not go through a
 // transaction's read path (Tx.NodeCount, Tx.EdgeCount, Tx.LSN,
-// DB.IndexStatistics, DB.Info, DB.GetPerformanceMetrics, DB.CheckpointStatus)
-// and the DB methods of files this hook does not reach (DB.Checkpoint*,
-// DB.SetWALArchiveDir, Tx.Snapshot); Session.Checkpoint* is checked.
+// DB.IndexStatistics, DB.Info, DB.GetPerformanceMetrics, DB.CheckpointStatus,
+// DB.WALArchiveDir, DB.StoredAccessPolicy), Tx.Snapshot, and the
+// checkpoints the engine runs by itself (automatic and on close).
 //
 // A denied operation returns an error matching ErrPermissionDenied (a
 // *PermissionError) before it changes anything; the transaction stays
-// usable. Code that holds a *DB can always reach the pages through Pager()
-// (backup, compact, integrity, repair do): access control guards the
-// engine's API, not the file.
+// usable. The user is a name the caller claims, and code that holds a *DB
+// can always reach the pages through Pager() (backup, compact, integrity,
+// repair do): access control guards the engine's API, not the file. On one
+// machine, the file's permissions are what stop a process that bypasses
+// the library.
 
 // Permission is one right an access policy grants.
 type Permission uint8
@@ -178,6 +187,24 @@ type Auditor interface {
 	Record(op string, user string, target string, err error)
 }
 
+// AuditAnchorer is an Auditor whose head the engine records in the
+// database at each write commit, so that records cut from the end of the
+// log are detected (engine/audit.VerifyFile with the database): AuditAnchor
+// makes the log durable up to its last record and returns the log's name
+// (its absolute path), that record's sequence number and hash. An error
+// skips the anchor of that commit (logged), it does not fail the commit.
+type AuditAnchorer interface {
+	AuditAnchor() (name string, seq uint64, hash string, err error)
+}
+
+// ReadAuditor is an Auditor that asks for reads to be audited as well
+// (AuditsReads true when it was installed): each read operation is then
+// recorded as "read" with a target naming what was read ("node:5",
+// "neighbors node:5", "label:User", "scan:nodes", ...).
+type ReadAuditor interface {
+	AuditsReads() bool
+}
+
 // Audited operation names.
 const (
 	OpNodeCreate       = "node_create"
@@ -194,13 +221,14 @@ const (
 	OpConfigure        = "configure"  // cache size, group commit, access control
 	OpAuthorize        = "authorize"  // DB.Authorize granted (e.g. before a backup)
 	OpPermissionDenied = "permission_denied"
+	OpRead             = "read" // only with a ReadAuditor asking for reads
 )
 
 // AuditOperations returns every operation name the engine audits.
 func AuditOperations() []string {
 	return []string{OpNodeCreate, OpNodeUpdate, OpNodeDelete, OpEdgeCreate, OpEdgeDelete,
 		OpTxCommit, OpTxRollback, OpIndexCreate, OpIndexDrop, OpIndexRebuild, OpCheckpoint,
-		OpConfigure, OpAuthorize, OpPermissionDenied}
+		OpConfigure, OpAuthorize, OpPermissionDenied, OpRead}
 }
 
 // secState is the access checker and auditor in force; a transaction takes
@@ -209,6 +237,12 @@ func AuditOperations() []string {
 type secState struct {
 	acl AccessChecker
 	aud Auditor
+	// Derived from aud when it is installed.
+	anchor AuditAnchorer
+	reads  bool
+	// policyErr is why the stored policy could not be read (every check
+	// is denied then); nil normally.
+	policyErr error
 }
 
 // dbSec is the DB's field holding the current secState.
@@ -221,8 +255,6 @@ type txSec struct {
 	granted Permission // permissions already checked in this transaction
 	depth   int        // >0 while inside an operation that was checked at entry
 }
-
-func (db *DB) newTxSec() txSec { return txSec{st: db.sec.p.Load()} }
 
 // SetAccessControl installs the checker that enforces permissions (nil
 // removes it). Transactions begun before the call keep the previous one.
@@ -265,6 +297,13 @@ func (db *DB) setSec(change func(*secState)) *secState {
 		next = *cur
 	}
 	change(&next)
+	next.anchor, next.reads = nil, false
+	if a, ok := next.aud.(AuditAnchorer); ok {
+		next.anchor = a
+	}
+	if r, ok := next.aud.(ReadAuditor); ok {
+		next.reads = r.AuditsReads()
+	}
 	if next.acl == nil && next.aud == nil {
 		db.sec.p.Store(nil)
 		return nil
@@ -280,7 +319,10 @@ func (db *DB) setSec(change func(*secState)) *secState {
 // first; engine/backup should call Authorize(user, PermissionBackup)
 // before copying pages.
 func (db *DB) Authorize(user string, p Permission) error {
-	st := db.sec.p.Load()
+	st, err := db.secNow()
+	if err != nil {
+		return err
+	}
 	if err := st.check(user, p, OpAuthorize, p.String()); err != nil {
 		return err
 	}
@@ -328,7 +370,14 @@ func (st *secState) audit(op, user, target string, err error) {
 // configuration): it checks p for user, and the returned function, deferred
 // with the operation's error, audits the outcome.
 func (db *DB) secGuard(user string, p Permission, op, target string) (func(*error), error) {
-	st := db.sec.p.Load()
+	st, err := db.secNow()
+	if err != nil {
+		return noDone, err
+	}
+	return db.guardWith(st, user, p, op, target)
+}
+
+func (db *DB) guardWith(st *secState, user string, p Permission, op, target string) (func(*error), error) {
 	if st == nil {
 		return noDone, nil
 	}
@@ -380,6 +429,74 @@ func (tx *Tx) secCheck(write bool) error {
 		return tx.secAuthorize(PermissionWrite, "write", "")
 	}
 	return tx.secAuthorize(PermissionRead, "read", "")
+}
+
+// auditRead records a read when the auditor asked for reads (the caller
+// checks auditingReads first, so targets are only formatted then) and
+// marks the transaction as inside it until the returned function runs, so
+// the reads it makes itself are not recorded again:
+//
+//	if tx.auditingReads() {
+//		defer tx.auditRead(nodeTarget(id))()
+//	}
+func (tx *Tx) auditRead(target string) func() {
+	if tx.sec.depth == 0 {
+		tx.sec.st.aud.Record(OpRead, tx.sec.user, target, nil)
+	}
+	tx.sec.depth++
+	return func() { tx.sec.depth-- }
+}
+
+// auditingReads reports whether reads are being audited.
+func (tx *Tx) auditingReads() bool { return tx.sec.st != nil && tx.sec.st.reads }
+
+// catAuditHead + log name holds the audit log's head (auditHead, JSON)
+// as of the latest write commit.
+const catAuditHead = "audit_head/"
+
+type auditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// secAnchor is Commit's hook, before the commit: it records the audit
+// log's durable head in the transaction, so the database says how long
+// the log was at that commit.
+func (tx *Tx) secAnchor() {
+	if tx.w.Dirty() == 0 {
+		return // nothing to commit: do not make a write of it
+	}
+	name, seq, hash, err := tx.sec.st.anchor.AuditAnchor()
+	if err == nil {
+		var v []byte
+		if v, err = json.Marshal(auditHead{Seq: seq, Hash: hash}); err == nil {
+			err = tx.put(page.RootCatalog, []byte(catAuditHead+name), v)
+		}
+	}
+	if err != nil {
+		tx.db.log.Error("audit anchor not recorded; a cut of the audit log's tail may go undetected", "path", tx.db.p.Path, "err", err)
+	}
+}
+
+// AuditAnchor returns the head of the audit log name (an AuditAnchorer's
+// name) as recorded at the latest write commit: the log must hold record
+// seq with hash hash. ok is false when none was recorded.
+func (db *DB) AuditAnchor(name string) (seq uint64, hash string, ok bool, err error) {
+	v, err := view(db, func(tx *Tx) ([]byte, error) {
+		v, ok, err := tx.get(page.RootCatalog, []byte(catAuditHead+name))
+		if err != nil || !ok {
+			return nil, err
+		}
+		return v, nil
+	})
+	if err != nil || v == nil {
+		return 0, "", false, err
+	}
+	var h auditHead
+	if err := json.Unmarshal(v, &h); err != nil {
+		return 0, "", false, fmt.Errorf("audit anchor of %s: %v: %w", name, err, ErrCorrupt)
+	}
+	return h.Seq, h.Hash, true, nil
 }
 
 // secCommitted is Commit's hook: it audits the commit of a write transaction.

@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/sombradb/sombra/engine/internal/btree"
@@ -25,7 +24,12 @@ import (
 // A copy of the file at another path (a restore drill, say) carries the
 // setting along but does not archive into the original's directory: the
 // path no longer matches, and WALArchiveDir reports archiving as off.
-func (db *DB) SetWALArchiveDir(dir string) error {
+//
+// Under access control it needs Configure for the connection's user
+// (Config.User; Session.SetWALArchiveDir for another).
+func (db *DB) SetWALArchiveDir(dir string) error { return db.setWALArchiveDir(db.cfg.User, dir) }
+
+func (db *DB) setWALArchiveDir(user, dir string) error {
 	val := []byte(nil)
 	if dir != "" && db.p.Encrypted() {
 		return fmt.Errorf("%s: WAL archiving of an encrypted database is not supported: %w", db.p.Path, ErrEncryption)
@@ -34,9 +38,6 @@ func (db *DB) SetWALArchiveDir(dir string) error {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
 			return fmt.Errorf("WAL archive directory %q: %w", dir, err)
-		}
-		if err := os.MkdirAll(abs, 0o755); err != nil {
-			return fmt.Errorf("create WAL archive directory: %w", err)
 		}
 		dbAbs, err := filepath.Abs(db.p.Path)
 		if err != nil {
@@ -47,9 +48,15 @@ func (db *DB) SetWALArchiveDir(dir string) error {
 			return err
 		}
 	}
-	err := db.Update(func(tx *Tx) error {
+	err := db.configureTx(user, "wal_archive:"+dir, func(tx *Tx) error {
 		if dir == "" {
 			return tx.del(page.RootCatalog, []byte(catArchive))
+		}
+		// Created once allowed to (inside the checked transaction).
+		// Durably: a power cut must not lose the directory's entry, and
+		// with it the segments archived into it (see TestPowerLossNewArchiveDirIsDurable).
+		if err := vfs.MkdirAllDurable(db.cfg.FS, dir); err != nil {
+			return fmt.Errorf("create WAL archive directory: %w", err)
 		}
 		return tx.put(page.RootCatalog, []byte(catArchive), val)
 	})

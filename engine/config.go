@@ -3,8 +3,13 @@ package engine
 import (
 	"fmt"
 	"log/slog"
+	"math"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/sombradb/sombra/engine/logging"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -15,7 +20,8 @@ type Config struct {
 	// two from 1024 to 65536; anything else fails with ErrInvalid before a
 	// file is created.
 	PageSize int
-	// CacheSize is the page cache budget in bytes (default 64 MiB).
+	// CacheSize is the page cache budget in bytes (default 64 MiB, or
+	// the SOMBRA_CACHE_SIZE environment variable, see CacheSizeEnv).
 	CacheSize int64
 	// BusyTimeout is how long a writer or checkpoint waits for a lock held by
 	// another connection before failing with ErrBusy (default 5s).
@@ -28,7 +34,8 @@ type Config struct {
 	// SlowOperation is the duration above which operations are logged at
 	// warn level (default 100ms).
 	SlowOperation time.Duration
-	// Logger receives structured logs (default: discarded).
+	// Logger receives structured logs (default: the logger installed by
+	// logging.InitLogging, or discarded when it was not called).
 	Logger *slog.Logger
 	// FS is the file layer (default: the operating system). Tests inject
 	// faults through it.
@@ -38,12 +45,57 @@ type Config struct {
 	// encrypted file opens only with its key and a plaintext file only
 	// without one (ErrEncryption otherwise). Nil: no encryption.
 	Encryption PageCipher
+	// User is the user this connection acts as under access control (the
+	// policy stored in the file, DB.SetAccessPolicy, and any checker
+	// installed with DB.SetAccessControl): transactions and DB-level
+	// operations begun without a user run as it. Default: the process's
+	// SetDefaultUser (the tools' --user / SOMBRA_USER), else "". It is a
+	// name the program claims, not an authenticated identity.
+	User string
 }
+
+// CacheSizeEnv names the environment variable that sets the default page
+// cache budget: a byte count with an optional K, M or G suffix (powers of
+// 1024), e.g. "32M". It lets an operator bound the memory of the tools
+// (backup, verify, compaction, salvage, integrity checks all stream within
+// the cache) without a flag on every command. A value that does not parse
+// makes Open fail with ErrInvalid rather than silently use the default.
+const CacheSizeEnv = "SOMBRA_CACHE_SIZE"
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{PageSize: 4096, CacheSize: 64 << 20, BusyTimeout: 5 * time.Second,
+	c := Config{PageSize: 4096, CacheSize: 64 << 20, BusyTimeout: 5 * time.Second,
 		WALAutoCheckpoint: 1000, SlowOperation: 100 * time.Millisecond}
+	if n, err := envCacheSize(); err == nil && n > 0 {
+		c.CacheSize = n
+	}
+	return c
+}
+
+// envCacheSize parses CacheSizeEnv; 0 when it is unset.
+func envCacheSize() (int64, error) {
+	s := strings.TrimSpace(os.Getenv(CacheSizeEnv))
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	switch strings.ToUpper(s[len(s)-1:]) {
+	case "K":
+		mult = 1 << 10
+	case "M":
+		mult = 1 << 20
+	case "G":
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%s=%q: want a positive byte count with an optional K, M or G suffix: %w",
+			CacheSizeEnv, os.Getenv(CacheSizeEnv), ErrInvalid)
+	}
+	return n * mult, nil
 }
 
 func (c Config) withDefaults() Config {
@@ -62,6 +114,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowOperation == 0 {
 		c.SlowOperation = d.SlowOperation
+	}
+	if c.Logger == nil {
+		c.Logger = logging.Default()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

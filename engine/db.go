@@ -20,7 +20,9 @@ type DB struct {
 	log     *slog.Logger
 	metrics *metricsState
 	sec     dbSec      // access control and audit hooks (engine/access.go)
+	policy  dbPolicy   // the access policy stored in the file (engine/policy.go)
 	ext     extensions // optional hooks: close hooks, tracer, log tap (engine/hooks.go)
+	slow    slowLog    // rate limit of "slow operation" warnings (engine/slowlog.go)
 
 	meta atomic.Pointer[metaMemo] // last decoded header page (readMeta)
 
@@ -42,7 +44,13 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if _, err := envCacheSize(); err != nil && cfg.CacheSize == 0 {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	cfg = cfg.withDefaults()
+	if cfg.User == "" {
+		cfg.User = DefaultUser() // the tools' --user / SOMBRA_USER (engine/policy.go)
+	}
 	cipher, err := pagerCipher(cfg.Encryption)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -58,6 +66,9 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	// Wrapped so that SetLogTap can tee the engine's logs (engine/hooks.go).
 	db.log = db.tappedLogger(cfg.Logger)
 	db.installArchiveHook() // WAL archiving before each WAL reset (engine/archive.go)
+	stopSampler := make(chan struct{})
+	db.metrics.startSampler(stopSampler) // rates over a recent window (engine/metrics.go)
+	db.OnClose(func() { close(stopSampler) })
 	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
 		threshold := cfg.WALAutoCheckpoint
 		p.AfterCommit = func(pending int) {
@@ -96,13 +107,14 @@ func (db *DB) Close() error {
 			db.log.Debug("checkpoint on close", "err", err)
 		}
 	}
+	db.slow.flush(db.log)
 	db.log.Info("database closed", "path", db.p.Path)
 	return db.p.Close()
 }
 
 // UpdateCacheSize changes the page cache budget at run time. Under access
-// control it runs as user "" (see Session.UpdateCacheSize).
-func (db *DB) UpdateCacheSize(bytes int64) error { return db.updateCacheSize("", bytes) }
+// control it runs as the connection's user (see Session.UpdateCacheSize).
+func (db *DB) UpdateCacheSize(bytes int64) error { return db.updateCacheSize(db.cfg.User, bytes) }
 
 func (db *DB) updateCacheSize(user string, bytes int64) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.
@@ -125,10 +137,12 @@ func (db *DB) updateCacheSize(user string, bytes int64) (err error) {
 // EnableGroupCommit batches the fsyncs of concurrent commits: a commit
 // still returns only once durable, but one fsync serves every commit that
 // arrived within interval (or maxTx commits, whichever comes first).
-// An interval of 0 turns it off. Under access control it runs as user ""
-// (see Session.EnableGroupCommit).
+// An interval of 0 turns it off; a positive interval below
+// MinGroupCommitInterval is refused with ErrInvalid (it cannot be meant).
+// Under access control it runs as the connection's user (see
+// Session.EnableGroupCommit).
 func (db *DB) EnableGroupCommit(interval time.Duration, maxTx int) error {
-	return db.enableGroupCommit("", interval, maxTx)
+	return db.enableGroupCommit(db.cfg.User, interval, maxTx)
 }
 
 func (db *DB) enableGroupCommit(user string, interval time.Duration, maxTx int) (err error) {
@@ -141,11 +155,22 @@ func (db *DB) enableGroupCommit(user string, interval time.Duration, maxTx int) 
 	if interval < 0 || maxTx < 0 {
 		return fmt.Errorf("group commit interval %v, max %d: %w", interval, maxTx, ErrInvalid)
 	}
+	if interval > 0 && interval < MinGroupCommitInterval {
+		// A time.Duration counts nanoseconds: EnableGroupCommit(5, 50)
+		// means 5ns, which batches nothing and was surely meant as 5ms.
+		return fmt.Errorf("group commit interval %v is below the minimum %v (a bare number is nanoseconds: write 5*time.Millisecond): %w",
+			interval, MinGroupCommitInterval, ErrInvalid)
+	}
 	db.p.EnableGroupCommit(interval, maxTx)
 	db.noteGroupCommit(interval, maxTx) // remembered for GroupCommit() (engine/hooks.go)
 	db.log.Info("group commit", "interval", interval, "max_tx", maxTx)
 	return nil
 }
+
+// MinGroupCommitInterval is the shortest group commit interval
+// EnableGroupCommit accepts: shorter ones batch nothing (an fsync takes
+// longer) and are a unit mistake.
+const MinGroupCommitInterval = 100 * time.Microsecond
 
 // BeginTransaction starts a write transaction. Only one runs at a time
 // across all connections; it waits up to Config.BusyTimeout for the lock.
@@ -156,10 +181,17 @@ func (db *DB) BeginTransaction() (*Tx, error) {
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	if d := time.Since(start); d > db.cfg.SlowOperation {
-		db.log.Warn("slow operation", "op", "begin_transaction", "duration_ms", d.Milliseconds())
+		db.slow.note(db.log, d, "op", "begin_transaction")
+	}
+	// The access state: the connection's checker combined with the policy
+	// stored in the file (engine/policy.go).
+	st, err := db.secFor(w.Meta, w)
+	if err != nil {
+		w.Rollback()
+		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	db.log.Debug("transaction begin", "writable", true)
-	return &Tx{db: db, w: w, meta: w.Meta, begun: time.Now(), sec: db.newTxSec()}, nil // sec: engine/access.go
+	return &Tx{db: db, w: w, meta: w.Meta, begun: time.Now(), sec: txSec{st: st, user: db.cfg.User}}, nil
 }
 
 // BeginReadTransaction starts a read-only snapshot transaction.
@@ -173,10 +205,15 @@ func (db *DB) BeginReadTransaction() (*Tx, error) {
 		s.Close()
 		return nil, err
 	}
+	st, err := db.secFor(m, s) // engine/policy.go
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("begin read transaction: %w", err)
+	}
 	db.metrics.reads.Add(1)
 	// begun is only used to report slow commits, so a read transaction
 	// does not read the clock.
-	return &Tx{db: db, snap: s, meta: m, sec: db.newTxSec()}, nil // sec: engine/access.go
+	return &Tx{db: db, snap: s, meta: m, sec: txSec{st: st, user: db.cfg.User}}, nil
 }
 
 // metaMemo is page 0 decoded, with the image it was decoded from.

@@ -20,6 +20,9 @@ func (tx *Tx) Nodes() iter.Seq2[*Node, error] {
 			yield(nil, err)
 			return
 		}
+		if tx.auditingReads() {
+			tx.auditRead("scan:nodes")() // the loop body is the caller's: its reads are its own
+		}
 		c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootNodes])
 		for ok := c.First(); ok; ok = c.Next() {
 			id := NodeID(binary.BigEndian.Uint64(c.Key()))
@@ -49,6 +52,9 @@ func (tx *Tx) Edges() iter.Seq2[*Edge, error] {
 		if err := tx.check(false); err != nil {
 			yield(nil, err)
 			return
+		}
+		if tx.auditingReads() {
+			tx.auditRead("scan:edges")() // the loop body is the caller's: its reads are its own
 		}
 		c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootEdges])
 		for ok := c.First(); ok; ok = c.Next() {

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -637,7 +638,10 @@ func TestBadFilesLeftUntouched(t *testing.T) {
 		{"truncated-in-header", orig[:100], ErrNotADatabase},
 		{"truncated-first-page", orig[:2000], ErrCorrupt},
 		{"truncated-pages", orig[:4096*3], ErrCorrupt},
-		{"bad-magic", badMagic, ErrNotADatabase},
+		// The magic is gone but every other page is a Sombra page, which
+		// salvage reads: damage, not a foreign file (issue 7, item 6).
+		{"bad-magic", badMagic, ErrCorrupt},
+		{"foreign", bytes.Repeat([]byte("not a database\n"), 2000), ErrNotADatabase},
 		{"newer-version", newer, ErrVersion},
 		{"zeros", make([]byte, 8192), ErrNotADatabase},
 	}
@@ -721,4 +725,51 @@ func TestCheckpointSyncsWALBeforeDB(t *testing.T) {
 	if walSync < 0 || walSync > firstDBWrite {
 		t.Fatalf("checkpoint wrote the database file before syncing the WAL: %v", ops)
 	}
+}
+
+// Corruption found while reading is logged (once), with the file and page:
+// the pager names the file itself, which once made the logging skip it.
+func TestCorruptionIsLogged(t *testing.T) {
+	path, _ := buildReadDB(t, true)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := page.DecodeMeta(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ps = 4096
+	root := int(m.Roots[page.RootNodes])
+	orig[root*ps+2000] ^= 0x5a
+	if err := os.WriteFile(path, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	db := mustOpen(t, path, Config{Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &mu}, nil))})
+	defer db.Close()
+	if _, err := readAll(db); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read of a corrupt node tree: %v", err)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if n := strings.Count(out, `"msg":"corruption detected"`); n != 1 {
+		t.Fatalf("corruption logged %d times, want once:\n%s", n, out)
+	}
+	if !strings.Contains(out, fmt.Sprintf(`"page":%d`, root)) || !strings.Contains(out, path) {
+		t.Fatalf("log does not name the file and page %d:\n%s", root, out)
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

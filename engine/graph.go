@@ -86,6 +86,7 @@ func (tx *Tx) CreateNodeWithLabels(labels []string, props Properties) (nid NodeI
 	if err := tx.writeNode(id, &record.Node{Labels: labels, Props: props}); err != nil {
 		return 0, err
 	}
+	tx.noteCreated(id)
 	tx.meta.NextNodeID++
 	tx.meta.NodeCount++
 	tx.db.metrics.writes.Add(1)
@@ -141,6 +142,9 @@ func (tx *Tx) GetNode(id NodeID) (*Node, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead(nodeTarget(id))()
+	}
 	n, err := tx.nodeRecord(id)
 	if err != nil {
 		return nil, err
@@ -152,6 +156,9 @@ func (tx *Tx) GetNode(id NodeID) (*Node, error) {
 func (tx *Tx) NodeExists(id NodeID) (bool, error) {
 	if err := tx.check(false); err != nil {
 		return false, err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead("exists " + nodeTarget(id))()
 	}
 	_, ok, err := tx.get(page.RootNodes, be64(uint64(id)))
 	return ok, err
@@ -171,7 +178,10 @@ func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (eid E
 	if err := validLabel(label); err != nil {
 		return 0, err
 	}
-	for _, n := range []NodeID{from, to} {
+	for _, n := range [2]NodeID{from, to} {
+		if tx.createdHere(n) {
+			continue
+		}
 		ok, err := tx.NodeExists(n)
 		if err != nil {
 			return 0, err
@@ -211,6 +221,9 @@ func (tx *Tx) writeEdge(id EdgeID, e *record.Edge) error {
 func (tx *Tx) GetEdge(id EdgeID) (*Edge, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead(edgeTarget(id))()
 	}
 	v, ok, err := tx.get(page.RootEdges, be64(uint64(id)))
 	if err != nil {
@@ -387,6 +400,9 @@ func (tx *Tx) adjacentFunc(dir byte, id NodeID, fn func(e EdgeID, other NodeID) 
 	if err := tx.check(false); err != nil {
 		return err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead("neighbors " + nodeTarget(id))()
+	}
 	var prefix [9]byte
 	prefix[0] = dir
 	binary.BigEndian.PutUint64(prefix[1:], uint64(id))
@@ -495,6 +511,9 @@ func (tx *Tx) NodesByLabel(label string) ([]NodeID, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
 	}
+	if tx.auditingReads() {
+		defer tx.auditRead("label:" + label)()
+	}
 	var out []NodeID
 	prefix := append([]byte(label), 0)
 	err := tx.scan(page.RootLabels, prefix, func(k, _ []byte) (bool, error) {
@@ -511,6 +530,9 @@ func (tx *Tx) NodesByLabel(label string) ([]NodeID, error) {
 func (tx *Tx) NodesByProperty(key string, v PropertyValue) ([]NodeID, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead("property:" + key)()
 	}
 	idx, err := tx.propIndexes()
 	if err != nil {
@@ -558,6 +580,9 @@ func (tx *Tx) NodesByProperty(key string, v PropertyValue) ([]NodeID, error) {
 func (tx *Tx) nodeIDs(lo NodeID, fn func(NodeID) bool) error {
 	if err := tx.check(false); err != nil {
 		return err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead("node_ids from " + nodeTarget(lo))()
 	}
 	err := btree.ScanKeys(tx.reader(), tx.meta.Roots[page.RootNodes], be64(uint64(lo)), func(k []byte) bool {
 		return fn(NodeID(binary.BigEndian.Uint64(k)))

@@ -27,7 +27,9 @@ type IndexStat struct {
 // CreatePropertyIndex indexes every node's property name, filling the index
 // from existing nodes in the same transaction. Under access control it runs
 // as user "" (see Session.CreatePropertyIndex).
-func (db *DB) CreatePropertyIndex(name string) error { return db.createPropertyIndex("", name) }
+func (db *DB) CreatePropertyIndex(name string) error {
+	return db.createPropertyIndex(db.cfg.User, name)
+}
 
 func (db *DB) createPropertyIndex(user, name string) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.
@@ -57,7 +59,7 @@ func (db *DB) createPropertyIndex(user, name string) (err error) {
 
 // DropPropertyIndex removes a property index. Under access control it runs
 // as user "" (see Session.DropPropertyIndex).
-func (db *DB) DropPropertyIndex(name string) error { return db.dropPropertyIndex("", name) }
+func (db *DB) DropPropertyIndex(name string) error { return db.dropPropertyIndex(db.cfg.User, name) }
 
 func (db *DB) dropPropertyIndex(user, name string) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.
@@ -144,7 +146,9 @@ func (tx *Tx) forEachNode(fn func(NodeID, *record.Node) error) error {
 
 // RebuildPropertyIndex drops and refills one property index. Under access
 // control it runs as user "" (see Session.RebuildPropertyIndex).
-func (db *DB) RebuildPropertyIndex(name string) error { return db.rebuildPropertyIndex("", name) }
+func (db *DB) RebuildPropertyIndex(name string) error {
+	return db.rebuildPropertyIndex(db.cfg.User, name)
+}
 
 func (db *DB) rebuildPropertyIndex(user, name string) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.
@@ -171,7 +175,7 @@ func (db *DB) rebuildPropertyIndex(user, name string) (err error) {
 // RebuildLabelIndex rebuilds the label index entries of one label from the
 // node records. Under access control it runs as user "" (see
 // Session.RebuildLabelIndex).
-func (db *DB) RebuildLabelIndex(label string) error { return db.rebuildLabelIndex("", label) }
+func (db *DB) RebuildLabelIndex(label string) error { return db.rebuildLabelIndex(db.cfg.User, label) }
 
 func (db *DB) rebuildLabelIndex(user, label string) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.
@@ -216,7 +220,7 @@ func (db *DB) rebuildLabelIndex(user, label string) (err error) {
 // RebuildAllIndexes rebuilds the label index, every property index and the
 // catalog counters from the node and edge records, in one transaction.
 // Under access control it runs as user "" (see Session.RebuildAllIndexes).
-func (db *DB) RebuildAllIndexes() error { return db.rebuildAllIndexes("") }
+func (db *DB) RebuildAllIndexes() error { return db.rebuildAllIndexes(db.cfg.User) }
 
 func (db *DB) rebuildAllIndexes(user string) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 
 	"github.com/sombradb/sombra/engine/internal/btree"
+	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/lhash"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
 )
@@ -14,13 +16,18 @@ import (
 // page layer. Its type is internal: code outside this module cannot use it.
 func (db *DB) Pager() *pager.Pager { return db.p }
 
-// LogicalHash returns a canonical SHA-256 (hex) of every node and edge:
-// ids, labels, properties and endpoints, in id order. Two databases with the
-// same graph have the same hash whatever their page layout, so it proves a
-// backup, a restore or a compaction kept the data.
+// LogicalHash returns a canonical hash (64 hex digits) of every node and
+// edge: ids, labels, properties and endpoints. Two databases with the same
+// graph have the same hash whatever their page layout, so it proves a
+// backup, a restore or a compaction kept the data. It does not depend on
+// the order records are visited in (see engine/internal/lhash), so a
+// backup computes the same value in its pass over the file's pages.
 func (tx *Tx) LogicalHash() (string, error) {
 	if err := tx.check(false); err != nil {
 		return "", err
+	}
+	if tx.auditingReads() {
+		defer tx.auditRead("logical_hash")()
 	}
 	h, err := logicalHash(tx.reader(), tx.meta)
 	return h, tx.db.annotate(err)
@@ -39,24 +46,49 @@ func (db *DB) SnapshotLogicalHash(snap *pager.Snapshot) (string, error) {
 }
 
 func logicalHash(r btree.Reader, meta *page.Meta) (string, error) {
-	h := sha256.New()
-	var lb [8]byte
-	for _, root := range []int{page.RootNodes, page.RootEdges} {
+	var h lhash.Hasher
+	for t, root := range []int{page.RootNodes, page.RootEdges} {
 		c := btree.NewCursor(r, meta.Roots[root])
-		n := uint64(0)
 		for ok := c.First(); ok; ok = c.Next() {
 			v, err := c.Value()
 			if err != nil {
 				return "", err
 			}
-			h.Write(c.Key())
-			binary.BigEndian.PutUint64(lb[:], uint64(len(v)))
-			h.Write(lb[:])
-			h.Write(v) // records encode properties sorted, so bytes are canonical
-			n++
+			h.Add(t, c.Key(), v) // records encode properties sorted, so bytes are canonical
 		}
 		if err := c.Err(); err != nil {
 			return "", err
+		}
+	}
+	return h.Sum(), nil
+}
+
+// LegacyLogicalHash returns the logical hash as it was defined before
+// LogicalHash became order-independent: a SHA-256 over the records in key
+// order. Backups taken by earlier versions recorded it; verifying one
+// compares against this.
+func (tx *Tx) LegacyLogicalHash() (string, error) {
+	if err := tx.check(false); err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	var lb [8]byte
+	for _, root := range []int{page.RootNodes, page.RootEdges} {
+		c := btree.NewCursor(tx.reader(), tx.meta.Roots[root])
+		n := uint64(0)
+		for ok := c.First(); ok; ok = c.Next() {
+			v, err := c.Value()
+			if err != nil {
+				return "", tx.db.annotate(err)
+			}
+			h.Write(c.Key())
+			binary.BigEndian.PutUint64(lb[:], uint64(len(v)))
+			h.Write(lb[:])
+			h.Write(v)
+			n++
+		}
+		if err := c.Err(); err != nil {
+			return "", tx.db.annotate(err)
 		}
 		binary.BigEndian.PutUint64(lb[:], n)
 		h.Write(lb[:])
@@ -64,7 +96,19 @@ func logicalHash(r btree.Reader, meta *page.Meta) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// LegacyLogicalHash computes the legacy logical hash in a read transaction.
+func (db *DB) LegacyLogicalHash() (string, error) {
+	return view(db, func(tx *Tx) (string, error) { return tx.LegacyLogicalHash() })
+}
+
 // LogicalHash computes the logical hash in a read transaction.
 func (db *DB) LogicalHash() (string, error) {
 	return view(db, func(tx *Tx) (string, error) { return tx.LogicalHash() })
+}
+
+// HashTrees computes the logical hash of the trees with the given roots,
+// read through r. Compaction uses it on the file it built, read back from
+// the disk, before that file replaces the original.
+func HashTrees(r btree.Reader, roots [page.NumRoots]common.PageID) (string, error) {
+	return logicalHash(r, &page.Meta{Roots: roots})
 }

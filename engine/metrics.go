@@ -24,11 +24,89 @@ type metricsState struct {
 	mu      sync.Mutex
 	lat     []float64 // ring of recent commit latencies in ms
 	latNext int
+
+	// Rates are taken over a recent window, not since open (an average
+	// since open hides that a busy service went idle an hour ago): a
+	// sampler records the counters once a second into this ring
+	// (guarded by mu), and a rate is the difference between the live
+	// counters and the oldest sample inside RateWindow.
+	samples  [rateSamples]rateSample
+	nSamples int // samples held (up to rateSamples)
+	next     int // where the next sample goes
 }
 
-const latencyWindow = 4096
+// RateWindow is the span the per-second rates of PerformanceMetrics are
+// measured over (shorter while the connection is younger).
+const RateWindow = 60 * time.Second
 
-func newMetrics() *metricsState { return &metricsState{started: time.Now()} }
+const (
+	latencyWindow  = 4096
+	rateSampleStep = time.Second
+	rateSamples    = int(RateWindow/rateSampleStep) + 2
+)
+
+// rateSample is the counters at one instant.
+type rateSample struct {
+	at                     time.Time
+	commits, reads, writes uint64
+}
+
+func newMetrics() *metricsState {
+	m := &metricsState{started: time.Now()}
+	m.sample(m.started)
+	return m
+}
+
+// startSampler samples the counters every second until stop is closed.
+func (m *metricsState) startSampler(stop <-chan struct{}) {
+	go func() {
+		t := time.NewTicker(rateSampleStep)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				m.sample(now)
+			}
+		}
+	}()
+}
+
+// sample records the counters as of now.
+func (m *metricsState) sample(now time.Time) {
+	s := rateSample{at: now, commits: m.commits.Load(), reads: m.reads.Load(), writes: m.writes.Load()}
+	m.mu.Lock()
+	m.samples[m.next] = s
+	m.next = (m.next + 1) % rateSamples
+	m.nSamples = min(m.nSamples+1, rateSamples)
+	m.mu.Unlock()
+}
+
+// rates returns commits, read transactions and write operations per second
+// over the last RateWindow (or since open when younger), and the span in
+// seconds they were measured over.
+func (m *metricsState) rates(now time.Time) (tps, rps, wps, span float64) {
+	cur := rateSample{at: now, commits: m.commits.Load(), reads: m.reads.Load(), writes: m.writes.Load()}
+	m.mu.Lock()
+	// The oldest sample inside the window; if the sampler fell behind and
+	// none is, the newest one (a longer span, still the latest data).
+	var base rateSample
+	found := false
+	for i := range m.nSamples { // oldest first
+		base, found = m.samples[(m.next-m.nSamples+i+rateSamples)%rateSamples], true
+		if now.Sub(base.at) <= RateWindow {
+			break
+		}
+	}
+	m.mu.Unlock()
+	d := cur.at.Sub(base.at).Seconds()
+	if !found || d <= 0 {
+		return 0, 0, 0, 0
+	}
+	return float64(cur.commits-base.commits) / d, float64(cur.reads-base.reads) / d,
+		float64(cur.writes-base.writes) / d, d
+}
 
 func (m *metricsState) recordCommit(d time.Duration, pages int) {
 	m.commits.Add(1)
@@ -50,9 +128,15 @@ type PerformanceMetrics struct {
 	TransactionsCommitted uint64  `json:"transactions_committed"`
 	TransactionsFailed    uint64  `json:"transactions_failed"`
 	Rollbacks             uint64  `json:"rollbacks"`
+	ReadTransactions      uint64  `json:"read_transactions"`
+	WriteOperations       uint64  `json:"write_operations"`
+	// TransactionsPerSecond, ReadsPerSecond and WritesPerSecond are rates
+	// over the last RateWindowSeconds (60, or the connection's age when
+	// younger), not averages since open.
 	TransactionsPerSecond float64 `json:"transactions_per_second"`
 	ReadsPerSecond        float64 `json:"reads_per_second"`
 	WritesPerSecond       float64 `json:"writes_per_second"`
+	RateWindowSeconds     float64 `json:"rate_window_seconds"`
 	CommitLatencyP50Ms    float64 `json:"commit_latency_p50_ms"`
 	CommitLatencyP95Ms    float64 `json:"commit_latency_p95_ms"`
 	CommitLatencyP99Ms    float64 `json:"commit_latency_p99_ms"`
@@ -61,9 +145,16 @@ type PerformanceMetrics struct {
 	CacheMisses           uint64  `json:"cache_misses"`
 	CacheSizeBytes        int64   `json:"cache_size_bytes"`
 	CacheUsedBytes        int64   `json:"cache_used_bytes"`
-	// MemoryPressure is the fraction of the cache budget in use (0..1).
-	MemoryPressure float64 `json:"memory_pressure"`
-	WALSizeBytes   int64   `json:"wal_size_bytes"`
+	// CacheFill is the fraction of the cache budget in use (0..1); a warm
+	// cache is normally near 1, which is no cause for alarm.
+	CacheFill float64 `json:"cache_fill"`
+	// MemoryPressure is the process's resident memory against the memory
+	// it may use (SystemMemoryLimit: GOMEMLIMIT, the cgroup's memory.max,
+	// or physical memory), 0..1; 0 when either cannot be read.
+	MemoryPressure   float64 `json:"memory_pressure"`
+	ProcessRSSBytes  int64   `json:"process_rss_bytes"`
+	MemoryLimitBytes int64   `json:"memory_limit_bytes"`
+	WALSizeBytes     int64   `json:"wal_size_bytes"`
 	// DirtyPages counts committed pages not yet checkpointed into the
 	// database file (pages written by a live transaction are private to it).
 	DirtyPages int `json:"dirty_pages"`
@@ -83,12 +174,9 @@ func (db *DB) GetPerformanceMetrics() PerformanceMetrics {
 	m := db.metrics
 	up := time.Since(m.started).Seconds()
 	out := PerformanceMetrics{UptimeSeconds: up, TransactionsCommitted: m.commits.Load(),
-		TransactionsFailed: m.failed.Load(), Rollbacks: m.rollbacks.Load()}
-	if up > 0 {
-		out.TransactionsPerSecond = float64(out.TransactionsCommitted) / up
-		out.ReadsPerSecond = float64(m.reads.Load()) / up
-		out.WritesPerSecond = float64(m.writes.Load()) / up
-	}
+		TransactionsFailed: m.failed.Load(), Rollbacks: m.rollbacks.Load(),
+		ReadTransactions: m.reads.Load(), WriteOperations: m.writes.Load()}
+	out.TransactionsPerSecond, out.ReadsPerSecond, out.WritesPerSecond, out.RateWindowSeconds = m.rates(time.Now())
 	m.mu.Lock()
 	lat := slices.Clone(m.lat)
 	m.mu.Unlock()
@@ -105,7 +193,11 @@ func (db *DB) GetPerformanceMetrics() PerformanceMetrics {
 	out.CacheSizeBytes = int64(cs.MaxPage) * ps
 	out.CacheUsedBytes = int64(cs.Pages) * ps
 	if cs.MaxPage > 0 {
-		out.MemoryPressure = float64(cs.Pages) / float64(cs.MaxPage)
+		out.CacheFill = float64(cs.Pages) / float64(cs.MaxPage)
+	}
+	out.ProcessRSSBytes, out.MemoryLimitBytes = processRSS(), SystemMemoryLimit()
+	if out.ProcessRSSBytes > 0 && out.MemoryLimitBytes > 0 {
+		out.MemoryPressure = float64(out.ProcessRSSBytes) / float64(out.MemoryLimitBytes)
 	}
 	if st, err := db.p.WAL(); err == nil {
 		out.WALSizeBytes = st.Size
@@ -132,16 +224,21 @@ func (m PerformanceMetrics) defs() []metricDef {
 		{"sombra_transactions_total", "Transactions committed.", "counter", float64(m.TransactionsCommitted)},
 		{"sombra_transactions_failed_total", "Commits that failed.", "counter", float64(m.TransactionsFailed)},
 		{"sombra_rollbacks_total", "Transactions rolled back.", "counter", float64(m.Rollbacks)},
-		{"sombra_transactions_per_second", "Mean commit rate since open.", "gauge", m.TransactionsPerSecond},
-		{"sombra_reads_per_second", "Mean read transaction rate since open.", "gauge", m.ReadsPerSecond},
-		{"sombra_writes_per_second", "Mean write operation rate since open.", "gauge", m.WritesPerSecond},
+		{"sombra_read_transactions_total", "Read transactions begun.", "counter", float64(m.ReadTransactions)},
+		{"sombra_write_operations_total", "Write operations (creates, updates, deletes).", "counter", float64(m.WriteOperations)},
+		{"sombra_transactions_per_second", "Commit rate over the last 60s.", "gauge", m.TransactionsPerSecond},
+		{"sombra_reads_per_second", "Read transaction rate over the last 60s.", "gauge", m.ReadsPerSecond},
+		{"sombra_writes_per_second", "Write operation rate over the last 60s.", "gauge", m.WritesPerSecond},
 		{"sombra_commit_latency_ms", "99th percentile commit latency over recent commits.", "gauge", m.CommitLatencyP99Ms},
 		{"sombra_commit_latency_p50_ms", "Median commit latency.", "gauge", m.CommitLatencyP50Ms},
 		{"sombra_commit_latency_p95_ms", "95th percentile commit latency.", "gauge", m.CommitLatencyP95Ms},
 		{"sombra_cache_hit_rate", "Page cache hit rate (0..1).", "gauge", m.CacheHitRate},
 		{"sombra_cache_size_bytes", "Page cache budget.", "gauge", float64(m.CacheSizeBytes)},
 		{"sombra_cache_used_bytes", "Page cache in use.", "gauge", float64(m.CacheUsedBytes)},
-		{"sombra_memory_pressure", "Fraction of the cache budget in use.", "gauge", m.MemoryPressure},
+		{"sombra_cache_fill", "Fraction of the cache budget in use.", "gauge", m.CacheFill},
+		{"sombra_memory_pressure", "Process resident memory against its limit (0..1).", "gauge", m.MemoryPressure},
+		{"sombra_process_rss_bytes", "Process resident memory.", "gauge", float64(m.ProcessRSSBytes)},
+		{"sombra_memory_limit_bytes", "Memory the process may use (GOMEMLIMIT, cgroup, physical).", "gauge", float64(m.MemoryLimitBytes)},
 		{"sombra_wal_size_bytes", "WAL file size.", "gauge", float64(m.WALSizeBytes)},
 		{"sombra_dirty_pages", "Committed pages not yet checkpointed.", "gauge", float64(m.DirtyPages)},
 	}

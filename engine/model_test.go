@@ -539,7 +539,15 @@ func TestModel(t *testing.T) {
 	}
 }
 
-func runModel(t *testing.T, seed uint64, cfg Config, steps int) {
+func runModel(t *testing.T, seed uint64, cfg Config, steps int) { runModelOps(t, seed, cfg, steps, 12) }
+
+// modelSpillHook, if set, sees every write transaction of the model test
+// just before it ends (TestModelSpill counts spills with it).
+var modelSpillHook func(tx *Tx)
+
+// runModelOps runs the model test with write transactions of up to
+// maxOps operations.
+func runModelOps(t *testing.T, seed uint64, cfg Config, steps, maxOps int) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	var trace []string
 	defer func() {
@@ -575,7 +583,7 @@ func runModel(t *testing.T, seed uint64, cfg Config, steps int) {
 				t.Fatal(err)
 			}
 			work := m.clone()
-			nops := 1 + rng.IntN(12)
+			nops := 1 + rng.IntN(maxOps)
 			for j := 0; j < nops; j++ {
 				trace = append(trace, fmt.Sprintf("step %d: %s", step, modelOp(t, rng, tx, work)))
 			}
@@ -584,6 +592,9 @@ func runModel(t *testing.T, seed uint64, cfg Config, steps int) {
 				if err := compareTx(tx, work, rng); err != nil {
 					t.Fatalf("step %d inside write tx: %v", step, err)
 				}
+			}
+			if modelSpillHook != nil {
+				modelSpillHook(tx)
 			}
 			if rng.IntN(7) == 0 {
 				trace = append(trace, fmt.Sprintf("step %d: rollback", step))

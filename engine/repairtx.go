@@ -137,6 +137,16 @@ func (tx *Tx) Repair() (*RepairStats, error) {
 		if err := tx.touchHeader(); err != nil {
 			return nil, err
 		}
+		// Trees and the free list were rebuilt around damaged pages:
+		// count the space statistics afresh rather than trust deltas.
+		kept := tx.meta.Stats
+		tx.meta.Stats.Valid = false
+		fresh, err := tx.spaceStats()
+		tx.meta.Stats = kept
+		if err != nil {
+			return nil, err
+		}
+		tx.w.ResetStats(fresh)
 	}
 	return st, nil
 }

@@ -2,10 +2,13 @@ package engine
 
 // resource.go: memory-pressure monitoring (the guide's
 // enable_memory_pressure_monitoring). A background goroutine samples the
-// page cache and the process's resident memory and logs a warn-level
-// "resource alert" on Config.Logger when a usage crosses the threshold —
-// once per crossing, not on every sample — and an info-level "resource
-// alert cleared" when it falls back below.
+// process's resident memory against the memory it may use and logs a
+// warn-level "resource alert" on Config.Logger when the usage crosses the
+// threshold — once per crossing, not on every sample — and an info-level
+// "resource alert cleared" when it falls back below. The page cache is not
+// watched: a warm cache is full by design (it holds at most its budget,
+// evicting as it goes), so its fullness says nothing about pressure; it is
+// reported in each alert (cache_used_bytes) to show what the cache holds.
 
 import (
 	"bufio"
@@ -21,15 +24,10 @@ import (
 	"time"
 )
 
-// Resources watched by the memory monitor (ResourceAlert.Resource).
-const (
-	// ResourceCache is the page cache: pages held / pages the budget allows
-	// (PerformanceMetrics.MemoryPressure).
-	ResourceCache = "cache"
-	// ResourceProcessMemory is the process's resident memory (RSS) against
-	// MemoryMonitorOptions.MemoryLimit.
-	ResourceProcessMemory = "process_memory"
-)
+// ResourceProcessMemory is the resource the memory monitor watches
+// (ResourceAlert.Resource): the process's resident memory (RSS) against
+// MemoryMonitorOptions.MemoryLimit.
+const ResourceProcessMemory = "process_memory"
 
 // Defaults of MemoryMonitorOptions.
 const (
@@ -50,7 +48,7 @@ type MemoryMonitorOptions struct {
 	// in bytes. Zero picks, in order: the Go runtime's soft memory limit
 	// (GOMEMLIMIT / debug.SetMemoryLimit) if one is set, the cgroup's
 	// memory limit, the machine's physical memory. Negative disables the
-	// process-memory check (the cache is still watched).
+	// monitor (Check then samples nothing).
 	MemoryLimit int64
 	// Hysteresis (default 0.05): an alert clears when usage drops below
 	// Threshold-Hysteresis.
@@ -59,15 +57,17 @@ type MemoryMonitorOptions struct {
 
 // ResourceAlert is one crossing of the threshold, in either direction.
 type ResourceAlert struct {
-	Resource  string  `json:"resource"` // ResourceCache or ResourceProcessMemory
+	Resource  string  `json:"resource"` // ResourceProcessMemory
 	Usage     float64 `json:"usage"`    // fraction of LimitBytes in use
 	Threshold float64 `json:"threshold"`
 	UsedBytes int64   `json:"used_bytes"`
-	// LimitBytes is the cache budget for the cache, the memory limit for
-	// the process.
-	LimitBytes int64     `json:"limit_bytes"`
-	Cleared    bool      `json:"cleared"` // usage went back below the threshold
-	Time       time.Time `json:"time"`
+	// LimitBytes is the memory limit the process is held against.
+	LimitBytes int64 `json:"limit_bytes"`
+	// CacheUsedBytes is what the page cache held at the sample, to tell
+	// how much of the process's memory is the cache.
+	CacheUsedBytes int64     `json:"cache_used_bytes"`
+	Cleared        bool      `json:"cleared"` // usage went back below the threshold
+	Time           time.Time `json:"time"`
 }
 
 // MemoryMonitor samples memory usage for one connection. Get it with
@@ -178,19 +178,12 @@ func (m *MemoryMonitor) Check() []ResourceAlert {
 	var out []ResourceAlert
 
 	cs := m.db.p.CacheStats()
-	ps := int64(m.db.p.PageSize())
-	cacheBudget := int64(cs.MaxPage) * ps
-	cache := ResourceAlert{Resource: ResourceCache, UsedBytes: int64(cs.Pages) * ps, LimitBytes: cacheBudget,
-		Threshold: m.opts.Threshold, Time: now}
-	if cs.MaxPage > 0 {
-		cache.Usage = float64(cs.Pages) / float64(cs.MaxPage)
-	}
-	samples := []ResourceAlert{cache}
-
+	cacheUsed := int64(cs.Pages) * int64(m.db.p.PageSize())
+	var samples []ResourceAlert
 	rss := processRSS()
 	if limit := m.memoryLimit(); limit > 0 && rss > 0 {
 		samples = append(samples, ResourceAlert{Resource: ResourceProcessMemory, UsedBytes: rss, LimitBytes: limit,
-			Usage: float64(rss) / float64(limit), Threshold: m.opts.Threshold, Time: now})
+			Usage: float64(rss) / float64(limit), Threshold: m.opts.Threshold, CacheUsedBytes: cacheUsed, Time: now})
 	}
 	for _, s := range samples {
 		m.last[s.Resource] = s
@@ -198,7 +191,7 @@ func (m *MemoryMonitor) Check() []ResourceAlert {
 		case !m.alerting[s.Resource] && s.Usage >= m.opts.Threshold:
 			m.alerting[s.Resource] = true
 			m.db.log.Warn("resource alert", "resource", s.Resource, "usage", round3(s.Usage), "threshold", s.Threshold,
-				"used_bytes", s.UsedBytes, "limit_bytes", s.LimitBytes, "rss_bytes", rss, "cache_budget_bytes", cacheBudget,
+				"used_bytes", s.UsedBytes, "limit_bytes", s.LimitBytes, "cache_used_bytes", cacheUsed,
 				"path", m.db.p.Path)
 			out = append(out, s)
 		case m.alerting[s.Resource] && s.Usage < m.opts.Threshold-m.opts.Hysteresis:
@@ -218,7 +211,7 @@ func (m *MemoryMonitor) Status() []ResourceAlert {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]ResourceAlert, 0, len(m.last))
-	for _, r := range []string{ResourceCache, ResourceProcessMemory} {
+	for _, r := range []string{ResourceProcessMemory} {
 		if s, ok := m.last[r]; ok {
 			s.Cleared = !m.alerting[r]
 			out = append(out, s)
@@ -241,16 +234,21 @@ func (m *MemoryMonitor) memoryLimit() int64 {
 
 // SystemMemoryLimit returns the memory the process may use: the Go soft
 // memory limit if set, else the cgroup limit, else physical memory (0 if
-// none can be read).
+// none can be read). The cgroup and physical figures are read once per
+// process (GetPerformanceMetrics calls this on every call).
 func SystemMemoryLimit() int64 {
 	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
 		return l
 	}
+	return hostMemoryLimit()
+}
+
+var hostMemoryLimit = sync.OnceValue(func() int64 {
 	if l := cgroupMemoryLimit(); l > 0 {
 		return l
 	}
 	return physicalMemory()
-}
+})
 
 // ProcessRSS returns the process's resident memory in bytes: from
 // /proc/self/statm where it exists, else the memory the Go runtime has

@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // Session is a DB seen as one user: the transactions it begins carry the
 // user, whose permissions the installed AccessChecker checks and whose name
@@ -124,13 +121,11 @@ func (s *Session) Checkpoint() (CheckpointResult, error) {
 }
 
 // CheckpointWithMode runs a checkpoint (see DB.CheckpointWithMode); needs
-// Configure and is audited as "checkpoint". (DB.Checkpoint and
-// DB.CheckpointWithMode themselves are neither checked nor audited.)
-func (s *Session) CheckpointWithMode(mode CheckpointMode) (res CheckpointResult, err error) {
-	done, err := s.db.secGuard(s.user, PermissionConfigure, OpCheckpoint, fmt.Sprintf("mode:%s", mode))
-	if err != nil {
-		return CheckpointResult{}, err
-	}
-	defer done(&err)
-	return s.db.CheckpointWithMode(mode)
+// Configure and is audited as "checkpoint".
+func (s *Session) CheckpointWithMode(mode CheckpointMode) (CheckpointResult, error) {
+	return s.db.checkpoint(s.user, mode)
 }
+
+// SetWALArchiveDir turns WAL archiving on or off (see
+// DB.SetWALArchiveDir); needs Configure.
+func (s *Session) SetWALArchiveDir(dir string) error { return s.db.setWALArchiveDir(s.user, dir) }

@@ -28,6 +28,26 @@ type Tx struct {
 
 	indexes map[string]bool  // property indexes, loaded on first use
 	counts  map[string]int64 // catalog counter deltas, applied at commit
+
+	// newLo..newHi (exclusive) is the latest run of consecutive node ids
+	// this transaction created; unless it deleted a node (nodesDeleted),
+	// CreateEdge knows they exist without looking them up.
+	newLo, newHi NodeID
+	nodesDeleted bool
+}
+
+// noteCreated records that node id was created by this transaction.
+func (tx *Tx) noteCreated(id NodeID) {
+	if id != tx.newHi || tx.newHi == 0 {
+		tx.newLo = id
+	}
+	tx.newHi = id + 1
+}
+
+// createdHere reports whether node id is known to exist because this
+// transaction created it and deleted no node since.
+func (tx *Tx) createdHere(id NodeID) bool {
+	return !tx.nodesDeleted && id >= tx.newLo && id < tx.newHi
 }
 
 // Catalog keys.
@@ -72,6 +92,9 @@ func (tx *Tx) Commit() error {
 		tx.Rollback()
 		return nil
 	}
+	if tx.sec.st != nil && tx.sec.st.anchor != nil { // audit log head (engine/access.go)
+		tx.secAnchor()
+	}
 	if err := tx.flushCounts(); err != nil {
 		tx.Rollback()
 		return err
@@ -92,7 +115,7 @@ func (tx *Tx) Commit() error {
 	tx.db.metrics.recordCommit(d, info.Frames)
 	tx.db.log.Debug("transaction commit", "lsn", info.LSN, "pages", info.Frames, "duration_ms", float64(d.Microseconds())/1000)
 	if total := time.Since(tx.begun); total > tx.db.cfg.SlowOperation {
-		tx.db.log.Warn("slow operation", "op", "transaction", "lsn", info.LSN, "duration_ms", total.Milliseconds())
+		tx.db.slow.note(tx.db.log, total, "op", "transaction", "lsn", info.LSN)
 	}
 	return nil
 }
@@ -128,27 +151,45 @@ func (tx *Tx) get(root int, k []byte) ([]byte, bool, error) {
 }
 
 func (tx *Tx) put(root int, k, v []byte) error {
+	// Between tree operations no page slice is held: a safe point to move
+	// dirty pages beyond the cache budget out to the WAL.
+	if err := tx.w.MaybeSpill(); err != nil {
+		return err
+	}
 	r, err := btree.Put(btree.Tagged{Writer: tx.w, Tag: byte(root) + 1}, tx.meta.Roots[root], k, v)
 	tx.meta.Roots[root] = r
 	return tx.db.annotate(err)
 }
 
 func (tx *Tx) del(root int, k []byte) error {
+	if err := tx.w.MaybeSpill(); err != nil {
+		return err
+	}
+	if root == page.RootNodes {
+		tx.nodesDeleted = true
+	}
 	r, _, err := btree.Delete(btree.Tagged{Writer: tx.w, Tag: byte(root) + 1}, tx.meta.Roots[root], k)
 	tx.meta.Roots[root] = r
 	return tx.db.annotate(err)
 }
 
 // annotate fills in the file name of corruption errors raised below the
-// pager (the tree knows pages, not paths).
+// pager (the tree knows pages, not paths) and logs every corruption found
+// once, wherever it was raised (the pager names the file itself, so the
+// path being set says nothing about whether it was logged).
 func (db *DB) annotate(err error) error {
 	if err == nil {
 		return nil // before errors.As, whose target would escape: one allocation per call
 	}
 	var ce *common.CorruptionError
-	if errors.As(err, &ce) && ce.Path == "" {
+	if !errors.As(err, &ce) {
+		return err
+	}
+	if ce.Path == "" {
 		ce.Path = db.p.Path
-		db.log.Error("corruption detected", "path", ce.Path, "page", ce.Page, "reason", ce.Reason)
+	}
+	if ce.FirstReport() {
+		db.log.Error("corruption detected", "path", ce.Path, "page", ce.Page, "offset", ce.Offset, "reason", ce.Reason)
 	}
 	return err
 }

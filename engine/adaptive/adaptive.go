@@ -83,9 +83,12 @@ func (r Rules) validate() error {
 		return fmt.Errorf("grow factor %v must be > 1: %w", r.GrowFactor, engine.ErrInvalid)
 	case r.MaxCacheSize <= 0, r.MinCacheSize < 0:
 		return fmt.Errorf("cache bounds %d..%d: %w", r.MinCacheSize, r.MaxCacheSize, engine.ErrInvalid)
-	case r.MaxP99CommitLatency <= 0, r.GroupCommitInterval <= 0, r.GroupCommitMaxTx < 1:
+	case r.MaxP99CommitLatency <= 0, r.GroupCommitMaxTx < 1:
 		return fmt.Errorf("latency %v, group commit %v/%d must be positive: %w", r.MaxP99CommitLatency,
 			r.GroupCommitInterval, r.GroupCommitMaxTx, engine.ErrInvalid)
+	case r.GroupCommitInterval < engine.MinGroupCommitInterval:
+		return fmt.Errorf("group commit interval %v is below the minimum %v: %w", r.GroupCommitInterval,
+			engine.MinGroupCommitInterval, engine.ErrInvalid)
 	}
 	return nil
 }
@@ -320,7 +323,7 @@ func (a *AdaptiveConfig) Tune() ([]Action, error) {
 	if accesses := dh + dm; accesses >= max(r.MinCacheAccesses, 1) {
 		hitRate := float64(dh) / float64(accesses)
 		switch {
-		case hitRate < r.MinHitRate && m.MemoryPressure >= r.GrowMinPressure:
+		case hitRate < r.MinHitRate && m.CacheFill >= r.GrowMinPressure:
 			to := min(roundUp(int64(math.Ceil(float64(cacheSize)*r.GrowFactor)), pageSize), roundDown(r.MaxCacheSize, pageSize))
 			if to <= cacheSize {
 				a.log.Debug("adaptive tuning: cache at its maximum", "cache_bytes", cacheSize, "max", r.MaxCacheSize, "hit_rate", hitRate)
@@ -332,7 +335,7 @@ func (a *AdaptiveConfig) Tune() ([]Action, error) {
 			record(Action{Rule: RuleGrowCache, Observed: hitRate, Threshold: r.MinHitRate, CacheFrom: cacheSize, CacheTo: to,
 				Description: fmt.Sprintf("cache hit rate %.1f%% < %.1f%% over %d lookups: cache %s -> %s",
 					100*hitRate, 100*r.MinHitRate, accesses, mib(cacheSize), mib(to))})
-		case r.Shrink && hitRate >= r.ShrinkMinHitRate && m.MemoryPressure < r.ShrinkMaxPressure:
+		case r.Shrink && hitRate >= r.ShrinkMinHitRate && m.CacheFill < r.ShrinkMaxPressure:
 			floor := r.MinCacheSize
 			if floor == 0 {
 				floor = a.minCache
@@ -352,7 +355,7 @@ func (a *AdaptiveConfig) Tune() ([]Action, error) {
 			to = got // the page layer's minimum may be above the target
 			record(Action{Rule: RuleShrinkCache, Observed: hitRate, Threshold: r.ShrinkMinHitRate, CacheFrom: cacheSize, CacheTo: to,
 				Description: fmt.Sprintf("cache hit rate %.1f%% with the cache %.0f%% full: cache %s -> %s",
-					100*hitRate, 100*m.MemoryPressure, mib(cacheSize), mib(to))})
+					100*hitRate, 100*m.CacheFill, mib(cacheSize), mib(to))})
 		}
 	}
 

@@ -1,8 +1,11 @@
 // Package audit is Sombra's audit log: an append-only JSON-lines file with
-// one record per database operation, chained by SHA-256 so that editing,
-// removing, inserting or reordering records is detected by Verify.
+// one record per database operation, chained by HMAC-SHA256 (keyed with
+// $SOMBRA_AUDIT_KEY or Options.Key; plain SHA-256 without a key) so that
+// editing, removing, inserting or reordering records is detected by
+// Verify, and anchored in the database so that cutting records from the
+// end is detected too.
 //
-//	a, err := audit.NewAuditLogger("/var/lib/sombra/audit.log")
+//	a, err := audit.NewAuditLogger("/var/lib/sombra/audit.log") // key from $SOMBRA_AUDIT_KEY
 //	a.LogOperations([]string{"node_create", "edge_create", "node_delete", "transaction_commit"})
 //	db.SetAuditor(a)
 //	...
@@ -16,11 +19,29 @@
 //	 "target":"node:5","ok":false,"error":"...","prev":"<hex>","hash":"<hex>"}
 //
 // seq counts records from 1; prev is the previous record's hash (64 zeros
-// for the first); hash is the SHA-256 of the line's bytes up to, but not
-// including, its `,"hash":...` suffix, with a closing brace appended. So
-// every byte of a record is covered by its hash, and every record's hash by
-// the next record. What the chain cannot show is records cut from the end:
-// keep LastHash somewhere else (another system's log) to anchor it.
+// for the first); hash is the HMAC-SHA256 under the key (SHA-256 without
+// one) of the line's bytes up to, but not including, its `,"hash":...`
+// suffix, with a closing brace appended. So every byte of a record is
+// covered by its hash, and every record's hash by the next record. Without
+// the key nobody can rewrite a record and recompute the chain; without a
+// key anyone can, so an unkeyed chain only shows accidental damage.
+//
+// # Anchoring the head
+//
+// What a chain cannot show by itself is records cut from its end. The
+// logger is an engine.AuditAnchorer: at every write commit the engine
+// records the log's last durable record (sequence and hash) in the
+// database, in the committing transaction. VerifyFile(path,
+// AgainstDatabase(db)) then fails when the log ends before that record or
+// holds another one there. The records written after the last commit's
+// anchor (that commit's own transaction_commit record, later rollbacks,
+// denials and reads) are not covered until the next commit; someone able
+// to write both the log and the database file can roll both back
+// together, which only a copy of LastHash kept elsewhere (another system's
+// log) defeats.
+//
+// Reads are recorded only when asked (Options.AuditReads): op "read", one
+// record per read operation.
 //
 // # Durability
 //
@@ -44,7 +65,9 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -156,14 +179,81 @@ type AuditLogger struct {
 	closed bool
 	now    func() time.Time
 	buf    bytes.Buffer
+
+	key        []byte // HMAC key; nil: plain SHA-256 chain
+	reads      bool   // ask the engine to audit reads
+	name       string // absolute path: the name of the anchor in the database
+	syncedSeq  uint64 // last record known durable
+	syncedHash string
 }
 
-var _ engine.Auditor = (*AuditLogger)(nil)
+var (
+	_ engine.Auditor       = (*AuditLogger)(nil)
+	_ engine.AuditAnchorer = (*AuditLogger)(nil)
+	_ engine.ReadAuditor   = (*AuditLogger)(nil)
+)
+
+// KeyEnv is the environment variable holding the audit log's HMAC key
+// (NewAuditLogger and VerifyFile read it when no key is given).
+const KeyEnv = "SOMBRA_AUDIT_KEY"
+
+// MinKeyLen is the shortest HMAC key accepted, in bytes.
+const MinKeyLen = 16
+
+// Options configure NewAuditLoggerWithOptions.
+type Options struct {
+	// Key is the HMAC-SHA256 key of the chain: without it nobody can
+	// rewrite a record and recompute the chain. Nil: the key in
+	// $SOMBRA_AUDIT_KEY if set, else an unkeyed SHA-256 chain (which shows
+	// accidental damage, not a rewrite by someone who can recompute it).
+	Key []byte
+	// AuditReads asks the engine to record reads too (op "read", one
+	// record per read operation: GetNode, Neighbors, NodesByLabel, scans...).
+	AuditReads bool
+}
+
+// KeyFromEnv returns the key in $SOMBRA_AUDIT_KEY (nil when it is unset):
+// hex, base64, or the raw bytes, at least MinKeyLen bytes.
+func KeyFromEnv() ([]byte, error) {
+	v := strings.TrimSpace(os.Getenv(KeyEnv))
+	if v == "" {
+		return nil, nil
+	}
+	k := []byte(v)
+	if b, err := hex.DecodeString(v); err == nil {
+		k = b
+	} else if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+		k = b
+	}
+	if len(k) < MinKeyLen {
+		return nil, fmt.Errorf("$%s: audit key of %d bytes, want at least %d: %w", KeyEnv, len(k), MinKeyLen, engine.ErrInvalid)
+	}
+	return k, nil
+}
 
 // NewAuditLogger opens (creating it, mode 0600) the audit log at path for
-// appending, continuing the hash chain of the records already there. It
-// logs every operation until LogOperations narrows it.
+// appending, continuing the hash chain of the records already there, keyed
+// with $SOMBRA_AUDIT_KEY when it is set. It logs every operation until
+// LogOperations narrows it.
 func NewAuditLogger(path string) (*AuditLogger, error) {
+	return NewAuditLoggerWithOptions(path, Options{})
+}
+
+// NewAuditLoggerWithOptions is NewAuditLogger with options.
+func NewAuditLoggerWithOptions(path string, o Options) (*AuditLogger, error) {
+	key := o.Key
+	if key == nil {
+		var err error
+		if key, err = KeyFromEnv(); err != nil {
+			return nil, err
+		}
+	} else if len(key) < MinKeyLen {
+		return nil, fmt.Errorf("audit key of %d bytes, want at least %d: %w", len(key), MinKeyLen, engine.ErrInvalid)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", path, err)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
@@ -175,11 +265,12 @@ func NewAuditLogger(path string) (*AuditLogger, error) {
 		}
 		return nil, fmt.Errorf("lock audit log %s: %w", path, err)
 	}
-	a := &AuditLogger{path: path, f: f, prev: GenesisHash, now: time.Now}
+	a := &AuditLogger{path: path, f: f, prev: GenesisHash, now: time.Now, key: key, reads: o.AuditReads, name: abs}
 	if err := a.recover(); err != nil {
 		f.Close()
 		return nil, err
 	}
+	a.syncedSeq, a.syncedHash = a.seq, a.prev
 	if a.size == 0 { // a new file: make its directory entry durable
 		if d, err := os.Open(filepath.Dir(path)); err == nil {
 			d.Sync()
@@ -228,7 +319,7 @@ func (a *AuditLogger) recover() error {
 	if _, err := a.f.ReadAt(line, start); err != nil {
 		return fmt.Errorf("audit log %s: %w", a.path, err)
 	}
-	rec, err := parseLine(line)
+	rec, err := parseLine(line, a.key)
 	if err != nil {
 		return &TamperError{Path: a.path, Offset: start, Reason: "last record: " + err.Error()}
 	}
@@ -336,7 +427,7 @@ func (a *AuditLogger) Record(op, user, target string, err error) {
 		return
 	}
 	b.Seq, b.Prev, b.Time = a.seq+1, a.prev, a.now().UTC()
-	line, hash, e := encode(&a.buf, &b)
+	line, hash, e := encode(&a.buf, &b, a.key)
 	if e != nil {
 		a.fail(e)
 		return
@@ -356,8 +447,19 @@ func (a *AuditLogger) Record(op, user, target string, err error) {
 	}
 }
 
+// sum is a record's hash: HMAC-SHA256 with the key, SHA-256 without.
+func sum(key, data []byte) string {
+	if key == nil {
+		s := sha256.Sum256(data)
+		return hex.EncodeToString(s[:])
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(data)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
 // encode renders b as a complete line (with its hash and newline).
-func encode(buf *bytes.Buffer, b *body) (line []byte, hash string, err error) {
+func encode(buf *bytes.Buffer, b *body, key []byte) (line []byte, hash string, err error) {
 	buf.Reset()
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
@@ -365,8 +467,7 @@ func encode(buf *bytes.Buffer, b *body) (line []byte, hash string, err error) {
 		return nil, "", err
 	}
 	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	sum := sha256.Sum256(data)
-	hash = hex.EncodeToString(sum[:])
+	hash = sum(key, data)
 	line = make([]byte, 0, len(data)+suffixLen+1)
 	line = append(line, data[:len(data)-1]...)
 	line = append(line, hashKey...)
@@ -377,7 +478,7 @@ func encode(buf *bytes.Buffer, b *body) (line []byte, hash string, err error) {
 
 // parseLine decodes a line (without its newline) and checks that its hash
 // covers its bytes.
-func parseLine(line []byte) (Record, error) {
+func parseLine(line []byte, key []byte) (Record, error) {
 	var r Record
 	if len(line) < suffixLen+2 || !bytes.Equal(line[len(line)-suffixLen:len(line)-66], []byte(hashKey)) ||
 		!bytes.HasSuffix(line, []byte(`"}`)) {
@@ -386,9 +487,11 @@ func parseLine(line []byte) (Record, error) {
 	stored := string(line[len(line)-66 : len(line)-2])
 	data := make([]byte, 0, len(line)-suffixLen+1)
 	data = append(append(data, line[:len(line)-suffixLen]...), '}')
-	sum := sha256.Sum256(data)
-	if hex.EncodeToString(sum[:]) != stored {
-		return r, errors.New("hash mismatch: the record was altered")
+	if !hmac.Equal([]byte(sum(key, data)), []byte(stored)) {
+		if key != nil {
+			return r, errors.New("MAC mismatch: the record was altered, or the log was not written with this key")
+		}
+		return r, errors.New("hash mismatch: the record was altered (or the log is keyed: set $" + KeyEnv + ")")
 	}
 	if err := json.Unmarshal(line, &r); err != nil {
 		return r, fmt.Errorf("malformed record: %v", err)
@@ -411,7 +514,32 @@ func (a *AuditLogger) syncLocked() {
 		return
 	}
 	a.dirty = false
+	a.syncedSeq, a.syncedHash = a.seq, a.prev
 }
+
+// AuditAnchor makes the log durable and returns its name (absolute path)
+// and last record (engine.AuditAnchorer): the engine records them in the
+// database at each write commit, so VerifyFile(path, AgainstDatabase(db))
+// detects records cut from the end. Under SyncManual it returns the last
+// record already durable rather than syncing.
+func (a *AuditLogger) AuditAnchor() (string, uint64, string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return "", 0, "", fmt.Errorf("audit log %s: closed", a.path)
+	}
+	if a.dirty && a.policy != SyncManual {
+		a.syncLocked()
+	}
+	if a.err != nil {
+		return "", 0, "", a.err
+	}
+	return a.name, a.syncedSeq, a.syncedHash, nil
+}
+
+// AuditsReads reports whether reads are audited (Options.AuditReads;
+// engine.ReadAuditor).
+func (a *AuditLogger) AuditsReads() bool { return a.reads }
 
 // Sync makes every record written so far durable and returns the first
 // error any write or sync met.
@@ -486,10 +614,16 @@ func (a *AuditLogger) ScanOperations(from, to time.Time, user *string, fn func(R
 	return scan(a.path, a.limit(), filter(from, to, user, fn))
 }
 
-// Verify checks the whole hash chain. It returns nil or an error matching
-// ErrTampered (a *TamperError) that names the first bad line.
-func (a *AuditLogger) Verify() error {
-	_, err := verify(a.path, a.limit())
+// Verify checks the whole hash chain with the logger's key (and, given
+// AgainstDatabase, the head recorded in the database). It returns nil or
+// an error matching ErrTampered (a *TamperError) that names the first bad
+// line.
+func (a *AuditLogger) Verify(opts ...VerifyOption) error {
+	c := verifyConfig{key: a.key, keySet: true}
+	for _, o := range opts {
+		o(&c)
+	}
+	_, err := verify(a.path, a.limit(), c)
 	return err
 }
 
@@ -506,11 +640,53 @@ type VerifyResult struct {
 	// TornTail is set when the file ends in an incomplete line (a crash
 	// during a write); the next NewAuditLogger cuts it off.
 	TornTail bool
+	// Keyed is set when the chain was checked with an HMAC key.
+	Keyed bool
+	// AnchorSeq is the record the database's latest commit says the log
+	// held (0: no database given, or none recorded); the log reached it.
+	AnchorSeq uint64
 }
 
-// VerifyFile checks the hash chain of the audit log at path, which may be
-// in use by a logger. A chain error matches ErrTampered.
-func VerifyFile(path string) (VerifyResult, error) { return verify(path, -1) }
+// VerifyOption adds a check to VerifyFile and Verify.
+type VerifyOption func(*verifyConfig)
+
+type verifyConfig struct {
+	key    []byte
+	keySet bool
+	db     *engine.DB
+}
+
+// WithKey checks the chain with key instead of $SOMBRA_AUDIT_KEY (nil: an
+// unkeyed chain).
+func WithKey(key []byte) VerifyOption {
+	return func(c *verifyConfig) { c.key, c.keySet = key, true }
+}
+
+// AgainstDatabase also checks the head the database recorded for this log
+// at its latest write commit: a log that ends before it, or holds another
+// record there, had records cut from its end (or replaced).
+func AgainstDatabase(db *engine.DB) VerifyOption {
+	return func(c *verifyConfig) { c.db = db }
+}
+
+// VerifyFile checks the chain of the audit log at path, which may be in
+// use by a logger: with the key in $SOMBRA_AUDIT_KEY (or WithKey), and
+// with AgainstDatabase the head recorded in the database, which is what
+// detects a cut tail. An error of the log matches ErrTampered.
+func VerifyFile(path string, opts ...VerifyOption) (VerifyResult, error) {
+	var c verifyConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	if !c.keySet {
+		k, err := KeyFromEnv()
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		c.key = k
+	}
+	return verify(path, -1, c)
+}
 
 func filter(from, to time.Time, user *string, fn func(Record) bool) func(Record) bool {
 	return func(r Record) bool {
@@ -524,11 +700,28 @@ func filter(from, to time.Time, user *string, fn func(Record) bool) func(Record)
 	}
 }
 
-func verify(path string, limit int64) (VerifyResult, error) {
-	res := VerifyResult{LastHash: GenesisHash}
+func verify(path string, limit int64, c verifyConfig) (VerifyResult, error) {
+	res := VerifyResult{LastHash: GenesisHash, Keyed: c.key != nil}
+	var anchorSeq uint64
+	var anchorHash string
+	if c.db != nil {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return res, fmt.Errorf("audit log %s: %w", path, err)
+		}
+		seq, hash, ok, err := c.db.AuditAnchor(abs)
+		if err != nil {
+			return res, fmt.Errorf("audit log %s: read its head from %s: %w", path, c.db.Path(), err)
+		}
+		if ok {
+			anchorSeq, anchorHash = seq, hash
+		}
+	}
 	var err error
+	var size int64
 	res.TornTail, err = lines(path, limit, func(n int, off int64, line []byte) error {
-		r, err := parseLine(line)
+		size = off + int64(len(line)) + 1
+		r, err := parseLine(line, c.key)
 		if err != nil {
 			return &TamperError{Path: path, Line: n, Offset: off, Reason: err.Error()}
 		}
@@ -540,9 +733,20 @@ func verify(path string, limit int64) (VerifyResult, error) {
 			return &TamperError{Path: path, Line: n, Offset: off,
 				Reason: fmt.Sprintf("sequence %d, want %d", r.Seq, res.Records+1)}
 		}
+		if r.Seq == anchorSeq && r.Hash != anchorHash {
+			return &TamperError{Path: path, Line: n, Offset: off,
+				Reason: fmt.Sprintf("record %d is not the one the database recorded at its last commit (hash %.16s…): the log was replaced from here", r.Seq, anchorHash)}
+		}
 		res.Records, res.LastHash = r.Seq, r.Hash
 		return nil
 	})
+	if err == nil && res.Records < anchorSeq {
+		return res, &TamperError{Path: path, Line: int(res.Records) + 1, Offset: size,
+			Reason: fmt.Sprintf("the log ends at record %d but the database recorded record %d at its last commit: records were cut from the end", res.Records, anchorSeq)}
+	}
+	if err == nil {
+		res.AnchorSeq = anchorSeq
+	}
 	return res, err
 }
 

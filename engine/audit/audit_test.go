@@ -226,11 +226,11 @@ func TestTamperDetection(t *testing.T) {
 // forge rewrites line i (0-based) with another user and a correct hash of
 // its own.
 func forge(t *testing.T, lines []string, i int) string {
-	r, err := parseLine([]byte(strings.TrimSuffix(lines[i], "\n")))
+	r, err := parseLine([]byte(strings.TrimSuffix(lines[i], "\n")), nil)
 	must(t, err)
 	b := body{Seq: r.Seq, Time: r.Time, User: "mallory", Op: r.Op, Target: r.Target, OK: r.OK, Error: r.Error, Prev: r.Prev}
 	var buf bytes.Buffer
-	line, _, err := encode(&buf, &b)
+	line, _, err := encode(&buf, &b, nil)
 	must(t, err)
 	l := append([]string(nil), lines...)
 	l[i] = string(line)

@@ -156,6 +156,11 @@ func TestIncrementalWithoutBase(t *testing.T) {
 	if _, err := m.CreateIncrementalBackup("inc"); !errors.Is(err, ErrNoBase) || !strings.Contains(err.Error(), "another database") {
 		t.Fatalf("err = %v", err)
 	}
+	// The error says what to do, in the API's words (the guide's first
+	// call is an incremental one).
+	if _, err := m.CreateIncrementalBackup("inc"); !strings.Contains(err.Error(), "CreateFullBackup") || !strings.Contains(err.Error(), "FullIfNoBase") {
+		t.Fatalf("ErrNoBase does not say what to do: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(tmp, "b", "inc.backup")); !os.IsNotExist(err) {
 		t.Fatal("a failed incremental left a file")
 	}

@@ -70,7 +70,7 @@ type catalog struct {
 func ListBackups(dir string) ([]BackupInfo, error) { return listBackups(vfs.OS, dir) }
 
 func listBackups(fs vfs.FS, dir string) ([]BackupInfo, error) {
-	ents, err := os.ReadDir(dir)
+	ents, err := fs.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("backup directory %s: %w", dir, os.ErrNotExist)

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/btree"
 	"github.com/sombradb/sombra/engine/internal/changelog"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/lhash"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/wal"
@@ -56,7 +58,9 @@ func (m *BackupManager) CreateFullBackup(dstPath string) (*Result, error) {
 // is proportional to the change when the WAL index and the checkpoint
 // change log cover the range since the parent, and to the database size
 // otherwise (see the package documentation). With no usable parent it
-// fails with ErrNoBase.
+// fails with ErrNoBase, whose message says what to do, unless
+// Options.FullIfNoBase makes it take a full backup (with a warning in
+// Result.Warnings) as sombra-backup --full-if-no-base does.
 func (m *BackupManager) CreateIncrementalBackup(dstPath string) (*Result, error) {
 	return m.create(dstPath, TypeIncremental)
 }
@@ -75,15 +79,20 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 	if _, err := o.FS.Stat(path); err == nil && !o.Force {
 		return nil, fmt.Errorf("%s: backup exists (use --force to overwrite): %w", path, common.ErrExists)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := vfs.MkdirAllDurable(o.FS, dir); err != nil {
 		return nil, fmt.Errorf("create backup directory: %w", err)
 	}
 	for _, n := range removeStaleBackupTemps(o.FS, dir) {
 		o.Logger.Info("removed the temporary file of a killed backup", "file", n)
 	}
 	p := m.db.Pager()
-	if p.Encrypted() {
-		return nil, errEncrypted(p.Path)
+	if p.Encrypted() && typ == TypeIncremental {
+		// Sealed full backups only: an incremental needs the change
+		// tracking and LSN checks of plaintext pages across the chain.
+		if !o.FullIfNoBase {
+			return nil, fmt.Errorf("%s: incremental backups of an encrypted database are not supported (take full ones; they stay encrypted): %w", p.Path, engine.ErrEncryption)
+		}
+		typ = TypeFull
 	}
 	res := &Result{Name: name, Path: path, Type: typ.String(), ChangeSource: "full"}
 
@@ -131,7 +140,7 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 			return err
 		}
 		h := &Header{Type: typ, PageSize: p.PageSize(), PageCount: meta.PageCount, EndLSN: uint64(meta.LastLSN),
-			FileID: meta.FileID, Created: o.Now().UTC()}
+			FileID: meta.FileID, Created: o.Now().UTC(), Sealed: p.Encrypted()}
 		frames := snap.Frames()
 		if parent != nil {
 			if err := checkParent(parent, h, p.Path); err != nil {
@@ -155,11 +164,6 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 				h.EndTime = time.Unix(0, ts).UTC()
 			}
 		}
-		if !o.NoLogicalHash {
-			if h.LogicalHash, err = tx.LogicalHash(); err != nil {
-				return err
-			}
-		}
 		var ids []common.PageID
 		if typ == TypeIncremental {
 			ids, res.ChangeSource, err = changedPages(o, p, snap, meta, common.LSN(h.BaseLSN))
@@ -167,7 +171,16 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 				return err
 			}
 		}
-		return writeBackup(o, tmp, h, snap, p, ids, res)
+		// A pass that reads every page computes the logical hash as the
+		// pages stream by; one that reads only the changed pages cannot,
+		// and walks the node and edge trees for it.
+		hashInPass := !o.NoLogicalHash && (typ == TypeFull || res.ChangeSource == "scan")
+		if !o.NoLogicalHash && !hashInPass {
+			if h.LogicalHash, err = tx.LogicalHash(); err != nil {
+				return err
+			}
+		}
+		return writeBackup(o, tmp, h, snap, p, meta, ids, hashInPass, res)
 	})
 	if err != nil {
 		o.FS.Remove(tmp)
@@ -195,6 +208,11 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 		"change_source", res.ChangeSource, "bytes", res.Bytes, "duration_ms", res.Duration.Milliseconds())
 	return res, nil
 }
+
+// noBaseHint says what to do when an incremental backup has no parent, in
+// the API's words and the tool's (the guide calls an incremental first).
+const noBaseHint = "take a full backup first (CreateFullBackup, sombra-backup --type full), " +
+	"or let the incremental take one (Options.FullIfNoBase, --full-if-no-base)"
 
 // pickParent chooses the parent of an incremental backup.
 func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error) {
@@ -251,9 +269,9 @@ func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error)
 				dir, broken.Name, strings.TrimPrefix(broken.Chain, "broken: "), ErrNoBase)
 		}
 		if other > 0 {
-			return nil, fmt.Errorf("%s holds backups of another database file (compacted or restored since?): take a full backup first: %w", dir, ErrNoBase)
+			return nil, fmt.Errorf("%s holds backups of another database file (compacted or restored since?): %s: %w", dir, noBaseHint, ErrNoBase)
 		}
-		return nil, fmt.Errorf("%s holds no full backup to base an incremental backup on: take a full backup first: %w", dir, ErrNoBase)
+		return nil, fmt.Errorf("%s holds no full backup to base an incremental backup on: %s: %w", dir, noBaseHint, ErrNoBase)
 	}
 	return best, nil
 }
@@ -364,7 +382,11 @@ func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Me
 // readPage reads page id as the snapshot sees it, around the page cache
 // (a backup would otherwise evict the application's working set), and
 // verifies its checksum.
-func readPage(snap *pager.Snapshot, p *pager.Pager, id common.PageID, buf []byte) error {
+//
+// On an encrypted database buf holds the sealed image (what a sealed
+// backup stores) and the page returned is its opened copy; otherwise both
+// are buf.
+func readPage(snap *pager.Snapshot, p *pager.Pager, id common.PageID, buf []byte) ([]byte, error) {
 	src, off := p.Path, int64(id)*int64(len(buf))
 	var err error
 	if f := snap.Source(id); f >= 0 {
@@ -375,23 +397,38 @@ func readPage(snap *pager.Snapshot, p *pager.Pager, id common.PageID, buf []byte
 	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "page lies beyond the end of the file"}
+			return nil, &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "page lies beyond the end of the file"}
 		}
-		return fmt.Errorf("read %s page %d: %w", src, id, err)
+		return nil, fmt.Errorf("read %s page %d: %w", src, id, err)
 	}
-	if !page.Verify(buf) {
-		if src == p.WALPath {
-			off = -1
+	if src == p.WALPath {
+		off = -1
+	}
+	return openPage(p, id, buf, src, off)
+}
+
+// openPage verifies a page image read from src at off (-1: a WAL frame)
+// and returns the page it holds: img itself, or on an encrypted database
+// (but page 0) its opened copy, img staying sealed.
+func openPage(p *pager.Pager, id common.PageID, img []byte, src string, off int64) ([]byte, error) {
+	pg := img
+	if p.Encrypted() && id != 0 {
+		var err error
+		if pg, err = p.OpenRaw(id, slices.Clone(img), src, off); err != nil {
+			return nil, err
 		}
-		return &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "checksum mismatch"}
 	}
-	return nil
+	if !page.Verify(pg) {
+		return nil, &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "checksum mismatch"}
+	}
+	return pg, nil
 }
 
 // writeBackup streams the pages into tmp: all of them (ids nil, full
 // backup), the given candidates, or (incremental, ids nil) every page with
-// an LSN above the base.
-func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *pager.Pager, ids []common.PageID, res *Result) (err error) {
+// an LSN above the base. With hashInPass it also computes the logical hash
+// from the pages it reads (it must read every page).
+func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *pager.Pager, meta *page.Meta, ids []common.PageID, hashInPass bool, res *Result) (err error) {
 	f, err := o.FS.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
@@ -401,41 +438,59 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 			f.Close()
 		}
 	}()
-	w := vfs.NewSeqWriter(f, HeaderSize)
-	w.Checksum = true
-	rec := make([]byte, recHdrSize+h.PageSize)
-	img := rec[recHdrSize:]
-	var records uint64
-	emit := func(id common.PageID) error {
-		if err := readPage(snap, p, id, img); err != nil {
+	var lh *leafHasher
+	if hashInPass {
+		if lh, err = newLeafHasher(snap, meta, p.Path); err != nil {
 			return err
 		}
+	}
+	w := vfs.NewSeqWriter(f, HeaderSize)
+	w.Checksum = true
+	var rh [recHdrSize]byte
+	var records uint64
+	// img is the image as stored (sealed on an encrypted database), pg the
+	// page it holds (opened); both are img on a plaintext one.
+	emit := func(id common.PageID, img, pg []byte) error {
 		res.PagesRead++
-		if h.Type == TypeIncremental && uint64(page.LSN(img)) <= h.BaseLSN {
+		if lh != nil {
+			if err := lh.page(id, pg); err != nil {
+				return err
+			}
+		}
+		if h.Type == TypeIncremental && uint64(page.LSN(pg)) <= h.BaseLSN {
 			return nil
 		}
-		if l := uint64(page.LSN(img)); l > h.EndLSN {
+		if l := uint64(page.LSN(pg)); l > h.EndLSN {
 			return &common.CorruptionError{Path: p.Path, Page: id, Offset: -1, Reason: fmt.Sprintf("page LSN %d is above the snapshot's LSN %d", l, h.EndLSN)}
 		}
-		putRecordHeader(rec, id)
+		putRecordHeader(rh[:], id, img)
 		records++
-		if err := w.Write(rec); err != nil {
+		if err := w.Write(rh[:]); err != nil {
+			return fmt.Errorf("write %s: %w", tmp, err)
+		}
+		if err := w.Write(img); err != nil {
 			return fmt.Errorf("write %s: %w", tmp, err)
 		}
 		return nil
 	}
 	if h.Type == TypeFull || res.ChangeSource == "scan" {
-		for id := uint64(0); id < h.PageCount; id++ {
-			if err := emit(common.PageID(id)); err != nil {
-				return err
-			}
+		if err := scanPages(snap, p, h.PageCount, emit); err != nil {
+			return err
 		}
 	} else {
+		img := make([]byte, h.PageSize)
 		for _, id := range ids {
-			if err := emit(id); err != nil {
+			pg, err := readPage(snap, p, id, img)
+			if err != nil {
+				return err
+			}
+			if err := emit(id, img, pg); err != nil {
 				return err
 			}
 		}
+	}
+	if lh != nil {
+		h.LogicalHash = lh.h.Sum()
 	}
 	w.Checksum = false
 	if err := w.Write(trailer{records: records, bodySum: w.Sum}.encode()); err != nil {
@@ -465,8 +520,102 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 	return nil
 }
 
-func putRecordHeader(rec []byte, id common.PageID) {
-	binary.LittleEndian.PutUint64(rec[0:], uint64(id))
-	binary.LittleEndian.PutUint32(rec[8:], common.ChecksumUpdate(common.Checksum(rec[:8]), rec[recHdrSize:]))
-	binary.LittleEndian.PutUint32(rec[12:], 0)
+// scanChunk is how much of the database file scanPages reads at once.
+const scanChunk = 1 << 20
+
+// scanPages calls fn with pages [0, count) in order as the snapshot sees
+// them, each verified against its checksum (fn gets the image as stored
+// and the page it holds; see openPage). It reads the database file in
+// scanChunk reads, around the page cache (a page per system call was most
+// of a backup's time, and a backup would otherwise evict the application's
+// working set), and takes the pages the snapshot has in the WAL from
+// there. Memory is one chunk, whatever the file size.
+func scanPages(snap *pager.Snapshot, p *pager.Pager, count uint64, fn func(id common.PageID, img, pg []byte) error) error {
+	ps := uint64(p.PageSize())
+	buf := make([]byte, max(scanChunk/ps, 1)*ps)
+	frame := make([]byte, ps)
+	for start := uint64(0); start < count; {
+		n := min(uint64(len(buf))/ps, count-start)
+		got, err := p.RawDBPages(common.PageID(start), buf[:n*ps])
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read %s at page %d: %w", p.Path, start, err)
+		}
+		for i := range n {
+			id := common.PageID(start + i)
+			img, src, off := buf[i*ps:(i+1)*ps], p.Path, int64(id)*int64(ps)
+			if fr := snap.Source(id); fr >= 0 {
+				img, src, off = frame, p.WALPath, -1
+				if err := snap.ReadFrame(fr, img); err != nil {
+					if errors.Is(err, io.EOF) {
+						return &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "WAL frame lies beyond the end of the file"}
+					}
+					return fmt.Errorf("read %s page %d: %w", src, id, err)
+				}
+			} else if (i+1)*ps > uint64(got) {
+				return &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "page lies beyond the end of the file"}
+			}
+			pg, err := openPage(p, id, img, src, off)
+			if err != nil {
+				return err
+			}
+			if err := fn(id, img, pg); err != nil {
+				return err
+			}
+		}
+		start += n
+	}
+	return nil
+}
+
+// leafHasher computes the logical hash in a backup's pass over the pages.
+// The node and edge trees' branch pages (about one page in a hundred, read
+// through the cache first) say which pages are their leaves; the records
+// of those leaves are hashed as the pages stream by, overflow values read
+// through the snapshot. The result equals engine.Tx.LogicalHash, which
+// does not depend on the order records are visited in. Memory: a bit per
+// page for each tree.
+type leafHasher struct {
+	snap *pager.Snapshot
+	live [lhash.Trees][]uint64 // leaf page bitmaps: nodes, edges
+	add  [lhash.Trees]func(k, v []byte) error
+	h    lhash.Hasher
+}
+
+func newLeafHasher(snap *pager.Snapshot, meta *page.Meta, path string) (*leafHasher, error) {
+	lh := &leafHasher{snap: snap}
+	for t, root := range [lhash.Trees]int{page.RootNodes, page.RootEdges} {
+		bm := make([]uint64, meta.PageCount/64+1)
+		err := btree.LeafPages(snap, meta.Roots[root], func(id common.PageID) error {
+			if uint64(id) >= meta.PageCount {
+				return &common.CorruptionError{Path: path, Page: id, Offset: -1, Reason: fmt.Sprintf("tree refers to page %d past the end (%d pages)", id, meta.PageCount)}
+			}
+			bm[id/64] |= 1 << (id % 64)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("logical hash: %w", err)
+		}
+		lh.live[t] = bm
+		lh.add[t] = func(k, v []byte) error { lh.h.Add(t, k, v); return nil }
+	}
+	return lh, nil
+}
+
+// page hashes the records of page id if it is a node or edge leaf.
+func (lh *leafHasher) page(id common.PageID, img []byte) error {
+	for t := range lh.live {
+		if lh.live[t][id/64]&(1<<(id%64)) != 0 {
+			if err := btree.LeafEntries(lh.snap, id, img, lh.add[t]); err != nil {
+				return fmt.Errorf("logical hash: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// putRecordHeader fills the record header hdr of page id with image img.
+func putRecordHeader(hdr []byte, id common.PageID, img []byte) {
+	binary.LittleEndian.PutUint64(hdr[0:], uint64(id))
+	binary.LittleEndian.PutUint32(hdr[8:], common.ChecksumUpdate(common.Checksum(hdr[:8]), img))
+	binary.LittleEndian.PutUint32(hdr[12:], 0)
 }

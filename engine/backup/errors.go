@@ -62,9 +62,8 @@ func (e *gapError) Is(target error) bool { return target == ErrArchiveGap }
 
 func (e *gapError) Unwrap() error { return e.GapError }
 
-// errEncrypted is returned by backups and WAL archiving of an encrypted
-// database, which this version does not support (the backup format holds
-// plaintext-checked page images).
+// errEncrypted is returned by WAL archiving of an encrypted database,
+// which this version does not support (full backups are: sealed pages).
 func errEncrypted(path string) error {
-	return fmt.Errorf("%s: backup of an encrypted database is not supported (copy the closed .db file instead): %w", path, engine.ErrEncryption)
+	return fmt.Errorf("%s: WAL archiving of an encrypted database is not supported (full backups are, and stay encrypted): %w", path, engine.ErrEncryption)
 }

@@ -22,7 +22,12 @@ import (
 //	  [8:12]    format version
 //	  [12:16]   header size
 //	  [16]      type: 1 full, 2 incremental
-//	  [17]      flags: bit 0 = a logical hash is recorded
+//	  [17]      flags: bit 0 = a logical hash is recorded; bit 1 = it is
+//	            the order-independent hash (engine.Tx.LogicalHash), else the
+//	            legacy key-order one (engine.Tx.LegacyLogicalHash); bit 2 = sealed:
+//	            the database is encrypted and every page image but page 0's
+//	            is stored sealed, as in the file (restoring and verifying
+//	            need the key)
 //	  [18:20]   parent name length
 //	  [20:24]   page size
 //	  [24:32]   page count of the database at the end LSN
@@ -65,6 +70,8 @@ const (
 	recHdrSize    = 16
 	maxParentName = 256
 	flagHash      = 1
+	flagHashV2    = 2
+	flagSealed    = 4
 )
 
 // Type is the kind of a backup.
@@ -108,7 +115,13 @@ type Header struct {
 	Created     time.Time
 	EndTime     time.Time // commit time of EndLSN; zero if unknown
 	LogicalHash string    // hex; empty if not recorded
-	Parent      string    // incremental backups: the parent's name
+	// LegacyHash says LogicalHash is the key-order hash of backups written
+	// before it became order-independent (engine.Tx.LegacyLogicalHash).
+	LegacyHash bool
+	Parent     string // incremental backups: the parent's name
+	// Sealed is set for a backup of an encrypted database: its page
+	// images (but page 0) are sealed with the database's key.
+	Sealed bool
 }
 
 // Encode returns the HeaderSize header bytes.
@@ -128,7 +141,13 @@ func (h *Header) Encode() ([]byte, error) {
 			return nil, fmt.Errorf("logical hash %q: %w", h.LogicalHash, common.ErrInvalid)
 		}
 		b[17] |= flagHash
+		if !h.LegacyHash {
+			b[17] |= flagHashV2
+		}
 		copy(b[72:104], raw)
+	}
+	if h.Sealed {
+		b[17] |= flagSealed
 	}
 	le.PutUint16(b[18:], uint16(len(h.Parent)))
 	le.PutUint32(b[20:], uint32(h.PageSize))
@@ -196,7 +215,9 @@ func DecodeHeader(b []byte) (*Header, error) {
 	}
 	if b[17]&flagHash != 0 {
 		h.LogicalHash = hex.EncodeToString(b[72:104])
+		h.LegacyHash = b[17]&flagHashV2 == 0
 	}
+	h.Sealed = b[17]&flagSealed != 0
 	n := int(le.Uint16(b[18:]))
 	if n > maxParentName {
 		return nil, fmt.Errorf("parent name length %d: %w", n, common.ErrCorrupt)
@@ -242,6 +263,8 @@ type file struct {
 	records uint64
 	bodySum uint32
 	size    int64
+	// open unseals a page image of a sealed backup (nil: no key given).
+	open func(id common.PageID, img []byte) ([]byte, error)
 }
 
 func (b *file) corrupt(off int64, pg common.PageID, reason string) error {
@@ -340,10 +363,20 @@ func (b *file) each(fn func(id common.PageID, img []byte) error) error {
 				return b.corrupt(roff, id, fmt.Sprintf("record %d: page %d out of order or beyond the page count %d", i+uint64(j), id, h.PageCount))
 			}
 			next = id + 1
-			if !page.Verify(img) {
+			pg := img
+			if h.Sealed && id != 0 {
+				if b.open == nil {
+					return fmt.Errorf("%s is a sealed backup of an encrypted database: its key is needed (SOMBRA_ENCRYPTION_KEY, Options.Encryption): %w", b.path, common.ErrEncryption)
+				}
+				var err error
+				if pg, err = b.open(id, img); err != nil {
+					return b.corrupt(roff, id, "sealed page does not open (altered, or another key)")
+				}
+			}
+			if !page.Verify(pg) {
 				return b.corrupt(roff, id, "page checksum mismatch in backup")
 			}
-			if l := uint64(page.LSN(img)); l > h.EndLSN || (h.Type == TypeIncremental && l <= h.BaseLSN) {
+			if l := uint64(page.LSN(pg)); l > h.EndLSN || (h.Type == TypeIncremental && l <= h.BaseLSN) {
 				return b.corrupt(roff, id, fmt.Sprintf("page LSN %d outside the backup's range %d-%d", l, h.BaseLSN, h.EndLSN))
 			}
 			if err := fn(id, img); err != nil {

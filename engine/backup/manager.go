@@ -37,8 +37,12 @@
 // backup falls back to reading every page's LSN sequentially: still a
 // read-only, bounded-memory pass, but proportional to the database size.
 // Result.ChangeSource says which was used ("wal", "wal+changelog", "scan").
-// Recording the logical hash walks the node and edge trees (proportional to
-// the data); Options.NoLogicalHash skips it.
+// A full backup (and an incremental that scans) computes the logical hash
+// in its pass over the pages, which it reads in 1 MiB chunks around the
+// page cache; an incremental that copies only the changed pages walks the
+// node and edge trees for it (proportional to the data).
+// Options.NoLogicalHash skips it. Memory is bounded by the page cache plus
+// a chunk and a bit per page, whatever the file size.
 //
 // # Catalog
 //
@@ -73,7 +77,7 @@ import (
 // Options tune backup operations. The zero value is the default.
 type Options struct {
 	// FS is the file layer used for every file the package writes or reads
-	// (default: the operating system). Directory listings use the OS.
+	// (default: the operating system), directory listings included.
 	FS vfs.FS
 	// Force overwrites an existing backup or restore target.
 	Force bool
@@ -85,8 +89,9 @@ type Options struct {
 	// than fail with ErrNoBase: what a cron script that only ever asks for
 	// incrementals wants on its first run.
 	FullIfNoBase bool
-	// NoLogicalHash skips recording the logical hash (which walks the node
-	// and edge trees); verification then checks structure only.
+	// NoLogicalHash skips recording the logical hash (an incremental
+	// backup that copies only the changed pages walks the node and edge
+	// trees for it); verification then checks structure only.
 	NoLogicalHash bool
 	// NewFileID gives a restored database a new file id, so that it starts
 	// a new history: incremental backups of the old chain, the old WAL
@@ -110,8 +115,23 @@ type Options struct {
 	// Logger receives progress and warnings (default: discarded).
 	Logger *slog.Logger
 	// User is who takes the backup when the database has access control
-	// (db.SetAccessControl): the user needs the Backup and Read permissions.
+	// (a stored policy or db.SetAccessControl): the user needs the Backup
+	// and Read permissions. Default: the connection's user (Config.User).
 	User string
+	// Encryption is the key of a sealed backup (one of an encrypted
+	// database), needed to verify and restore it; default: the engine's
+	// fallback key (engine.SetFallbackEncryption, which the tools set from
+	// SOMBRA_ENCRYPTION_KEY). Taking a backup needs no key beyond the open
+	// database's: its pages are copied sealed as they are.
+	Encryption engine.PageCipher
+}
+
+// cipher returns the key for sealed backups, or nil.
+func (o Options) cipher() engine.PageCipher {
+	if o.Encryption != nil {
+		return o.Encryption
+	}
+	return engine.FallbackEncryption()
 }
 
 func (o Options) withDefaults() Options {
@@ -153,6 +173,9 @@ func NewBackupManager(db *engine.DB, dir string) *BackupManager {
 
 // NewBackupManagerWithOptions is NewBackupManager with options.
 func NewBackupManagerWithOptions(db *engine.DB, dir string, opts Options) *BackupManager {
+	if opts.User == "" {
+		opts.User = db.Config().User // the connection's user (the tools' --user)
+	}
 	return &BackupManager{db: db, dir: dir, opts: opts.withDefaults()}
 }
 
@@ -160,7 +183,7 @@ func NewBackupManagerWithOptions(db *engine.DB, dir string, opts Options) *Backu
 func (m *BackupManager) Dir() string { return m.dir }
 
 // ListBackups lists the backups in the manager's directory.
-func (m *BackupManager) ListBackups() ([]BackupInfo, error) { return ListBackups(m.dir) }
+func (m *BackupManager) ListBackups() ([]BackupInfo, error) { return listBackups(m.opts.FS, m.dir) }
 
 // VerifyBackup verifies a backup and its chain (see Verify).
 func (m *BackupManager) VerifyBackup(name string) (*VerifyResult, error) {

@@ -349,7 +349,7 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	if err := vfs.MkdirAllDurable(o.FS, filepath.Dir(target)); err != nil {
 		return nil, err
 	}
 	removeStaleNear(o.FS, filepath.Dir(target), filepath.Base(target), "pitr")

@@ -116,7 +116,7 @@ func Prune(dir string, keepDays, keepFull int, opts Options) (*PruneResult, erro
 	}
 	// Temporary files of killed backups, restores and verifications.
 	for _, d := range []string{dir, arch.Dir} {
-		ents, _ := os.ReadDir(d)
+		ents, _ := o.FS.ReadDir(d)
 		for _, e := range ents {
 			n := e.Name()
 			if !strings.Contains(n, ".tmp") || e.IsDir() {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
+	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/changelog"
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
@@ -111,7 +113,18 @@ func restoreChain(o Options, chain []link, tmp string) (*page.Meta, uint64, erro
 		if err != nil {
 			return nil, 0, err
 		}
+		var c engine.PageCipher
+		if b.hdr.Sealed {
+			if c = o.cipher(); c != nil {
+				b.open = func(id common.PageID, img []byte) ([]byte, error) { return c.Open(uint64(id), slices.Clone(img)) }
+			}
+		}
 		err = b.each(func(id common.PageID, img []byte) error {
+			if id == 0 && c != nil {
+				if err := checkKey(c, l.path, img); err != nil {
+					return err
+				}
+			}
 			if _, err := f.WriteAt(img, int64(id)*ps); err != nil {
 				return fmt.Errorf("write %s: %w", tmp, err)
 			}
@@ -160,6 +173,19 @@ func restoreChain(o Options, chain []link, tmp string) (*page.Meta, uint64, erro
 	}
 	ok = true
 	return m, written, nil
+}
+
+// checkKey fails with ErrEncryption unless c is the key page 0 (of a
+// sealed backup) was sealed with: a wrong key is not a damaged backup.
+func checkKey(c engine.PageCipher, path string, p0 []byte) error {
+	m, err := page.DecodeMeta(p0)
+	if err != nil {
+		return &common.CorruptionError{Path: path, Page: 0, Offset: -1, Reason: "header page: " + err.Error()}
+	}
+	if pt, err := c.Open(page.KeyCheckPageID, m.KeyCheck[:]); err != nil || string(pt) != page.KeyCheckText {
+		return fmt.Errorf("%s was sealed with another key: %w", path, engine.ErrEncryption)
+	}
+	return nil
 }
 
 func newFileID() uint64 {
@@ -382,7 +408,7 @@ func Restore(dir, name, target string, opts Options) (*RestoreResult, error) {
 	if err := checkTarget(o, target); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	if err := vfs.MkdirAllDurable(o.FS, filepath.Dir(target)); err != nil {
 		return nil, err
 	}
 	removeStaleNear(o.FS, filepath.Dir(target), filepath.Base(target), "restore")

@@ -114,7 +114,11 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 	}
 	defer removeDBFiles(o.FS, tmp)
 	res.PagesChecked = pages
-	db, err := engine.OpenWithConfig(tmp, engine.Config{ReadOnly: true, FS: o.FS, BusyTimeout: o.BusyTimeout})
+	cfg := engine.Config{ReadOnly: true, FS: o.FS, BusyTimeout: o.BusyTimeout}
+	if last.hdr.Sealed {
+		cfg.Encryption = o.cipher() // nil: the engine's fallback key, if any
+	}
+	db, err := engine.OpenWithConfig(tmp, cfg)
 	if err != nil {
 		return fmt.Errorf("trial restore of %s does not open: %w", name, err)
 	}
@@ -135,7 +139,11 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 		return fmt.Errorf("trial restore of %s has %d integrity issues (first: %s): %w", name, len(rep.Issues), res.Issues[0], ErrVerifyFailed)
 	}
 	if want := last.hdr.LogicalHash; want != "" {
-		got, err := db.LogicalHash()
+		hash := db.LogicalHash
+		if last.hdr.LegacyHash {
+			hash = db.LegacyLogicalHash
+		}
+		got, err := hash()
 		if err != nil {
 			return fmt.Errorf("trial restore of %s: %w", name, err)
 		}

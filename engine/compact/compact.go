@@ -17,6 +17,7 @@
 package compact
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -30,18 +31,18 @@ import (
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
-// Analysis describes a database's fragmentation.
+// Analysis describes a database's fragmentation. Every figure is the one
+// sombra-info and the health check show (engine.Info): what a compaction
+// would give back. The Estimated* fields repeat it under the names this
+// document has always had.
 type Analysis struct {
-	Path                 string  `json:"path"`
-	FileSize             int64   `json:"file_size"`
-	PageSize             int     `json:"page_size"`
-	PageCount            uint64  `json:"page_count"`
-	FreePages            uint64  `json:"free_pages"`
-	FragmentationPercent float64 `json:"fragmentation_percent"`
-	ReclaimableBytes     int64   `json:"reclaimable_bytes"`
-	// The fields above come from the header (free pages only), as in
-	// sombra-info. The ones below come from reading every page: how full the
-	// tree pages are, and what a compaction would give back.
+	Path                        string  `json:"path"`
+	FileSize                    int64   `json:"file_size"`
+	PageSize                    int     `json:"page_size"`
+	PageCount                   uint64  `json:"page_count"`
+	FreePages                   uint64  `json:"free_pages"`
+	FragmentationPercent        float64 `json:"fragmentation_percent"`
+	ReclaimableBytes            int64   `json:"reclaimable_bytes"`
 	PageFillPercent             float64 `json:"page_fill_percent"`
 	EstimatedPagesAfter         uint64  `json:"estimated_pages_after"`
 	EstimatedReclaimableBytes   int64   `json:"estimated_reclaimable_bytes"`
@@ -121,70 +122,72 @@ func analyze(db *engine.DB) (Analysis, error) {
 	if err != nil {
 		return Analysis{}, err
 	}
-	a := Analysis{Path: info.Path, FileSize: info.FileSize, PageSize: info.PageSize, PageCount: info.PageCount,
-		FreePages: info.FreePages, FragmentationPercent: info.FragmentationPercent, ReclaimableBytes: info.ReclaimableBytes}
-	return a, measureFill(db, &a)
+	return Analysis{Path: info.Path, FileSize: info.FileSize, PageSize: info.PageSize, PageCount: info.PageCount,
+		FreePages: info.FreePages, FragmentationPercent: info.FragmentationPercent, ReclaimableBytes: info.ReclaimableBytes,
+		PageFillPercent: info.PageFillPercent, EstimatedPagesAfter: info.EstimatedPagesAfter,
+		EstimatedReclaimableBytes: info.ReclaimableBytes, EstimatedReclaimablePercent: info.FragmentationPercent}, nil
 }
 
-// measureFill reads every page once, in file order, through one snapshot
-// (memory stays within the page cache), and estimates the size of a dense
-// rewrite: the bytes tree pages use, packed at the builder's fill factor,
-// plus overflow pages, which compaction copies whole.
-func measureFill(db *engine.DB, a *Analysis) error {
-	p := db.Pager()
-	snap, err := p.BeginRead()
+// ErrHashMismatch is returned when the file a compaction built does not hold
+// the same graph as the original (a write lost or misplaced on its way to
+// the disk, or a bug); the original is kept.
+var ErrHashMismatch = errors.New("the compacted file's logical hash differs from the original's")
+
+// checkHash reads the new file back from the disk, every page through its
+// checksum (and seal), and compares its logical hash with want, so that the
+// original is only replaced by a file known to hold the same graph.
+func checkHash(fsys vfs.FS, p *pager.Pager, tmp, want string) error {
+	f, err := fsys.OpenFile(tmp, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
-	defer snap.Close()
-	meta, err := snap.Meta()
+	defer f.Close()
+	m, err := pager.ReadFileHeader(f, tmp)
 	if err != nil {
-		return err
+		return fmt.Errorf("read back %s: %w", tmp, err)
 	}
-	free, err := pager.FreeListPages(snap.Page, meta.FreeHead, meta.PageCount)
+	got, err := engine.HashTrees(fileReader{f: f, p: p, path: tmp, ps: p.PageSize()}, m.Roots)
 	if err != nil {
-		return fmt.Errorf("analyze %s: free list: %w", p.Path, err)
+		return fmt.Errorf("read back %s: %w", tmp, err)
 	}
-	isFree := make(map[common.PageID]bool, len(free))
-	for _, id := range free {
-		isFree[id] = true
-	}
-	var used, treePages, overflow int64
-	for id := common.PageID(1); uint64(id) < meta.PageCount; id++ {
-		if isFree[id] {
-			continue
-		}
-		b, err := snap.Page(id)
-		if err != nil {
-			return fmt.Errorf("analyze %s: %w", p.Path, err)
-		}
-		switch page.PageType(b) {
-		case page.TypeLeaf, page.TypeBranch:
-			used += int64(btree.PageUsage(b))
-			treePages++
-		case page.TypeOverflow:
-			overflow++
-		}
-	}
-	usable := int64(p.UsableSize())
-	if treePages > 0 {
-		a.PageFillPercent = 100 * float64(used) / float64(treePages*usable)
-	}
-	dense := (used*100/defaultFill + usable - 1) / usable
-	a.EstimatedPagesAfter = uint64(1 + dense + overflow)
-	if a.EstimatedPagesAfter > a.PageCount {
-		a.EstimatedPagesAfter = a.PageCount
-	}
-	after := int64(a.EstimatedPagesAfter) * int64(a.PageSize)
-	if a.FileSize > after {
-		a.EstimatedReclaimableBytes = a.FileSize - after
-		a.EstimatedReclaimablePercent = 100 * float64(a.EstimatedReclaimableBytes) / float64(a.FileSize)
+	if got != want {
+		return fmt.Errorf("%w (new %.12s…, original %.12s…)", ErrHashMismatch, got, want)
 	}
 	return nil
 }
 
+// fileReader reads pages of a database file that no pager has open,
+// verified as the pager verifies them.
+type fileReader struct {
+	f    vfs.File
+	p    *pager.Pager
+	path string
+	ps   int
+}
+
+func (r fileReader) Page(id common.PageID) ([]byte, error) {
+	b := make([]byte, r.ps)
+	off := int64(id) * int64(r.ps)
+	if _, err := r.f.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("read %s page %d: %w", r.path, id, err)
+	}
+	b, err := r.p.OpenRaw(id, b, r.path, off)
+	if err != nil {
+		return nil, err
+	}
+	if !page.Verify(b) {
+		return nil, &common.CorruptionError{Path: r.path, Page: id, Offset: off, Reason: "checksum mismatch"}
+	}
+	if r.p.Validate != nil {
+		if err := r.p.Validate(b); err != nil {
+			return nil, &common.CorruptionError{Path: r.path, Page: id, Offset: off, Reason: err.Error()}
+		}
+	}
+	return b, nil
+}
+
 // defaultFill is how full compaction packs pages (Options.FillPercent).
-const defaultFill = 90
+const defaultFill = engine.CompactFillPercent
 
 // Compact rewrites the database at path densely.
 func Compact(path string, opts Options) (*Report, error) {
@@ -271,6 +274,9 @@ func build(db *engine.DB, opts Options, tmp string) (*Report, error) {
 	if err := rewrite(opts, p, snap, meta, tmp, rep); err != nil {
 		return nil, err
 	}
+	if err := checkHash(opts.FS, p, tmp, hash); err != nil {
+		return nil, fmt.Errorf("%w; the original file is unchanged", err)
+	}
 	rep.SizeAfter = int64(rep.PagesAfter) * int64(meta.PageSize)
 	rep.BytesReclaimed = rep.SizeBefore - rep.SizeAfter
 	rep.LogicalHash = hash
@@ -293,7 +299,11 @@ func rewrite(opts Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Meta
 	alloc := func() common.PageID { id := next; next++; return id }
 	expected := int64(meta.PageCount - meta.FreeCount)
 	var written int64
+	stats := page.SpaceStats{Valid: true}
 	sink := func(id common.PageID, b []byte) error {
+		if id != 0 {
+			stats.Add(pager.PageStats(b))
+		}
 		page.SetLSN(b, meta.LastLSN)
 		page.Seal(b)
 		if _, err := f.WriteAt(p.SealRaw(id, b), int64(id)*int64(ps)); err != nil {
@@ -332,6 +342,7 @@ func rewrite(opts Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Meta
 	nm.FileID = pager.NewMeta(ps).FileID
 	nm.CheckpointLSN = meta.LastLSN
 	nm.CheckpointTime = time.Now().UnixNano()
+	nm.Stats = stats
 	b0 := make([]byte, ps)
 	nm.Encode(b0)
 	if err := sink(0, b0); err != nil {

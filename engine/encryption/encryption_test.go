@@ -323,15 +323,67 @@ func TestCompactKeepsEncryption(t *testing.T) {
 	}
 }
 
-func TestBackupRefusesEncrypted(t *testing.T) {
+// Issue 7 item 16: an encrypted database is backed up as sealed pages;
+// the backup stays encrypted and verify and restore need the key.
+func TestSealedBackup(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "enc.db")
-	db := open(t, path, cipherFor(t, key(5)))
+	c := cipherFor(t, key(5))
+	db := open(t, path, c)
 	defer db.Close()
-	fill(t, db, 20)
-	m := backup.NewBackupManager(db, filepath.Join(dir, "backups"))
-	if _, err := m.CreateFullBackup("full"); !errors.Is(err, engine.ErrEncryption) {
+	ids := fill(t, db, 800) // part in the WAL, part checkpointed
+	bdir := filepath.Join(dir, "backups")
+	m := backup.NewBackupManager(db, bdir)
+	res, err := m.CreateFullBackup("full")
+	if err != nil {
 		t.Fatalf("backup of an encrypted database: %v", err)
+	}
+	b, err := os.ReadFile(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte("Secret")) {
+		t.Fatal("the backup holds plaintext")
+	}
+	if h, err := backup.DecodeHeader(b); err != nil || !h.Sealed {
+		t.Fatalf("header: %+v, %v", h, err)
+	}
+	// Without the key, or with another, nothing can be checked or restored.
+	for _, o := range []backup.Options{{}, {Encryption: cipherFor(t, key(6))}} {
+		if _, err := backup.Verify(bdir, "full", o); !errors.Is(err, engine.ErrEncryption) {
+			t.Errorf("verify with key %v: %v, want ErrEncryption", o.Encryption != nil, err)
+		}
+		if _, err := backup.Restore(bdir, "full", filepath.Join(dir, "r0.db"), o); !errors.Is(err, engine.ErrEncryption) {
+			t.Errorf("restore with key %v: %v, want ErrEncryption", o.Encryption != nil, err)
+		}
+	}
+	o := backup.Options{Encryption: c}
+	v, err := backup.Verify(bdir, "full", o)
+	if err != nil || !v.HashChecked {
+		t.Fatalf("verify with the key: %+v, %v", v, err)
+	}
+	target := filepath.Join(dir, "restored.db")
+	if _, err := backup.Restore(bdir, "full", target, o); err != nil {
+		t.Fatal(err)
+	}
+	noPlaintext(t, target)
+	if _, err := engine.OpenWithConfig(target, engine.Config{}); !errors.Is(err, engine.ErrEncryption) {
+		t.Fatalf("restored file opens without the key: %v", err)
+	}
+	r := open(t, target, c)
+	check(t, r, ids)
+	r.Close()
+	// A damaged sealed page is corruption, not a key problem.
+	b[backup.HeaderSize+3*(16+4096)+100] ^= 1
+	if err := os.WriteFile(res.Path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backup.Verify(bdir, "full", o); !errors.Is(err, engine.ErrCorrupt) {
+		t.Fatalf("damaged sealed page: %v", err)
+	}
+	// Incrementals and WAL archiving stay refused: full backups only.
+	if _, err := m.CreateIncrementalBackup("inc"); !errors.Is(err, engine.ErrEncryption) {
+		t.Fatalf("incremental of an encrypted database: %v", err)
 	}
 	if err := db.SetWALArchiveDir(filepath.Join(dir, "arch")); !errors.Is(err, engine.ErrEncryption) {
 		t.Fatalf("WAL archiving of an encrypted database: %v", err)

@@ -107,6 +107,7 @@ const (
 	DefaultMinFreeDisk        = 1 << 30
 	DefaultMinFreeDiskPercent = 5.0
 	DefaultBackupAge          = 26 * time.Hour
+	DefaultMinReclaim         = 1 << 20
 )
 
 // Options tune the checks; zero values mean the defaults above.
@@ -119,8 +120,11 @@ type Options struct {
 	// WALThreshold: the WAL above this many bytes is degraded, above four
 	// times as many unhealthy.
 	WALThreshold int64
-	// FragThreshold: fragmentation above this percentage is degraded.
+	// FragThreshold: fragmentation above this percentage is degraded,
+	// if a compaction would give back at least MinReclaim bytes (a small
+	// file is not worth compacting for a few pages; default 1 MiB).
 	FragThreshold float64
+	MinReclaim    int64
 	// CheckpointAge: frames waiting longer than this since the last
 	// checkpoint are degraded (a WAL with nothing pending is healthy).
 	CheckpointAge time.Duration
@@ -157,6 +161,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FragThreshold <= 0 {
 		o.FragThreshold = DefaultFragThreshold
+	}
+	if o.MinReclaim <= 0 {
+		o.MinReclaim = DefaultMinReclaim
 	}
 	if o.CheckpointAge <= 0 {
 		o.CheckpointAge = DefaultCheckpointAge
@@ -199,7 +206,7 @@ func CheckFile(path string, opts Options) (*Report, error) {
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%s: no such file: %w", path, engine.ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", path, engine.ErrNotFound)
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", path, err)
 	case !st.Mode().IsRegular():
@@ -279,6 +286,16 @@ func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
 	if ir.PagesChecked >= int(ir.PageCount) {
 		scope = fmt.Sprintf("all %d pages checked", ir.PageCount)
 	}
+	if ir.IssuesTruncated {
+		// The checker lists only the first integrity.MaxIssues.
+		note := integrity.Issue{Severity: integrity.Critical, Kind: "truncated",
+			Description: fmt.Sprintf("%d issues in all, only the first %d listed", ir.IssuesTotal, len(ir.Issues))}
+		if len(structure) > 0 {
+			structure = append(structure, note)
+		} else {
+			sums = append(sums, note)
+		}
+	}
 	c := issuesCheck(CheckPageChecksums, scope, sums)
 	c.Value, c.Unit = num(float64(len(sums))), "issues"
 	rep.add(c)
@@ -331,9 +348,13 @@ func walCheck(in engine.Info, opts Options) Check {
 
 func fragCheck(in engine.Info, opts Options) Check {
 	c := Check{Name: CheckFragmentation, Value: num(in.FragmentationPercent), Threshold: num(opts.FragThreshold), Unit: "percent"}
-	c.Message = fmt.Sprintf("%.2f%% of the file is free, %s reclaimable (threshold %g%%)",
+	c.Message = fmt.Sprintf("a compaction would reclaim %.2f%% of the file, %s (threshold %g%%)",
 		in.FragmentationPercent, bytesText(in.ReclaimableBytes), opts.FragThreshold)
-	if in.FragmentationPercent > opts.FragThreshold {
+	switch {
+	case in.FragmentationPercent <= opts.FragThreshold:
+	case in.ReclaimableBytes < opts.MinReclaim:
+		c.Message += fmt.Sprintf("; less than %s, not worth a compaction", bytesText(opts.MinReclaim))
+	default:
 		c.Status = Degraded
 		c.Message += "; run sombra-compact"
 	}

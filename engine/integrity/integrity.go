@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
@@ -49,8 +50,14 @@ type Report struct {
 	Edges        uint64 `json:"edges"`
 	// TreePages counts the pages of each tree (full checks only).
 	TreePages map[string]int `json:"tree_pages,omitempty"`
-	Issues    []Issue        `json:"issues"`
-	Duration  time.Duration  `json:"-"`
+	// Issues lists the first MaxIssues problems found; IssuesTotal counts
+	// all of them and IssuesTruncated says the list was cut.
+	Issues          []Issue `json:"issues"`
+	IssuesTotal     int     `json:"issues_total"`
+	IssuesTruncated bool    `json:"issues_truncated"`
+	// SeverityCounts counts all issues found (listed or not) by severity.
+	SeverityCounts map[Severity]int `json:"severity_counts"`
+	Duration       time.Duration    `json:"-"`
 }
 
 // IsHealthy reports whether no issue was found.
@@ -63,17 +70,38 @@ func (r *Report) HasCorruption() bool {
 			return true
 		}
 	}
-	return false
+	return r.SeverityCounts[Critical]+r.SeverityCounts[Error] > 0
 }
 
 func (r *Report) add(sev Severity, kind string, pg common.PageID, format string, args ...any) {
-	if len(r.Issues) >= maxIssues {
+	r.Count(sev)
+	if len(r.Issues) >= MaxIssues {
+		r.IssuesTruncated = true
 		return
 	}
 	r.Issues = append(r.Issues, Issue{Severity: sev, Kind: kind, Page: uint64(pg), Description: fmt.Sprintf(format, args...)})
 }
 
-const maxIssues = 1000
+// Count counts an issue of severity sev that is not (or not yet) added to
+// Issues, such as one found outside the integrity checker.
+func (r *Report) Count(sev Severity) {
+	r.IssuesTotal++
+	if r.SeverityCounts == nil {
+		r.SeverityCounts = map[Severity]int{}
+	}
+	r.SeverityCounts[sev]++
+}
+
+// Prepend puts an issue found outside the checker first in the list and
+// counts it.
+func (r *Report) Prepend(is Issue) {
+	r.Count(is.Severity)
+	r.Issues = append([]Issue{is}, r.Issues...)
+}
+
+// MaxIssues is how many issues a report lists; the rest are only counted
+// (a wrecked file would otherwise produce a report as big as itself).
+const MaxIssues = 1000
 
 // Options select the check.
 type Options struct {
@@ -238,15 +266,22 @@ func (c *checker) structure() {
 	}
 }
 
-// graph cross-checks records and indexes.
+// graph cross-checks records and indexes in memory bounded by the page
+// cache plus a small constant, whatever the file size: each tree is read
+// once in key order, and what one tree must agree with in another is
+// compared as an order-independent digest (a sum of per-entry hashes) and
+// a count. Only when a digest or count disagrees does a second, targeted
+// pass look entries up one by one to name them; that pass is bounded by the
+// cache too, and runs only on a damaged database.
 func (c *checker) graph() error {
 	snap, m, rep := c.snap, c.meta, c.rep
-	nodes := map[uint64][]string{} // id -> labels
-	props := map[string]int{}      // expected property index keys
-	indexed := map[string]bool{}
+	indexed := map[string]bool{} // property name -> indexed (a handful)
 	scan(snap, m.Roots[page.RootCatalog], []byte("idx/"), func(k, _ []byte) { indexed[string(k[4:])] = true })
-	labelCount := map[string]uint64{}
-	var nodeN, edgeN uint64
+	nodes := newNodeSet(snap, m.Roots[page.RootNodes])
+	labelCount := map[string]uint64{} // per label: nodes carrying it (a handful)
+	var nodeN uint64
+	var wantLabels, wantProps digest // expected label and property index entries
+	var kbuf []byte
 	scan(snap, m.Roots[page.RootNodes], nil, func(k, v []byte) {
 		id := binary.BigEndian.Uint64(k)
 		n, err := record.DecodeNode(v)
@@ -255,21 +290,24 @@ func (c *checker) graph() error {
 			return
 		}
 		nodeN++
-		nodes[id] = n.Labels
+		nodes.add(id)
 		for _, l := range n.Labels {
 			labelCount[l]++
+			kbuf = labelKey(kbuf[:0], l, id)
+			wantLabels.add(kbuf)
 		}
 		for name, val := range n.Props {
 			if indexed[name] {
-				props[string(propKey(name, val, id))]++
+				kbuf = propKey(kbuf[:0], name, val, id)
+				wantProps.add(kbuf)
 			}
 		}
 	})
 	if nodeN != m.NodeCount {
 		rep.add(Warning, "count", 0, "header counts %d nodes, %d are stored", m.NodeCount, nodeN)
 	}
-	adj := map[string]bool{}
-	edgeLabels := map[string]uint64{}
+	var wantAdj digest
+	var edgeN uint64
 	scan(snap, m.Roots[page.RootEdges], nil, func(k, v []byte) {
 		id := binary.BigEndian.Uint64(k)
 		e, err := record.DecodeEdge(v)
@@ -278,29 +316,28 @@ func (c *checker) graph() error {
 			return
 		}
 		edgeN++
-		edgeLabels[e.Label]++
 		for _, end := range []uint64{e.From, e.To} {
-			if _, ok := nodes[end]; !ok {
+			if !nodes.has(end) {
 				rep.add(Error, "dangling-edge", 0, "edge %d refers to missing node %d", id, end)
 			}
 		}
-		adj[string(adjKey('o', e.From, id))+string(be64(e.To))] = true
-		adj[string(adjKey('i', e.To, id))+string(be64(e.From))] = true
+		kbuf = adjEntry(kbuf[:0], 'o', e.From, id, e.To)
+		wantAdj.add(kbuf)
+		kbuf = adjEntry(kbuf[:0], 'i', e.To, id, e.From)
+		wantAdj.add(kbuf)
 	})
 	if edgeN != m.EdgeCount {
 		rep.add(Warning, "count", 0, "header counts %d edges, %d are stored", m.EdgeCount, edgeN)
 	}
+	var gotAdj digest
 	scan(snap, m.Roots[page.RootAdj], nil, func(k, v []byte) {
-		key := string(k) + string(v)
-		if !adj[key] {
-			rep.add(Error, "adjacency", 0, "adjacency entry %x has no matching edge", k)
-			return
-		}
-		delete(adj, key)
+		kbuf = append(append(kbuf[:0], k...), v...)
+		gotAdj.add(kbuf)
 	})
-	if len(adj) > 0 {
-		rep.add(Error, "adjacency", 0, "%d adjacency entries are missing", len(adj))
+	if gotAdj != wantAdj {
+		c.adjacencyDetail(wantAdj.n)
 	}
+	var gotLabels digest
 	labelsSeen := map[string]uint64{}
 	scan(snap, m.Roots[page.RootLabels], nil, func(k, _ []byte) {
 		i := bytes.IndexByte(k, 0)
@@ -308,29 +345,21 @@ func (c *checker) graph() error {
 			rep.add(Error, "label-index", 0, "malformed label index key %x", k)
 			return
 		}
-		l, id := string(k[:i]), binary.BigEndian.Uint64(k[i+1:])
-		if !contains(nodes[id], l) {
-			rep.add(Error, "label-index", 0, "label index lists node %d under %q, the node does not carry it", id, l)
-		}
-		labelsSeen[l]++
+		gotLabels.add(k)
+		labelsSeen[string(k[:i])]++
 	})
+	if gotLabels != wantLabels {
+		c.labelDetail()
+	}
 	for l, n := range labelCount {
 		if labelsSeen[l] != n {
 			rep.add(Error, "label-index", 0, "label %q: %d nodes carry it, the index lists %d", l, n, labelsSeen[l])
 		}
 	}
-	scan(snap, m.Roots[page.RootProps], nil, func(k, _ []byte) {
-		if props[string(k)] == 0 {
-			rep.add(Error, "property-index", 0, "property index entry %x matches no node", k)
-			return
-		}
-		props[string(k)]--
-		if props[string(k)] == 0 {
-			delete(props, string(k))
-		}
-	})
-	if len(props) > 0 {
-		rep.add(Error, "property-index", 0, "%d property index entries are missing", len(props))
+	var gotProps digest
+	scan(snap, m.Roots[page.RootProps], nil, func(k, _ []byte) { gotProps.add(k) })
+	if gotProps != wantProps {
+		c.propertyDetail(indexed, wantProps.n)
 	}
 	stored := map[string]uint64{}
 	scan(snap, m.Roots[page.RootCatalog], []byte("lcount/"), func(k, v []byte) {
@@ -346,6 +375,147 @@ func (c *checker) graph() error {
 	return nil
 }
 
+// adjacencyDetail names the adjacency entries that disagree with the edge
+// records: each entry is checked against its edge (looked up by id), and
+// the entries expected but absent are counted.
+func (c *checker) adjacencyDetail(want uint64) {
+	snap, m, rep := c.snap, c.meta, c.rep
+	var matched uint64
+	scan(snap, m.Roots[page.RootAdj], nil, func(k, v []byte) {
+		if len(k) == 17 && len(v) == 8 {
+			if e, ok := c.edge(binary.BigEndian.Uint64(k[9:])); ok {
+				node, other := binary.BigEndian.Uint64(k[1:9]), binary.BigEndian.Uint64(v)
+				if (k[0] == 'o' && e.From == node && e.To == other) || (k[0] == 'i' && e.To == node && e.From == other) {
+					matched++
+					return
+				}
+			}
+		}
+		rep.add(Error, "adjacency", 0, "adjacency entry %x has no matching edge", k)
+	})
+	if matched < want {
+		rep.add(Error, "adjacency", 0, "%d adjacency entries are missing", want-matched)
+	}
+}
+
+// labelDetail names the label index entries whose node does not carry the
+// label (missing entries show in the per-label counts).
+func (c *checker) labelDetail() {
+	snap, m, rep := c.snap, c.meta, c.rep
+	scan(snap, m.Roots[page.RootLabels], nil, func(k, _ []byte) {
+		i := bytes.IndexByte(k, 0)
+		if i < 0 || len(k) != i+9 {
+			return // reported by the main pass
+		}
+		l, id := string(k[:i]), binary.BigEndian.Uint64(k[i+1:])
+		n, ok := c.node(id)
+		if !ok || !contains(n.Labels, l) {
+			rep.add(Error, "label-index", 0, "label index lists node %d under %q, the node does not carry it", id, l)
+		}
+	})
+}
+
+// propertyDetail names the property index entries that match no node's
+// indexed property, and counts the entries expected but absent.
+func (c *checker) propertyDetail(indexed map[string]bool, want uint64) {
+	snap, m, rep := c.snap, c.meta, c.rep
+	var matched uint64
+	var kbuf []byte
+	scan(snap, m.Roots[page.RootProps], nil, func(k, _ []byte) {
+		if len(k) >= 10 {
+			if n, ok := c.node(binary.BigEndian.Uint64(k[len(k)-8:])); ok {
+				for name, val := range n.Props {
+					if indexed[name] {
+						kbuf = propKey(kbuf[:0], name, val, binary.BigEndian.Uint64(k[len(k)-8:]))
+						if bytes.Equal(kbuf, k) {
+							matched++
+							return
+						}
+					}
+				}
+			}
+		}
+		rep.add(Error, "property-index", 0, "property index entry %x matches no node", k)
+	})
+	if matched < want {
+		rep.add(Error, "property-index", 0, "%d property index entries are missing", want-matched)
+	}
+}
+
+// node looks up and decodes node id (false when absent or unreadable).
+func (c *checker) node(id uint64) (*record.Node, bool) {
+	v, ok, err := btree.Get(c.snap, c.meta.Roots[page.RootNodes], be64(id))
+	if err != nil || !ok {
+		return nil, false
+	}
+	n, err := record.DecodeNode(v)
+	return n, err == nil
+}
+
+// edge looks up and decodes edge id (false when absent or unreadable).
+func (c *checker) edge(id uint64) (*record.Edge, bool) {
+	v, ok, err := btree.Get(c.snap, c.meta.Roots[page.RootEdges], be64(id))
+	if err != nil || !ok {
+		return nil, false
+	}
+	e, err := record.DecodeEdge(v)
+	return e, err == nil
+}
+
+// digest is an order-independent summary of a set of byte strings: the
+// count and the sum of their 64-bit hashes. Two sets built from the same
+// entries in any order compare equal; a missing, extra or altered entry
+// makes them differ (but for a 2^-64 chance).
+type digest struct {
+	n   uint64
+	sum uint64
+}
+
+var digestSeed = maphash.MakeSeed()
+
+func (d *digest) add(b []byte) {
+	d.n++
+	d.sum += maphash.Bytes(digestSeed, b)
+}
+
+// nodeSet answers "does node id exist" for the dangling-edge check: a
+// bitmap over node ids when that fits in maxNodeBitmap (one bit per id up
+// to the largest, 8 MiB covers 64 million ids), else a lookup in the node
+// tree through the page cache. Either way its memory does not grow with
+// the file beyond that constant.
+type nodeSet struct {
+	bits []uint64
+	snap *pager.Snapshot
+	root common.PageID
+}
+
+const maxNodeBitmap = 8 << 20
+
+func newNodeSet(snap *pager.Snapshot, root common.PageID) *nodeSet {
+	s := &nodeSet{snap: snap, root: root}
+	c := btree.NewCursor(snap, root)
+	if c.Last() && len(c.Key()) == 8 {
+		if top := binary.BigEndian.Uint64(c.Key()); top/8 < maxNodeBitmap {
+			s.bits = make([]uint64, top/64+1)
+		}
+	}
+	return s
+}
+
+func (s *nodeSet) add(id uint64) {
+	if s.bits != nil && id/64 < uint64(len(s.bits)) {
+		s.bits[id/64] |= 1 << (id % 64)
+	}
+}
+
+func (s *nodeSet) has(id uint64) bool {
+	if s.bits != nil {
+		return id/64 < uint64(len(s.bits)) && s.bits[id/64]&(1<<(id%64)) != 0
+	}
+	_, ok, err := btree.Get(s.snap, s.root, be64(id))
+	return ok && err == nil
+}
+
 func contains(s []string, x string) bool {
 	for _, v := range s {
 		if v == x {
@@ -357,17 +527,27 @@ func contains(s []string, x string) bool {
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-func adjKey(dir byte, n, e uint64) []byte {
-	k := []byte{dir}
-	k = binary.BigEndian.AppendUint64(k, n)
-	return binary.BigEndian.AppendUint64(k, e)
+// adjEntry appends an adjacency key (direction, node, edge) and its value
+// (the other endpoint).
+func adjEntry(b []byte, dir byte, n, e, other uint64) []byte {
+	b = append(b, dir)
+	b = binary.BigEndian.AppendUint64(b, n)
+	b = binary.BigEndian.AppendUint64(b, e)
+	return binary.BigEndian.AppendUint64(b, other)
 }
 
-func propKey(name string, v record.Value, n uint64) []byte {
-	k := binary.BigEndian.AppendUint16(nil, uint16(len(name)))
-	k = append(k, name...)
-	k = record.IndexKey(k, v)
-	return binary.BigEndian.AppendUint64(k, n)
+// labelKey appends a label index key: label, 0, node id.
+func labelKey(b []byte, l string, id uint64) []byte {
+	b = append(append(b, l...), 0)
+	return binary.BigEndian.AppendUint64(b, id)
+}
+
+// propKey appends a property index key: name length, name, value, node id.
+func propKey(b []byte, name string, v record.Value, n uint64) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(name)))
+	b = append(b, name...)
+	b = record.IndexKey(b, v)
+	return binary.BigEndian.AppendUint64(b, n)
 }
 
 // scan visits keys under prefix, tolerating damage (reported elsewhere).

@@ -13,8 +13,10 @@
 // Examples: "info,json", "debug", "warn,text", "debug,json,file=/var/log/sombra.log".
 // The empty spec means "info,text" on stderr.
 //
-// The engine logs to engine.Config.Logger, which defaults to discarding:
-// pass the logger returned here as Config.Logger. At the levels:
+// The engine logs to engine.Config.Logger; when that is not set, to the
+// logger of the last InitLogging (InitFromEnv), and to nothing when
+// neither was called (New alone does not reach the engine: pass its logger
+// as Config.Logger). At the levels:
 //
 //	debug  transaction begin, commit (lsn, pages, duration) and rollback
 //	info   open, close, checkpoints, cache resizes, group commit, cleared resource alerts
@@ -195,9 +197,20 @@ type nopCloser struct{}
 func (nopCloser) Close() error { return nil }
 
 var (
-	initMu   sync.Mutex
-	initFile io.Closer // the file of the current default logger, if any
+	initMu     sync.Mutex
+	initFile   io.Closer    // the file of the current default logger, if any
+	initLogger *slog.Logger // the logger InitLogging installed, if any
 )
+
+// Default returns the logger the last InitLogging (or InitFromEnv)
+// installed, or nil if neither was called. The engine logs to it when
+// engine.Config.Logger is not set, so InitLogging alone is enough for an
+// embedding program to see the engine's logs.
+func Default() *slog.Logger {
+	initMu.Lock()
+	defer initMu.Unlock()
+	return initLogger
+}
 
 // InitLogging builds a logger from spec and makes it slog's default (so
 // the standard log package writes through it too). A log file it opens
@@ -213,6 +226,7 @@ func InitLogging(spec string) (*slog.Logger, error) {
 	initMu.Lock()
 	defer initMu.Unlock()
 	slog.SetDefault(l)
+	initLogger = l
 	if initFile != nil {
 		initFile.Close()
 	}

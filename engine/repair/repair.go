@@ -65,9 +65,12 @@ type RepairReport struct {
 	Path    string `json:"path"`
 	Success bool   `json:"success"` // no issue remains
 	// IssuesFound counts the issues found before repairing; Issues lists them.
-	IssuesFound int               `json:"issues_found"`
-	IssuesFixed int               `json:"issues_fixed"`
-	Issues      []integrity.Issue `json:"issues"`
+	// IssuesTruncated says Issues lists only the first
+	// integrity.MaxIssues of them.
+	IssuesFound     int               `json:"issues_found"`
+	IssuesFixed     int               `json:"issues_fixed"`
+	IssuesTruncated bool              `json:"issues_truncated"`
+	Issues          []integrity.Issue `json:"issues"`
 	// Actions says, one line each, what was changed.
 	Actions   []string          `json:"actions"`
 	Remaining []integrity.Issue `json:"remaining"`
@@ -131,7 +134,9 @@ func (r *DatabaseRepair) Verify(opts integrity.Options) (_ *integrity.Report, er
 	db, err := engine.OpenWithConfig(r.path, r.config(true))
 	if err != nil {
 		if is, ok := headerIssue(err); ok {
-			return &integrity.Report{Path: r.path, Mode: mode, Issues: []integrity.Issue{is}}, nil
+			rep := &integrity.Report{Path: r.path, Mode: mode}
+			rep.Prepend(is)
+			return rep, nil
 		}
 		return nil, err
 	}
@@ -145,7 +150,7 @@ func (r *DatabaseRepair) Verify(opts integrity.Options) (_ *integrity.Report, er
 		return rep, err
 	}
 	if is, ok := walTailIssue(st, db.Pager().PageSize()); ok {
-		rep.Issues = append([]integrity.Issue{is}, rep.Issues...)
+		rep.Prepend(is)
 	}
 	if rep.Issues == nil {
 		rep.Issues = []integrity.Issue{}
@@ -232,7 +237,8 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 	}
 	rep.Issues = append(rep.Issues, before.Issues...)
 	sortIssues(rep.Issues)
-	rep.IssuesFound = len(rep.Issues)
+	rep.IssuesFound = len(rep.Issues) + before.IssuesTotal - len(before.Issues)
+	rep.IssuesTruncated = before.IssuesTruncated
 	if before.IsHealthy() {
 		rep.Success, rep.IssuesFixed = true, rep.IssuesFound
 		return rep, nil
@@ -255,7 +261,7 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 		}
 		rep.Remaining = before.Issues // sorted with rep.Issues
 		sortIssues(rep.Remaining)
-		rep.IssuesFixed = rep.IssuesFound - len(rep.Remaining)
+		rep.IssuesFixed = rep.IssuesFound - before.IssuesTotal
 		rep.Advice = salvageAdvice(r.path, why)
 		return rep, nil
 	}
@@ -279,6 +285,10 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 		sortIssues(rep.Remaining)
 	}
 	rep.IssuesFixed = countFixed(rep.Issues, rep.Remaining)
+	if rep.IssuesTruncated || after.IssuesTruncated {
+		// The lists are cut: count from the totals instead.
+		rep.IssuesFixed = max(rep.IssuesFound-after.IssuesTotal, 0)
+	}
 	rep.Success = after.IsHealthy()
 	if !rep.Success {
 		rep.Advice = salvageAdvice(r.path, plural(len(rep.Remaining), "issue")+" remain after repair")

@@ -241,27 +241,14 @@ func pageSize(f *os.File, size int64, path string) (int, *page.Meta, error) {
 	if _, err := f.ReadAt(hdr, 0); err != nil && !errors.Is(err, io.EOF) {
 		return 0, nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	cands := []int{4096, 1024, 2048, 8192, 16384, 32768, 65536}
+	prefer := 0
 	if m, err := page.DecodeMeta(hdr); err == nil {
 		if ps := int(m.PageSize); ps <= len(hdr) && page.Verify(hdr[:ps]) {
 			return ps, m, nil
 		}
-		cands = append([]int{int(m.PageSize)}, cands...)
+		prefer = int(m.PageSize)
 	}
-	best, bestN := 0, 0
-	buf := make([]byte, 1<<16)
-	for _, ps := range cands {
-		n := 0
-		for id := int64(1); id <= 64 && (id+1)*int64(ps) <= size; id++ {
-			b := buf[:ps]
-			if _, err := f.ReadAt(b, id*int64(ps)); err == nil && page.Verify(b) {
-				n++
-			}
-		}
-		if n > bestN {
-			best, bestN = ps, n
-		}
-	}
+	best, bestN := page.ProbePageSize(f, size, prefer)
 	if bestN == 0 {
 		return 0, nil, fmt.Errorf("%s: no page verifies under any page size: %w", path, engine.ErrNotADatabase)
 	}

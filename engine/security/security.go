@@ -10,8 +10,16 @@
 //	acl.AssignRole("alice", "admin")
 //	acl.AssignRole("bob", "user")
 //	acl.AssignRole("charlie", "readonly")
-//	db.SetAccessControl(acl)
+//	acl.Store(db) // kept in the database: every process enforces it
 //	err := db.AsUser("bob").Update(func(tx *engine.Tx) error { ... })
+//
+// Store keeps the policy in the database file: every connection of every
+// process that opens it, the operator tools included (they act as --user
+// or $SOMBRA_USER), enforces it, and changing it needs Configure. A policy
+// installed with db.SetAccessControl(acl) binds that connection only.
+// The user is a name each program claims, not an authenticated identity:
+// on one machine, the file's permissions are what stop a process that
+// bypasses the library.
 //
 // What each operation needs is described in the engine (engine/access.go):
 // reads need Read, creates and property changes Write, deletes Delete,
@@ -410,4 +418,61 @@ func (ac *AccessControl) RolePermissions(role string) (perms []Permission, ok bo
 	defer ac.mu.RUnlock()
 	b, ok := ac.roles[role]
 	return list(b), ok
+}
+
+// Policy returns the policy as the engine stores it in a database
+// (DB.SetAccessPolicy): roles and assignments, each list sorted.
+func (ac *AccessControl) Policy() *engine.AccessPolicy {
+	ac.mu.RLock()
+	defer ac.mu.RUnlock()
+	p := &engine.AccessPolicy{Roles: map[string][]Permission{}, Users: map[string][]string{}}
+	for name, b := range ac.roles {
+		p.Roles[name] = append([]Permission{}, list(b)...)
+	}
+	for u, rs := range ac.users {
+		for r := range rs {
+			p.Users[u] = append(p.Users[u], r)
+		}
+		sort.Strings(p.Users[u])
+	}
+	return p
+}
+
+// FromPolicy builds an AccessControl from a stored policy
+// (DB.StoredAccessPolicy).
+func FromPolicy(p *engine.AccessPolicy) (*AccessControl, error) {
+	b, err := json.Marshal(policyFile{Version: policyVersion, Roles: p.Roles, Users: p.Users})
+	if err != nil {
+		return nil, err
+	}
+	ac := NewAccessControl()
+	if err := ac.UnmarshalJSON(b); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// Store saves the policy in the database, so that every connection of
+// every process (the operator tools included) enforces it; it acts as the
+// connection's user, who needs Configure once a policy is stored (see
+// engine.DB.SetAccessPolicy). Policies kept only in a process
+// (DB.SetAccessControl) bind that process alone.
+func (ac *AccessControl) Store(db *engine.DB) error { return db.SetAccessPolicy(ac.Policy()) }
+
+// StoreAs is Store acting as user.
+func (ac *AccessControl) StoreAs(db *engine.DB, user string) error {
+	return db.AsUser(user).SetAccessPolicy(ac.Policy())
+}
+
+// LoadStored returns the policy stored in db (engine.ErrNotFound when none
+// is).
+func LoadStored(db *engine.DB) (*AccessControl, error) {
+	p, err := db.StoredAccessPolicy()
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, fmt.Errorf("%s: no access policy stored: %w", db.Path(), engine.ErrNotFound)
+	}
+	return FromPolicy(p)
 }

@@ -238,3 +238,33 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Store keeps the policy in the database: a connection that installs
+// nothing enforces it, and LoadStored reads it back.
+func TestStoreInDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "g.db")
+	db, err := engine.Open(path)
+	must(t, err)
+	defer db.Close()
+	acl := guidePolicy(t)
+	must(t, acl.Store(db))
+	other, err := engine.OpenWithConfig(path, engine.Config{User: "charlie"})
+	must(t, err)
+	defer other.Close()
+	err = other.Update(func(tx *engine.Tx) error { _, err := tx.CreateNode("N", nil); return err })
+	if !errors.Is(err, engine.ErrPermissionDenied) {
+		t.Fatalf("charlie (readonly) wrote: %v", err)
+	}
+	back, err := security.LoadStored(other)
+	must(t, err)
+	a, _ := acl.MarshalJSON()
+	b, _ := back.MarshalJSON()
+	if string(a) != string(b) {
+		t.Fatalf("stored policy differs:\n%s\n%s", a, b)
+	}
+	// Only an admin changes it.
+	if err := acl.StoreAs(db, "bob"); !errors.Is(err, engine.ErrPermissionDenied) {
+		t.Fatalf("bob stored the policy: %v", err)
+	}
+	must(t, acl.StoreAs(db, "alice"))
+}

@@ -93,6 +93,10 @@ func (f *FaultFS) OpenFile(name string, flag int, perm os.FileMode) (File, error
 func (f *FaultFS) Remove(name string) error              { return f.Inner.Remove(name) }
 func (f *FaultFS) Rename(oldpath, newpath string) error  { return f.Inner.Rename(oldpath, newpath) }
 func (f *FaultFS) Stat(name string) (os.FileInfo, error) { return f.Inner.Stat(name) }
+func (f *FaultFS) MkdirAll(path string, perm os.FileMode) error {
+	return f.Inner.MkdirAll(path, perm)
+}
+func (f *FaultFS) ReadDir(name string) ([]os.DirEntry, error) { return f.Inner.ReadDir(name) }
 func (f *FaultFS) SyncDir(dir string) error {
 	if fl := f.check(OpSync, dir, 0); fl != nil && fl.Err != nil {
 		return fl.Err

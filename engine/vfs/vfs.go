@@ -4,6 +4,7 @@
 package vfs
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -34,6 +35,11 @@ type FS interface {
 	Stat(name string) (os.FileInfo, error)
 	// SyncDir fsyncs a directory so that a create or rename in it is durable.
 	SyncDir(dir string) error
+	// MkdirAll creates a directory and any missing parents. A new directory
+	// is durable only once its parent is synced (see MkdirAllDurable).
+	MkdirAll(path string, perm os.FileMode) error
+	// ReadDir lists a directory, sorted by name.
+	ReadDir(name string) ([]os.DirEntry, error)
 }
 
 // OS is the real file system.
@@ -66,6 +72,10 @@ func (osFS) Remove(name string) error              { return os.Remove(name) }
 func (osFS) Rename(oldpath, newpath string) error  { return os.Rename(oldpath, newpath) }
 func (osFS) Stat(name string) (os.FileInfo, error) { return os.Stat(name) }
 func (osFS) SyncDir(dir string) error              { return syncDir(dir) }
+func (osFS) MkdirAll(path string, perm os.FileMode) error {
+	return os.MkdirAll(path, perm)
+}
+func (osFS) ReadDir(name string) ([]os.DirEntry, error) { return os.ReadDir(name) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -79,4 +89,32 @@ func syncDir(dir string) error {
 // SyncParent fsyncs the directory holding path.
 func SyncParent(fs FS, path string) error {
 	return fs.SyncDir(filepath.Dir(path))
+}
+
+// MkdirAllDurable creates dir and any missing parents and fsyncs the parent
+// of each directory it created, so that files later made durable in dir
+// cannot vanish with a directory entry that never reached the disk.
+func MkdirAllDurable(fs FS, dir string) error {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := SyncParent(fs, missing[i]); err != nil {
+			return fmt.Errorf("fsync the directory holding %s: %w", missing[i], err)
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sombradb/sombra/engine"
 	"github.com/spf13/cobra"
 )
 
@@ -62,6 +63,7 @@ func UseHealthExitCodes(root *cobra.Command) {
 func Main(build func(IOStreams) *cobra.Command) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	limitHeap()
 	cmd := build(System())
 	if err := useKeyFromEnv(); err != nil {
 		PrintError(System(), false, cmd.Name(), err)
@@ -83,6 +85,7 @@ func run(ctx context.Context, cmd *cobra.Command, args []string) int {
 	}
 	root.SetArgs(args)
 	markRun(root)
+	defer engine.SetDefaultUser(engine.DefaultUser()) // started() changes it for the run
 	st := &runState{}
 	failed, err := root.ExecuteContextC(context.WithValue(ctx, runStateKey{}, st))
 	if err != nil && !st.ran {
@@ -164,6 +167,13 @@ func started(cmd *cobra.Command) {
 	if st, ok := cmd.Context().Value(runStateKey{}).(*runState); ok {
 		st.ran = true
 	}
+	// Every database the command opens acts as --user / $SOMBRA_USER
+	// under the access policy stored in it.
+	g := Globals{}
+	if f := cmd.Flags().Lookup("user"); f != nil {
+		g.User = f.Value.String()
+	}
+	engine.SetDefaultUser(g.EffectiveUser())
 }
 
 func annotate(c *cobra.Command, key string) {

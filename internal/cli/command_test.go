@@ -94,7 +94,7 @@ func TestRunExitCodes(t *testing.T) {
 	}{
 		{[]string{"--fail", "io"}, 1, "sombra-test: read a.db: input/output error\n", 3},
 		{[]string{"--fail", "usage"}, 2, "sombra-test: --db is required (see 'sombra-test --help')\n", 3},
-		{[]string{"--db", "a.db", "--fail", "busy"}, 3, "sombra-test: open a.db: a.db: database is locked (exclusive lock held by pid 4242)\n", 3},
+		{[]string{"--db", "a.db", "--fail", "busy"}, 3, "sombra-test: a.db: database is locked (exclusive lock held by pid 4242)\n", 3},
 		{[]string{"--db", "a.db", "--fail", "corrupt"}, 4, "sombra-test: verify: a.db: corrupt page 9 at offset 36864: checksum mismatch\n", 2},
 		{[]string{"--fail", "silent"}, 4, "", 4},
 		{[]string{"--bogus"}, 2, "sombra-test: unknown flag: --bogus (see 'sombra-test --help')\n", 3},

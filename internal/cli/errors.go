@@ -18,6 +18,7 @@ const (
 	KindVersion      = "version"
 	KindNotFound     = "not_found"
 	KindExists       = "exists"
+	KindDenied       = "permission_denied"
 	KindFailed       = "failed"
 )
 
@@ -39,6 +40,8 @@ func ErrorKind(err error) string {
 		return KindNotFound
 	case errors.Is(err, engine.ErrExists):
 		return KindExists
+	case errors.Is(err, engine.ErrPermissionDenied):
+		return KindDenied
 	default:
 		return KindFailed
 	}
@@ -67,7 +70,7 @@ func printError(s IOStreams, jsonMode bool, tool, helpFor string, err error) {
 	if err == nil || silent(err) {
 		return
 	}
-	msg := oneLine(err.Error())
+	msg := Message(err)
 	if !jsonMode {
 		if ErrorKind(err) == KindUsage {
 			// Say what to try next, on the same line so scripts that log
@@ -96,4 +99,46 @@ func oneLine(s string) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Message is the one wording of err that every tool prints: one line, and
+// each part said once. Errors are wrapped on their way up by layers that
+// each add the file they were working on ("open d.db: open d.db:
+// permission denied", "info d.db: d.db: corrupt page 1"); here a part that
+// repeats the one before it, or that is only a path an earlier part
+// already named, is dropped.
+func Message(err error) string {
+	parts := strings.Split(oneLine(err.Error()), ": ")
+	out := make([]string, 0, len(parts))
+	for _, p := range parts {
+		if len(out) > 0 && (p == out[len(out)-1] || (isPathLike(p) && namedIn(out, p))) {
+			continue
+		}
+		out = append(out, p)
+	}
+	// "open d.db: permission denied" says what "d.db: permission denied"
+	// says, in the words of one tool but not the others.
+	if len(out) > 1 {
+		if rest, ok := strings.CutPrefix(out[0], "open "); ok && isPathLike(rest) {
+			out[0] = rest
+		}
+	}
+	return strings.Join(out, ": ")
+}
+
+// isPathLike reports whether part is a bare file name or path (no spaces).
+func isPathLike(part string) bool {
+	return part != "" && !strings.ContainsAny(part, " \t") && (strings.ContainsAny(part, "/.") || strings.HasSuffix(part, "db"))
+}
+
+// namedIn reports whether path appears as a word of one of parts.
+func namedIn(parts []string, path string) bool {
+	for _, p := range parts {
+		for _, w := range strings.Fields(p) {
+			if w == path {
+				return true
+			}
+		}
+	}
+	return false
 }

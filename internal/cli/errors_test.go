@@ -13,7 +13,7 @@ import (
 func TestPrintErrorHuman(t *testing.T) {
 	s, _, out, errOut := Test()
 	PrintError(s, false, "sombra-info", fmt.Errorf("open x.db: %w", engine.ErrNotADatabase))
-	if got, want := errOut.String(), "sombra-info: open x.db: not a sombra database\n"; got != want {
+	if got, want := errOut.String(), "sombra-info: x.db: not a sombra database\n"; got != want {
 		t.Errorf("stderr = %q, want %q", got, want)
 	}
 	if out.Len() != 0 {
@@ -84,6 +84,20 @@ func TestPrintErrorSilent(t *testing.T) {
 		PrintError(s, jsonMode, "sombra-repair", nil)
 		if errOut.Len() != 0 {
 			t.Errorf("json=%v: got %q, want nothing", jsonMode, errOut.String())
+		}
+	}
+}
+
+func TestMessageSaysEachPartOnce(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"open run/d.db: open run/d.db: permission denied", "run/d.db: permission denied"},
+		{"info run/d.db: run/d.db: corrupt page 1 at offset 4096: checksum mismatch", "info run/d.db: corrupt page 1 at offset 4096: checksum mismatch"},
+		{"run/d.db: not a sombra database", "run/d.db: not a sombra database"},
+		{"compact run/d.db: rename: file exists", "compact run/d.db: rename: file exists"},
+		{"backup x.db: write out.backup: no space left on device", "backup x.db: write out.backup: no space left on device"},
+	} {
+		if got := Message(errors.New(tc.in)); got != tc.want {
+			t.Errorf("Message(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -20,6 +20,19 @@ type Globals struct {
 	Wait      time.Duration // --wait: how long to retry when the database is locked
 	LogLevel  string        // --log-level debug|info|warn|error
 	LogFormat string        // --log-format text|json
+	User      string        // --user: who the tool acts as under the stored access policy
+}
+
+// UserEnv is the environment variable that names the user the tools act as
+// when --user is not given.
+const UserEnv = "SOMBRA_USER"
+
+// EffectiveUser is --user if given, else $SOMBRA_USER.
+func (g *Globals) EffectiveUser() string {
+	if g.User != "" {
+		return g.User
+	}
+	return os.Getenv(UserEnv)
 }
 
 var (
@@ -38,6 +51,7 @@ func AddGlobalFlags(cmd *cobra.Command, g *Globals) {
 	f.BoolVarP(&g.Quiet, "quiet", "q", false, "print nothing on success (errors are still printed)")
 	f.BoolVar(&g.NoColor, "no-color", false, "disable colour (also off when NO_COLOR is set or stdout is not a terminal)")
 	f.Var((*waitValue)(&g.Wait), "wait", "if the database is locked, retry for up to `DURATION` (e.g. 30s) instead of failing at once")
+	f.StringVar(&g.User, "user", "", "act as `USER` under the access policy stored in the database (default $"+UserEnv+")")
 	f.Var(&choiceValue{&g.LogLevel, logLevels}, "log-level", "log `level` on stderr: "+strings.Join(logLevels, "|"))
 	f.Var(&choiceValue{&g.LogFormat, logFormats}, "log-format", "log `format` on stderr: "+strings.Join(logFormats, "|"))
 

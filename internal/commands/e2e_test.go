@@ -17,6 +17,9 @@ import (
 
 // TestMain removes the binaries built for the end-to-end tests.
 func TestMain(m *testing.M) {
+	if path := os.Getenv(genGraphEnv); path != "" {
+		os.Exit(genGraphChild(path)) // a generator child of TestStreamingMemoryBound
+	}
 	code := m.Run()
 	clitest.RemoveBinaries()
 	os.Exit(code)

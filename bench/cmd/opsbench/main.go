@@ -7,6 +7,9 @@
 //	                                                     incremental after ~1% of pages changed, restore
 //	opsbench pitr    -bin BIN -work W                    WAL archiving + point-in-time replay rate
 //	opsbench compact -bin BIN -db DB -sqlite S -work W   delete 30%, sombra-compact vs SQLite VACUUM
+//	opsbench memory  -bin BIN -db DB -work W -cache 32M  peak RSS of backup, verify, integrity
+//	                                                     check, compaction (salvage with -salvage)
+//	                                                     against the cache + 96 MiB
 //
 // BIN is a directory holding the repository's binaries
 // (go build -o BIN ./cmd/... in the main module). The Sombra database is
@@ -50,6 +53,8 @@ func main() {
 		err = cmdPITR(os.Args[2:])
 	case "compact":
 		err = cmdCompact(os.Args[2:])
+	case "memory":
+		err = cmdMemory(os.Args[2:])
 	case "sqlite-backup-child":
 		err = cmdSQLiteBackupChild(os.Args[2:])
 	default:
@@ -62,7 +67,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: opsbench sqlite-load|tools|backup|pitr|compact [flags] (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: opsbench sqlite-load|tools|backup|pitr|compact|memory [flags] (-h for flags)")
 	os.Exit(2)
 }
 

@@ -50,6 +50,18 @@ type CorruptionError struct {
 	Page   PageID // page number (for WAL damage, the page the frame carries)
 	Offset int64  // byte offset in the file, -1 when unknown
 	Reason string
+
+	logged bool // FirstReport has been called
+}
+
+// FirstReport returns true the first time it is called on e, so the layer
+// that logs detected corruption logs each error once however far it travels.
+func (e *CorruptionError) FirstReport() bool {
+	if e.logged {
+		return false
+	}
+	e.logged = true
+	return true
 }
 
 func (e *CorruptionError) Error() string {

@@ -46,6 +46,10 @@ const (
 //	[176:184] encryption marker "SOMBRENC" (zero bytes: not encrypted)
 //	[184:188] page cipher overhead in bytes (28 for AES-256-GCM)
 //	[188:232] key check: the cipher's seal of KeyCheckText (page id 2^64-1)
+//	[232:240] space statistics marker "SOMBRAST" (zero: not kept, see Stats)
+//	[240:288] bytes used in each tree's B+tree pages (leaf and branch), 6×8
+//	[288:336] B+tree pages of each tree, 6×8
+//	[336:344] overflow pages
 //
 // Encrypted files keep page 0 in plaintext; every other page is stored
 // sealed (see the pager).
@@ -70,6 +74,38 @@ type Meta struct {
 	Encrypted bool
 	Overhead  uint32
 	KeyCheck  [KeyCheckSize]byte
+	// Stats is the space in use, kept up to date by every commit so that
+	// fragmentation is known without reading the file. Files written
+	// before it existed have none (Stats.Valid false) until compacted.
+	Stats SpaceStats
+}
+
+// SpaceStats counts the live pages that a compaction rewrites, and how
+// full the B+tree pages of each tree are (a compaction packs each tree
+// into pages of its own, so the trees are counted apart).
+type SpaceStats struct {
+	Valid         bool
+	TreeUsed      [NumRoots]int64 // bytes used in each tree's leaf and branch pages
+	TreePages     [NumRoots]int64
+	OverflowPages int64
+}
+
+// Add adds d to s (d is a difference: its fields may be negative).
+func (s *SpaceStats) Add(d SpaceStats) {
+	for i := range s.TreeUsed {
+		s.TreeUsed[i] += d.TreeUsed[i]
+		s.TreePages[i] += d.TreePages[i]
+	}
+	s.OverflowPages += d.OverflowPages
+}
+
+// Sub subtracts d from s.
+func (s *SpaceStats) Sub(d SpaceStats) {
+	for i := range s.TreeUsed {
+		s.TreeUsed[i] -= d.TreeUsed[i]
+		s.TreePages[i] -= d.TreePages[i]
+	}
+	s.OverflowPages -= d.OverflowPages
 }
 
 // Encryption fields of page 0 (bytes that are zero in plaintext files).
@@ -80,6 +116,9 @@ const (
 	KeyCheckSize   = 44 // 12-byte nonce + 16 bytes + 16-byte tag
 	KeyCheckPageID = ^uint64(0)
 	encEnd         = 188 + KeyCheckSize
+	statsMarker    = "SOMBRAST"
+	statsOff       = encEnd
+	statsEnd       = statsOff + 8 + 16*NumRoots + 8
 )
 
 // Encode writes m into page p (type meta) without sealing it.
@@ -108,6 +147,18 @@ func (m *Meta) Encode(p []byte) {
 		copy(p[encOff:encOff+8], EncMarker)
 		le.PutUint32(p[184:], m.Overhead)
 		copy(p[188:encEnd], m.KeyCheck[:])
+	}
+	if len(p) < statsEnd {
+		return // a buffer shorter than any page: no room for statistics
+	}
+	clear(p[statsOff:statsEnd])
+	if m.Stats.Valid {
+		copy(p[statsOff:], statsMarker)
+		for i := range NumRoots {
+			le.PutUint64(p[statsOff+8+8*i:], uint64(m.Stats.TreeUsed[i]))
+			le.PutUint64(p[statsOff+8+8*NumRoots+8*i:], uint64(m.Stats.TreePages[i]))
+		}
+		le.PutUint64(p[statsEnd-8:], uint64(m.Stats.OverflowPages))
 	}
 }
 
@@ -152,6 +203,13 @@ func DecodeMeta(p []byte) (*Meta, error) {
 		copy(m.KeyCheck[:], p[188:encEnd])
 		if m.Overhead == 0 || m.Overhead >= m.PageSize/2 {
 			return nil, fmt.Errorf("encryption overhead %d: %w", m.Overhead, common.ErrCorrupt)
+		}
+	}
+	if len(p) >= statsEnd && string(p[statsOff:statsOff+8]) == statsMarker {
+		m.Stats = SpaceStats{Valid: true, OverflowPages: int64(le.Uint64(p[statsEnd-8:]))}
+		for i := range NumRoots {
+			m.Stats.TreeUsed[i] = int64(le.Uint64(p[statsOff+8+8*i:]))
+			m.Stats.TreePages[i] = int64(le.Uint64(p[statsOff+8+8*NumRoots+8*i:]))
 		}
 	}
 	return m, nil

@@ -14,6 +14,7 @@ package page
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 
 	"github.com/sombradb/sombra/engine/internal/common"
 )
@@ -82,4 +83,29 @@ func Check(p []byte, path string, id common.PageID) error {
 		return nil
 	}
 	return &common.CorruptionError{Path: path, Page: id, Offset: int64(id) * int64(len(p)), Reason: "checksum mismatch"}
+}
+
+// ProbePageSize finds the page size under which the most of the first 64
+// pages after page 0 of a file of size bytes carry a valid checksum, and
+// how many do (0: none under any size, so the file holds no Sombra pages
+// that can be read without a key). Tried first: prefer, if not zero.
+func ProbePageSize(r io.ReaderAt, size int64, prefer int) (ps, verified int) {
+	cands := []int{4096, 1024, 2048, 8192, 16384, 32768, 65536}
+	if prefer > 0 {
+		cands = append([]int{prefer}, cands...)
+	}
+	buf := make([]byte, 1<<16)
+	for _, c := range cands {
+		n := 0
+		for id := int64(1); id <= 64 && (id+1)*int64(c) <= size; id++ {
+			b := buf[:c]
+			if _, err := r.ReadAt(b, id*int64(c)); err == nil && Verify(b) {
+				n++
+			}
+		}
+		if n > verified {
+			ps, verified = c, n
+		}
+	}
+	return ps, verified
 }

@@ -92,6 +92,23 @@ func (c *Cache) put(k cacheKey, data []byte) {
 	c.items[k] = i
 }
 
+// drop forgets k.
+func (c *Cache) drop(k cacheKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i, ok := c.items[k]; ok {
+		delete(c.items, k)
+		c.slots[i] = nil
+		c.free = append(c.free, i)
+	}
+}
+
+func (c *Cache) capacityPages() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.capacity
+}
+
 // evictTo removes entries until at most n remain: the clock hand sweeps
 // the slots, clearing reference bits, and evicts the first entry whose bit
 // is already clear. The caller holds the write lock.

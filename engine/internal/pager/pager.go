@@ -79,6 +79,7 @@ type Pager struct {
 	mu          sync.RWMutex
 	ix          *wal.Index
 	walSize     int64
+	walAlloc    int64       // bytes of the WAL reserved by preallocate
 	readers     []*Snapshot // live snapshots of this connection
 	slot        int         // read slot held while readers exist; -1 none
 	slotMark    int
@@ -201,6 +202,16 @@ func (p *Pager) init(opts Options) error {
 	}
 	// Every connection holds the open lock shared; compaction and restore
 	// take it exclusively, so they never swap a file under a live reader.
+	// The first connection (it gets the lock exclusively) does not trust
+	// the checkpoint progress the -shm records: it is not durable state.
+	// The lock is then downgraded to shared in place.
+	if first, err := p.shm.TryLock(shm.LockOpen, true); err != nil {
+		return err
+	} else if first {
+		if err := p.shm.ResetProgress(); err != nil {
+			return err
+		}
+	}
 	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, "exclusive", shm.OffExcl, p.Path); err != nil {
 		return err
 	}
@@ -208,9 +219,19 @@ func (p *Pager) init(opts Options) error {
 	if p.readOnly {
 		walFlag = os.O_RDONLY
 	}
+	_, werr := p.fs.Stat(p.WALPath)
 	p.walf, err = p.fs.OpenFile(p.WALPath, walFlag, 0o644)
 	if err != nil && !(p.readOnly && errors.Is(err, os.ErrNotExist)) {
 		return fmt.Errorf("open %s: %w", p.WALPath, err)
+	}
+	if err == nil && !p.readOnly && errors.Is(werr, os.ErrNotExist) {
+		// A new WAL's name must be durable before a commit is acknowledged
+		// from it: fsyncing the file does not make its directory entry
+		// durable, and after a power loss the log, and every commit in it,
+		// would be gone (SQLite syncs the directory of a new WAL too).
+		if err := vfs.SyncParent(p.fs, p.WALPath); err != nil {
+			return fmt.Errorf("create %s: fsync directory: %w", p.WALPath, err)
+		}
 	}
 	p.cache = newCache(int(opts.CacheBytes / int64(p.pageSize)))
 	p.ix = wal.NewIndex(wal.Header{}, false, p.pageSize)
@@ -238,6 +259,16 @@ func ReadFileHeader(f vfs.File, path string) (*page.Meta, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	meta, err := page.DecodeMeta(buf[:n])
+	if errors.Is(err, common.ErrNotADatabase) {
+		// No magic: a foreign file, or a Sombra file whose first bytes
+		// were overwritten. If its other pages verify, salvage can read
+		// them, and calling it "not a database" would send the operator
+		// away from the tool that recovers it.
+		if _, n := page.ProbePageSize(f, st.Size(), 0); n > 0 {
+			return nil, &common.CorruptionError{Path: path, Page: 0, Offset: 0,
+				Reason: fmt.Sprintf("the header is damaged (no Sombra magic), but %d other pages are intact Sombra pages", n)}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -354,7 +385,8 @@ func createInPlace(fs vfs.FS, path string, b []byte, exclusive bool) error {
 // NewMeta returns the header of an empty database.
 func NewMeta(pageSize int) *page.Meta {
 	return &page.Meta{Version: page.FormatVersion, PageSize: uint32(pageSize), PageCount: 1,
-		NextNodeID: 1, NextEdgeID: 1, Created: time.Now().UnixNano(), FileID: randU64()}
+		NextNodeID: 1, NextEdgeID: 1, Created: time.Now().UnixNano(), FileID: randU64(),
+		Stats: page.SpaceStats{Valid: true}}
 }
 
 // SetEncryption marks m as the header of a file sealed with c and stores

@@ -324,6 +324,15 @@ func (p *Pager) RawDBPage(id common.PageID, dst []byte) error {
 	return err
 }
 
+// RawDBPages reads consecutive pages from first into dst (a multiple of the
+// page size) from the database file in one read, without the cache or
+// checksum verification, for scans that copy the whole file (backup). It
+// returns the bytes read: fewer than len(dst), with io.EOF, where the file
+// ends (pages past it live only in the WAL).
+func (p *Pager) RawDBPages(first common.PageID, dst []byte) (int, error) {
+	return p.db.ReadAt(dst, int64(first)*int64(p.pageSize))
+}
+
 // ReadFrame reads the page image of WAL frame i of the snapshot's log
 // (sealed on an encrypted file, see OpenRaw).
 func (s *Snapshot) ReadFrame(i int, dst []byte) error {

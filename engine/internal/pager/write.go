@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/common"
@@ -22,6 +21,25 @@ type WriteTx struct {
 	dirty  map[common.PageID][]byte
 	order  []common.PageID
 	closed bool
+	lsn    common.LSN // the LSN this transaction commits as
+
+	spillLimit int // dirty pages above which MaybeSpill spills: the cache budget
+
+	// Spill state: when the dirty pages outgrow the cache budget they are
+	// written to the WAL as frames without a commit frame (see Spill). The
+	// frames continue the log's checksum chain; Commit appends the rest and
+	// the commit frame after them, so the whole run becomes one
+	// transaction. Until then no index has them, so no reader sees them.
+	spilled   map[common.PageID]int // page -> frame holding its newest spilled image
+	spillRun  []wal.Frame           // every spilled frame, in log order
+	spillBase int                   // frame number of the first spilled frame
+	spillSum  uint32                // checksum chain after the last spilled frame
+	spillSalt uint64
+
+	// base and freed keep the header's space statistics (see stats.go):
+	// each touched page's contribution at the start, and the pages freed.
+	base  map[common.PageID]page.SpaceStats
+	freed map[common.PageID]bool
 }
 
 // ErrPoisoned wraps the fsync failure that made a connection unusable.
@@ -41,7 +59,7 @@ func (p *Pager) BeginWrite() (*WriteTx, error) {
 		p.writeMu.Unlock()
 		return nil, err
 	}
-	_ = p.shm.WriteU64(shm.OffWriter, uint64(os.Getpid()))
+	_ = p.shm.WriteU64(shm.OffWriter, uint64(p.pid))
 	if err := p.maybeRestart(); err != nil {
 		p.releaseWriter()
 		return nil, err
@@ -57,7 +75,9 @@ func (p *Pager) BeginWrite() (*WriteTx, error) {
 		p.releaseWriter()
 		return nil, err
 	}
-	return &WriteTx{p: p, snap: snap, Meta: meta, dirty: make(map[common.PageID][]byte)}, nil
+	return &WriteTx{p: p, snap: snap, Meta: meta, dirty: make(map[common.PageID][]byte), lsn: meta.LastLSN + 1,
+		spillLimit: p.cache.capacityPages(),
+		base:       make(map[common.PageID]page.SpaceStats), freed: make(map[common.PageID]bool)}, nil
 }
 
 func (p *Pager) releaseWriter() {
@@ -69,6 +89,17 @@ func (p *Pager) releaseWriter() {
 // been checkpointed and no reader anywhere still reads from the log. The
 // writer lock is held. Without this the log would grow forever.
 func (p *Pager) maybeRestart() error {
+	// Fast path: when no connection touched the log since this one last
+	// brought its index up to date (typically: this connection wrote the
+	// last frame), the index is current and a restart is only possible
+	// once every frame has been checkpointed. Skip the gate, the stat, the
+	// header read and the scan.
+	p.mu.Lock()
+	if p.ix != nil && p.shm.Counter() == p.seenCounter && p.ix.Valid && p.shm.Backfill(p.ix.Header.Salt) < p.ix.MaxFrame {
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
 	if err := p.lockGate(true); err != nil {
 		return err
 	}
@@ -79,9 +110,11 @@ func (p *Pager) maybeRestart() error {
 	defer p.shm.FenceEnd()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	c := p.shm.Counter()
 	if err := p.refreshLocked(); err != nil {
 		return err
 	}
+	p.seenCounter = c
 	ix := p.ix
 	if !ix.Valid || ix.MaxFrame == 0 || p.shm.Backfill(ix.Header.Salt) < ix.MaxFrame {
 		return nil
@@ -111,7 +144,11 @@ func (p *Pager) maybeRestart() error {
 		return err
 	}
 	defer p.shm.Unlock(shm.LockCkpt)
-	return p.restartLocked(false)
+	if err := p.restartLocked(false); err != nil {
+		return err
+	}
+	p.seenCounter = p.shm.Counter()
+	return nil
 }
 
 // restartLocked writes a fresh WAL header (new salt, next checkpoint
@@ -132,12 +169,20 @@ func (p *Pager) restartLocked(truncate bool) error {
 			return fmt.Errorf("fsync %s: %w", p.WALPath, err)
 		}
 		p.ix = wal.NewIndex(wal.Header{CkptSeq: seq}, false, p.pageSize)
-		p.walSize = 0
+		p.walSize, p.walAlloc = 0, 0
 	} else {
 		h := wal.Header{PageSize: uint32(p.pageSize), CkptSeq: seq, Salt: randU64(), FileID: p.fileID}
 		hb := h.Encode()
 		if _, err := p.walf.WriteAt(hb, 0); err != nil {
 			return fmt.Errorf("write %s header: %w", p.WALPath, err)
+		}
+		// The new header must be on disk before any frame of the new log:
+		// frames are written over the old log's, and if a power loss kept
+		// a new frame but the old header, the old log's first frames
+		// (already in the database file, and older than it) would scan as
+		// committed again. One fdatasync per log cycle, as SQLite does.
+		if err := p.walf.Datasync(); err != nil {
+			return p.setPoison(fmt.Errorf("fsync %s header: %w: %w", p.WALPath, err, ErrPoisoned))
 		}
 		p.ix = wal.NewIndex(h, true, p.pageSize)
 	}
@@ -151,6 +196,15 @@ func (t *WriteTx) Page(id common.PageID) ([]byte, error) {
 	if b, ok := t.dirty[id]; ok {
 		return b, nil
 	}
+	return t.cleanPage(id)
+}
+
+// cleanPage returns the transaction's newest image of a page that is not
+// dirty: its spilled frame, or the snapshot's version.
+func (t *WriteTx) cleanPage(id common.PageID) ([]byte, error) {
+	if f, ok := t.spilled[id]; ok {
+		return t.p.walPage(id, f, t.spillSalt)
+	}
 	return t.snap.Page(id)
 }
 
@@ -159,10 +213,11 @@ func (t *WriteTx) Mut(id common.PageID) ([]byte, error) {
 	if b, ok := t.dirty[id]; ok {
 		return b, nil
 	}
-	src, err := t.snap.Page(id)
+	src, err := t.cleanPage(id)
 	if err != nil {
 		return nil, err
 	}
+	t.noteBase(id, src)
 	b := make([]byte, len(src))
 	copy(b, src)
 	t.dirty[id] = b
@@ -180,6 +235,8 @@ func (t *WriteTx) Alloc(typ page.Type) (common.PageID, []byte, error) {
 		id = common.PageID(t.Meta.PageCount)
 		t.Meta.PageCount++
 	}
+	t.noteBase(id, nil) // free or new at the start, unless touched before
+	delete(t.freed, id)
 	b := make([]byte, t.p.usable)
 	page.SetType(b, typ)
 	if _, ok := t.dirty[id]; !ok {
@@ -229,6 +286,16 @@ func (t *WriteTx) Free(id common.PageID) error {
 	if id == 0 {
 		return fmt.Errorf("free page 0: %w", common.ErrInvalid)
 	}
+	if _, ok := t.base[id]; !ok {
+		// An unreadable page (repair frees damaged ones) counts as
+		// nothing; repair recounts the statistics (ResetStats).
+		src, err := t.snap.Page(id)
+		if err != nil {
+			src = nil
+		}
+		t.noteBase(id, src)
+	}
+	t.freed[id] = true
 	t.Meta.FreeCount++
 	head := t.Meta.FreeHead
 	if head != 0 {
@@ -291,6 +358,7 @@ func (t *WriteTx) Rollback() {
 		return
 	}
 	t.closed = true
+	t.dropSpilled()
 	t.snap.Close()
 	t.p.releaseWriter()
 }
@@ -317,21 +385,30 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	t.closed = true
 	p := t.p
 	defer t.snap.Close()
-	if len(t.dirty) == 0 {
+	if len(t.dirty) == 0 && len(t.spillRun) == 0 {
 		p.releaseWriter()
 		return CommitInfo{LSN: t.Meta.LastLSN}, nil
 	}
 	now := time.Now()
-	lsn := t.Meta.LastLSN + 1
+	lsn := t.lsn
 	t.Meta.LastLSN = lsn
+	if err := t.applyStats(); err != nil {
+		t.dropSpilled()
+		p.releaseWriter()
+		return CommitInfo{}, err
+	}
 	m0, err := t.Mut(0)
 	if err != nil {
+		t.dropSpilled()
 		p.releaseWriter()
 		return CommitInfo{}, err
 	}
 	t.Meta.Encode(m0)
 
 	seq, info, err := p.appendFrames(t, lsn, now)
+	if err != nil {
+		t.dropSpilled()
+	}
 	p.releaseWriter()
 	if err != nil {
 		return CommitInfo{}, err
@@ -358,30 +435,46 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 		}
 	}
 	ix := p.ix
+	first, sum := ix.MaxFrame, ix.LastSum
+	if len(t.spillRun) > 0 {
+		first, sum = t.spillBase+len(t.spillRun), t.spillSum
+	}
 	fsz := int(wal.FrameSize(p.pageSize))
-	buf := make([]byte, fsz*len(t.order))
+	// One spare frame header past the commit: see invalidateAfter.
+	buf := make([]byte, fsz*len(t.order), fsz*len(t.order)+wal.FrameHeaderSize)
 	frames := make([]wal.Frame, len(t.order))
-	sum := ix.LastSum
 	for i, id := range t.order {
-		b := t.dirty[id]
-		page.SetLSN(b, lsn)
-		page.Seal(b)
 		f := wal.Frame{Page: id, LSN: lsn, TxID: common.TxID(lsn)}
 		if i == len(t.order)-1 {
 			f.Commit, f.CommitTS = true, now.UnixNano()
 		}
-		fb := buf[i*fsz : (i+1)*fsz]
-		copy(fb[wal.FrameHeaderSize:], p.SealRaw(id, b))
-		sum = wal.EncodeFrame(fb, f, ix.Header.Salt, sum)
+		sum = p.encodeFrame(buf[i*fsz:(i+1)*fsz], t.dirty[id], f, ix.Header.Salt, sum)
 		frames[i] = f
 	}
-	off := wal.FrameOffset(p.pageSize, ix.MaxFrame)
+	off := wal.FrameOffset(p.pageSize, first)
+	buf = p.invalidateAfter(buf, off)
+	p.preallocate(off + int64(len(buf)))
+	// The change counter is bumped before the write and again after it.
+	// Before: a process killed after writing would otherwise leave frames
+	// (even a commit frame) that a connection trusting the unchanged
+	// counter does not know about and would write over, under a reader
+	// of another process that scanned them. After: a connection that
+	// scanned while the write was under way sees the counter move again
+	// and scans once more.
+	p.shm.BumpCounter()
 	if _, err := p.walf.WriteAt(buf, off); err != nil {
 		return 0, CommitInfo{}, fmt.Errorf("write %s: %w", p.WALPath, err)
 	}
-	first := ix.MaxFrame
-	ix.Append(frames, sum)
+	all := frames
+	if len(t.spillRun) > 0 {
+		all = append(t.spillRun, frames...)
+	}
+	ix.Append(all, sum)
 	p.shm.BumpCounter()
+	// The writer lock is held, so nobody else changed the log since this
+	// connection's index was current: the next BeginWrite of this
+	// connection need not look at the file (see maybeRestart).
+	p.seenCounter = p.shm.Counter()
 	if end := off + int64(len(buf)); end > p.walSize {
 		p.walSize = end
 	}
@@ -389,7 +482,159 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 	for i, id := range t.order {
 		p.cache.put(cacheKey{pg: id, frame: uint32(first+i) + 1, gen: ix.Header.Salt}, t.dirty[id])
 	}
-	return p.commitSeq, CommitInfo{LSN: lsn, Frames: len(frames), Time: now}, nil
+	return p.commitSeq, CommitInfo{LSN: lsn, Frames: len(all), Time: now}, nil
+}
+
+// encodeFrame stamps and checksums page b, then fills fb (one frame) with
+// frame f and b's on-disk image, continuing the checksum chain from sum.
+func (p *Pager) encodeFrame(fb, b []byte, f wal.Frame, salt uint64, sum uint32) uint32 {
+	page.SetLSN(b, f.LSN)
+	page.Seal(b)
+	copy(fb[wal.FrameHeaderSize:], p.SealRaw(f.Page, b))
+	return wal.EncodeFrame(fb, f, salt, sum)
+}
+
+// invalidateAfter extends buf, the frames to be written at off, with a
+// zeroed frame header when the file holds bytes past them. Those bytes
+// may be frames of this log's generation that never committed (a spill
+// that was rolled back or killed, a torn commit): their salt matches but
+// their checksums chain from frames that were overwritten, so a scan would
+// take them for damage. A zero salt ends every scan cleanly there instead.
+// The header lies in the block the last frame ends in (or the next), so
+// the same fdatasync covers it. The caller holds p.mu.
+func (p *Pager) invalidateAfter(buf []byte, off int64) []byte {
+	end := off + int64(len(buf))
+	if end >= p.walSize {
+		return buf
+	}
+	n := len(buf)
+	buf = buf[:n+wal.FrameHeaderSize]
+	clear(buf[n:])
+	return buf
+}
+
+// walChunk is the step by which the WAL's disk space is reserved ahead of
+// the frames written into it.
+const walChunk = 4 << 20
+
+// preallocate reserves disk space for the log up to end (rounded up to
+// walChunk) without changing the file's size (FALLOC_FL_KEEP_SIZE), so
+// that appending frames does not allocate blocks under the fdatasync of
+// every commit. Space is only ever a hint: file systems without fallocate
+// simply allocate on write. The caller holds p.mu.
+func (p *Pager) preallocate(end int64) {
+	if end <= p.walAlloc {
+		return
+	}
+	to := (end + walChunk - 1) / walChunk * walChunk
+	if err := fallocateKeepSize(p.walf, p.walAlloc, to-p.walAlloc); err != nil {
+		p.walAlloc = end // do not retry for every commit
+		return
+	}
+	p.walAlloc = to
+}
+
+// MaybeSpill spills the dirty pages to the WAL (see Spill) when they
+// exceed the cache budget (as it was when the transaction began). Callers
+// invoke it between operations, never while they hold a page slice they
+// are still going to modify.
+func (t *WriteTx) MaybeSpill() error {
+	if len(t.dirty) <= t.spillLimit {
+		return nil
+	}
+	// Spill the older half (in order of first change) and keep the pages
+	// changed last: random inserts then find more of their leaves still
+	// dirty, and fewer pages are written to the log again and again.
+	return t.spill(len(t.order) / 2)
+}
+
+// Spill writes every dirty page but page 0 to the WAL as frames of this
+// transaction without a commit frame, and forgets the in-memory copies
+// (their images stay in the page cache, where they can be evicted). The
+// transaction reads them back from the log; Commit appends the commit
+// frame after them. Nothing makes them visible before that: a scan stops
+// at the last commit frame, so after a crash or a rollback nothing of the
+// transaction survives, and the next commit writes over the frames.
+// Nothing is fsynced here.
+func (t *WriteTx) Spill() error { return t.spill(len(t.order)) }
+
+// spill spills the first n pages of t.order (page 0 stays dirty).
+func (t *WriteTx) spill(n int) error {
+	if t.closed {
+		return common.ErrTxClosed
+	}
+	p := t.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(t.spillRun) == 0 {
+		if !p.ix.Valid {
+			if err := p.restartLocked(false); err != nil {
+				return err
+			}
+		}
+		t.spillBase, t.spillSum, t.spillSalt = p.ix.MaxFrame, p.ix.LastSum, p.ix.Header.Salt
+		t.spilled = make(map[common.PageID]int)
+	}
+	// Another connection that finds the counter unchanged would not
+	// re-read the file's size and would not know these frames exist (see
+	// invalidateAfter). Bump it before writing anything.
+	p.shm.BumpCounter()
+	p.seenCounter = p.shm.Counter()
+	ids := make([]common.PageID, 0, n)
+	keep := make([]common.PageID, 0, len(t.order)-n+1)
+	for i, id := range t.order {
+		if i < n && id != 0 {
+			ids = append(ids, id)
+		} else {
+			keep = append(keep, id)
+		}
+	}
+	fsz := int(wal.FrameSize(p.pageSize))
+	const batch = 256
+	buf := make([]byte, fsz*batch, fsz*batch+wal.FrameHeaderSize)
+	for len(ids) > 0 {
+		n := min(batch, len(ids))
+		first := t.spillBase + len(t.spillRun)
+		sum := t.spillSum
+		frames := make([]wal.Frame, n)
+		for i, id := range ids[:n] {
+			frames[i] = wal.Frame{Page: id, LSN: t.lsn, TxID: common.TxID(t.lsn)}
+			sum = p.encodeFrame(buf[i*fsz:(i+1)*fsz], t.dirty[id], frames[i], t.spillSalt, sum)
+		}
+		off := wal.FrameOffset(p.pageSize, first)
+		out := p.invalidateAfter(buf[:n*fsz], off)
+		p.preallocate(off + int64(len(out)))
+		if _, err := p.walf.WriteAt(out, off); err != nil {
+			return fmt.Errorf("spill to %s: %w", p.WALPath, err)
+		}
+		if end := off + int64(len(out)); end > p.walSize {
+			p.walSize = end
+		}
+		for i, id := range ids[:n] {
+			t.spilled[id] = first + i
+			p.cache.put(cacheKey{pg: id, frame: uint32(first+i) + 1, gen: t.spillSalt}, t.dirty[id])
+			delete(t.dirty, id)
+		}
+		t.spillRun = append(t.spillRun, frames...)
+		t.spillSum = sum
+		ids = ids[n:]
+	}
+	t.order = keep
+	return nil
+}
+
+// Spilled reports how many frames the transaction has spilled to the WAL.
+func (t *WriteTx) Spilled() int { return len(t.spillRun) }
+
+// dropSpilled removes the cached images of the transaction's spilled
+// frames when it ends without committing them. The next commit writes
+// other pages into those frame numbers under the same salt, and the cache
+// must never answer for a frame with an image the log no longer holds.
+func (t *WriteTx) dropSpilled() {
+	for i, f := range t.spillRun {
+		t.p.cache.drop(cacheKey{pg: f.Page, frame: uint32(t.spillBase+i) + 1, gen: t.spillSalt})
+	}
+	t.spillRun, t.spilled = nil, nil
 }
 
 // sync makes the WAL durable up to commit number seq, directly or via

@@ -247,12 +247,33 @@ func (s *File) Backfill(salt uint64) int {
 	return int(s.ReadU64(offBackfill))
 }
 
-// SetBackfill records checkpoint progress for the WAL with salt.
+// SetBackfill records checkpoint progress for the WAL with salt. Every
+// state between the stores understates the progress (which only makes a
+// checkpoint copy frames again): a process killed between them, or a
+// mapping written back to disk between them, must never leave a new salt
+// beside the old log's count, which would make readers take frames of the
+// new log as already in the database file and checkpoints skip them.
 func (s *File) SetBackfill(salt uint64, n int) error {
-	if err := s.WriteU64(offSalt, salt); err != nil {
-		return err
+	if s.ReadU64(offSalt) != salt {
+		if err := s.WriteU64(offBackfill, 0); err != nil {
+			return err
+		}
+		if err := s.WriteU64(offSalt, salt); err != nil {
+			return err
+		}
 	}
 	return s.WriteU64(offBackfill, uint64(n))
+}
+
+// ResetProgress forgets the checkpoint progress. The first connection to
+// open a database calls it: what an -shm says was left by processes that
+// are gone, possibly torn by a crash or a power cut that kept some of its
+// pages and not others, and the log is rescanned anyway.
+func (s *File) ResetProgress() error {
+	if err := s.WriteU64(offBackfill, 0); err != nil {
+		return err
+	}
+	return s.WriteU64(offSalt, 0)
 }
 
 // Epoch returns the database-file epoch (see package doc).

@@ -65,7 +65,7 @@ type BadSegment struct {
 // the segment extension that are not valid segments. Temporary files of an
 // archiver that is running (or was killed) never have the extension.
 func (a *Archive) Segments() ([]Segment, []BadSegment, error) {
-	ents, err := os.ReadDir(a.Dir)
+	ents, err := a.FS.ReadDir(a.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
 	}
@@ -248,7 +248,7 @@ func (a *Archive) Append(fileID uint64, src Source) (Result, error) {
 	if len(txs) == 0 {
 		return res, nil
 	}
-	if err := os.MkdirAll(a.Dir, 0o755); err != nil {
+	if err := vfs.MkdirAllDurable(a.FS, a.Dir); err != nil {
 		return res, fmt.Errorf("create archive %s: %w", a.Dir, err)
 	}
 	unlock, err := dirlock.Lock(a.FS, a.Dir, a.LockTimeout)

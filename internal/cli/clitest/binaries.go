@@ -41,6 +41,12 @@ func Binaries(t testing.TB) string {
 			build.err = err
 			return
 		}
+		// Readable by all: tests run the tools as an unprivileged user
+		// too (permission errors cannot be provoked as root).
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			build.err = err
+			return
+		}
 		build.dir = filepath.Join(tmp, "bin")
 		cmd := exec.Command(gobin, "build", "-o", build.dir+string(filepath.Separator), "./cmd/...")
 		cmd.Dir = filepath.Dir(strings.TrimSpace(string(mod)))

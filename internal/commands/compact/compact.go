@@ -35,13 +35,14 @@ or any other process) has it open, sombra-compact refuses with exit status
 3 and names the process; --wait DURATION waits that long for the others to
 close instead.
 
-Two measures are reported. fragmentation_percent counts free pages only,
-from the header, as sombra-info --fragmentation does (cheap, a lower
-bound). estimated_reclaimable_percent reads every page once and also counts
-sparse pages (deletes leave them), so it says what compaction would give
-back. --analyze only reports (read-only). --threshold PCT compacts only
-when estimated_reclaimable_percent is above PCT and otherwise says so and
-exits 0, which suits cron:
+One fragmentation figure is reported, the same as sombra-info
+--fragmentation and the health check show: the share of the file a
+compaction would give back (free pages, and sparse pages packed densely).
+Every commit keeps the space statistics it is computed from in the
+header, so it costs no scan (files written by older versions are scanned
+once per call until compacted). --analyze only reports (read-only).
+--threshold PCT compacts only when fragmentation_percent is above PCT and
+otherwise says so and exits 0, which suits cron:
 
       sombra-compact --db app.db --threshold 20
 
@@ -59,13 +60,13 @@ JSON OUTPUT (--json, schema_version 1)
       page_size             bytes per page
       page_count            pages in the logical database
       free_pages            pages on the free list
-      fragmentation_percent share of the file on the free list, 0..100
-      reclaimable_bytes     bytes of free pages (and file tail)
+      fragmentation_percent share of the file a compaction would give
+                            back, 0..100; what --threshold compares against
+      reclaimable_bytes     bytes a compaction would give back
       page_fill_percent     how full tree pages are on average, 0..100
       estimated_pages_after pages after a compaction (estimate)
-      estimated_reclaimable_bytes    bytes a compaction would give back
-      estimated_reclaimable_percent  the same as a share of the file; what
-                            --threshold compares against
+      estimated_reclaimable_bytes    the same as reclaimable_bytes
+      estimated_reclaimable_percent  the same as fragmentation_percent
     compaction              null unless action is "compacted":
       pages_before          pages before
       pages_after           pages after

@@ -157,6 +157,10 @@ func Run(opts *Options) error {
 	if err := parseMinFree(opts.MinFreeDisk, &ho); err != nil {
 		return err
 	}
+	// The same words as every other tool for a missing file or a directory.
+	if err := cli.CheckDBFile(path); err != nil {
+		return err
+	}
 	rep, err := health.CheckFile(path, ho)
 	if err != nil {
 		return err

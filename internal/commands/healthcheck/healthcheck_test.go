@@ -258,7 +258,7 @@ func TestUnknown(t *testing.T) {
 		stderr string
 	}{
 		{"missing file", []string{"--db", filepath.Join(dir, "nope.db")}, "nope.db: no such file"},
-		{"directory", []string{"--db", dir}, "not a regular file"},
+		{"directory", []string{"--db", dir}, "is a directory, not a database file"},
 		{"not a database", []string{"--db", notDB}, "not a sombra database"},
 		{"empty file", []string{"--db", empty}, "not a sombra database"},
 		{"no --db", nil, "--db is required"},
@@ -378,5 +378,26 @@ func TestTerminal(t *testing.T) {
 	t.Setenv("NO_COLOR", "1")
 	if out := tty("--db", path); strings.Contains(out, "\x1b[") {
 		t.Errorf("NO_COLOR output has colour:\n%s", out)
+	}
+}
+
+// TestDamagedMagic: page 0's first 100 bytes overwritten, the rest intact:
+// unhealthy (2), not unknown (3) as for a foreign file.
+func TestDamagedMagic(t *testing.T) {
+	_, path := newDB(t, fixture.Default)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		b[i] = 'x'
+	}
+	fixture.MustWrite(t, path, b)
+	out, errOut, code := run(t, "--db", path, "--json")
+	if code != 2 {
+		t.Fatalf("code %d (want 2)\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	if c := check(decode(t, out), health.CheckHeader); c.Status != health.Unhealthy {
+		t.Fatalf("header check %+v", c)
 	}
 }

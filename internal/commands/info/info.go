@@ -52,9 +52,13 @@ JSON OUTPUT (--json, schema_version 1)
     file_size                size of the database file in bytes
     page_count               pages in the logical database
     free_pages               pages on the free list
-    fragmentation_percent    share of the file that is free or past the
-                             logical end, 0..100 (exact)
+    fragmentation_percent    share of the file a compaction would give
+                             back (free pages, sparse pages packed), 0..100;
+                             the figure sombra-compact and the health
+                             check use (within a few points of the result)
     reclaimable_bytes        bytes compaction would give back
+    page_fill_percent        how full B+tree pages are on average, 0..100
+    estimated_pages_after    pages after a compaction (estimate)
     wal_size                 size of NAME.db-wal in bytes
     wal_frames               committed frames in the WAL
     wal_frames_checkpointed  frames already copied into the database file
@@ -211,7 +215,7 @@ func Run(opts *Options) error {
 	}
 	in, err := db.Info()
 	if err != nil {
-		return fmt.Errorf("info %s: %w", db.Path(), err)
+		return err // names the file and the problem already
 	}
 	switch {
 	case opts.WALSize:
@@ -346,7 +350,7 @@ func printMetrics(opts *Options, p *cli.Printer, db *engine.DB) error {
 	// Read the summary once so the cache and WAL figures describe this
 	// database rather than an untouched connection.
 	if _, err := db.Info(); err != nil {
-		return fmt.Errorf("info %s: %w", db.Path(), err)
+		return err
 	}
 	m := db.GetPerformanceMetrics()
 	if opts.Globals.JSON {

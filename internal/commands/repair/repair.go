@@ -76,7 +76,10 @@ Verify prints:
     pages_checked    pages whose checksum was verified
     page_count       pages in the database
     nodes, edges     counts from the header
-    critical, errors, warnings   number of issues of each severity
+    critical, errors, warnings   number of issues of each severity (all
+                     found, listed or not)
+    issues_total     number of issues found
+    issues_truncated true when issues lists only the first 1000
     issues           [{severity, kind, page, description}]; page is left
                      out when the issue has none
     duration_ms      time taken
@@ -87,6 +90,7 @@ Verify prints:
     success          no issue remains
     issues_found     issues found before repairing (listed in issues)
     issues_fixed     of those, how many are gone
+    issues_truncated true when issues lists only the first 1000
     issues           [{severity, kind, page, description}]
     actions          what was changed, one sentence each
     remaining        issues left after repairing
@@ -162,36 +166,42 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 
 // VerifyResult is the --json document of a verification.
 type VerifyResult struct {
-	SchemaVersion int               `json:"schema_version"`
-	Action        string            `json:"action"`
-	Path          string            `json:"path"`
-	Mode          string            `json:"mode"`
-	Healthy       bool              `json:"healthy"`
-	Corrupt       bool              `json:"corrupt"`
-	PagesChecked  int               `json:"pages_checked"`
-	PageCount     uint64            `json:"page_count"`
-	Nodes         uint64            `json:"nodes"`
-	Edges         uint64            `json:"edges"`
-	Critical      int               `json:"critical"`
-	Errors        int               `json:"errors"`
-	Warnings      int               `json:"warnings"`
-	Issues        []integrity.Issue `json:"issues"`
-	DurationMS    float64           `json:"duration_ms"`
+	SchemaVersion int    `json:"schema_version"`
+	Action        string `json:"action"`
+	Path          string `json:"path"`
+	Mode          string `json:"mode"`
+	Healthy       bool   `json:"healthy"`
+	Corrupt       bool   `json:"corrupt"`
+	PagesChecked  int    `json:"pages_checked"`
+	PageCount     uint64 `json:"page_count"`
+	Nodes         uint64 `json:"nodes"`
+	Edges         uint64 `json:"edges"`
+	Critical      int    `json:"critical"`
+	Errors        int    `json:"errors"`
+	Warnings      int    `json:"warnings"`
+	// IssuesTotal counts every issue found; Issues lists at most
+	// integrity.MaxIssues of them (IssuesTruncated is then true).
+	IssuesTotal     int               `json:"issues_total"`
+	IssuesTruncated bool              `json:"issues_truncated"`
+	Issues          []integrity.Issue `json:"issues"`
+	DurationMS      float64           `json:"duration_ms"`
 }
 
 // RepairResult is the --json document of --fix.
 type RepairResult struct {
-	SchemaVersion int               `json:"schema_version"`
-	Action        string            `json:"action"`
-	Path          string            `json:"path"`
-	Success       bool              `json:"success"`
-	IssuesFound   int               `json:"issues_found"`
-	IssuesFixed   int               `json:"issues_fixed"`
-	Issues        []integrity.Issue `json:"issues"`
-	Actions       []string          `json:"actions"`
-	Remaining     []integrity.Issue `json:"remaining"`
-	Advice        string            `json:"advice,omitempty"`
-	DurationMS    float64           `json:"duration_ms"`
+	SchemaVersion int    `json:"schema_version"`
+	Action        string `json:"action"`
+	Path          string `json:"path"`
+	Success       bool   `json:"success"`
+	IssuesFound   int    `json:"issues_found"`
+	IssuesFixed   int    `json:"issues_fixed"`
+	// IssuesTruncated says Issues lists only the first integrity.MaxIssues.
+	IssuesTruncated bool              `json:"issues_truncated"`
+	Issues          []integrity.Issue `json:"issues"`
+	Actions         []string          `json:"actions"`
+	Remaining       []integrity.Issue `json:"remaining"`
+	Advice          string            `json:"advice,omitempty"`
+	DurationMS      float64           `json:"duration_ms"`
 }
 
 // SalvageResult is the --json document of --salvage-to.
@@ -238,16 +248,10 @@ func runVerify(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 		Healthy: rep.IsHealthy(), Corrupt: rep.HasCorruption(), PagesChecked: rep.PagesChecked,
 		PageCount: rep.PageCount, Nodes: rep.Nodes, Edges: rep.Edges, Issues: nonNil(rep.Issues),
 		DurationMS: durationMS(opts, start)}
-	for _, is := range rep.Issues {
-		switch is.Severity {
-		case integrity.Critical:
-			res.Critical++
-		case integrity.Error:
-			res.Errors++
-		default:
-			res.Warnings++
-		}
-	}
+	res.IssuesTotal, res.IssuesTruncated = rep.IssuesTotal, rep.IssuesTruncated
+	res.Critical = rep.SeverityCounts[integrity.Critical]
+	res.Errors = rep.SeverityCounts[integrity.Error]
+	res.Warnings = rep.SeverityCounts[integrity.Warning]
 	err = p.Result(res, func(h *cli.Human) {
 		verdict := h.Good("healthy")
 		switch {
@@ -262,7 +266,7 @@ func runVerify(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 			{"pages checked", fmt.Sprintf("%d of %d", res.PagesChecked, res.PageCount)},
 			{"nodes", strconv.FormatUint(res.Nodes, 10)},
 			{"edges", strconv.FormatUint(res.Edges, 10)},
-			{"issues", issueSummary(res.Critical, res.Errors, res.Warnings)},
+			{"issues", issueSummary(res.Critical, res.Errors, res.Warnings) + truncatedNote(len(res.Issues), res.IssuesTotal, res.IssuesTruncated)},
 			{"result", verdict},
 			{"duration", cli.FormatDuration(msDuration(res.DurationMS))},
 		})
@@ -284,7 +288,7 @@ func runRepair(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 		return err
 	}
 	res := RepairResult{SchemaVersion: cli.SchemaVersion, Action: "repair", Path: rep.Path, Success: rep.Success,
-		IssuesFound: rep.IssuesFound, IssuesFixed: rep.IssuesFixed, Issues: nonNil(rep.Issues),
+		IssuesFound: rep.IssuesFound, IssuesFixed: rep.IssuesFixed, IssuesTruncated: rep.IssuesTruncated, Issues: nonNil(rep.Issues),
 		Actions: rep.Actions, Remaining: nonNil(rep.Remaining), Advice: rep.Advice, DurationMS: durationMS(opts, start)}
 	if res.Actions == nil {
 		res.Actions = []string{}
@@ -303,7 +307,7 @@ func runRepair(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 		}
 		h.KeyValues([][2]string{
 			{"path", res.Path},
-			{"issues found", strconv.Itoa(res.IssuesFound)},
+			{"issues found", strconv.Itoa(res.IssuesFound) + truncatedNote(len(res.Issues), res.IssuesFound, res.IssuesTruncated)},
 			{"issues fixed", strconv.Itoa(res.IssuesFixed)},
 			{"result", verdict},
 			{"duration", cli.FormatDuration(msDuration(res.DurationMS))},
@@ -413,3 +417,12 @@ func (e *existsError) Error() string {
 	return e.path + ": output already exists (use --force to replace it)"
 }
 func (e *existsError) Is(target error) bool { return target == engine.ErrExists }
+
+// truncatedNote says that an issue list was cut, so a reader of the table
+// does not take the listed issues for all of them.
+func truncatedNote(listed, total int, truncated bool) string {
+	if !truncated {
+		return ""
+	}
+	return fmt.Sprintf(" (only the first %d of %d are listed)", listed, total)
+}

@@ -320,3 +320,28 @@ func TestHelpHasExamples(t *testing.T) {
 		t.Fatalf("help: %d %s", code, out)
 	}
 }
+
+// TestDamagedMagic: bytes 0-99 of page 0 overwritten. The other pages are
+// intact, so salvage recovers the data: the file is a corrupt Sombra
+// database (exit 4), not a foreign file (exit 1, "not a sombra database").
+func TestDamagedMagic(t *testing.T) {
+	dir, path := copyFixture(t, fixtures.Healthy)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		b[i] = 'x'
+	}
+	fixture.MustWrite(t, path, b)
+	for _, args := range [][]string{nil, {"--quick"}, {"--fix"}} {
+		out, errOut, code := run(t, append([]string{"--db", path}, args...)...)
+		if code != 4 || strings.Contains(out+errOut, "not a sombra database") || !strings.Contains(out+errOut, "header") {
+			t.Errorf("%v: code %d (want 4)\nstdout %s\nstderr %s", args, code, out, errOut)
+		}
+	}
+	out, errOut, code := run(t, "--db", path, "--salvage-to", filepath.Join(dir, "out.db"))
+	if code != 0 {
+		t.Errorf("salvage: code %d\n%s\n%s", code, out, errOut)
+	}
+}

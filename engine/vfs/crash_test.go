@@ -1,0 +1,273 @@
+package vfs
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func readOr(t *testing.T, path string) (string, bool) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return "", false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), true
+}
+
+func mustWrite(t *testing.T, fs FS, path, data string, off int64, sync, syncDir bool) File {
+	t.Helper()
+	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(data), off); err != nil {
+		t.Fatal(err)
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if syncDir {
+		if err := SyncParent(fs, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+func TestCrashFSDropsWhatWasNotSynced(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "old"), []byte("before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCrashFS(OS, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := func(n string) string { return filepath.Join(root, n) }
+	mustWrite(t, c, p("a"), "synced", 0, true, true).Close()
+	f := mustWrite(t, c, p("a"), "XX", 2, false, false) // pending
+	mustWrite(t, c, p("c"), "no file sync", 0, false, true).Close()
+	mustWrite(t, c, p("d"), "renamed", 0, true, true).Close()
+	mustWrite(t, c, p("b"), "no dir sync", 0, true, false).Close()
+	if err := c.Rename(p("d"), p("e")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove(p("old")); err != nil {
+		t.Fatal(err)
+	}
+	// what the running process sees is the current state
+	if got, _ := readOr(t, p("a")); got != "syXXed" {
+		t.Fatalf("live a = %q", got)
+	}
+	out := filepath.Join(t.TempDir(), "cut")
+	if err := c.Crash(out, DropUnsynced, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "synced", "c": "", "d": "renamed", "old": "before"}
+	for _, n := range []string{"a", "b", "c", "d", "e", "old"} {
+		got, ok := readOr(t, filepath.Join(out, n))
+		w, wok := want[n]
+		if ok != wok || got != w {
+			t.Errorf("after the cut %s = %q (present %v), want %q (present %v)", n, got, ok, w, wok)
+		}
+	}
+	// syncing the file and the directory makes everything durable
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := c.SyncDir(root); err != nil {
+		t.Fatal(err)
+	}
+	out2 := filepath.Join(t.TempDir(), "cut")
+	if err := c.Crash(out2, DropUnsynced, nil); err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]string{"a": "syXXed", "b": "no dir sync", "c": "", "e": "renamed"}
+	for _, n := range []string{"a", "b", "c", "d", "e", "old"} {
+		got, ok := readOr(t, filepath.Join(out2, n))
+		w, wok := want[n]
+		if ok != wok || got != w {
+			t.Errorf("after sync and cut %s = %q (present %v), want %q (present %v)", n, got, ok, w, wok)
+		}
+	}
+}
+
+func TestCrashFSDirectories(t *testing.T) {
+	root := t.TempDir()
+	c, err := NewCrashFS(OS, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(root, "x", "y")
+	if err := c.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, c, filepath.Join(sub, "f"), "data", 0, true, true).Close()
+	out := filepath.Join(t.TempDir(), "cut")
+	if err := c.Crash(out, DropUnsynced, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "x")); !os.IsNotExist(err) {
+		t.Fatalf("a directory whose parent was never synced survived the cut: %v", err)
+	}
+	if err := MkdirAllDurable(c, sub); err != nil { // exists: nothing to do
+		t.Fatal(err)
+	}
+	sub2 := filepath.Join(root, "p", "q")
+	if err := MkdirAllDurable(c, sub2); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, c, filepath.Join(sub2, "f"), "data", 0, true, true).Close()
+	out2 := filepath.Join(t.TempDir(), "cut")
+	if err := c.Crash(out2, DropUnsynced, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := readOr(t, filepath.Join(out2, "p", "q", "f")); !ok || got != "data" {
+		t.Fatalf("file in a durably made directory: %q %v", got, ok)
+	}
+}
+
+func TestCrashFSTearAndScramble(t *testing.T) {
+	root := t.TempDir()
+	c, err := NewCrashFS(OS, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "f")
+	base := bytes.Repeat([]byte{'a'}, 4*SectorSize)
+	f, err := c.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(base, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SyncDir(root); err != nil {
+		t.Fatal(err)
+	}
+	over := bytes.Repeat([]byte{'b'}, 4*SectorSize)
+	if _, err := f.WriteAt(over, 0); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for i := 0; i < 40; i++ {
+		for _, mode := range []CrashMode{TearLast, Scramble} {
+			out := filepath.Join(t.TempDir(), "cut")
+			if err := c.Crash(out, mode, rand.New(rand.NewPCG(uint64(i), 0))); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(filepath.Join(out, "f"))
+			if len(got) != len(base) {
+				t.Fatalf("%v: length %d", mode, len(got))
+			}
+			nb := 0
+			for s := 0; s < 4; s++ {
+				sec := got[s*SectorSize : (s+1)*SectorSize]
+				switch {
+				case bytes.Equal(sec, base[:SectorSize]):
+				case bytes.Equal(sec, over[:SectorSize]):
+					nb++
+					if mode == TearLast && s > 0 && got[(s-1)*SectorSize] != 'b' {
+						t.Fatalf("torn write is not a prefix: %q", got)
+					}
+				default:
+					t.Fatalf("%v: sector %d is neither old nor new", mode, s)
+				}
+			}
+			seen[nb] = true
+		}
+	}
+	if len(seen) != 5 {
+		t.Fatalf("cuts kept %v sectors of the pending write; want every count 0..4", seen)
+	}
+}
+
+func TestCrashFSVolatileShm(t *testing.T) {
+	root := t.TempDir()
+	c, err := NewCrashFS(OS, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, c, filepath.Join(root, "d.db-shm"), "coordination", 0, false, false).Close()
+	kept, lost := 0, 0
+	for i := 0; i < 20; i++ {
+		out := filepath.Join(t.TempDir(), "cut")
+		if err := c.Crash(out, DropUnsynced, rand.New(rand.NewPCG(uint64(i), 1))); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := readOr(t, filepath.Join(out, "d.db-shm"))
+		switch {
+		case !ok:
+			lost++
+		case got == "coordination":
+			kept++
+		default:
+			t.Fatalf("shm = %q", got)
+		}
+	}
+	if kept == 0 || lost == 0 {
+		t.Fatalf("the -shm was kept %d and lost %d times in 20 cuts; want both", kept, lost)
+	}
+}
+
+// Directory changes not yet synced reach the disk as an ordered prefix
+// under Scramble: removing the WAL and then renaming a new file over the
+// database can leave the WAL gone and the old database in place, but never
+// the new database beside the old WAL.
+func TestCrashFSScrambleKeepsDirectoryOrder(t *testing.T) {
+	root := t.TempDir()
+	for _, n := range []string{"db", "db-wal", "tmp"} {
+		if err := os.WriteFile(filepath.Join(root, n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := NewCrashFS(OS, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove(filepath.Join(root, "db-wal")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rename(filepath.Join(root, "tmp"), filepath.Join(root, "db")); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 60; i++ {
+		out := filepath.Join(t.TempDir(), "cut")
+		if err := c.Crash(out, Scramble, rand.New(rand.NewPCG(uint64(i), 3))); err != nil {
+			t.Fatal(err)
+		}
+		db, _ := readOr(t, filepath.Join(out, "db"))
+		_, wal := readOr(t, filepath.Join(out, "db-wal"))
+		_, tmp := readOr(t, filepath.Join(out, "tmp"))
+		state := fmt.Sprintf("db=%s wal=%v tmp=%v", db, wal, tmp)
+		seen[state] = true
+	}
+	want := map[string]bool{
+		"db=db wal=true tmp=true":    true, // nothing reached the disk
+		"db=db wal=false tmp=true":   true, // the removal did
+		"db=tmp wal=false tmp=false": true, // both did
+	}
+	for s := range seen {
+		if !want[s] {
+			t.Errorf("impossible state after a cut: %s", s)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("states seen %v, want all of %v", seen, want)
+	}
+}
