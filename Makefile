@@ -4,12 +4,18 @@ GO       ?= go
 BIN      ?= bin
 TOOLS    := sombra-backup sombra-checkpoint sombra-compact sombra-health-check sombra-info sombra-repair
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X github.com/sombradb/sombra/internal/cli.Version=$(VERSION)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+# SOURCE_DATE_EPOCH (reproducible builds) fixes the build date when set.
+BUILD_DATE ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
+CLIPKG   := github.com/sombradb/sombra/internal/cli
+LDFLAGS  := -X $(CLIPKG).Version=$(VERSION) -X $(CLIPKG).Commit=$(COMMIT) -X $(CLIPKG).BuildDate=$(BUILD_DATE)
+PREFIX   ?= /usr/local
+DESTDIR  ?=
 DEMO     ?= demo
 FUZZTIME ?= 30s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test test-race fuzz bench bench-peers demo man man-check lint ci clean crash-long
+.PHONY: all build install test test-race fuzz bench bench-peers demo man man-check lint ci clean crash-long
 
 all: build
 
@@ -69,8 +75,26 @@ demo: build
 	@# A second day: the compacted file has a new identity, so the backup chain starts over.
 	PATH="$(CURDIR)/$(BIN):$$PATH" DB_PATH=$(DEMO)/graph.db BACKUP_DIR=$(DEMO)/backups \
 	  LOG_FILE=$(DEMO)/maintenance.log WAL_LIMIT=1048576 FRAG_LIMIT=5 bash scripts/maintenance.sh
+	@# The script is quiet on success (fit for cron); its log tells what it did.
+	cat $(DEMO)/maintenance.log
 	$(BIN)/sombra-info --db $(DEMO)/graph.db
 	$(BIN)/sombra-backup list --dir $(DEMO)/backups
+
+# Install the tools, their man pages and shell completions (bash, zsh, fish)
+# under $(DESTDIR)$(PREFIX): make install PREFIX=$$HOME/.local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0755 $(addprefix $(BIN)/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	@set -e; for t in $(TOOLS); do \
+	  $(BIN)/$$t completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$t; \
+	  $(BIN)/$$t completion zsh  > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_$$t; \
+	  $(BIN)/$$t completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$t.fish; \
+	done
+	@echo "installed $(TOOLS) under $(DESTDIR)$(PREFIX)"
 
 man:
 	$(GO) run ./cmd/sombra-man -out man

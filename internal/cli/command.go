@@ -2,18 +2,16 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/spf13/cobra"
 )
-
-// Version is printed by --version. Release builds set it with
-//
-//	-ldflags "-X github.com/sombradb/sombra/internal/cli.Version=v1.2.3"
-var Version = "dev"
 
 // Annotation keys on the root command.
 const (
@@ -40,10 +38,11 @@ func NewRoot(name, short, long, example string, g *Globals, streams IOStreams) *
 	cmd.SetIn(streams.In)
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
-	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	cmd.SetVersionTemplate("{{sombraVersion .}}") // version.go
+	setUsageTemplate(cmd)                         // usage.go: bool flags shown as --force
 	// Declared here so cobra does not also claim -v, which commands may
 	// want for --verbose; cobra still handles --version itself.
-	cmd.Flags().Bool("version", false, "print the version and exit")
+	cmd.Flags().Bool("version", false, "print the version, commit, build date and Go version (with --json: as JSON) and exit")
 	AddGlobalFlags(cmd, g)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &UsageError{Err: err}
@@ -88,7 +87,10 @@ func run(ctx context.Context, cmd *cobra.Command, args []string) int {
 	markRun(root)
 	defer engine.SetDefaultUser(engine.DefaultUser()) // started() changes it for the run
 	st := &runState{}
-	_, err := root.ExecuteContextC(context.WithValue(ctx, runStateKey{}, st))
+	failed, err := root.ExecuteContextC(context.WithValue(ctx, runStateKey{}, st))
+	if err != nil && !st.ran {
+		err = suggestCommand(root, failed, args, err)
+	}
 
 	// Whatever fails before a command's own code runs (unknown command,
 	// wrong number of arguments, missing required flag) is a usage error,
@@ -105,8 +107,33 @@ func run(ctx context.Context, cmd *cobra.Command, args []string) int {
 		}
 	}
 	streams := IOStreams{Out: root.OutOrStdout(), ErrOut: root.ErrOrStderr()}
-	PrintError(streams, jsonRequested(root, args), root.Name(), err)
+	helpFor := root.Name()
+	if failed != nil {
+		helpFor = failed.CommandPath() // the help that explains what went wrong
+	}
+	printError(streams, jsonRequested(root, args), root.Name(), helpFor, err)
 	return code
+}
+
+// suggestCommand turns a mistyped subcommand into "unknown command ...;
+// did you mean ...?". Cobra says "unknown command" without suggestions
+// when the root takes no arguments, and "unknown flag" when the mistyped
+// word is followed by a flag only the subcommand knows.
+func suggestCommand(root, failed *cobra.Command, args []string, err error) error {
+	if failed != root || !root.HasAvailableSubCommands() || len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return err
+	}
+	if sub, _, ferr := root.Find(args[:1]); ferr == nil && sub != root {
+		return err // a real subcommand
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], root.Name())
+	if root.SuggestionsMinimumDistance <= 0 {
+		root.SuggestionsMinimumDistance = 2 // cobra's own default
+	}
+	if s := root.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return &UsageError{Err: errors.New(msg)}
 }
 
 type (

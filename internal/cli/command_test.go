@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -100,7 +101,10 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"--wait", "forever"}, 2, "sombra-test: invalid argument \"forever\" for \"--wait\" flag: not a duration", 3},
 		{[]string{"--log-level", "loud"}, 2, "sombra-test: invalid argument \"loud\" for \"--log-level\" flag: must be one of debug|info|warn|error", 3},
 		{[]string{"stray"}, 2, "sombra-test: unknown command \"stray\" for \"sombra-test\"", 3},
-		{[]string{"list"}, 2, "sombra-test: accepts 1 arg(s), received 0", 3},
+		{[]string{"list"}, 2, "sombra-test: accepts 1 arg(s), received 0 (see 'sombra-test list --help')\n", 3},
+		{[]string{"list", "--bogus", "x"}, 2, "sombra-test: unknown flag: --bogus (see 'sombra-test list --help')\n", 3},
+		{[]string{"lsit", "x"}, 2, "sombra-test: unknown command \"lsit\" for \"sombra-test\"; did you mean \"list\"? (see 'sombra-test --help')\n", 3},
+		{[]string{"lsit", "--only-list-knows", "x"}, 2, "sombra-test: unknown command \"lsit\" for \"sombra-test\"; did you mean \"list\"? (see 'sombra-test --help')\n", 3},
 		{[]string{"list", "x", "--db", "b.db"}, 1, "sombra-test: list b.db: not a sombra database\n", 3},
 	}
 	for _, tt := range tests {
@@ -173,12 +177,47 @@ func TestRunQuiet(t *testing.T) {
 
 func TestRunVersionAndHelp(t *testing.T) {
 	out, _, code := clitest.RunCommand(t, newTestCommand, "--version")
-	if code != 0 || out != "sombra-test dev\n" {
+	if code != 0 || !strings.HasPrefix(out, "sombra-test dev\n") || !strings.Contains(out, "go:     "+runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH+"\n") ||
+		!strings.Contains(out, "commit: ") || !strings.Contains(out, "built: ") {
 		t.Errorf("--version: code=%d out=%q", code, out)
 	}
 	out, _, code = clitest.RunCommand(t, newTestCommand, "--help")
 	if code != 0 || !strings.Contains(out, "Examples:\n  sombra-test --db a.db") || !strings.Contains(out, "--wait DURATION") {
 		t.Errorf("--help: code=%d out=%q", code, out)
+	}
+	// Bool flags as operators type them, the usage column still aligned.
+	col := func(flag, usage string) int {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(strings.TrimLeft(l, " "), flag) {
+				return strings.Index(l, usage)
+			}
+		}
+		return -1
+	}
+	if strings.Contains(out, "[=") || col("--json ", "print the result") < 0 || col("--json ", "print the result") != col("--db PATH", "database file") ||
+		col("-q, --quiet ", "print nothing") != col("--db PATH", "database file") {
+		t.Errorf("--help shows bool flags oddly:\n%s", out)
+	}
+}
+
+// TestVersionJSON: --version --json is one document with the version,
+// commit and build date the Makefile's -ldflags set, and the Go version.
+func TestVersionJSON(t *testing.T) {
+	defer func(c, d string) { cli.Commit, cli.BuildDate = c, d }(cli.Commit, cli.BuildDate)
+	cli.Commit, cli.BuildDate = "0123456789abcdef0123456789abcdef01234567", "2026-12-02T05:00:00Z"
+	out, _, code := clitest.RunCommand(t, newTestCommand, "--version", "--json")
+	var v cli.VersionInfo
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil {
+		t.Fatalf("code=%d err=%v out=%q", code, err, out)
+	}
+	want := cli.VersionInfo{SchemaVersion: 1, Tool: "sombra-test", Version: "dev", Commit: cli.Commit, BuildDate: cli.BuildDate,
+		GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, CommitTime: v.CommitTime, Modified: v.Modified}
+	if v != want {
+		t.Errorf("--version --json = %+v, want %+v", v, want)
+	}
+	out, _, _ = clitest.RunCommand(t, newTestCommand, "--json", "--version")
+	if !strings.Contains(out, `"commit": "0123456789abcdef0123456789abcdef01234567"`) {
+		t.Errorf("--json --version: %q", out)
 	}
 }
 

@@ -61,6 +61,12 @@ type jsonError struct {
 // JSON object per line under --json. It prints nothing for nil or for an
 // ExitError without an inner error (the command has reported already).
 func PrintError(s IOStreams, jsonMode bool, tool string, err error) {
+	printError(s, jsonMode, tool, tool, err)
+}
+
+// printError is PrintError with a usage error's hint pointing at the help
+// of helpFor (the subcommand that failed, e.g. "sombra-backup list").
+func printError(s IOStreams, jsonMode bool, tool, helpFor string, err error) {
 	if err == nil || silent(err) {
 		return
 	}
@@ -69,7 +75,7 @@ func PrintError(s IOStreams, jsonMode bool, tool string, err error) {
 		if ErrorKind(err) == KindUsage {
 			// Say what to try next, on the same line so scripts that log
 			// stderr keep one line per failure.
-			msg += fmt.Sprintf(" (see '%s --help')", tool)
+			msg += fmt.Sprintf(" (see '%s --help')", helpFor)
 		}
 		fmt.Fprintf(s.ErrOut, "%s: %s\n", tool, msg)
 		return

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -95,8 +96,9 @@ func Choice(p *string, choices ...string) pflag.Value {
 }
 
 // ByteSize is a flag value holding a byte count written as a plain number
-// or with a unit: 1048576, 512KiB, 100MiB, 1GiB, 2GB (units are binary:
-// K, KB and KiB all mean 1024).
+// or with a unit that means what it says: KB, MB, GB, TB are powers of
+// 1000 (1GB = 1000000000), KiB, MiB, GiB, TiB powers of 1024; a bare K, M,
+// G, T is binary, as in dd.
 type ByteSize int64
 
 func (b *ByteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
@@ -113,32 +115,103 @@ func (b *ByteSize) Set(s string) error {
 
 // ParseByteSize parses a ByteSize flag value.
 func ParseByteSize(s string) (int64, error) {
+	bad := fmt.Errorf("%q is not a size (use e.g. 1048576, 512KiB, 100MiB, 1GiB, 2GB)", s)
 	t := strings.TrimSpace(s)
 	i := len(t)
 	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') && t[i-1] != '.' {
 		i--
 	}
 	num, suffix := t[:i], strings.ToUpper(strings.TrimSpace(t[i:]))
-	shift := 0
+	pow, base := 0, 1024.0
+	if strings.HasSuffix(suffix, "B") && len(suffix) == 2 { // KB, MB, GB, TB: decimal
+		base = 1000
+	}
 	switch strings.TrimSuffix(strings.TrimSuffix(suffix, "B"), "I") {
 	case "":
 		if suffix != "" && suffix != "B" {
-			return 0, fmt.Errorf("%q is not a size (use e.g. 1048576, 512KiB, 100MiB, 1GiB)", s)
+			return 0, bad
 		}
 	case "K":
-		shift = 10
+		pow = 1
 	case "M":
-		shift = 20
+		pow = 2
 	case "G":
-		shift = 30
+		pow = 3
 	case "T":
-		shift = 40
+		pow = 4
 	default:
-		return 0, fmt.Errorf("%q is not a size (use e.g. 1048576, 512KiB, 100MiB, 1GiB)", s)
+		return 0, bad
 	}
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || v < 0 {
-		return 0, fmt.Errorf("%q is not a size (use e.g. 1048576, 512KiB, 100MiB, 1GiB)", s)
+		return 0, bad
 	}
-	return int64(v * float64(int64(1)<<shift)), nil
+	return int64(v * math.Pow(base, float64(pow))), nil
+}
+
+// Duration is a duration flag value as operators write it: Go durations
+// (90s, 1h30m) plus days and weeks (2d, 1w, 1d12h). Negative values are
+// refused.
+type Duration time.Duration
+
+func (d *Duration) String() string { return formatFlagDuration(time.Duration(*d)) }
+func (d *Duration) Type() string   { return "duration" }
+
+func (d *Duration) Set(s string) error {
+	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DurationVar defines a Duration flag on fs that writes to p.
+func DurationVar(fs *pflag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	fs.Var((*Duration)(p), name, usage)
+}
+
+// formatFlagDuration prints whole days as "2d" and anything else as Go does.
+func formatFlagDuration(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+// ParseDuration parses a Duration flag value: leading "Nw" and "Nd" terms,
+// then an optional Go duration (1d12h, 2w, 36h, 90s).
+func ParseDuration(s string) (time.Duration, error) {
+	bad := fmt.Errorf("%q is not a duration (use e.g. 90s, 30m, 36h, 2d, 1w)", s)
+	t := strings.TrimSpace(s)
+	var total time.Duration
+	for _, unit := range []struct {
+		suffix byte
+		d      time.Duration
+	}{{'w', 7 * 24 * time.Hour}, {'d', 24 * time.Hour}} {
+		i := 0
+		for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+			i++
+		}
+		if i > 0 && i < len(t) && t[i] == unit.suffix {
+			n, err := strconv.ParseInt(t[:i], 10, 64)
+			if err != nil {
+				return 0, bad
+			}
+			total += time.Duration(n) * unit.d
+			t = t[i+1:]
+		}
+	}
+	if t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil {
+			return 0, bad
+		}
+		total += d
+	}
+	if total < 0 || strings.TrimSpace(s) == "" {
+		return 0, bad
+	}
+	return total, nil
 }

@@ -48,7 +48,7 @@ func TestFormatDurationAndAge(t *testing.T) {
 func TestParseByteSize(t *testing.T) {
 	for s, want := range map[string]int64{
 		"0": 0, "1048576": 1 << 20, "512KiB": 512 << 10, "100MiB": 100 << 20, "1GiB": 1 << 30,
-		"2GB": 2 << 30, "1.5M": 3 << 19, "7 k": 7 << 10, "10B": 10, "1TiB": 1 << 40,
+		"2GB": 2e9, "1G": 1 << 30, "5MB": 5e6, "1KB": 1000, "1.5M": 3 << 19, "7 k": 7 << 10, "10B": 10, "1TiB": 1 << 40,
 	} {
 		if got, err := ParseByteSize(s); err != nil || got != want {
 			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", s, got, err, want)
@@ -90,5 +90,24 @@ func TestCheckDBFile(t *testing.T) {
 	}
 	if got := (&Globals{}).BusyTimeout(time.Minute); got != time.Minute {
 		t.Errorf("BusyTimeout default = %v", got)
+	}
+}
+
+// TestParseDuration: days and weeks as operators write them.
+func TestParseDuration(t *testing.T) {
+	for s, want := range map[string]time.Duration{
+		"2d": 48 * time.Hour, "1w": 168 * time.Hour, "1d12h": 36 * time.Hour, "90s": 90 * time.Second, "26h": 26 * time.Hour, "0": 0,
+	} {
+		if got, err := ParseDuration(s); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "2x", "d", "-1d", "1.5d", "soon"} {
+		if _, err := ParseDuration(s); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", s)
+		}
+	}
+	if got := formatFlagDuration(48 * time.Hour); got != "2d" {
+		t.Errorf("formatFlagDuration(48h) = %q", got)
 	}
 }

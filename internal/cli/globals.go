@@ -55,7 +55,7 @@ func AddGlobalFlags(cmd *cobra.Command, g *Globals) {
 	f.Var(&choiceValue{&g.LogLevel, logLevels}, "log-level", "log `level` on stderr: "+strings.Join(logLevels, "|"))
 	f.Var(&choiceValue{&g.LogFormat, logFormats}, "log-format", "log `format` on stderr: "+strings.Join(logFormats, "|"))
 
-	_ = cmd.MarkPersistentFlagFilename("db")
+	_ = cmd.RegisterFlagCompletionFunc("db", CompleteDatabaseFiles) // complete.go
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions(logLevels, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions(logFormats, cobra.ShellCompDirectiveNoFileComp))
 }

@@ -73,3 +73,39 @@ func TestGenerateManDeterministic(t *testing.T) {
 		t.Errorf("sombra-demo.1 carries cobra's auto-generated tag")
 	}
 }
+
+// TestManSections: every page has a SYNOPSIS listing the options (bool
+// flags bare), EXIT STATUS (the help text's own, moved out of DESCRIPTION,
+// or the shared scheme), ENVIRONMENT and FILES.
+func TestManSections(t *testing.T) {
+	root := manTree()
+	root.Long = "Demo tool long text.\n\nEXIT STATUS\n\n    0 fine; 7 odd\n    and more.\n\nAfter."
+	root.Flags().Bool("force", false, "overwrite")
+	root.Flags().Duration("age", 0, "maximum `AGE`")
+	dir := t.TempDir()
+	if err := GenerateMan(root, dir); err != nil {
+		t.Fatal(err)
+	}
+	files := readDir(t, dir)
+	page := string(files["sombra-demo.1"])
+	for _, want := range []string{
+		".SH SYNOPSIS\n\\fBsombra-demo\\fP ", `[\fB\-\-force\fP]`, `[\fB\-\-age\fP \fIAGE\fP]`, `[\fB\-\-db\fP \fIPATH\fP]`,
+		"\\fBsombra-demo\\fP \\fICOMMAND\\fP",
+		".SH EXIT STATUS\n0 fine; 7 odd and more.\n",
+		".SH ENVIRONMENT\n", "\\fBNO_COLOR\\fP", "\\fBSOMBRA_ENCRYPTION_KEY\\fP",
+		".SH FILES\n", `\fB.db\-wal\fP`, `\fB.db\-shm\fP`, `\fB.db\-changes\fP`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("sombra-demo.1 lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "[flags]") || strings.Contains(page, "force[=") || strings.Count(page, "0 fine") != 1 {
+		t.Errorf("sombra-demo.1 has a bare use line, a [=true] flag or EXIT STATUS twice:\n%s", page)
+	}
+	sub := string(files["sombra-demo-list.1"])
+	for _, want := range []string{".SH SYNOPSIS\n\\fBsombra-demo list\\fP [\\fIglobal options\\fP]", ".SH EXIT STATUS\n0 success; 1 failed", ".SH FILES\n"} {
+		if !strings.Contains(sub, want) {
+			t.Errorf("sombra-demo-list.1 lacks %q:\n%s", want, sub)
+		}
+	}
+}

@@ -111,6 +111,7 @@ func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Comma
 	cmd.MarkFlagsMutuallyExclusive("name", "until")
 	_ = cmd.MarkFlagRequired("to")
 	_ = cmd.MarkFlagDirname("dir")
+	_ = cmd.RegisterFlagCompletionFunc("name", cli.CompleteBackupNames("dir"))
 	_ = cmd.MarkFlagFilename("to", "db")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		if runF != nil {

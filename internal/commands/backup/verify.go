@@ -93,6 +93,7 @@ func NewVerifyCmd(root *Options, runF func(*VerifyOptions) error) *cobra.Command
 	cmd.Flags().StringVar(&opts.TmpDir, "tmpdir", "", "`DIR`ectory for the trial restore (default $TMPDIR, else /tmp)")
 	_ = cmd.MarkFlagDirname("dir")
 	_ = cmd.MarkFlagDirname("tmpdir")
+	cmd.ValidArgsFunction = cli.CompleteBackupNames("dir")
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		opts.Backup = args[0]
 		if runF != nil {

@@ -109,10 +109,10 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	f.IntVar(&opts.SamplePages, "sample-pages", health.DefaultSamplePages, "pages to checksum without --deep")
 	f.Var(&opts.WALThreshold, "wal-threshold", "WAL `size` above which the database is degraded (unhealthy above 4x)")
 	f.Float64Var(&opts.FragThreshold, "frag-threshold", health.DefaultFragThreshold, "fragmentation `PCT` above which the database is degraded")
-	f.DurationVar(&opts.CheckpointAge, "checkpoint-age", health.DefaultCheckpointAge, "how long WAL frames may wait for a checkpoint")
+	cli.DurationVar(f, &opts.CheckpointAge, "checkpoint-age", health.DefaultCheckpointAge, "how long WAL frames may wait for a checkpoint (e.g. 30m, 6h, 1d)")
 	f.StringVar(&opts.MinFreeDisk, "min-free-disk", "", "free disk space below which the database is degraded: a `SIZE` or PCT% (default: 1GiB or 5%, whichever is less)")
 	f.StringVar(&opts.BackupDir, "backup-dir", "", "also check the backups in `DIR`")
-	f.DurationVar(&opts.BackupAge, "backup-age", health.DefaultBackupAge, "age above which the newest backup is too old")
+	cli.DurationVar(f, &opts.BackupAge, "backup-age", health.DefaultBackupAge, "age above which the newest backup is too old (e.g. 26h, 2d, 1w)")
 	_ = cmd.MarkFlagDirname("backup-dir")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		if opts.SamplePages <= 0 {
