@@ -341,13 +341,17 @@ func (st *secState) check(user string, p Permission, op, target string) error {
 		return nil
 	}
 	var pe *PermissionError
-	if errors.As(err, &pe) {
+	var unreadable policyUnreadableError
+	switch {
+	case errors.As(err, &unreadable):
+		// Keep the cause's own words (see policyUnreadableError).
+	case errors.As(err, &pe):
 		c := *pe
 		if c.Op == "" {
 			c.Op = op
 		}
 		err = &c
-	} else {
+	default:
 		err = &PermissionError{User: user, Permission: p, Op: op, Reason: err}
 	}
 	if st.aud != nil {

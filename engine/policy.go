@@ -184,8 +184,18 @@ func (db *DB) secFor(meta *page.Meta, r btree.Reader) (*secState, error) {
 type unreadablePolicy struct{ err error }
 
 func (u unreadablePolicy) Check(user string, p Permission) error {
-	return &PermissionError{User: user, Permission: p, Reason: u.err}
+	return policyUnreadableError{u.err}
 }
+
+// policyUnreadableError is a denial whose cause is the damaged policy: it
+// matches ErrPermissionDenied and the cause (ErrCorrupt, an I/O error), and
+// its message names only the cause, so an operator is sent to repair the
+// file rather than to grant a permission.
+type policyUnreadableError struct{ err error }
+
+func (e policyUnreadableError) Error() string        { return e.err.Error() }
+func (e policyUnreadableError) Unwrap() error        { return e.err }
+func (e policyUnreadableError) Is(target error) bool { return target == ErrPermissionDenied }
 
 // secNow is the access state as of the latest commit, for DB-level
 // operations that run outside a transaction (checkpoints, configuration).

@@ -171,6 +171,15 @@ func script(t *testing.T, name string, env ...string) (string, int) {
 	} else if err != nil {
 		t.Fatal(err)
 	}
+	// The scripts are quiet on success (cron mails any output): what they
+	// did is in LOG_FILE, which the checks below read after the output.
+	for _, e := range env {
+		if f, ok := strings.CutPrefix(e, "LOG_FILE="); ok {
+			if b, err := os.ReadFile(f); err == nil {
+				out = append(out, b...)
+			}
+		}
+	}
 	return string(out), code
 }
 
@@ -232,7 +241,7 @@ func TestBackupScript(t *testing.T) {
 	notDB := filepath.Join(dir, "notes.txt")
 	fixture.MustWrite(t, notDB, []byte(strings.Repeat("not a database\n", 300)))
 	out, code = script(t, "backup.sh", "DB_PATH="+notDB, "BACKUP_DIR="+filepath.Join(dir, "other"), "LOG_FILE="+filepath.Join(dir, "other.log"))
-	if code != 1 || !strings.Contains(out, "notes.txt: not a sombra database") || !strings.Contains(out, "backup failed") {
+	if code != 11 || !strings.Contains(out, "notes.txt: not a sombra database") || !strings.Contains(out, "FAILED (backup, exit 11)") {
 		t.Errorf("backup.sh on a non-database: exit %d\n%s", code, out)
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, "other", "*.backup")); len(m) != 0 {
@@ -249,7 +258,7 @@ func TestMaintenanceScript(t *testing.T) {
 	bdir := filepath.Join(dir, "backups")
 	env := []string{"DB_PATH=" + db, "BACKUP_DIR=" + bdir, "LOG_FILE=" + filepath.Join(dir, "maintenance.log")}
 	out, code := script(t, "maintenance.sh", env...)
-	if code != 0 || !strings.Contains(out, "Maintenance completed successfully") {
+	if code != 0 || !strings.Contains(out, "maintenance completed successfully") {
 		t.Fatalf("maintenance.sh: exit %d\n%s", code, out)
 	}
 	if v := verifiedBackups(t, bdir); len(v) != 1 || v[0].Type != "full" {
@@ -258,7 +267,7 @@ func TestMaintenanceScript(t *testing.T) {
 	notDB := filepath.Join(dir, "notes.txt")
 	fixture.MustWrite(t, notDB, []byte(strings.Repeat("not a database\n", 300)))
 	out, code = script(t, "maintenance.sh", "DB_PATH="+notDB, "BACKUP_DIR="+filepath.Join(dir, "other"), "LOG_FILE="+filepath.Join(dir, "other.log"))
-	if code != 1 || !strings.Contains(out, "Health check failed!") {
+	if code != 11 || !strings.Contains(out, "FAILED (health-check, exit 11)") {
 		t.Errorf("maintenance.sh on a non-database: exit %d\n%s", code, out)
 	}
 }
@@ -356,7 +365,7 @@ func TestMaintenanceScriptDegraded(t *testing.T) {
 	env := []string{"DB_PATH=" + db, "BACKUP_DIR=" + bdir, "LOG_FILE=" + filepath.Join(dir, "maintenance.log")}
 	out, code := script(t, "maintenance.sh", env...)
 	if code != 0 || !strings.Contains(out, "degraded") || !strings.Contains(out, "compacting") ||
-		!strings.Contains(out, "Maintenance completed successfully") {
+		!strings.Contains(out, "maintenance completed successfully") {
 		t.Fatalf("maintenance.sh on a degraded database: exit %d\n%s", code, out)
 	}
 }
