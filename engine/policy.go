@@ -184,7 +184,7 @@ func (db *DB) secFor(meta *page.Meta, r btree.Reader) (*secState, error) {
 type unreadablePolicy struct{ err error }
 
 func (u unreadablePolicy) Check(user string, p Permission) error {
-	return policyUnreadableError{u.err}
+	return policyUnreadableError(u)
 }
 
 // policyUnreadableError is a denial whose cause is the damaged policy: it
