@@ -11,6 +11,7 @@ package integrity
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"time"
@@ -146,6 +147,12 @@ func mode(o Options) string {
 }
 
 // CheckDB checks an open database on a consistent snapshot.
+//
+// A page that cannot be read at all (an I/O error such as EIO, as opposed
+// to a page that reads but fails its checksum) says nothing about the
+// data: CheckDB then stops and returns that error, wrapped, instead of a
+// report that would call the page corrupt and the database in need of
+// repair. The error does not match engine.ErrCorrupt.
 func CheckDB(db *engine.DB, opts Options) (*Report, error) {
 	start := time.Now()
 	p := db.Pager()
@@ -155,27 +162,61 @@ func CheckDB(db *engine.DB, opts Options) (*Report, error) {
 		return rep, err
 	}
 	defer snap.Close()
+	r := &ioTrap{snap: snap}
 	meta, err := snap.Meta()
 	if err != nil {
+		if !errors.Is(err, common.ErrCorrupt) {
+			return rep, readFailed(p.Path, err)
+		}
 		rep.add(Critical, "header", 0, "%v", err)
 		return rep, nil
 	}
 	rep.PageCount = meta.PageCount
 	rep.Nodes, rep.Edges = meta.NodeCount, meta.EdgeCount
-	checksums(snap, meta, opts.SamplePages, rep)
+	if err := checksums(r, meta, opts.SamplePages, rep); err != nil {
+		return rep, readFailed(p.Path, err)
+	}
 	if opts.Full {
-		c := &checker{snap: snap, meta: meta, rep: rep, owner: make([]byte, meta.PageCount)}
+		c := &checker{snap: r, meta: meta, rep: rep, owner: make([]byte, meta.PageCount)}
 		c.structure()
 		if err := c.graph(); err != nil {
 			return rep, err
+		}
+		// The walks tolerate unreadable pages (they report damage and go
+		// on); a read that failed with an I/O error makes what they
+		// reported meaningless.
+		if r.err != nil {
+			return rep, readFailed(p.Path, r.err)
 		}
 	}
 	rep.Duration = time.Since(start)
 	return rep, nil
 }
 
-// checksums verifies page checksums as the snapshot sees them.
-func checksums(snap *pager.Snapshot, meta *page.Meta, sample int, rep *Report) {
+// readFailed wraps the first I/O error met while checking path.
+func readFailed(path string, err error) error {
+	return fmt.Errorf("check %s: a page could not be read, an I/O error and not corruption (retry; check the disk if it persists): %w", path, err)
+}
+
+// ioTrap reads pages through a snapshot and remembers the first error that
+// is not damage (not engine.ErrCorrupt): the tree walks and scans swallow
+// read errors as damage, so this is where an I/O error is kept apart.
+type ioTrap struct {
+	snap *pager.Snapshot
+	err  error
+}
+
+func (t *ioTrap) Page(id common.PageID) ([]byte, error) {
+	b, err := t.snap.Page(id)
+	if err != nil && t.err == nil && !errors.Is(err, common.ErrCorrupt) {
+		t.err = err
+	}
+	return b, err
+}
+
+// checksums verifies page checksums as the snapshot sees them. It stops at
+// the first page that cannot be read (returned), reporting only damage.
+func checksums(r *ioTrap, meta *page.Meta, sample int, rep *Report) error {
 	n := meta.PageCount
 	step := uint64(1)
 	if sample > 0 && uint64(sample) < n {
@@ -183,14 +224,18 @@ func checksums(snap *pager.Snapshot, meta *page.Meta, sample int, rep *Report) {
 	}
 	for id := uint64(0); id < n; id += step {
 		rep.PagesChecked++
-		if _, err := snap.Page(common.PageID(id)); err != nil {
+		if _, err := r.Page(common.PageID(id)); err != nil {
+			if r.err != nil {
+				return r.err
+			}
 			rep.add(Critical, "checksum", common.PageID(id), "%v", err)
 		}
 	}
+	return nil
 }
 
 type checker struct {
-	snap  *pager.Snapshot
+	snap  *ioTrap
 	meta  *page.Meta
 	rep   *Report
 	owner []byte // 0 unseen, else tree tag (root+1), 100 free list
@@ -485,13 +530,13 @@ func (d *digest) add(b []byte) {
 // the file beyond that constant.
 type nodeSet struct {
 	bits []uint64
-	snap *pager.Snapshot
+	snap btree.Reader
 	root common.PageID
 }
 
 const maxNodeBitmap = 8 << 20
 
-func newNodeSet(snap *pager.Snapshot, root common.PageID) *nodeSet {
+func newNodeSet(snap btree.Reader, root common.PageID) *nodeSet {
 	s := &nodeSet{snap: snap, root: root}
 	c := btree.NewCursor(snap, root)
 	if c.Last() && len(c.Key()) == 8 {
