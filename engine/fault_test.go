@@ -773,3 +773,67 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(b)
 }
+
+// TestFaultRepairReadEIO: Repair on a healthy database whose pages fail to
+// read with EIO must return that I/O error, not call a tree damaged
+// (a CorruptionError advising salvage) nor rebuild a derived tree, and must
+// change nothing. Each case fails database-file reads from the nth on, so
+// every tree is hit by some case.
+func TestFaultRepairReadEIO(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "r.db")
+	db, err := Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *Tx) error { return batch(tx, "A", 800) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CheckpointWithMode(CheckpointTruncate); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, nth := range []int{2, 5, 12, 25} {
+		t.Run(fmt.Sprint("read ", nth), func(t *testing.T) {
+			path := copyFiles(t, src)
+			ffs := vfs.NewFaultFS(vfs.OS)
+			db, err := OpenWithConfig(path, Config{FS: ffs, WALAutoCheckpoint: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			failed := 0
+			rule := onFile(".db", vfs.OpRead, nth, true, vfs.Fault{Err: syscall.EIO})
+			ffs.SetRule(func(o vfs.Op, name string, n int) *vfs.Fault {
+				f := rule(o, name, n)
+				if f != nil {
+					failed++
+				}
+				return f
+			})
+			tx, err := db.BeginTransaction()
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := tx.Repair()
+			tx.Rollback()
+			if err == nil {
+				t.Fatalf("repair with %d failed reads succeeded: %+v", failed, st)
+			}
+			if !errors.Is(err, syscall.EIO) || errors.Is(err, ErrCorrupt) {
+				t.Fatalf("repair = %v, want the EIO and not ErrCorrupt", err)
+			}
+			// The disk recovered: the same connection reads again (a failed
+			// read of the stored access policy is not remembered) ...
+			ffs.SetRule(nil)
+			wantBatch(t, db, "A", 800, true)
+			// ... and the file was not changed.
+			db.Close()
+			again, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			wantBatch(t, again, "A", 800, true)
+		})
+	}
+}

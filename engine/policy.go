@@ -176,7 +176,12 @@ func (db *DB) secFor(meta *page.Meta, r btree.Reader) (*secState, error) {
 		}
 		n.st = st
 	}
-	db.policy.cache.Store(n)
+	if err == nil || errors.Is(err, ErrCorrupt) {
+		// A read that failed with an I/O error (EIO) is not remembered:
+		// the next transaction reads the policy again instead of being
+		// denied until the file changes.
+		db.policy.cache.Store(n)
+	}
 	return n.st, nil
 }
 

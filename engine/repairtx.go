@@ -91,13 +91,19 @@ func (tx *Tx) Repair() (*RepairStats, error) {
 	// another tree, are abandoned: their pages are reclaimed below.
 	rebuild := map[int]bool{}
 	for _, root := range []int{page.RootAdj, page.RootLabels, page.RootProps} {
-		if tx.claimTree(root, owner) != nil {
+		if err := tx.claimTree(root, owner); err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				return nil, err // an I/O error says nothing about the tree
+			}
 			rebuild[root] = true
 		}
 	}
 	// A free list that hands out a page a tree uses would destroy data:
 	// detach one that is not exactly right before anything is allocated.
-	freeOK := tx.freeListSound(owner)
+	freeOK, err := tx.freeListSound(owner)
+	if err != nil {
+		return nil, err
+	}
 	if !freeOK {
 		tx.meta.FreeHead, tx.meta.FreeCount = 0, 0
 	}
@@ -105,7 +111,6 @@ func (tx *Tx) Repair() (*RepairStats, error) {
 		tx.meta.Roots[root] = 0 // before anything (dropping edges) touches it
 	}
 
-	var err error
 	if st.DanglingEdges, err = tx.DropDanglingEdges(); err != nil {
 		return nil, err
 	}
@@ -153,11 +158,13 @@ func (tx *Tx) Repair() (*RepairStats, error) {
 
 // claimTree walks the tree at root and records its pages in owner. It
 // returns a CorruptionError, claiming nothing, if the tree cannot be
-// walked or uses a page another tree (or the header) uses.
+// walked or uses a page another tree (or the header) uses, and the error
+// itself if a page could not be read at all (I/O, not damage).
 func (tx *Tx) claimTree(root int, owner []byte) error {
 	var pages []common.PageID
 	var first *btree.Problem
-	_, err := btree.Walk(tx.w, tx.meta.Roots[root], func(id common.PageID, _ page.Type) error {
+	r := &ioTrap{r: tx.w}
+	_, err := btree.Walk(r, tx.meta.Roots[root], func(id common.PageID, _ page.Type) error {
 		switch {
 		case uint64(id) >= uint64(len(owner)):
 			return &CorruptionError{Path: tx.db.p.Path, Page: id, Offset: -1, Reason: fmt.Sprintf("the %s tree refers to page %d past the end of the database (%d pages)", rootName(root), id, len(owner))}
@@ -173,6 +180,9 @@ func (tx *Tx) claimTree(root int, owner []byte) error {
 	})
 	if err != nil {
 		return err
+	}
+	if r.err != nil {
+		return fmt.Errorf("walk the %s tree: %w", rootName(root), r.err)
 	}
 	if first != nil {
 		reason := first.Reason
@@ -201,19 +211,24 @@ func ownerLabel(o byte) string {
 
 // freeListSound reports whether the free list can be walked, lists no page
 // twice, none past the end and none a tree uses, and matches the header.
-func (tx *Tx) freeListSound(owner []byte) bool {
-	free, err := pager.FreeListPages(tx.w.Page, tx.meta.FreeHead, tx.meta.PageCount)
+// The error is for a page that could not be read at all (I/O, not damage).
+func (tx *Tx) freeListSound(owner []byte) (bool, error) {
+	r := &ioTrap{r: tx.w}
+	free, err := pager.FreeListPages(r.Page, tx.meta.FreeHead, tx.meta.PageCount)
+	if r.err != nil {
+		return false, fmt.Errorf("walk the free list: %w", r.err)
+	}
 	if err != nil || uint64(len(free)) != tx.meta.FreeCount {
-		return false
+		return false, nil
 	}
 	seen := make(map[common.PageID]bool, len(free))
 	for _, id := range free {
 		if uint64(id) >= uint64(len(owner)) || owner[id] != 0 || seen[id] {
-			return false
+			return false, nil
 		}
 		seen[id] = true
 	}
-	return true
+	return true, nil
 }
 
 // DropDanglingEdges deletes every edge whose source or target node does
@@ -447,7 +462,11 @@ func (tx *Tx) repairFreeList(force bool) (FreeListRepair, error) {
 		}
 	}
 	onList := make(map[common.PageID]bool)
-	free, err := pager.FreeListPages(tx.w.Page, tx.meta.FreeHead, n)
+	fr := &ioTrap{r: tx.w}
+	free, err := pager.FreeListPages(fr.Page, tx.meta.FreeHead, n)
+	if fr.err != nil {
+		return r, fmt.Errorf("walk the free list: %w", fr.err)
+	}
 	rebuild := force || err != nil || uint64(len(free)) != tx.meta.FreeCount
 	for _, id := range free {
 		if uint64(id) >= n || owner[id] != 0 || onList[id] {
@@ -515,4 +534,21 @@ func (tx *Tx) repairFreeList(force bool) (FreeListRepair, error) {
 		}
 	}
 	return r, nil
+}
+
+// ioTrap reads pages and remembers the first error that is not damage (not
+// ErrCorrupt). Tree and free-list walks report every unreadable page as a
+// problem; an I/O error (EIO) must not make repair rebuild a sound tree or
+// give up on one as damaged.
+type ioTrap struct {
+	r   btree.Reader
+	err error
+}
+
+func (t *ioTrap) Page(id common.PageID) ([]byte, error) {
+	b, err := t.r.Page(id)
+	if err != nil && t.err == nil && !errors.Is(err, ErrCorrupt) {
+		t.err = err
+	}
+	return b, err
 }
