@@ -52,8 +52,8 @@ func writeVerified(path string, v verified) error {
 	if err != nil {
 		return err
 	}
-	tmp := fmt.Sprintf("%s.tmp-%d", name, os.Getpid())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	tmp := fmt.Sprintf("%s.%d.tmp", name, os.Getpid())
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644) // one per process: concurrent checks do not share it
 	if err != nil {
 		return fmt.Errorf("record verification: %w", err)
 	}
@@ -103,7 +103,10 @@ func changedSince(db *engine.DB, after common.LSN, useLog bool) (pages []common.
 	for _, f := range frames {
 		set[f.Page] = struct{}{}
 	}
-	if !useLog {
+	if !useLog || after > upto {
+		// An LSN behind the record: the file was restored from an older
+		// backup (which keeps its file id) and its pages are not the ones
+		// verified.
 		return nil, upto, false, nil
 	}
 	if after < upto {
