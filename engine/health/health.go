@@ -304,7 +304,7 @@ func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
 		return fmt.Errorf("integrity check of %s: %w", db.Path(), err)
 	}
 	sums = mergeIssues(sums, changed)
-	scope := fmt.Sprintf("%d of %d pages checked", ir.PagesChecked, ir.PageCount)
+	var scope string
 	if ir.PagesChecked >= int(ir.PageCount) {
 		scope = fmt.Sprintf("all %d pages checked", ir.PageCount)
 	} else {
