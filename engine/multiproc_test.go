@@ -644,7 +644,11 @@ func TestReadTransactionsMakeNoSystemCalls(t *testing.T) {
 	}
 	few, many := count(10), count(2010)
 	t.Logf("system calls: %d with 10 read transactions, %d with 2010", few, many)
-	if many-few > 20 {
+	// Before, each transaction made ~4 (8,000+ for the 2,000 extra). The
+	// margin absorbs the Go runtime's and the child harness's own calls,
+	// which vary between runs (24 more were seen on a loaded machine); one
+	// call per 20 transactions would still fail.
+	if many-few > 100 {
 		t.Fatalf("2000 more read transactions made %d more system calls", many-few)
 	}
 }
