@@ -277,6 +277,13 @@ func installTarget(o Options, tmp, target string) (uint64, error) {
 	if err := changelog.Remove(o.FS, target); err != nil {
 		return 0, err
 	}
+	// Likewise the health check's record of what it verified
+	// (health.VerifiedSuffix; health imports this package): without it the
+	// next check reads every page, with it a restored file of the same id
+	// and LSN but another history would be taken as verified.
+	if err := o.FS.Remove(target + "-verified"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("remove %s-verified: %w", target, err)
+	}
 	if err := o.FS.Rename(tmp, target); err != nil {
 		return 0, fmt.Errorf("rename %s to %s: %w", tmp, target, err)
 	}

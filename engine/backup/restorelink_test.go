@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -108,5 +109,31 @@ func TestRestoreOverDamagedTarget(t *testing.T) {
 	}
 	if got := seqs(t, target); !slices.Equal(got, span(1, 30)) {
 		t.Fatalf("restored: %v", got)
+	}
+}
+
+// TestRestoreForgetsHealthRecord: the health check's NAME.db-verified
+// describes the replaced file's history; a restore must not leave it beside
+// a file that may share its id and LSN.
+func TestRestoreForgetsHealthRecord(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.db")
+	db := openDB(t, path, engine.Config{WALAutoCheckpoint: -1})
+	addNodes(t, db, 1, 10)
+	m := NewBackupManager(db, filepath.Join(dir, "b"))
+	if _, err := m.CreateFullBackup("full"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+"-verified", []byte(`{"lsn":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(filepath.Join(dir, "b"), "full", path, Options{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + "-verified"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s-verified after the restore: %v", path, err)
 	}
 }

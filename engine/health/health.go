@@ -71,6 +71,7 @@ const (
 	CheckLocks          = "locks"
 	CheckBackupAge      = "backup_age"
 	CheckVerifiedBackup = "verified_backup_age"
+	CheckFullVerify     = "full_verification_age"
 )
 
 // Check is one health indicator.
@@ -108,6 +109,7 @@ const (
 	DefaultMinFreeDiskPercent = 5.0
 	DefaultBackupAge          = 26 * time.Hour
 	DefaultMinReclaim         = 1 << 20
+	DefaultFullVerifyAge      = 7 * 24 * time.Hour
 )
 
 // Options tune the checks; zero values mean the defaults above.
@@ -117,6 +119,10 @@ type Options struct {
 	// SamplePages pages is checksummed.
 	Deep        bool
 	SamplePages int
+	// FullVerifyAge: the last verification of every page (--deep, or
+	// the default check when it could not tell which pages changed) older
+	// than this is degraded.
+	FullVerifyAge time.Duration
 	// WALThreshold: the WAL above this many bytes is degraded, above four
 	// times as many unhealthy.
 	WALThreshold int64
@@ -155,6 +161,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.SamplePages <= 0 {
 		o.SamplePages = DefaultSamplePages
+	}
+	if o.FullVerifyAge <= 0 {
+		o.FullVerifyAge = DefaultFullVerifyAge
 	}
 	if o.WALThreshold <= 0 {
 		o.WALThreshold = DefaultWALThreshold
@@ -266,8 +275,16 @@ func checkDB(db *engine.DB, opts Options, rep *Report) error {
 }
 
 func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
+	// Without --deep: every page written since the last recorded
+	// verification (found from the WAL and the checkpoint change log),
+	// plus a sample of the rest; every page when the record or the log
+	// does not reach back (the first check, after a compaction or restore).
+	inc, err := planVerification(db, opts)
+	if err != nil {
+		return fmt.Errorf("integrity check of %s: %w", db.Path(), err)
+	}
 	io := integrity.Options{Full: opts.Deep, SamplePages: opts.SamplePages}
-	if opts.Deep {
+	if inc.full {
 		io.SamplePages = 0
 	}
 	ir, err := integrity.CheckDB(db, io)
@@ -282,9 +299,17 @@ func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
 			structure = append(structure, is)
 		}
 	}
-	scope := fmt.Sprintf("%d of %d pages checked", ir.PagesChecked, ir.PageCount)
+	changed, err := checkPages(db, inc.pages)
+	if err != nil {
+		return fmt.Errorf("integrity check of %s: %w", db.Path(), err)
+	}
+	sums = mergeIssues(sums, changed)
+	var scope string
 	if ir.PagesChecked >= int(ir.PageCount) {
 		scope = fmt.Sprintf("all %d pages checked", ir.PageCount)
+	} else {
+		scope = fmt.Sprintf("%d pages written since the last verification and a sample of %d of %d pages checked",
+			len(inc.pages), ir.PagesChecked, ir.PageCount)
 	}
 	if ir.IssuesTruncated {
 		// The checker lists only the first integrity.MaxIssues.
@@ -309,6 +334,7 @@ func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
 	} else if len(structure) > 0 {
 		rep.add(issuesCheck(CheckStructure, "", structure))
 	}
+	rep.add(inc.record(opts, len(sums) == 0))
 	return nil
 }
 

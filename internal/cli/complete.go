@@ -12,7 +12,7 @@ import (
 // companionSuffixes are files that live next to a database but are not one:
 // its WAL, shared-memory index and change log, and the cron scripts' lock
 // files. --db completion leaves them out.
-var companionSuffixes = []string{"-wal", "-shm", "-changes", ".lock", ".backup", ".tmp"}
+var companionSuffixes = []string{"-wal", "-shm", "-changes", "-verified", ".lock", ".backup", ".tmp"}
 
 // CompleteDatabaseFiles completes --db: directories (to descend into) and
 // files that may be databases, never NAME.db-wal, -shm or -changes.

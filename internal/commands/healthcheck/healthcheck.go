@@ -26,6 +26,7 @@ type Options struct {
 
 	Deep          bool
 	SamplePages   int
+	FullVerifyAge time.Duration
 	WALThreshold  cli.ByteSize
 	FragThreshold float64
 	CheckpointAge time.Duration
@@ -39,8 +40,13 @@ degraded or unhealthy, the worst of the individual checks — with the checks
 behind it:
 
     header               the header page is readable and valid
-    page_checksums       page checksums: a sample of --sample-pages pages
-                         spread over the file, or every page with --deep
+    page_checksums       page checksums: every page written since the last
+                         verification and a sample of --sample-pages pages
+                         spread over the file; every page with --deep, and
+                         when the pages written are unknown (the first
+                         check, after a compaction or restore)
+    full_verification_age  time since every page was last verified:
+                         degraded above --full-verify-age
     structure            (--deep) trees, free list, edges and indexes agree
     wal_size             WAL size: degraded above --wal-threshold, unhealthy
                          above four times it
@@ -62,7 +68,11 @@ behind it:
                          verified, unhealthy when the newest backup failed
                          verification
 
-The database is opened read-only and never modified.
+The database is opened read-only and never modified. What was verified is
+recorded next to it in NAME.db-verified (LSN and times, JSON), and the check
+starts the checkpoint change log NAME.db-changes that tells it which pages
+were written since; either file may be deleted at the cost of one check
+that verifies every page.
 
 --min-free-disk takes a size (10GiB) or a percentage of the volume (10%).
 By default the minimum is 1 GiB or 5% of the volume, whichever is less.
@@ -106,7 +116,8 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	opts.WALThreshold = health.DefaultWALThreshold
 	f := cmd.Flags()
 	f.BoolVar(&opts.Deep, "deep", false, "verify every page and the structure, not a sample of checksums")
-	f.IntVar(&opts.SamplePages, "sample-pages", health.DefaultSamplePages, "pages to checksum without --deep")
+	f.IntVar(&opts.SamplePages, "sample-pages", health.DefaultSamplePages, "pages to checksum without --deep, besides those written since the last verification")
+	cli.DurationVar(f, &opts.FullVerifyAge, "full-verify-age", health.DefaultFullVerifyAge, "age above which the last verification of every page is too old (e.g. 7d, 2w)")
 	f.Var(&opts.WALThreshold, "wal-threshold", "WAL `size` above which the database is degraded (unhealthy above 4x)")
 	f.Float64Var(&opts.FragThreshold, "frag-threshold", health.DefaultFragThreshold, "fragmentation `PCT` above which the database is degraded")
 	cli.DurationVar(f, &opts.CheckpointAge, "checkpoint-age", health.DefaultCheckpointAge, "how long WAL frames may wait for a checkpoint (e.g. 30m, 6h, 1d)")
@@ -121,8 +132,8 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 		if opts.FragThreshold <= 0 || opts.FragThreshold > 100 {
 			return cli.Usagef("--frag-threshold %g: want a percentage above 0 and up to 100", opts.FragThreshold)
 		}
-		if opts.WALThreshold <= 0 || opts.CheckpointAge <= 0 || opts.BackupAge <= 0 {
-			return cli.Usagef("--wal-threshold, --checkpoint-age and --backup-age must be positive")
+		if opts.WALThreshold <= 0 || opts.CheckpointAge <= 0 || opts.BackupAge <= 0 || opts.FullVerifyAge <= 0 {
+			return cli.Usagef("--wal-threshold, --checkpoint-age, --backup-age and --full-verify-age must be positive")
 		}
 		if runF != nil {
 			return runF(opts)
@@ -150,7 +161,7 @@ func Run(opts *Options) error {
 	if err != nil {
 		return err
 	}
-	ho := health.Options{Deep: opts.Deep, SamplePages: opts.SamplePages, WALThreshold: int64(opts.WALThreshold),
+	ho := health.Options{Deep: opts.Deep, SamplePages: opts.SamplePages, FullVerifyAge: opts.FullVerifyAge, WALThreshold: int64(opts.WALThreshold),
 		FragThreshold: opts.FragThreshold, CheckpointAge: opts.CheckpointAge, BackupDir: opts.BackupDir,
 		BackupAge: opts.BackupAge, BusyTimeout: g.BusyTimeout(time.Second), Now: opts.Clock.Now,
 		DiskUsage: opts.DiskUsage}

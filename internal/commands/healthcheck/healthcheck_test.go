@@ -104,11 +104,13 @@ func TestCorruptPage(t *testing.T) {
 	dir, path := newDB(t, fixture.Default)
 	fixture.CorruptPage(t, path, 3, 4096)
 	before := fixture.Sums(t, path)
-	// A sample of 4 pages (0, 12, 24, ...) misses page 3 ...
-	if out, _, code := run(t, "--db", path, "--sample-pages", "4", "--json"); code != 0 || check(decode(t, out), "page_checksums").Status != health.Healthy {
-		t.Errorf("sampled check: code=%d %s", code, out)
+	// A sample of 4 pages (0, 12, 24, ...) would miss page 3, but with no
+	// record of an earlier verification the default check verifies every
+	// page ...
+	if out, _, code := run(t, "--db", path, "--sample-pages", "4", "--json"); code != 2 || check(decode(t, out), "page_checksums").Status != health.Unhealthy {
+		t.Errorf("first default check: code=%d %s", code, out)
 	}
-	// ... and --deep finds it.
+	// ... and so does --deep.
 	golden(t, dir, "corrupt-page", 2, "--db", path, "--deep")
 	if fixture.Sums(t, path) != before {
 		t.Error("health check changed the database")
@@ -153,6 +155,9 @@ func TestWALThresholds(t *testing.T) {
 
 	// Frames are pending: with the clock three hours on, the last
 	// checkpoint is too old.
+	// The checks above recorded their verification at the fixed clock,
+	// long before this one: forget it, or full_verification_age degrades.
+	os.Remove(path + health.VerifiedSuffix)
 	later := builder(func() time.Time { return time.Now().Add(3 * time.Hour) }, plenty)
 	out, _, code := clitest.RunCommand(t, later, "--db", path, "--json")
 	if c := check(decode(t, out), "checkpoint_age"); code != 1 || c.Status != health.Degraded || !strings.Contains(c.Message, "WAL frames waiting") {
@@ -315,6 +320,7 @@ func TestVerifiedBackup(t *testing.T) {
 	// The backup was made moments ago (real time), so the check's clock
 	// must be real too.
 	now := builder(nil, plenty)
+	os.Remove(path + health.VerifiedSuffix) // recorded at the fixed clock
 	out, _, code = clitest.RunCommand(t, now, args...)
 	if c := check(decode(t, out), "verified_backup_age"); code != 0 || c.Status != health.Healthy || !strings.Contains(c.Message, "full_1") {
 		t.Errorf("verified: code=%d %+v", code, c)
