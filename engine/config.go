@@ -78,6 +78,19 @@ func envCacheSize() (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
+	n, err := ParseCacheSize(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", CacheSizeEnv, err)
+	}
+	return n, nil
+}
+
+// ParseCacheSize parses a cache size as SOMBRA_CACHE_SIZE takes it: a
+// positive byte count with an optional K, M or G suffix (powers of 1024).
+func ParseCacheSize(s string) (int64, error) {
+	if s == "" {
+		return 0, fmt.Errorf("empty cache size: %w", ErrInvalid)
+	}
 	mult := int64(1)
 	switch strings.ToUpper(s[len(s)-1:]) {
 	case "K":
@@ -87,13 +100,13 @@ func envCacheSize() (int64, error) {
 	case "G":
 		mult = 1 << 30
 	}
+	digits := s
 	if mult > 1 {
-		s = s[:len(s)-1]
+		digits = s[:len(s)-1]
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
+	n, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || n <= 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%s=%q: want a positive byte count with an optional K, M or G suffix: %w",
-			CacheSizeEnv, os.Getenv(CacheSizeEnv), ErrInvalid)
+		return 0, fmt.Errorf("%q: want a positive byte count with an optional K, M or G suffix: %w", s, ErrInvalid)
 	}
 	return n * mult, nil
 }

@@ -3,9 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/sombradb/sombra/engine"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 )
 
@@ -78,23 +78,5 @@ func cmdMemory(args []string) error {
 	return nil
 }
 
-// parseSize parses a byte count with an optional K, M or G suffix.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	switch strings.ToUpper(s[len(s)-1:]) {
-	case "K":
-		mult = 1 << 10
-	case "M":
-		mult = 1 << 20
-	case "G":
-		mult = 1 << 30
-	}
-	if mult > 1 {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want bytes with an optional K, M or G suffix", s)
-	}
-	return n * mult, nil
-}
+// parseSize parses a cache size the way the tools read SOMBRA_CACHE_SIZE.
+func parseSize(s string) (int64, error) { return engine.ParseCacheSize(s) }
