@@ -145,11 +145,27 @@ func (tx *Tx) GetNode(id NodeID) (*Node, error) {
 	if tx.auditingReads() {
 		defer tx.auditRead(nodeTarget(id))()
 	}
-	n, err := tx.nodeRecord(id)
+	var key [8]byte
+	binary.BigEndian.PutUint64(key[:], uint64(id))
+	v, ok, err := tx.get(page.RootNodes, key[:])
 	if err != nil {
 		return nil, err
 	}
-	return &Node{ID: id, Labels: n.Labels, Properties: n.Props}, nil
+	if !ok {
+		return nil, fmt.Errorf("node %d: %w", id, ErrNotFound)
+	}
+	// One allocation for the node, its decoded record and the backing
+	// array of a single label (the common case).
+	box := new(struct {
+		n   Node
+		rec record.Node
+		lab [1]string
+	})
+	if err := record.DecodeNodeInto(v, &box.rec, box.lab[:0]); err != nil {
+		return nil, &CorruptionError{Path: tx.db.p.Path, Page: 0, Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
+	}
+	box.n = Node{ID: id, Labels: box.rec.Labels, Properties: box.rec.Props}
+	return &box.n, nil
 }
 
 // NodeExists reports whether a node exists.
@@ -160,7 +176,9 @@ func (tx *Tx) NodeExists(id NodeID) (bool, error) {
 	if tx.auditingReads() {
 		defer tx.auditRead("exists " + nodeTarget(id))()
 	}
-	_, ok, err := tx.get(page.RootNodes, be64(uint64(id)))
+	var key [8]byte
+	binary.BigEndian.PutUint64(key[:], uint64(id))
+	_, ok, err := tx.get(page.RootNodes, key[:])
 	return ok, err
 }
 

@@ -109,8 +109,8 @@ func (c *Cache) get(k cacheKey) ([]byte, bool) {
 func (c *Cache) put(k cacheKey, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := c.tab.Load()
 	if i, ok := c.items[k]; ok {
+		t := c.tab.Load()
 		// A new entry, not a changed one: readers hold entries without
 		// the lock.
 		old := c.slots[i]
@@ -122,6 +122,12 @@ func (c *Cache) put(k cacheKey, data []byte) {
 		}
 		return
 	}
+	c.insertLocked(k, data)
+}
+
+// insertLocked adds an entry for k, which the cache does not hold. The
+// caller holds the write lock.
+func (c *Cache) insertLocked(k cacheKey, data []byte) {
 	if len(c.items) >= c.capacity {
 		c.evictTo(c.capacity - 1)
 	}
@@ -139,7 +145,51 @@ func (c *Cache) put(k cacheKey, data []byte) {
 		c.slots = append(c.slots, e)
 	}
 	c.items[k] = i
-	t.at(k).Store(e)
+	c.tab.Load().at(k).Store(e)
+}
+
+// carryOver moves cached database-file images from epoch old to epoch
+// new after a checkpoint that changed exactly the pages in written: an
+// image of any other page below limit (the file's length afterwards) is
+// still what the file holds, so its entry is re-keyed in place; a written
+// page's new content is the image of the WAL frame it was copied from (in
+// frames), cached under the new epoch as well when this connection has it.
+// Without this, a checkpoint emptied the cache of the file's pages.
+func (c *Cache) carryOver(old, new uint64, limit common.PageID, written []common.PageID, frames []cacheKey) {
+	skip := make(map[common.PageID]bool, len(written))
+	for _, pg := range written {
+		skip[pg] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.tab.Load()
+	for i, e := range c.slots {
+		if e == nil || e.key.frame != 0 || e.key.gen != old || e.key.pg >= limit || skip[e.key.pg] {
+			continue
+		}
+		nk := cacheKey{pg: e.key.pg, gen: new}
+		if _, dup := c.items[nk]; dup {
+			continue
+		}
+		ne := &cacheEntry{key: nk, data: e.data}
+		ne.ref.Store(e.ref.Load())
+		c.unpublish(e)
+		delete(c.items, e.key)
+		c.items[nk] = i
+		c.slots[i] = ne
+		t.at(nk).Store(ne)
+	}
+	for _, fk := range frames {
+		i, ok := c.items[fk]
+		if !ok || fk.pg >= limit {
+			continue
+		}
+		nk := cacheKey{pg: fk.pg, gen: new}
+		if _, dup := c.items[nk]; dup {
+			continue
+		}
+		c.insertLocked(nk, c.slots[i].data)
+	}
 }
 
 // unpublish clears e's table slot if it still holds e. The caller holds
