@@ -636,11 +636,7 @@ func (tx *Tx) AllNodeIDsOrdered() ([]NodeID, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
 	}
-	out := make([]NodeID, 0, tx.meta.NodeCount)
-	err := btree.ScanKeys(tx.reader(), tx.meta.Roots[page.RootNodes], nil, func(k []byte) bool {
-		out = append(out, NodeID(binary.BigEndian.Uint64(k)))
-		return true
-	})
+	out, err := btree.AppendUint64Keys(tx.reader(), tx.meta.Roots[page.RootNodes], make([]NodeID, 0, tx.meta.NodeCount))
 	return out, tx.db.annotate(err)
 }
 
