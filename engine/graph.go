@@ -146,15 +146,24 @@ func (tx *Tx) GetNode(id NodeID) (*Node, error) {
 	if !ok {
 		return nil, fmt.Errorf("node %d: %w", id, ErrNotFound)
 	}
-	// One allocation for the node, its decoded record and the backing
-	// array of a single label (the common case).
+	nd, err := decodeNode(id, v)
+	if err != nil {
+		return nil, &CorruptionError{Path: tx.db.p.Path, Page: 0, Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
+	}
+	return nd, nil
+}
+
+// decodeNode decodes node id's record with one allocation for the node,
+// the decoded record and the backing array of a single label (the common
+// case), besides the record's strings (one copy) and its property map.
+func decodeNode(id NodeID, v []byte) (*Node, error) {
 	box := new(struct {
 		n   Node
 		rec record.Node
 		lab [1]string
 	})
 	if err := record.DecodeNodeInto(v, &box.rec, box.lab[:0]); err != nil {
-		return nil, &CorruptionError{Path: tx.db.p.Path, Page: 0, Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
+		return nil, err
 	}
 	box.n = Node{ID: id, Labels: box.rec.Labels, Properties: box.rec.Props}
 	return &box.n, nil
