@@ -127,6 +127,7 @@ func (c *Cursor) Seek(k []byte) bool {
 		return false
 	}
 	id := c.root
+	var b bounds
 	for {
 		if len(c.stack) > 64 {
 			c.err = &common.CorruptionError{Page: id, Offset: -1, Reason: "tree deeper than 64 levels (cycle?)"}
@@ -138,11 +139,12 @@ func (c *Cursor) Seek(k []byte) bool {
 			return false
 		}
 		if n.isLeaf() {
-			i, _ := n.search(k)
+			i, _ := n.searchIn(k, b)
 			c.stack = append(c.stack, frame{n: n, idx: i})
 			return c.settleForward()
 		}
-		ci := n.childIndex(k)
+		ci := n.childIndexIn(k, b)
+		b = b.narrow(n, ci)
 		c.stack = append(c.stack, frame{n: n, idx: ci})
 		id = n.child(ci)
 	}
