@@ -85,7 +85,7 @@ func TestInterpolatedSearchAgrees(t *testing.T) {
 				{low: lowest, high: append(bytes.Clone(highest), 0xff)},
 				{low: key(0), high: key(1 << 62)},
 				{low: highest, high: append(bytes.Clone(highest), 1)}, // wrong
-				{low: []byte("a"), high: []byte("b")},                   // unrelated
+				{low: []byte("a"), high: []byte("b")},                 // unrelated
 			}
 			for probe := 0; probe < 2000; probe++ {
 				var k []byte
