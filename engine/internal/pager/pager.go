@@ -66,6 +66,7 @@ type Pager struct {
 	shm      *shm.File
 	pageSize int
 	readOnly bool
+	private  bool // read-only, without the shared coordination file (private.go)
 	busy     time.Duration
 	log      *slog.Logger
 	fileID   uint64
@@ -198,7 +199,12 @@ func (p *Pager) init(opts Options) error {
 	}
 	p.shm, err = shm.Open(p.fs, p.Path+"-shm")
 	if err != nil {
-		return err
+		if !p.readOnly || !shm.CannotShare(err) {
+			return err
+		}
+		if err := p.openPrivate(err); err != nil {
+			return err
+		}
 	}
 	// Every connection holds the open lock shared; compaction and restore
 	// take it exclusively, so they never swap a file under a live reader.
@@ -216,6 +222,14 @@ func (p *Pager) init(opts Options) error {
 	}
 	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, "exclusive", shm.OffExcl, p.Path); err != nil {
 		return err
+	}
+	if !p.readOnly {
+		// A private reader (see openPrivate) relies on no writer starting
+		// while it reads; this connection holds the open byte now, so no
+		// new private reader can start either.
+		if err := p.waitPrivateReaders(); err != nil {
+			return err
+		}
 	}
 	walFlag := os.O_RDWR | os.O_CREATE
 	if p.readOnly {
