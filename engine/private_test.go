@@ -148,6 +148,7 @@ func TestPrivateReaderExcludesWriters(t *testing.T) {
 	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "private read lock held by pid") {
 		t.Fatalf("writer open during a private read: %v, want busy naming the reader", err)
 	}
+	t.Logf("writer refused: %v", err)
 	// Shared-memory readers may read alongside: neither changes a file.
 	ro, err := OpenWithConfig(path, Config{ReadOnly: true})
 	if err != nil {
@@ -164,9 +165,10 @@ func TestPrivateReaderExcludesWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = OpenWithConfig(path, Config{ReadOnly: true, FS: denyShmFS{vfs.OS}, BusyTimeout: 50 * time.Millisecond})
-	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "cannot be used by this process") {
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "cannot use its coordination file") {
 		t.Fatalf("private open while a writer has the database open: %v, want busy", err)
 	}
+	t.Logf("private reader refused: %v", err)
 	w.Close()
 	// Once the writer is gone, the private reader sees its commit.
 	priv, err = OpenWithConfig(path, Config{ReadOnly: true, FS: denyShmFS{vfs.OS}})

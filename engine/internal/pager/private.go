@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -60,8 +61,8 @@ func (p *Pager) openPrivate(cause error) error {
 		}
 		if time.Now().After(deadline) {
 			p.unlockPrivate()
-			return fmt.Errorf("%s: the coordination file %s cannot be used by this process (%w), and it can read the database without it only while no other process has it open: %w",
-				p.Path, path, cause, &common.BusyError{Path: p.Path, What: "open", Holders: holders, PID: holderPID(holders)})
+			return &inUseError{path: p.Path, cause: cause,
+				busy: &common.BusyError{Path: p.Path, What: "open", Holders: holders, PID: holderPID(holders)}}
 		}
 		time.Sleep(sleep)
 		sleep = min(2*sleep, 50*time.Millisecond)
@@ -71,6 +72,29 @@ func (p *Pager) openPrivate(cause error) error {
 	p.log.Info("reading without the coordination file: no other process has the database open", "shm", path, "reason", cause.Error())
 	return nil
 }
+
+// inUseError is the failure of a private read because another process
+// has the database open. It is a busy error (errors.Is ErrBusy).
+type inUseError struct {
+	path  string
+	cause error // why the coordination file cannot be used
+	busy  *common.BusyError
+}
+
+func (e *inUseError) Error() string {
+	who := "another process"
+	if len(e.busy.Holders) > 0 {
+		names := make([]string, len(e.busy.Holders))
+		for i, h := range e.busy.Holders {
+			names[i] = h.String()
+		}
+		who = strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s: database is open in %s, and this process cannot use its coordination file (%v); "+
+		"it can read the database without one only while no other process has it open", e.path, who, e.cause)
+}
+
+func (e *inUseError) Unwrap() error { return e.busy }
 
 func (p *Pager) unlockPrivate() {
 	fl := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: lockPrivate, Len: 1}

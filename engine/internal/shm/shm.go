@@ -98,7 +98,7 @@ func Open(fs vfs.FS, path string) (*File, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open %s: %w", path, unwrapPath(err))
 	}
 	s := &File{f: f, Path: path}
 	// Initialise once: whoever finds it short writes the zeroed layout while
