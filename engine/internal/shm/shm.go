@@ -147,7 +147,9 @@ func publish(fs vfs.FS, path string) error {
 	if !ok {
 		return createInPlace(fs, path, b)
 	}
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.%d-%d.tmp", filepath.Base(path), os.Getpid(), time.Now().UnixNano()))
+	// The temporary name ends in "-shm" too: whatever treats coordination
+	// files as volatile (vfs.CrashFS) treats it alike.
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.%d-%d.tmp-shm", filepath.Base(path), os.Getpid(), time.Now().UnixNano()))
 	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return unwrapPath(err)
