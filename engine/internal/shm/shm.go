@@ -33,6 +33,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -165,10 +167,32 @@ func publish(fs vfs.FS, path string) error {
 		}
 	}
 	fs.Remove(tmp)
+	removeStaleTemps(fs, path)
 	if errors.Is(err, os.ErrExist) {
 		return nil
 	}
 	return unwrapPath(err)
+}
+
+// removeStaleTemps removes the temporary files of publish left by
+// processes killed between creating and removing them (they name the pid).
+// Best effort: a leftover costs only its 4 KiB.
+func removeStaleTemps(fs vfs.FS, path string) {
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+"."
+	ents, err := fs.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, prefix) || !strings.HasSuffix(n, ".tmp-shm") {
+			continue
+		}
+		pid, _, ok := strings.Cut(strings.TrimPrefix(n, prefix), "-")
+		if p, err := strconv.Atoi(pid); ok && err == nil && p != os.Getpid() && !procs.Alive(p) {
+			fs.Remove(filepath.Join(dir, n))
+		}
+	}
 }
 
 // createInPlace is publish for file systems without hard links.
