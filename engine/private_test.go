@@ -119,6 +119,11 @@ func TestPrivateReadWhenShmCannotBeCreated(t *testing.T) {
 	if _, err := db.Info(); err != nil {
 		t.Fatal(err)
 	}
+	// Its exclusive hold would be a lock nobody else sees: refused, so
+	// compaction or restore never replace the file under another reader.
+	if err := db.Pager().ExclusiveLock(0); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("exclusive lock of a private reader: %v, want ErrReadOnly", err)
+	}
 	db.Close()
 	sameDir(t, dir, before)
 
