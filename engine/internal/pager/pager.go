@@ -128,6 +128,9 @@ type Pager struct {
 
 // Open opens (and with opts.Create, creates) a database file.
 func Open(path string, opts Options) (*Pager, error) {
+	if err := common.PlatformError(); err != nil {
+		return nil, err
+	}
 	if opts.FS == nil {
 		opts.FS = vfs.OS
 	}

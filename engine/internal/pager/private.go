@@ -44,7 +44,7 @@ const lockPrivate = 1 << 62
 // failed with cause, or fails with an error saying why it cannot.
 func (p *Pager) openPrivate(cause error) error {
 	fl := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: lockPrivate, Len: 1}
-	if err := fcntlRetry(p.db.Fd(), unix.F_OFD_SETLK, &fl); err != nil {
+	if err := fcntlRetry(p.db.Fd(), common.OFDSetLk, &fl); err != nil {
 		return fmt.Errorf("%s: cannot use the coordination file (%w) nor lock the database file to read without it: %v", p.Path, cause, err)
 	}
 	path := p.Path + "-shm"
@@ -98,7 +98,7 @@ func (e *inUseError) Unwrap() error { return e.busy }
 
 func (p *Pager) unlockPrivate() {
 	fl := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: lockPrivate, Len: 1}
-	_ = fcntlRetry(p.db.Fd(), unix.F_OFD_SETLK, &fl)
+	_ = fcntlRetry(p.db.Fd(), common.OFDSetLk, &fl)
 }
 
 // shmInUse reports whether any connection holds the open byte of the
@@ -113,7 +113,7 @@ func shmInUse(fs vfs.FS, path string) ([]common.Holder, bool, error) {
 	}
 	defer f.Close()
 	fl := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: shm.LockOpen, Len: 1}
-	if err := fcntlRetry(f.Fd(), unix.F_OFD_GETLK, &fl); err != nil {
+	if err := fcntlRetry(f.Fd(), common.OFDGetLk, &fl); err != nil {
 		return nil, false, fmt.Errorf("lock state of %s: %w", path, err)
 	}
 	if fl.Type == unix.F_UNLCK {
@@ -130,7 +130,7 @@ func (p *Pager) waitPrivateReaders() error {
 	sleep := time.Millisecond
 	for {
 		fl := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: lockPrivate, Len: 1}
-		if err := fcntlRetry(p.db.Fd(), unix.F_OFD_GETLK, &fl); err != nil {
+		if err := fcntlRetry(p.db.Fd(), common.OFDGetLk, &fl); err != nil {
 			return fmt.Errorf("lock state of %s: %w", p.Path, err)
 		}
 		if fl.Type == unix.F_UNLCK {

@@ -93,6 +93,9 @@ type File struct {
 // try, and fail, to initialise it again. File systems that cannot link get
 // the file created in place.
 func Open(fs vfs.FS, path string) (*File, error) {
+	if err := common.PlatformError(); err != nil {
+		return nil, err
+	}
 	f, err := fs.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		if err = publish(fs, path); err == nil {
@@ -266,9 +269,9 @@ func (s *File) lock(b int64, excl, wait bool) error {
 	if excl {
 		typ = unix.F_WRLCK
 	}
-	cmd := unix.F_OFD_SETLK
+	cmd := common.OFDSetLk
 	if wait {
-		cmd = unix.F_OFD_SETLKW
+		cmd = common.OFDSetLkW
 	}
 	fl := unix.Flock_t{Type: typ, Whence: 0, Start: b, Len: 1}
 	for {
@@ -355,7 +358,7 @@ func (s *File) Unlock(b int64) {
 		return
 	}
 	fl := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: b, Len: 1}
-	_ = unix.FcntlFlock(s.f.Fd(), unix.F_OFD_SETLK, &fl)
+	_ = unix.FcntlFlock(s.f.Fd(), common.OFDSetLk, &fl)
 }
 
 // ReadU64 reads a field.
