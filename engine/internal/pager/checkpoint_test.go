@@ -145,3 +145,74 @@ func TestCheckpointModes(t *testing.T) {
 		})
 	}
 }
+
+// TestReadMarksBoundCheckpoints: with readers of several snapshots in
+// several connections, a passive checkpoint copies up to the oldest read
+// mark still held, and each reader that finishes lets it go further.
+func TestReadMarksBoundCheckpoints(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		readers []int // commit whose snapshot each reader holds, in opening order
+		closing []int // indexes into readers, in closing order
+		want    []int // frames checkpointed before any close, then after each
+	}{
+		{"one reader", []int{2}, []int{0}, []int{4, 8}},
+		{"oldest closes first", []int{1, 3}, []int{0, 1}, []int{2, 6, 8}},
+		{"newest closes first", []int{1, 3}, []int{1, 0}, []int{2, 2, 8}},
+		{"two readers of one snapshot", []int{2, 2}, []int{0, 1}, []int{4, 4, 8}},
+		{"idle connection", []int{0}, []int{0}, []int{8, 8}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "x.db")
+			opts := Options{Create: true, BusyTimeout: 30 * time.Millisecond, CacheBytes: 1 << 20}
+			w, err := Open(path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			conns := make([]*Pager, len(tc.readers))
+			snaps := make([]*Snapshot, len(tc.readers))
+			for i := range conns {
+				if conns[i], err = Open(path, opts); err != nil {
+					t.Fatal(err)
+				}
+				defer conns[i].Close()
+			}
+			for c := 1; c <= 4; c++ {
+				commitValue(t, w, byte(c))
+				for i, at := range tc.readers {
+					if at == c {
+						if snaps[i], err = conns[i].BeginRead(); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+			check := func(step int) {
+				t.Helper()
+				res, err := w.Checkpoint(Passive)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Checkpointed != tc.want[step] {
+					t.Fatalf("step %d: %d frames checkpointed, want %d", step, res.Checkpointed, tc.want[step])
+				}
+				for i, s := range snaps {
+					if s != nil {
+						if got := readValue(t, s); got != byte(tc.readers[i]) {
+							t.Fatalf("step %d: reader of commit %d reads %d", step, tc.readers[i], got)
+						}
+					}
+				}
+			}
+			check(0)
+			for step, i := range tc.closing {
+				if snaps[i] != nil {
+					snaps[i].Close()
+					snaps[i] = nil
+				}
+				check(step + 1)
+			}
+		})
+	}
+}
