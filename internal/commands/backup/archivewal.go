@@ -14,7 +14,6 @@ import (
 // ArchiveWALOptions is everything `sombra-backup archive-wal` needs.
 type ArchiveWALOptions struct {
 	Root    *Options
-	Input   string // --input
 	Dir     string // --dir
 	Enable  bool   // --enable
 	Disable bool   // --disable
@@ -56,23 +55,23 @@ EXIT STATUS
     0 success; 1 failed (missing file, not a database, I/O); 2 usage error;
     3 database locked (--enable, --disable; see --wait); 4 corruption found.`
 
-const archiveExample = `  sombra-backup archive-wal --input /data/production.db --dir /backups/sombra --enable
-  sombra-backup archive-wal --input /data/production.db --dir /backups/sombra
-  sombra-backup archive-wal --input /data/production.db --dir /backups/sombra --disable`
+const archiveExample = `  sombra-backup archive-wal --db /data/production.db --dir /backups/sombra --enable
+  sombra-backup archive-wal --db /data/production.db --dir /backups/sombra
+  sombra-backup archive-wal --db /data/production.db --dir /backups/sombra --disable`
 
 // NewArchiveWALCmd builds `sombra-backup archive-wal` on root's streams and
 // globals; runF (nil: RunArchiveWAL) does the work.
 func NewArchiveWALCmd(root *Options, runF func(*ArchiveWALOptions) error) *cobra.Command {
 	opts := &ArchiveWALOptions{Root: root}
 	cmd := &cobra.Command{
-		Use:     "archive-wal --input DB --dir DIR [--enable | --disable]",
+		Use:     "archive-wal --db DB --dir DIR [--enable | --disable]",
 		Short:   "Archive the WAL for point-in-time restore; turn archiving on or off",
 		Long:    archiveLong,
 		Example: archiveExample,
 		Args:    cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	addInputFlag(cmd, &opts.Input)
+	addInputFlag(cmd)
 	f.StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory (the archive is DIR/wal)")
 	f.BoolVar(&opts.Enable, "enable", false, "turn WAL archiving on in the database, then archive the log now")
 	f.BoolVar(&opts.Disable, "disable", false, "turn WAL archiving off in the database")
@@ -115,7 +114,7 @@ type ArchiveStats struct {
 func RunArchiveWAL(opts *ArchiveWALOptions) error {
 	o := opts.Root
 	g := &o.Globals
-	input, err := inputPath(opts.Input, g)
+	input, err := g.DBPath()
 	if err != nil {
 		return err
 	}

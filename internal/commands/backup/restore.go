@@ -19,7 +19,6 @@ type RestoreOptions struct {
 	Root      *Options
 	Dir       string // --dir
 	Name      string // --name (default: the newest restorable backup)
-	To        string // --to
 	Until     string // --until RFC 3339
 	Force     bool   // --force
 	NewFileID bool   // --new-file-id
@@ -36,9 +35,9 @@ restored: a backup whose last verify (or its base's) failed, or that turns
 out damaged while restoring, is skipped for the next older one, with a
 warning naming it and why. Every
 page checksum is verified on the way; the file is written under a
-temporary name, fsynced and renamed to --to only when complete, so an
+temporary name, fsynced and renamed to --db only when complete, so an
 interrupted restore leaves nothing that looks like a database. The result
-has no WAL. An existing --to is refused unless --force is given, and is
+has no WAL. An existing --db is refused unless --force is given, and is
 never replaced while a connection has it open (exit 3).
 
 --until TIME (RFC 3339, e.g. 2024-01-15T12:30:00Z) restores the newest
@@ -61,7 +60,7 @@ that replaces the original.
 JSON OUTPUT (--json, schema_version 1)
 
     schema_version  always 1
-    target          restored database file (--to)
+    target          restored database file (--db)
     dir             backup directory
     backup          the backup restored (for --until: the chain's last)
     chain           backups applied, full backup first
@@ -84,17 +83,17 @@ EXIT STATUS
     target is open in another process; 4 a backup in the chain is corrupt
     (the error names the file and page) or the chain is broken.`
 
-const restoreExample = `  sombra-backup restore --dir /backups/sombra --to /data/restored.db
-  sombra-backup restore --dir /backups/sombra --name full_20240115_120000 --to /data/restored.db
-  sombra-backup restore --dir /backups/sombra --until 2024-01-15T12:30:00Z --to /data/pitr.db
-  sombra-backup restore --dir /backups/sombra --to /data/production.db --force`
+const restoreExample = `  sombra-backup restore --dir /backups/sombra --db /data/restored.db
+  sombra-backup restore --dir /backups/sombra --name full_20240115_120000 --db /data/restored.db
+  sombra-backup restore --dir /backups/sombra --until 2024-01-15T12:30:00Z --db /data/pitr.db
+  sombra-backup restore --dir /backups/sombra --db /data/production.db --force`
 
 // NewRestoreCmd builds `sombra-backup restore` on root's streams and
 // globals; runF (nil: RunRestore) does the work.
 func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Command {
 	opts := &RestoreOptions{Root: root}
 	cmd := &cobra.Command{
-		Use:     "restore --dir DIR [--name NAME | --until TIME] --to PATH",
+		Use:     "restore --dir DIR [--name NAME | --until TIME] --db PATH",
 		Short:   "Restore a backup, or the database as of a point in time",
 		Long:    restoreLong,
 		Example: restoreExample,
@@ -103,16 +102,16 @@ func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Comma
 	f := cmd.Flags()
 	f.StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory")
 	f.StringVar(&opts.Name, "name", "", "backup `NAME` to restore (default: the newest restorable one)")
-	f.StringVar(&opts.To, "to", "", "database file `PATH` to create")
 	f.StringVar(&opts.Until, "until", "", "restore the database as of `TIME` (RFC 3339) by replaying the WAL archive")
-	f.BoolVar(&opts.Force, "force", false, "replace an existing --to")
+	f.BoolVar(&opts.Force, "force", false, "replace an existing --db")
 	f.BoolVar(&opts.NewFileID, "new-file-id", false, "give the restored database a new identity (a new backup history)")
 	f.BoolVar(&opts.AllowEarlier, "allow-earlier", false, "with --until: restore the newest earlier point when TIME cannot be reached (WAL archiving off)")
 	cmd.MarkFlagsMutuallyExclusive("name", "until")
-	_ = cmd.MarkFlagRequired("to")
+	// --db (a global flag) names the database to create; --to was its
+	// name before every tool called the database --db.
+	cli.DeprecatedAlias(cmd, "to", "db")
 	_ = cmd.MarkFlagDirname("dir")
 	_ = cmd.RegisterFlagCompletionFunc("name", cli.CompleteBackupNames("dir"))
-	_ = cmd.MarkFlagFilename("to", "db")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		if runF != nil {
 			return runF(opts)
@@ -152,9 +151,13 @@ type ReplayInfo struct {
 	ArchiveEnd   bool       `json:"archive_end"`
 }
 
-// RunRestore restores a backup (or a point in time) to opts.To.
+// RunRestore restores a backup (or a point in time) to --db.
 func RunRestore(opts *RestoreOptions) error {
 	o := opts.Root
+	target, err := o.Globals.DBPath()
+	if err != nil {
+		return err
+	}
 	var until *time.Time
 	if opts.Until != "" {
 		t, err := time.Parse(time.RFC3339, opts.Until)
@@ -183,15 +186,14 @@ func RunRestore(opts *RestoreOptions) error {
 	var (
 		r       *bk.RestoreResult
 		skipped []string
-		err     error
 	)
 	switch {
 	case until != nil:
-		r, err = bk.RestoreToTime(dir, *until, opts.To, eo)
+		r, err = bk.RestoreToTime(dir, *until, target, eo)
 	case name != "":
-		r, err = bk.Restore(dir, name, opts.To, eo)
+		r, err = bk.Restore(dir, name, target, eo)
 	default:
-		r, skipped, err = restoreNewestGood(dir, opts.To, eo)
+		r, skipped, err = restoreNewestGood(dir, target, eo)
 	}
 	if err != nil {
 		return classify(err)

@@ -22,7 +22,6 @@ import (
 // ScheduleOptions is everything `sombra-backup schedule` needs.
 type ScheduleOptions struct {
 	Root        *Options
-	Input       string // --input
 	Dir         string // --dir
 	Full        string // --full cron spec
 	Incremental string // --incremental cron spec
@@ -36,7 +35,7 @@ const scheduleLong = `Run in the foreground and take backups on a cron schedule:
 local time, or descriptors such as @daily and @every 6h; prefix a spec
 with CRON_TZ=UTC for another zone). Give one or both.
 
-Each run backs up --input into --dir as full_YYYYMMDD_HHMMSS.backup or
+Each run backs up --db into --dir as full_YYYYMMDD_HHMMSS.backup or
 inc_YYYYMMDD_HHMMSS.backup, verifies the new backup (checksums, chain and
 a trial restore), and with --keep-days N prunes backups older than N days
 (never breaking a chain; see prune). An incremental run with nothing to
@@ -88,10 +87,10 @@ EXIT STATUS
     the backup did not verify).`
 
 const scheduleExample = `  # the operations guide's weekly full / daily incremental, 30 days kept
-  sombra-backup schedule --input /data/production.db --dir /backups/sombra \
+  sombra-backup schedule --db /data/production.db --dir /backups/sombra \
     --full "0 3 * * 0" --incremental "0 3 * * 1-6" --keep-days 30
-  sombra-backup schedule --input app.db --dir backups --incremental "@every 1h" --log-format json
-  sombra-backup schedule --input app.db --dir backups --run-once incremental`
+  sombra-backup schedule --db app.db --dir backups --incremental "@every 1h" --log-format json
+  sombra-backup schedule --db app.db --dir backups --run-once incremental`
 
 // maxRunsReported bounds the runs kept for the final report.
 const maxRunsReported = 100
@@ -102,14 +101,14 @@ const maxRunsReported = 100
 func NewScheduleCmd(root *Options, runF func(context.Context, *ScheduleOptions) error) *cobra.Command {
 	opts := &ScheduleOptions{Root: root}
 	cmd := &cobra.Command{
-		Use:     "schedule --input DB --dir DIR [--full SPEC] [--incremental SPEC] [--keep-days N]",
+		Use:     "schedule --db DB --dir DIR [--full SPEC] [--incremental SPEC] [--keep-days N]",
 		Short:   "Take backups on a cron schedule (foreground daemon)",
 		Long:    scheduleLong,
 		Example: scheduleExample,
 		Args:    cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	addInputFlag(cmd, &opts.Input)
+	addInputFlag(cmd)
 	f.StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory")
 	f.StringVar(&opts.Full, "full", "", "cron `SPEC` of full backups, e.g. \"0 3 * * 0\"")
 	f.StringVar(&opts.Incremental, "incremental", "", "cron `SPEC` of incremental backups, e.g. \"0 3 * * 1-6\"")
@@ -171,7 +170,7 @@ type PruneSummary struct {
 // --run-once, makes one run).
 func RunSchedule(ctx context.Context, opts *ScheduleOptions) error {
 	o := opts.Root
-	input, err := inputPath(opts.Input, &o.Globals)
+	input, err := o.Globals.DBPath()
 	if err != nil {
 		return err
 	}
