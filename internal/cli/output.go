@@ -12,8 +12,15 @@ import (
 )
 
 // SchemaVersion is the "schema_version" every --json document carries.
-// Bump it only with an incompatible change to a document's fields.
-const SchemaVersion = 1
+// Bump it only with an incompatible change to a document's fields. 2: keys
+// renamed to the shared vocabulary (vocab.go) and timestamps at whole
+// seconds.
+const SchemaVersion = 2
+
+// StableSchemaVersion is the schema_version of the documents whose keys
+// did not change with schema 2: the error document (errors.go) and
+// --version --json. Scripts that check it keep working.
+const StableSchemaVersion = 1
 
 // Printer renders a command's result: JSON under --json, otherwise a human
 // view (tables on a terminal, tab-separated lines in a pipe), nothing human
@@ -82,6 +89,13 @@ func writeJSON(w io.Writer, v any) error {
 	}
 	if err := json.Unmarshal(buf.Bytes(), &probe); err != nil || probe.SchemaVersion == nil {
 		return fmt.Errorf("cli: result %T is not a JSON object with schema_version", v)
+	}
+	var doc any
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		return fmt.Errorf("cli: result %T: %w", v, err)
+	}
+	if err := checkTimestamps(doc); err != nil {
+		return fmt.Errorf("cli: result %T: %w", v, err)
 	}
 	_, err := w.Write(buf.Bytes())
 	return err

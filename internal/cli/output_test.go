@@ -86,7 +86,7 @@ func TestResultJSON(t *testing.T) {
 		if called {
 			t.Error("human renderer called under --json")
 		}
-		want := "{\n  \"schema_version\": 1,\n  \"path\": \"a&b.db\",\n  \"pages\": 3\n}\n"
+		want := "{\n  \"schema_version\": 2,\n  \"path\": \"a&b.db\",\n  \"pages\": 3\n}\n"
 		if out.String() != want {
 			t.Errorf("quiet=%v: got %q, want %q", quiet, out.String(), want)
 		}
