@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/fatih/color"
@@ -147,11 +148,42 @@ func (h *Human) KeyValues(pairs [][2]string) {
 	h.render(tablewriter.NewTable(h.w), rows)
 }
 
+// TTY reports whether the output is a terminal (false: a pipe or cron).
+func (h *Human) TTY() bool { return h.tty }
+
 // Line prints one formatted line.
 func (h *Human) Line(format string, args ...any) {
 	if h.err == nil {
 		_, h.err = fmt.Fprintf(h.w, format+"\n", args...)
 	}
+}
+
+// Bytes renders a size for a person on a terminal ("1.5 MiB") and as the
+// exact byte count in a pipe ("1572864"), so awk and sort -n read it and
+// nothing is rounded away.
+func (h *Human) Bytes(n int64) string {
+	if !h.tty {
+		return strconv.FormatInt(n, 10)
+	}
+	return FormatBytes(n)
+}
+
+// BytesExact is Bytes with the exact count too on a terminal: "1.5 MiB
+// (1572864 bytes)".
+func (h *Human) BytesExact(n int64) string {
+	if !h.tty {
+		return strconv.FormatInt(n, 10)
+	}
+	return FormatBytesExact(n)
+}
+
+// Rate renders bytes per second: "12.5 MiB/s" on a terminal, the integer
+// count of bytes per second in a pipe.
+func (h *Human) Rate(bytesPerSec int64) string {
+	if !h.tty {
+		return strconv.FormatInt(bytesPerSec, 10)
+	}
+	return FormatBytes(bytesPerSec) + "/s"
 }
 
 // Good, Warn and Bad colour s green, yellow and bold red when colour is on,

@@ -137,3 +137,21 @@ func TestResultWriteError(t *testing.T) {
 		t.Errorf("err = %v, want the write error", err)
 	}
 }
+
+// TestBytesPipedVsTerminal (issue 12 #13): sizes are human units only on
+// a terminal; in a pipe they are exact byte counts.
+func TestBytesPipedVsTerminal(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		s, _, _, _ := Test()
+		s.IsTTY = tty
+		h := NewPrinter(s, &Globals{}).Human()
+		got := []string{h.Bytes(1572864), h.BytesExact(1572864), h.Rate(2048)}
+		want := []string{"1572864", "1572864", "2048"}
+		if tty {
+			want = []string{"1.5 MiB", "1.5 MiB (1572864 bytes)", "2 KiB/s"}
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("tty=%v: got %q, want %q", tty, got, want)
+		}
+	}
+}

@@ -33,10 +33,10 @@ lock (see --wait); without them archive-wal only reads the database.
 Backups archive the log too before they copy anything, so with archiving
 enabled the archive always reaches the newest backup.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version     always 1
-    input              database file
+    schema_version     always 2
+    db                 database file (--db)
     dir                backup directory
     action             archived, enabled or disabled
     archiving_enabled  whether the database now archives its log
@@ -90,7 +90,7 @@ func NewArchiveWALCmd(root *Options, runF func(*ArchiveWALOptions) error) *cobra
 // ArchiveWALResult is the --json document of archive-wal.
 type ArchiveWALResult struct {
 	SchemaVersion    int           `json:"schema_version"`
-	Input            string        `json:"input"`
+	Input            string        `json:"db"`
 	Dir              string        `json:"dir"`
 	Action           string        `json:"action"`
 	ArchivingEnabled bool          `json:"archiving_enabled"`

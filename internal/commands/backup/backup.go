@@ -69,15 +69,15 @@ given.
 
 On a terminal a progress bar (bytes written and rate) runs on stderr.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version             always 1
+    schema_version             always 2
     name                       backup name (file name without .backup)
     path                       backup file
-    input                      database file as given
+    db                         database file as given (--db)
     type                       full or incremental (what was taken)
     parent                     parent backup name, null for a full backup
-    size                       size of the backup file in bytes
+    file_size                  size of the backup file in bytes
     pages_copied               page images written to the backup
     pages_read                 pages read from the database to find them
     page_count                 pages of the database at the backup's end
@@ -87,11 +87,11 @@ JSON OUTPUT (--json, schema_version 1)
     change_source              how changed pages were found: full, wal,
                                wal+changelog or scan
     logical_hash               SHA-256 of nodes and edges, null with --no-hash
-    created                    creation time (RFC 3339, UTC)
+    created_at                 creation time (RFC 3339, UTC)
     wal_transactions_archived  transactions copied into the WAL archive first
     warnings                   list of strings (may be empty)
     duration_ms                wall time of the backup
-    throughput_bytes_per_sec   size / duration
+    throughput_bytes_per_sec   file_size / duration
 
 EXIT STATUS
 
@@ -109,7 +109,7 @@ const example = `  # the operations guide's backup.sh
   sombra-backup restore --dir /backups/sombra --db /data/restored.db
   sombra-backup restore --dir /backups/sombra --until 2024-01-16T12:30:00Z --db /data/pitr.db
   sombra-backup prune --dir /backups/sombra --keep-days 30
-  sombra-backup --type full --db app.db --output backups/full --json | jq .size`
+  sombra-backup --type full --db app.db --output backups/full --json | jq .file_size`
 
 // NewCommand returns the sombra-backup root command on streams.
 func NewCommand(streams cli.IOStreams) *cobra.Command {
@@ -156,10 +156,10 @@ type Result struct {
 	SchemaVersion         int       `json:"schema_version"`
 	Name                  string    `json:"name"`
 	Path                  string    `json:"path"`
-	Input                 string    `json:"input"`
+	Input                 string    `json:"db"`
 	Type                  string    `json:"type"`
 	Parent                *string   `json:"parent"`
-	Size                  int64     `json:"size"`
+	Size                  int64     `json:"file_size"`
 	PagesCopied           uint64    `json:"pages_copied"`
 	PagesRead             uint64    `json:"pages_read"`
 	PageCount             uint64    `json:"page_count"`
@@ -167,7 +167,7 @@ type Result struct {
 	EndLSN                uint64    `json:"end_lsn"`
 	ChangeSource          string    `json:"change_source"`
 	LogicalHash           *string   `json:"logical_hash"`
-	Created               time.Time `json:"created"`
+	Created               time.Time `json:"created_at"`
 	WALTransactions       int       `json:"wal_transactions_archived"`
 	Warnings              []string  `json:"warnings"`
 	DurationMS            float64   `json:"duration_ms"`
@@ -254,7 +254,7 @@ func newResult(res *bk.Result, input string, took time.Duration) *Result {
 	r := &Result{SchemaVersion: cli.SchemaVersion, Name: res.Name, Path: res.Path, Input: input, Type: res.Type,
 		Parent: strPtr(res.Parent), Size: res.Bytes, PagesCopied: res.Pages, PagesRead: res.PagesRead,
 		PageCount: res.PageCount, BaseLSN: res.BaseLSN, EndLSN: res.EndLSN, ChangeSource: res.ChangeSource,
-		LogicalHash: strPtr(res.LogicalHash), Created: res.Created.UTC(), WALTransactions: res.Archived,
+		LogicalHash: strPtr(res.LogicalHash), Created: cli.Timestamp(res.Created), WALTransactions: res.Archived,
 		Warnings: nonNil(res.Warnings), DurationMS: ms(took)}
 	if took > 0 {
 		r.ThroughputBytesPerSec = int64(float64(res.Bytes) / took.Seconds())
@@ -276,13 +276,13 @@ func backupSummary(h *cli.Human, r *Result) {
 		{"path", r.Path},
 		{"input", r.Input},
 		{"type", typ},
-		{"size", cli.FormatBytesExact(r.Size)},
+		{"size", h.BytesExact(r.Size)},
 		{"pages copied", fmt.Sprintf("%d of %d (read %d, via %s)", r.PagesCopied, r.PageCount, r.PagesRead, r.ChangeSource)},
 		{"lsn range", lsnRange(r.BaseLSN, r.EndLSN)},
 		{"logical hash", hash},
 		{"created", r.Created.Format(time.RFC3339)},
 		{"duration", cli.FormatDuration(msDuration(r.DurationMS))},
-		{"throughput", cli.FormatBytes(r.ThroughputBytesPerSec) + "/s"},
+		{"throughput", h.Rate(r.ThroughputBytesPerSec)},
 	})
 	for _, w := range r.Warnings {
 		h.Line("%s %s", h.Warn("warning:"), w)

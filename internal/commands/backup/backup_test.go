@@ -166,13 +166,13 @@ func TestJSONFields(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"schema_version", "name", "path", "type", "size", "pages_copied", "base_lsn", "end_lsn",
+	for _, k := range []string{"schema_version", "name", "path", "db", "created_at", "type", "file_size", "pages_copied", "base_lsn", "end_lsn",
 		"parent", "change_source", "duration_ms", "throughput_bytes_per_sec"} {
 		if _, ok := doc[k]; !ok {
 			t.Errorf("backup --json lacks %q", k)
 		}
 	}
-	if doc["schema_version"] != 1.0 || doc["type"] != "full" || doc["parent"] != nil || doc["path"] != filepath.Join(dir, "b", "full.backup") {
+	if doc["schema_version"] != 2.0 || doc["type"] != "full" || doc["parent"] != nil || doc["path"] != filepath.Join(dir, "b", "full.backup") {
 		t.Errorf("document %v", doc)
 	}
 }

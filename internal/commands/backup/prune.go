@@ -32,9 +32,9 @@ verifications that were killed more than a day ago.
 Unlike find -mtime +N -delete (the operations guide's backup.sh), prune
 never breaks a chain.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version        always 1
+    schema_version        always 2
     dir                   backup directory
     keep_days, keep_full  the limits applied (0: not given)
     deleted               names of the backups deleted
@@ -108,7 +108,7 @@ func RunPrune(opts *PruneOptions) error {
 			{"kept", names(res.Kept)},
 			{"wal segments deleted", strconv.Itoa(len(res.SegmentsDeleted))},
 			{"temp files deleted", strconv.Itoa(len(res.TempDeleted))},
-			{"freed", cli.FormatBytesExact(res.BytesFreed)},
+			{"freed", h.BytesExact(res.BytesFreed)},
 		})
 	})
 }

@@ -57,22 +57,22 @@ apply to it. Use it when the restored file will live on beside the
 original; leave it off to keep taking incremental backups of a database
 that replaces the original.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version  always 1
-    target          restored database file (--db)
+    schema_version  always 2
+    db              restored database file (--db)
     dir             backup directory
     backup          the backup restored (for --until: the chain's last)
     chain           backups applied, full backup first
     end_lsn         LSN of the restored database
     page_count      pages of the restored database
     pages_written   page images written
-    bytes           size of the restored database file
+    file_size       size of the restored database file in bytes
     db_file_id      file id of the restored database (hex)
     until           --until as given (RFC 3339, UTC), null without it
     replay          null without --until, else {from_lsn, to_lsn,
-                    transactions, frames, last_commit, next_commit,
-                    archive_end}: the archived transactions replayed
+                    transactions, frames, last_commit_at,
+                    next_commit_at, archive_end}: the archived transactions replayed
     warnings        list of strings (may be empty)
     duration_ms     wall time of the restore
 
@@ -124,14 +124,14 @@ func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Comma
 // RestoreResult is the --json document of restore.
 type RestoreResult struct {
 	SchemaVersion int         `json:"schema_version"`
-	Target        string      `json:"target"`
+	Target        string      `json:"db"`
 	Dir           string      `json:"dir"`
 	Backup        string      `json:"backup"`
 	Chain         []string    `json:"chain"`
 	EndLSN        uint64      `json:"end_lsn"`
 	PageCount     uint64      `json:"page_count"`
 	PagesWritten  uint64      `json:"pages_written"`
-	Bytes         int64       `json:"bytes"`
+	Bytes         int64       `json:"file_size"`
 	DBFileID      string      `json:"db_file_id"`
 	Until         *time.Time  `json:"until"`
 	Replay        *ReplayInfo `json:"replay"`
@@ -146,8 +146,8 @@ type ReplayInfo struct {
 	ToLSN        uint64     `json:"to_lsn"`
 	Transactions int        `json:"transactions"`
 	Frames       int        `json:"frames"`
-	LastCommit   *time.Time `json:"last_commit"`
-	NextCommit   *time.Time `json:"next_commit"`
+	LastCommit   *time.Time `json:"last_commit_at"`
+	NextCommit   *time.Time `json:"next_commit_at"`
 	ArchiveEnd   bool       `json:"archive_end"`
 }
 
@@ -200,10 +200,10 @@ func RunRestore(opts *RestoreOptions) error {
 	}
 	res := RestoreResult{SchemaVersion: cli.SchemaVersion, Target: r.Target, Dir: dir, Backup: r.Backup,
 		Chain: nonNil(r.Chain), EndLSN: r.EndLSN, PageCount: r.PageCount, PagesWritten: r.Pages, Bytes: r.Bytes,
-		DBFileID: r.FileID, Until: until, Warnings: nonNil(skipped), DurationMS: ms(o.Clock.Since(start))}
+		DBFileID: r.FileID, Until: cli.TimestampPtr(until), Warnings: nonNil(skipped), DurationMS: ms(o.Clock.Since(start))}
 	if rr := r.Replay; rr != nil {
 		res.Replay = &ReplayInfo{FromLSN: rr.FromLSN, ToLSN: rr.ToLSN, Transactions: rr.Transactions, Frames: rr.Frames,
-			LastCommit: utcPtr(rr.LastCommit), NextCommit: utcPtr(rr.NextCommit), ArchiveEnd: rr.ArchiveEnd}
+			LastCommit: cli.TimestampPtr(rr.LastCommit), NextCommit: cli.TimestampPtr(rr.NextCommit), ArchiveEnd: rr.ArchiveEnd}
 		res.Warnings = append(res.Warnings, rr.Warnings...)
 	}
 	return cli.NewPrinter(o.IO, &o.Globals).Result(res, func(h *cli.Human) { restoreSummary(h, res) })
@@ -297,7 +297,7 @@ func restoreSummary(h *cli.Human, r RestoreResult) {
 	}
 	pairs = append(pairs,
 		[2]string{"end lsn", strconv.FormatUint(r.EndLSN, 10)},
-		[2]string{"size", cli.FormatBytesExact(r.Bytes)},
+		[2]string{"size", h.BytesExact(r.Bytes)},
 		[2]string{"pages written", strconv.FormatUint(r.PagesWritten, 10)},
 		[2]string{"duration", cli.FormatDuration(msDuration(r.DurationMS))},
 	)
@@ -305,12 +305,4 @@ func restoreSummary(h *cli.Human, r RestoreResult) {
 	for _, w := range r.Warnings {
 		h.Line("%s %s", h.Warn("warning:"), w)
 	}
-}
-
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }

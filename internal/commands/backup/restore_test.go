@@ -265,7 +265,7 @@ func TestPrune(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &p) != nil {
 		t.Fatalf("prune: code=%d out=%s stderr=%s", code, out, errOut)
 	}
-	if fmt.Sprint(p.Deleted) != "[full1]" || fmt.Sprint(p.Kept) != "[full2 inc2 inc3]" || p.BytesFreed == 0 || p.SchemaVersion != 1 {
+	if fmt.Sprint(p.Deleted) != "[full1]" || fmt.Sprint(p.Kept) != "[full2 inc2 inc3]" || p.BytesFreed == 0 || p.SchemaVersion != 2 {
 		t.Errorf("prune --keep-days 30: %+v", p)
 	}
 	ok(t, "verify", filepath.Join(bdir, "inc3.backup"))

@@ -54,12 +54,12 @@ schedule cleanly: a running backup is finished first.
 prune) and exits with its status: for a test of the set-up, or to drive
 the same run from an external scheduler.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
 Printed when the schedule stops (or after --run-once):
 
-    schema_version  always 1
-    input           database file
+    schema_version  always 2
+    db              database file (--db)
     dir             backup directory
     full            --full spec ("" when not given)
     incremental     --incremental spec ("" when not given)
@@ -69,7 +69,7 @@ Printed when the schedule stops (or after --run-once):
     runs            the last 100 runs, oldest first, each:
       type          full or incremental (as scheduled)
       name          backup name
-      started       start time (RFC 3339, UTC)
+      started_at    start time (RFC 3339, UTC)
       ok            true when backup, verification and prune succeeded
       error         why the run failed, null when ok
       backup        the backup's document (as sombra-backup --json prints
@@ -135,7 +135,7 @@ func NewScheduleCmd(root *Options, runF func(context.Context, *ScheduleOptions) 
 // ScheduleResult is the --json document of schedule.
 type ScheduleResult struct {
 	SchemaVersion int         `json:"schema_version"`
-	Input         string      `json:"input"`
+	Input         string      `json:"db"`
 	Dir           string      `json:"dir"`
 	Full          string      `json:"full"`
 	Incremental   string      `json:"incremental"`
@@ -149,7 +149,7 @@ type ScheduleResult struct {
 type RunReport struct {
 	Type       string        `json:"type"`
 	Name       string        `json:"name"`
-	Started    time.Time     `json:"started"`
+	Started    time.Time     `json:"started_at"`
 	OK         bool          `json:"ok"`
 	Error      *string       `json:"error"`
 	Backup     *Result       `json:"backup"`
@@ -263,7 +263,7 @@ func (s *scheduler) run(kind string) RunReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.opts.Root
-	r := RunReport{Type: kind, Started: o.Clock.Now().UTC()}
+	r := RunReport{Type: kind, Started: cli.Timestamp(o.Clock.Now())}
 	if s.stopping.Load() {
 		s.log.Info("backup run skipped: the schedule is stopping", "type", kind)
 		return r
@@ -368,7 +368,7 @@ func (s *scheduler) report() error {
 			}
 			pairs := [][2]string{{"run", r.Type}, {"backup", r.Name}, {"result", result}}
 			if b := r.Backup; b != nil {
-				pairs = append(pairs, [2]string{"type taken", b.Type}, [2]string{"size", cli.FormatBytesExact(b.Size)},
+				pairs = append(pairs, [2]string{"type taken", b.Type}, [2]string{"size", h.BytesExact(b.Size)},
 					[2]string{"lsn range", lsnRange(b.BaseLSN, b.EndLSN)})
 			}
 			pairs = append(pairs, [2]string{"verified", cli.YesNo(r.Verified)})

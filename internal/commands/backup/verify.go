@@ -46,16 +46,16 @@ The backup is named as in every other subcommand, --dir DIR --name NAME,
 or by the argument: a backup file (DIR/NAME.backup) or, with --dir, a
 backup name.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version  always 1
+    schema_version  always 2
     name            backup name
     path            backup file
     ok              true when every check passed
     chain           backup names restored, full backup first
     end_lsn         LSN of the last transaction in the backup
     pages_checked   page records verified
-    nodes, edges    counted in the trial restore
+    node_count, edge_count  counted in the trial restore
     logical_hash    logical hash of the trial restore (null if not checked)
     hash_checked    true when the logical hash was compared
     hash_recorded   false when the backup recorded no hash (--no-hash)
@@ -126,8 +126,8 @@ type VerifyResult struct {
 	Chain         []string  `json:"chain"`
 	EndLSN        uint64    `json:"end_lsn"`
 	PagesChecked  uint64    `json:"pages_checked"`
-	Nodes         uint64    `json:"nodes"`
-	Edges         uint64    `json:"edges"`
+	Nodes         uint64    `json:"node_count"`
+	Edges         uint64    `json:"edge_count"`
 	LogicalHash   *string   `json:"logical_hash"`
 	HashChecked   bool      `json:"hash_checked"`
 	HashRecorded  bool      `json:"hash_recorded"`
@@ -169,7 +169,7 @@ func RunVerify(opts *VerifyOptions) error {
 		res.LogicalHash, res.HashChecked, res.HashRecorded = strPtr(v.LogicalHash), v.HashChecked, v.HashRecorded
 		res.Warnings = nonNil(v.Warnings)
 		res.Issues = nonNil(v.Issues)
-		res.VerifiedAt = v.Time.UTC()
+		res.VerifiedAt = cli.Timestamp(v.Time)
 	}
 	if verr != nil {
 		msg := verr.Error()

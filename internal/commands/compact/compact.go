@@ -48,10 +48,10 @@ otherwise says so and exits 0, which suits cron:
 
 A progress bar is drawn on stderr when it is a terminal.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version          always 1
-    path                    database file as given
+    schema_version          always 2
+    db                      database file as given (--db)
     action                  "analyzed" (--analyze), "skipped" (fragmentation
                             not above --threshold) or "compacted"
     threshold_percent       the --threshold given, or null
@@ -125,7 +125,7 @@ const (
 // Result is the --json document.
 type Result struct {
 	SchemaVersion    int         `json:"schema_version"`
-	Path             string      `json:"path"`
+	Path             string      `json:"db"`
 	Action           string      `json:"action"`
 	ThresholdPercent *float64    `json:"threshold_percent"`
 	Analysis         Analysis    `json:"analysis"`
@@ -214,14 +214,14 @@ func analysis(h *cli.Human, r Result) {
 	}
 	h.KeyValues([][2]string{
 		{"path", r.Path},
-		{"file size", cli.FormatBytesExact(a.FileSize)},
+		{"file size", h.BytesExact(a.FileSize)},
 		{"page count", strconv.FormatUint(a.PageCount, 10)},
 		{"free pages", strconv.FormatUint(a.FreePages, 10)},
 		{"fragmentation", frag},
-		{"reclaimable", cli.FormatBytesExact(a.ReclaimableBytes)},
+		{"reclaimable", h.BytesExact(a.ReclaimableBytes)},
 		{"page fill", cli.FormatPercent(a.PageFillPercent)},
 		{"estimated after compaction", fmt.Sprintf("%d pages", a.EstimatedPagesAfter)},
-		{"estimated reclaimable", fmt.Sprintf("%s (%s)", cli.FormatBytesExact(a.EstimatedReclaimableBytes), cli.FormatPercent(a.EstimatedReclaimablePercent))},
+		{"estimated reclaimable", fmt.Sprintf("%s (%s)", h.BytesExact(a.EstimatedReclaimableBytes), cli.FormatPercent(a.EstimatedReclaimablePercent))},
 	})
 }
 
@@ -232,8 +232,8 @@ func compacted(h *cli.Human, r Result) {
 		{"fragmentation before", cli.FormatPercent(r.Analysis.FragmentationPercent)},
 		{"pages", fmt.Sprintf("%d -> %d", c.PagesBefore, c.PagesAfter)},
 		{"pages moved", strconv.FormatUint(c.PagesMoved, 10)},
-		{"size", fmt.Sprintf("%s -> %s", cli.FormatBytes(c.SizeBefore), cli.FormatBytes(c.SizeAfter))},
-		{"bytes reclaimed", h.Good(cli.FormatBytesExact(c.BytesReclaimed))},
+		{"size", fmt.Sprintf("%s -> %s", h.Bytes(c.SizeBefore), h.Bytes(c.SizeAfter))},
+		{"bytes reclaimed", h.Good(h.BytesExact(c.BytesReclaimed))},
 		{"duration", cli.FormatDuration(time.Duration(c.DurationMS * float64(time.Millisecond)))},
 	})
 }

@@ -63,19 +63,19 @@ NEW.db. An existing NEW.db is refused unless --force is given. Records read
 from a page that failed its checksum but still decoded are kept and counted
 (records_from_damaged_pages); --skip-damaged leaves them out.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
 Verify prints:
 
-    schema_version   always 1
+    schema_version   always 2
     action           "verify"
-    path             database file as given
+    db               database file as given (--db)
     mode             "full" or "quick"
     healthy          no issue at all
     corrupt          an issue of severity critical or error was found
     pages_checked    pages whose checksum was verified
     page_count       pages in the database
-    nodes, edges     counts from the header
+    node_count, edge_count  counts from the header
     critical, errors, warnings   number of issues of each severity (all
                      found, listed or not)
     issues_total     number of issues found
@@ -86,7 +86,7 @@ Verify prints:
 
 --fix prints:
 
-    schema_version, action ("repair"), path, duration_ms
+    schema_version, action ("repair"), db, duration_ms
     success          no issue remains
     issues_found     issues found before repairing (listed in issues)
     issues_fixed     of those, how many are gone
@@ -99,7 +99,7 @@ Verify prints:
 --salvage-to prints:
 
     schema_version, action ("salvage"), duration_ms
-    source, output   the two database files as given
+    db, output       the two database files as given (--db, --salvage-to)
     page_size        page size used
     header_readable  false when the header was damaged (page size probed)
     pages_scanned    pages read
@@ -168,14 +168,14 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 type VerifyResult struct {
 	SchemaVersion int    `json:"schema_version"`
 	Action        string `json:"action"`
-	Path          string `json:"path"`
+	Path          string `json:"db"`
 	Mode          string `json:"mode"`
 	Healthy       bool   `json:"healthy"`
 	Corrupt       bool   `json:"corrupt"`
 	PagesChecked  int    `json:"pages_checked"`
 	PageCount     uint64 `json:"page_count"`
-	Nodes         uint64 `json:"nodes"`
-	Edges         uint64 `json:"edges"`
+	Nodes         uint64 `json:"node_count"`
+	Edges         uint64 `json:"edge_count"`
 	Critical      int    `json:"critical"`
 	Errors        int    `json:"errors"`
 	Warnings      int    `json:"warnings"`
@@ -191,7 +191,7 @@ type VerifyResult struct {
 type RepairResult struct {
 	SchemaVersion int    `json:"schema_version"`
 	Action        string `json:"action"`
-	Path          string `json:"path"`
+	Path          string `json:"db"`
 	Success       bool   `json:"success"`
 	IssuesFound   int    `json:"issues_found"`
 	IssuesFixed   int    `json:"issues_fixed"`
@@ -208,6 +208,11 @@ type RepairResult struct {
 type SalvageResult struct {
 	SchemaVersion int    `json:"schema_version"`
 	Action        string `json:"action"`
+	// DB replaces the engine report's "source" (the vocabulary's name for
+	// the database acted on); HideSource, at a shallower depth with the
+	// same key and omitempty, keeps the embedded "source" out.
+	DB         string `json:"db"`
+	HideSource string `json:"source,omitempty"`
 	*dbrepair.SalvageReport
 	DurationMS float64 `json:"duration_ms"`
 }
@@ -362,7 +367,7 @@ func runSalvage(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error
 	if err != nil {
 		return err
 	}
-	res := SalvageResult{SchemaVersion: cli.SchemaVersion, Action: "salvage", SalvageReport: rep,
+	res := SalvageResult{SchemaVersion: cli.SchemaVersion, Action: "salvage", DB: rep.Source, SalvageReport: rep,
 		DurationMS: durationMS(opts, start)}
 	return p.Result(res, func(h *cli.Human) {
 		header := "readable"
@@ -384,7 +389,7 @@ func runSalvage(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error
 		pairs := [][2]string{
 			{"source", rep.Source},
 			{"output", rep.Output},
-			{"page size", cli.FormatBytes(int64(rep.PageSize))},
+			{"page size", h.Bytes(int64(rep.PageSize))},
 			{"header", header},
 			{"pages scanned", strconv.FormatUint(rep.PagesScanned, 10)},
 			{"wal frames used", strconv.Itoa(rep.WALFramesUsed)},

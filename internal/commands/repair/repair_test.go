@@ -107,7 +107,7 @@ func decode(t *testing.T, out string) map[string]any {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if doc["schema_version"] != float64(1) {
+	if doc["schema_version"] != float64(2) {
 		t.Fatalf("schema_version = %v", doc["schema_version"])
 	}
 	return doc
