@@ -337,7 +337,7 @@ func (s *scheduler) do(kind string, r *RunReport, log *slog.Logger) error {
 	log.Debug("backup verified", "pages_checked", v.PagesChecked, "nodes", v.Nodes, "edges", v.Edges, "hash_checked", v.HashChecked)
 
 	if s.opts.KeepDays > 0 {
-		p, err := prune(bo, dir, s.opts.KeepDays, 0)
+		p, err := prune(bo, dir, s.opts.KeepDays, 0, false)
 		if err != nil {
 			return fmt.Errorf("prune: %w", err)
 		}
