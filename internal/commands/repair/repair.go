@@ -29,6 +29,7 @@ type Options struct {
 	SalvageTo   string // --salvage-to
 	Force       bool   // --force
 	SkipDamaged bool   // --skip-damaged
+	DryRun      bool   // --dry-run (with --fix)
 }
 
 const long = `Verify a Sombra database, repair it, or salvage its data into a new one.
@@ -51,6 +52,12 @@ damaged), recomputes counters, and rebuilds the free list when it is
 damaged or pages leaked. Then it checks again. The node, edge and catalog
 trees are the source of truth: when one of those is damaged --fix changes
 nothing, exits with status 4 and advises a salvage.
+
+--fix --dry-run says what --fix would do and changes nothing: it copies
+the database and its WAL to a scratch directory under $TMPDIR (room for
+one copy is needed), runs the repair on the copy, reports the copy's
+actions and remaining issues as --fix would (same exit status), and
+deletes the copy. It does not need the database to itself.
 
 --salvage-to NEW.db reads every page of the database file and the newest
 committed copy of each page in its WAL without trusting any tree (so it
@@ -87,6 +94,8 @@ Verify prints:
 --fix prints:
 
     schema_version, action ("repair"), db, duration_ms
+    dry_run          true with --dry-run: the report is of a repair of a
+                     scratch copy; the database was not changed
     success          no issue remains
     issues_found     issues found before repairing (listed in issues)
     issues_fixed     of those, how many are gone
@@ -153,6 +162,7 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	f.StringVar(&opts.SalvageTo, "salvage-to", "", "write every readable node and edge into a new database at `PATH`")
 	f.BoolVar(&opts.Force, "force", false, "with --salvage-to: replace an existing output file")
 	f.BoolVar(&opts.SkipDamaged, "skip-damaged", false, "with --salvage-to: leave out records from pages that failed their checksum")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "with --fix: repair a scratch copy and report what would change; change nothing")
 	cmd.MarkFlagsMutuallyExclusive("quick", "fix", "salvage-to")
 	_ = cmd.MarkFlagFilename("salvage-to")
 	cmd.RunE = func(*cobra.Command, []string) error {
@@ -192,6 +202,7 @@ type RepairResult struct {
 	SchemaVersion int    `json:"schema_version"`
 	Action        string `json:"action"`
 	Path          string `json:"db"`
+	DryRun        bool   `json:"dry_run"`
 	Success       bool   `json:"success"`
 	IssuesFound   int    `json:"issues_found"`
 	IssuesFixed   int    `json:"issues_fixed"`
@@ -226,6 +237,9 @@ func Run(opts *Options) error {
 	}
 	if opts.SalvageTo == "" && (opts.Force || opts.SkipDamaged) {
 		return cli.Usagef("--force and --skip-damaged go with --salvage-to")
+	}
+	if opts.DryRun && !opts.Fix {
+		return cli.Usagef("--dry-run goes with --fix (verification never changes anything)")
 	}
 	if err := cli.CheckDBFile(path); err != nil {
 		return err
@@ -288,11 +302,19 @@ func runVerify(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 
 func runRepair(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error {
 	start := opts.Clock.Now()
-	rep, err := r.Repair()
+	var (
+		rep *dbrepair.RepairReport
+		err error
+	)
+	if opts.DryRun {
+		rep, err = r.DryRun("")
+	} else {
+		rep, err = r.Repair()
+	}
 	if err != nil {
 		return err
 	}
-	res := RepairResult{SchemaVersion: cli.SchemaVersion, Action: "repair", Path: rep.Path, Success: rep.Success,
+	res := RepairResult{SchemaVersion: cli.SchemaVersion, Action: "repair", DryRun: opts.DryRun, Path: rep.Path, Success: rep.Success,
 		IssuesFound: rep.IssuesFound, IssuesFixed: rep.IssuesFixed, IssuesTruncated: rep.IssuesTruncated, Issues: nonNil(rep.Issues),
 		Actions: rep.Actions, Remaining: nonNil(rep.Remaining), Advice: rep.Advice, DurationMS: durationMS(opts, start)}
 	if res.Actions == nil {
@@ -301,6 +323,12 @@ func runRepair(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 	err = p.Result(res, func(h *cli.Human) {
 		verdict := h.Good("repaired")
 		switch {
+		case res.DryRun && res.IssuesFound == 0:
+			verdict = h.Good("healthy, nothing to repair")
+		case res.DryRun && res.Success:
+			verdict = h.Good("--fix would repair it")
+		case res.DryRun:
+			verdict = h.Bad(fmt.Sprintf("--fix would NOT repair it: %d issues would remain", len(res.Remaining)))
 		case res.IssuesFound == 0:
 			verdict = h.Good("healthy, nothing to repair")
 		case !res.Success:
@@ -319,7 +347,11 @@ func runRepair(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 		})
 		if len(res.Actions) > 0 {
 			h.Line("")
-			h.Line("actions:")
+			if res.DryRun {
+				h.Line("actions --fix would take (done on a scratch copy):")
+			} else {
+				h.Line("actions:")
+			}
 			for _, a := range res.Actions {
 				h.Line("  - %s", a)
 			}
@@ -332,6 +364,10 @@ func runRepair(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 		if res.Advice != "" {
 			h.Line("")
 			h.Line("advice: %s", res.Advice)
+		}
+		if res.DryRun {
+			h.Line("")
+			h.Line("dry run: the database was not changed")
 		}
 	})
 	if err != nil {
