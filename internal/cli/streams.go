@@ -22,6 +22,9 @@ type IOStreams struct {
 	IsTTY bool
 	// ErrIsTTY reports whether ErrOut is a terminal: progress bars only then.
 	ErrIsTTY bool
+	// InIsTTY reports whether In is a terminal: confirmation prompts only
+	// then (and only when ErrOut is one too).
+	InIsTTY bool
 }
 
 // System returns the process's standard streams.
@@ -34,6 +37,7 @@ func System() IOStreams {
 		ErrOut:   colorable.NewColorable(os.Stderr),
 		IsTTY:    isTerminal(os.Stdout),
 		ErrIsTTY: isTerminal(os.Stderr),
+		InIsTTY:  isTerminal(os.Stdin),
 	}
 }
 

@@ -9,7 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/sombradb/sombra/internal/cli"
+	"github.com/sombradb/sombra/internal/cli/clitest"
 	"github.com/sombradb/sombra/internal/commands/backup"
+	"github.com/sombradb/sombra/internal/commands/fixture"
 )
 
 // snapshot is tree plus every entry's modification time, so a dry run
@@ -72,5 +77,50 @@ func TestPruneDryRun(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(bdir, "full1.backup")); !os.IsNotExist(err) {
 		t.Errorf("the real prune kept full1: %v", err)
+	}
+}
+
+// onTerminal runs args as if stdin and stderr were a terminal on which the
+// operator types answer.
+func onTerminal(t *testing.T, answer string, args ...string) (string, string, int) {
+	t.Helper()
+	return clitest.RunCommand(t, func(s cli.IOStreams) *cobra.Command {
+		s.In, s.InIsTTY, s.ErrIsTTY = strings.NewReader(answer), true, true
+		return build(s)
+	}, args...)
+}
+
+// TestRestoreForceConfirms (issue 12 #18): restore --force onto an
+// existing database asks on a terminal; "n" (or nothing) leaves it
+// untouched, "y" or --yes replaces it; without a terminal --force works
+// without asking, as scripts expect.
+func TestRestoreForceConfirms(t *testing.T) {
+	dir, path := newDB(t)
+	bdir := filepath.Join(dir, "b")
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
+	target := filepath.Join(dir, "target.db")
+	if err := os.WriteFile(target, []byte("the operator's precious file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := fixture.DirState(t, dir)
+	for _, answer := range []string{"n\n", "\n", ""} {
+		_, errOut, code := onTerminal(t, answer, "restore", "--dir", bdir, "--name", "full", "--db", target, "--force")
+		if code != 1 || !strings.Contains(errOut, "target.db exists (") || !strings.Contains(errOut, "replace it with the restored database? [y/N]") ||
+			!strings.Contains(errOut, "not replaced (restore cancelled") {
+			t.Errorf("answer %q: code=%d stderr=%q", answer, code, errOut)
+		}
+	}
+	if after := fixture.DirState(t, dir); after != before {
+		t.Errorf("a declined restore changed files:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	if _, errOut, code := onTerminal(t, "y\n", "restore", "--dir", bdir, "--name", "full", "--db", target, "--force"); code != 0 {
+		t.Errorf("answer y: code=%d stderr=%q", code, errOut)
+	}
+	if _, errOut, code := onTerminal(t, "", "restore", "--dir", bdir, "--name", "full", "--db", target, "--force", "--yes"); code != 0 ||
+		strings.Contains(errOut, "[y/N]") {
+		t.Errorf("--yes: code=%d stderr=%q", code, errOut)
+	}
+	if _, errOut, code := run(t, "restore", "--dir", bdir, "--name", "full", "--db", target, "--force"); code != 0 || errOut != "" {
+		t.Errorf("not a terminal: code=%d stderr=%q", code, errOut)
 	}
 }

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ type RestoreOptions struct {
 	Name      string // --name (default: the newest restorable backup)
 	Until     string // --until RFC 3339
 	Force     bool   // --force
+	Yes       bool   // --yes: no confirmation prompt for --force
 	NewFileID bool   // --new-file-id
 	// AllowEarlier: --allow-earlier
 	AllowEarlier bool
@@ -38,7 +40,11 @@ page checksum is verified on the way; the file is written under a
 temporary name, fsynced and renamed to --db only when complete, so an
 interrupted restore leaves nothing that looks like a database. The result
 has no WAL. An existing --db is refused unless --force is given, and is
-never replaced while a connection has it open (exit 3).
+never replaced while a connection has it open (exit 3). On a terminal,
+--force onto an existing database asks for confirmation first ("y" to
+go on; anything else leaves it alone, exit 1); --yes skips the question.
+Without a terminal (a pipe, cron, CI) there is nobody to ask, so --force
+alone replaces it, as scripts expect.
 
 --until TIME (RFC 3339, e.g. 2024-01-15T12:30:00Z) restores the newest
 intact backup whose point in time (the commit time of its last transaction)
@@ -103,7 +109,8 @@ func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Comma
 	f.StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory")
 	f.StringVar(&opts.Name, "name", "", "backup `NAME` to restore (default: the newest restorable one)")
 	f.StringVar(&opts.Until, "until", "", "restore the database as of `TIME` (RFC 3339) by replaying the WAL archive")
-	f.BoolVar(&opts.Force, "force", false, "replace an existing --db")
+	f.BoolVar(&opts.Force, "force", false, "replace an existing --db (on a terminal, after confirmation)")
+	f.BoolVar(&opts.Yes, "yes", false, "with --force: replace without asking, also on a terminal")
 	f.BoolVar(&opts.NewFileID, "new-file-id", false, "give the restored database a new identity (a new backup history)")
 	f.BoolVar(&opts.AllowEarlier, "allow-earlier", false, "with --until: restore the newest earlier point when TIME cannot be reached (WAL archiving off)")
 	cmd.MarkFlagsMutuallyExclusive("name", "until")
@@ -181,6 +188,11 @@ func RunRestore(opts *RestoreOptions) error {
 	eo.Force, eo.NewFileID, eo.AllowEarlier = opts.Force, opts.NewFileID, opts.AllowEarlier
 	if opts.AllowEarlier && until == nil {
 		return cli.Usagef("--allow-earlier applies to --until only")
+	}
+	if opts.Force && !opts.Yes && o.IO.Interactive() {
+		if err := confirmReplace(o.IO, target); err != nil {
+			return err
+		}
 	}
 	start := o.Clock.Now()
 	var (
@@ -305,4 +317,23 @@ func restoreSummary(h *cli.Human, r RestoreResult) {
 	for _, w := range r.Warnings {
 		h.Line("%s %s", h.Warn("warning:"), w)
 	}
+}
+
+// confirmReplace asks before --force replaces an existing database on a
+// terminal: it cannot be undone, and a mistyped --db would lose data.
+func confirmReplace(s cli.IOStreams, target string) error {
+	st, err := os.Stat(target)
+	if err != nil {
+		return nil // nothing to replace (or the restore says why)
+	}
+	q := fmt.Sprintf("%s exists (%s, modified %s); replace it with the restored database?",
+		target, cli.FormatBytes(st.Size()), st.ModTime().UTC().Format(time.RFC3339))
+	ok, err := cli.Confirm(s, q)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("%s: not replaced (restore cancelled; --yes skips the question): %w", target, cli.ErrNotConfirmed)
+	}
+	return nil
 }
