@@ -10,6 +10,7 @@ import (
 
 	"github.com/fatih/color"
 	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
 )
 
 // SchemaVersion is the "schema_version" every --json document carries.
@@ -29,6 +30,7 @@ const StableSchemaVersion = 1
 type Printer struct {
 	out   io.Writer
 	tty   bool
+	width int
 	json  bool
 	quiet bool
 	color bool
@@ -36,7 +38,7 @@ type Printer struct {
 
 // NewPrinter returns the printer for s configured by g.
 func NewPrinter(s IOStreams, g *Globals) *Printer {
-	return &Printer{out: s.Out, tty: s.IsTTY, json: g.JSON, quiet: g.Quiet, color: g.Color(s)}
+	return &Printer{out: s.Out, tty: s.IsTTY, width: s.Width, json: g.JSON, quiet: g.Quiet, color: g.Color(s)}
 }
 
 // Result prints v as one indented JSON document under --json, otherwise
@@ -59,11 +61,12 @@ func (p *Printer) Result(v any, human func(h *Human)) error {
 // something besides their result. It ignores --quiet.
 func (p *Printer) Human() *Human {
 	h := &Human{
-		w:    p.out,
-		tty:  p.tty,
-		good: color.New(color.FgGreen),
-		warn: color.New(color.FgYellow),
-		bad:  color.New(color.FgRed, color.Bold),
+		w:     p.out,
+		tty:   p.tty,
+		width: p.width,
+		good:  color.New(color.FgGreen),
+		warn:  color.New(color.FgYellow),
+		bad:   color.New(color.FgRed, color.Bold),
 	}
 	// Set every instance explicitly: fatih/color's package-level NoColor
 	// is decided from os.Stdout at init and would leak between tests.
@@ -107,6 +110,7 @@ func writeJSON(w io.Writer, v any) error {
 type Human struct {
 	w               io.Writer
 	tty             bool
+	width           int // terminal columns; 0: unknown
 	good, warn, bad *color.Color
 	err             error
 }
@@ -125,8 +129,8 @@ func (h *Human) Table(headers []string, rows [][]string) {
 		}
 		return
 	}
-	t := tablewriter.NewTable(h.w, tablewriter.WithHeader(headers))
-	h.render(t, rows)
+	t := tablewriter.NewTable(h.w, append(h.fit(), tablewriter.WithHeader(headers))...)
+	h.render(t, fitCells(headers, rows, h.width))
 }
 
 // KeyValues prints a two-column summary: a table on a terminal,
@@ -145,7 +149,7 @@ func (h *Human) KeyValues(pairs [][2]string) {
 		}
 		return
 	}
-	h.render(tablewriter.NewTable(h.w), rows)
+	h.render(tablewriter.NewTable(h.w, h.fit()...), fitCells(nil, rows, h.width))
 }
 
 // TTY reports whether the output is a terminal (false: a pipe or cron).
@@ -191,6 +195,18 @@ func (h *Human) Rate(bytesPerSec int64) string {
 func (h *Human) Good(s string) string { return h.good.Sprint(s) }
 func (h *Human) Warn(s string) string { return h.warn.Sprint(s) }
 func (h *Human) Bad(s string) string  { return h.bad.Sprint(s) }
+
+// fit: on a terminal of known width, tables are no wider than it. Long
+// cells (messages, paths) are wrapped by fitCells, at word boundaries
+// within their column, rather than spilling past the right edge, where the
+// terminal would fold every line and scramble the borders; tablewriter's
+// own wrapping is off, as it does not use the width it is given well.
+func (h *Human) fit() []tablewriter.Option {
+	if h.width <= 0 {
+		return nil
+	}
+	return []tablewriter.Option{tablewriter.WithRowAutoWrap(tw.WrapNone), tablewriter.WithHeaderAutoWrap(tw.WrapNone)}
+}
 
 func (h *Human) render(t *tablewriter.Table, rows [][]string) {
 	for _, r := range rows {

@@ -155,3 +155,32 @@ func TestBytesPipedVsTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestTableFitsWidth (issue 12 #14): on a terminal of 80 or 160 columns a
+// table with a long message stays within the width (the message wraps
+// and nothing is lost); with the width unknown the table is not cut.
+func TestTableFitsWidth(t *testing.T) {
+	msg := "a compaction would reclaim 82.24% of the file, 1.03 MiB (threshold 30%); run sombra-compact --db /data/very/long/path/to/the/production/database/app.db"
+	rows := [][]string{{"fragmentation", "degraded", msg}, {"header", "healthy", "format version 1, page size 4096, 321 pages"}}
+	for _, width := range []int{80, 160} {
+		s, _, out, _ := Test()
+		s.IsTTY, s.Width = true, width
+		h := NewPrinter(s, &Globals{NoColor: true}).Human()
+		h.Table([]string{"check", "status", "message"}, rows)
+		h.KeyValues([][2]string{{"path", "/data/very/long/path/to/the/production/database/app.db"}, {"result", msg}})
+		if h.err != nil {
+			t.Fatal(h.err)
+		}
+		text := out.String()
+		for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+			if n := len([]rune(line)); n > width {
+				t.Errorf("width %d: line of %d columns:\n%s", width, n, text)
+				break
+			}
+		}
+		flat := strings.Join(strings.Fields(strings.NewReplacer("│", " ", "|", " ").Replace(text)), "")
+		if !strings.Contains(flat, strings.Join(strings.Fields(msg), "")) {
+			t.Errorf("width %d: the message was cut:\n%s", width, text)
+		}
+	}
+}
