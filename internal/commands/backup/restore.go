@@ -75,7 +75,7 @@ JSON OUTPUT (--json, schema_version 2)
     pages_written   page images written
     file_size       size of the restored database file in bytes
     db_file_id      file id of the restored database (hex)
-    until           --until as given (RFC 3339, UTC), null without it
+    until           --until (RFC 3339, UTC, whole seconds), null without it
     replay          null without --until, else {from_lsn, to_lsn,
                     transactions, frames, last_commit_at,
                     next_commit_at, archive_end}: the archived transactions replayed
