@@ -18,7 +18,7 @@ import (
 
 // backupJSON is the part of `sombra-backup --json` the benchmark reads.
 type backupJSON struct {
-	Size         int64   `json:"size"`
+	Size         int64   `json:"file_size"`
 	PagesCopied  uint64  `json:"pages_copied"`
 	PagesRead    uint64  `json:"pages_read"`
 	PageCount    uint64  `json:"page_count"`
@@ -32,7 +32,7 @@ type backupJSON struct {
 type restoreJSON struct {
 	Chain        []string `json:"chain"`
 	PagesWritten uint64   `json:"pages_written"`
-	Bytes        int64    `json:"bytes"`
+	Bytes        int64    `json:"file_size"`
 	DurationMS   float64  `json:"duration_ms"`
 	Replay       *struct {
 		Transactions int  `json:"transactions"`
