@@ -67,7 +67,7 @@ func TestPruneDryRun(t *testing.T) {
 		t.Errorf("--dry-run changed the directory:\nbefore\n%s\nafter\n%s", before, after)
 	}
 	human := ok(t, "prune", "--dir", bdir, "--keep-full", "1", "--dry-run")
-	if !strings.Contains(human, "would delete\t1 (full1)") || !strings.Contains(human, "dry run: nothing was deleted") {
+	if !strings.Contains(human, "to delete\t1 (full1)") || !strings.Contains(human, "dry run: nothing was deleted") {
 		t.Errorf("human dry run:\n%s", human)
 	}
 	var real backup.PruneResult

@@ -112,7 +112,7 @@ func RunPrune(opts *PruneOptions) error {
 	return cli.NewPrinter(o.IO, &o.Globals).Result(res, func(h *cli.Human) {
 		deleted, freed := "deleted", "freed"
 		if res.DryRun {
-			deleted, freed = "would delete", "would free"
+			deleted, freed = "to delete", "to free"
 		}
 		h.KeyValues([][2]string{
 			{"dir", res.Dir},
