@@ -3,6 +3,8 @@ package replication
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -62,7 +64,7 @@ func tryOpenMember(path string, cfg Config) (*member, error) {
 
 func testConfig(url, name, node string, role Role, mode Mode) Config {
 	return Config{URL: url, Name: name, Node: node, Address: node + ":8080", Role: role, Mode: mode,
-		LeaseTTL: time.Second, SyncTimeout: 2 * time.Second, SnapshotInterval: -1, StartTimeout: 10 * time.Second}
+		Logger: testLogger(), LeaseTTL: time.Second, SyncTimeout: 2 * time.Second, SnapshotInterval: -1, StartTimeout: 10 * time.Second}
 }
 
 // writeNodes commits count transactions, each creating one node with
@@ -129,3 +131,10 @@ func waitRole(t testing.TB, m *member, role string, within time.Duration) {
 }
 
 func dbPath(t testing.TB, name string) string { return filepath.Join(t.TempDir(), name) }
+
+func testLogger() *slog.Logger {
+	if os.Getenv("REPL_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

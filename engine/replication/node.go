@@ -67,6 +67,7 @@ type item struct {
 	dropped bool // the local fsync failed: not a commit
 	acked   chan struct{}
 	err     error // set before acked is closed
+	queued  time.Time
 }
 
 const (
@@ -218,10 +219,12 @@ func (n *Node) BeforeCommit() error {
 	case time.Now().After(n.leaseUntil):
 		return fmt.Errorf("%s: the primary lease lapsed (not renewed since %s): %w", n.cfg.Node,
 			n.leaseUntil.Add(-n.cfg.LeaseTTL*4/5).Format(time.RFC3339Nano), engine.ErrNotPrimary)
-	case n.cfg.Mode == Sync && n.pubErr != nil && len(n.queue) > 0:
-		return fmt.Errorf("%d committed transactions are not yet acknowledged by JetStream (%v): %w", len(n.queue), n.pubErr, ErrUnavailable)
+	case n.cfg.Mode == Sync && !n.nc.IsConnected():
+		return fmt.Errorf("not connected to NATS (%s): %w", n.nc.Status(), ErrUnavailable)
+	case n.cfg.Mode == Sync && len(n.queue) > 0 && (n.pubErr != nil || time.Since(n.queue[0].queued) > n.cfg.SyncTimeout):
+		return fmt.Errorf("%d committed transactions are not yet acknowledged by JetStream%s: %w", len(n.queue), errSuffix(n.pubErr), ErrUnavailable)
 	case len(n.queue) >= n.cfg.MaxBacklog:
-		return fmt.Errorf("%d committed transactions wait to be published (%v): %w", len(n.queue), n.pubErr, ErrUnavailable)
+		return fmt.Errorf("%d committed transactions wait to be published%s: %w", len(n.queue), errSuffix(n.pubErr), ErrUnavailable)
 	}
 	return nil
 }
@@ -240,7 +243,7 @@ func (n *Node) primaryDesc() string {
 // publish queue (in LSN order: the engine holds its writer lock).
 func (n *Node) Committed(tx engine.ReplicatedTx) func(error) error {
 	parts, sum := encodeTx(tx, n.maxPart)
-	it := &item{lsn: tx.LSN, time: tx.Time, parts: parts, sum: sum, acked: make(chan struct{})}
+	it := &item{lsn: tx.LSN, time: tx.Time, parts: parts, sum: sum, acked: make(chan struct{}), queued: time.Now()}
 	n.mu.Lock()
 	n.queue = append(n.queue, it)
 	n.mu.Unlock()
@@ -264,8 +267,8 @@ func (n *Node) Committed(tx engine.ReplicatedTx) func(error) error {
 			n.mu.Lock()
 			perr := n.pubErr
 			n.mu.Unlock()
-			return fmt.Errorf("LSN %d is committed locally but JetStream did not acknowledge it within %v (%v); it is published when JetStream is back: %w",
-				tx.LSN, n.cfg.SyncTimeout, perr, ErrUnavailable)
+			return fmt.Errorf("LSN %d is committed locally but JetStream did not acknowledge it within %v%s; it is published when JetStream is back: %w",
+				tx.LSN, n.cfg.SyncTimeout, errSuffix(perr), ErrUnavailable)
 		}
 	}
 }
@@ -394,4 +397,11 @@ func isWrongLastSeq(err error) bool {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + err.Error() + ")"
 }

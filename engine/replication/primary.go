@@ -121,7 +121,7 @@ func (n *Node) appendFenced(ctx context.Context, msg *nats.Msg, id string) (uint
 	n.mu.Lock()
 	expect := n.lastSeq
 	n.mu.Unlock()
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, n.cfg.SyncTimeout)
 	defer cancel()
 	ack, err := n.js.PublishMsg(pctx, msg, jetstream.WithExpectLastSequence(expect), jetstream.WithMsgID(id))
 	if err == nil {

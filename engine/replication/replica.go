@@ -30,7 +30,7 @@ func (n *Node) runReplica() {
 		cancel()
 		<-applyDone
 	}()
-	period := max(n.cfg.LeaseTTL/10, 50*time.Millisecond)
+	period := max(min(n.cfg.LeaseTTL/10, 250*time.Millisecond), 50*time.Millisecond)
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -145,7 +145,7 @@ func (n *Node) applyLoop(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
-			n.log.Debug("replica consumer", "err", err)
+			n.log.Warn("replica consumer", "err", err)
 			continue
 		}
 		md, err := msg.Metadata()
