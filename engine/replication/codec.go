@@ -87,6 +87,7 @@ type msgInfo struct {
 	part, of   int
 	sum        uint32
 	node, addr string
+	state      uint32 // digest of the state after the transaction (digest.go); 0: unknown
 }
 
 func parseHeader(h nats.Header) (msgInfo, error) {
@@ -123,6 +124,13 @@ func parseHeader(h nats.Header) (msgInfo, error) {
 		return m, fmt.Errorf("message without a valid %s header", hSum)
 	}
 	m.sum = uint32(s)
+	if v := h.Get(hState); v != "" {
+		d, err := strconv.ParseUint(v, 16, 32)
+		if err != nil {
+			return m, fmt.Errorf("message without a valid %s header", hState)
+		}
+		m.state = uint32(d)
+	}
 	return m, nil
 }
 

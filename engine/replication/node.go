@@ -62,9 +62,10 @@ type item struct {
 	time    time.Time
 	parts   [][]byte
 	sum     uint32
-	next    int  // next part to publish
-	ready   bool // the local fsync returned
-	dropped bool // the local fsync failed: not a commit
+	state   uint32 // digest.go
+	next    int    // next part to publish
+	ready   bool   // the local fsync returned
+	dropped bool   // the local fsync failed: not a commit
 	acked   chan struct{}
 	err     error // set before acked is closed
 	queued  time.Time
@@ -243,7 +244,11 @@ func (n *Node) primaryDesc() string {
 // publish queue (in LSN order: the engine holds its writer lock).
 func (n *Node) Committed(tx engine.ReplicatedTx) func(error) error {
 	parts, sum := encodeTx(tx, n.maxPart)
-	it := &item{lsn: tx.LSN, time: tx.Time, parts: parts, sum: sum, acked: make(chan struct{}), queued: time.Now()}
+	state, err := txDigest(tx)
+	if err != nil {
+		n.log.Error("state digest", "lsn", tx.LSN, "err", err)
+	}
+	it := &item{lsn: tx.LSN, time: tx.Time, parts: parts, sum: sum, state: state, acked: make(chan struct{}), queued: time.Now()}
 	n.mu.Lock()
 	n.queue = append(n.queue, it)
 	n.mu.Unlock()

@@ -100,6 +100,7 @@ func (n *Node) publishItem(ctx context.Context, it *item) error {
 		h.Set(hTime, strconv.FormatInt(it.time.UnixNano(), 10))
 		h.Set(hPart, fmt.Sprintf("%d/%d", i+1, len(it.parts)))
 		h.Set(hSum, fmt.Sprintf("%08x", it.sum))
+		h.Set(hState, fmt.Sprintf("%08x", it.state))
 		h.Set(hNode, n.cfg.Node)
 		h.Set(hAddr, n.cfg.Address)
 		seq, err := n.appendFenced(ctx, &nats.Msg{Subject: n.cfg.subject(), Header: h, Data: it.parts[i]}, n.msgID(it.lsn, i))

@@ -137,6 +137,12 @@ func (n *Node) applyLoop(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, msgs.Stop)
 	defer stop()
 	defer msgs.Stop()
+	// The state this replica is in: the stream's transaction at the same
+	// LSN must have left the same, or this file went its own way.
+	startLSN, startState, err := localDigest(n.db)
+	if err != nil {
+		return err
+	}
 	var parts [][]byte
 	var cur msgInfo
 	for {
@@ -173,6 +179,10 @@ func (n *Node) applyLoop(ctx context.Context) error {
 		n.mu.Unlock()
 		if mi.kind == kindPromote {
 			continue
+		}
+		if mi.lsn == startLSN && mi.part == 1 && mi.state != 0 && mi.state != startState {
+			return fmt.Errorf("the stream's LSN %d (message %d) left another state than this file's LSN %d: reopen to restore from the snapshot: %w",
+				mi.lsn, seq, startLSN, ErrDiverged)
 		}
 		if mi.lsn <= applied {
 			if mi.part == mi.of {

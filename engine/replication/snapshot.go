@@ -261,15 +261,37 @@ func (n *Node) bounds(ctx context.Context) (streamBounds, error) {
 	return b, nil
 }
 
-// localState reads a database file's id and last LSN without changing it.
-func localState(path string) (file, lsn uint64, err error) {
+// localState reads a database file's id, last LSN and state digest
+// without changing it.
+func localState(path string) (file, lsn uint64, state uint32, err error) {
 	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer db.Close()
-	lsn, err = db.LastLSN()
-	return db.Pager().FileID(), lsn, err
+	lsn, state, err = localDigest(db)
+	return db.Pager().FileID(), lsn, state, err
+}
+
+// divergedAt reports whether the stream holds transaction lsn with
+// another resulting state than state.
+func (n *Node) divergedAt(ctx context.Context, lsn uint64, state uint32) (bool, error) {
+	if lsn == 0 {
+		return false, nil
+	}
+	seq, err := n.findSeq(ctx, lsn)
+	if err != nil || seq == 0 {
+		return false, err
+	}
+	m, err := n.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return false, err
+	}
+	mi, err := parseHeader(m.Header)
+	if err != nil {
+		return false, err
+	}
+	return mi.state != 0 && mi.state != state, nil
 }
 
 // prepareFile decides whether the local file can follow the stream, and
@@ -287,7 +309,7 @@ func (n *Node) prepareFile(ctx context.Context) error {
 		return fmt.Errorf("snapshot is of database %016x but stream %s of %016x: %w", snap.File, n.cfg.stream(), b.file, ErrForeignStream)
 	}
 	if exists(n.path) {
-		file, lsn, err := localState(n.path)
+		file, lsn, state, err := localState(n.path)
 		if err != nil {
 			return err
 		}
@@ -303,8 +325,16 @@ func (n *Node) prepareFile(ctx context.Context) error {
 		if snap != nil {
 			top = max(top, snap.LSN)
 		}
+		diverged := false
+		if b.file == file {
+			if diverged, err = n.divergedAt(ctx, lsn, state); err != nil {
+				return fmt.Errorf("compare with stream %s: %w", n.cfg.stream(), err)
+			}
+		}
 		why := ""
 		switch {
+		case diverged:
+			why = fmt.Sprintf("its LSN %d is not the stream's LSN %d: it diverged (a primary that lost commits it never published)", lsn, lsn)
 		case exists(n.path + divergedSuffix):
 			why = "it was a primary whose last commits were not replicated"
 		case b.firstLSN > 0 && lsn+1 < b.firstLSN:
