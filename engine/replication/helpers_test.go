@@ -51,11 +51,16 @@ func openMember(t testing.TB, path string, cfg Config) *member {
 }
 
 func tryOpenMember(path string, cfg Config) (*member, error) {
+	return tryOpenMemberWith(path, cfg, engine.Config{})
+}
+
+func tryOpenMemberWith(path string, cfg Config, ecfg engine.Config) (*member, error) {
 	n, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	db, err := engine.OpenWithConfig(path, engine.Config{Replication: n})
+	ecfg.Replication = n
+	db, err := engine.OpenWithConfig(path, ecfg)
 	if err != nil {
 		return nil, err
 	}
