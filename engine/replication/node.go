@@ -44,6 +44,7 @@ type Node struct {
 	leaseRev    uint64
 	leaseUntil  time.Time
 	lastSeq     uint64  // primary: the stream's last sequence as this node appended it
+	term        uint64  // primary: the lease revision it was promoted with (in message ids)
 	queue       []*item // primary: committed, not yet acknowledged
 	pubErr      error   // primary: the last publish failure, nil once one succeeded
 	applied     uint64  // last LSN applied (replica) or committed and published (primary)
@@ -250,6 +251,19 @@ func (n *Node) Committed(tx engine.ReplicatedTx) func(error) error {
 	}
 	it := &item{lsn: tx.LSN, time: tx.Time, parts: parts, sum: sum, state: state, acked: make(chan struct{}), queued: time.Now()}
 	n.mu.Lock()
+	if n.role != rolePrimary {
+		// Stepped down between BeforeCommit and here: this commit is
+		// local only.
+		it.err = fmt.Errorf("%s stepped down during the commit: %w", n.cfg.Node, ErrFenced)
+		close(it.acked)
+		if n.role == roleReplica {
+			n.markDivergedLocked(1, it.err)
+		}
+		n.mu.Unlock()
+		return func(error) error {
+			return fmt.Errorf("LSN %d is committed locally but was not replicated: %w", tx.LSN, it.err)
+		}
+	}
 	n.queue = append(n.queue, it)
 	n.mu.Unlock()
 	return func(syncErr error) error {

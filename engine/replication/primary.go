@@ -74,18 +74,21 @@ func (n *Node) publishLoop(ctx context.Context) {
 
 func (n *Node) popAcked(it *item, err error) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.queue) == 0 || n.queue[0] != it {
+		return // stepped down meanwhile: stepDown settled every item
+	}
 	n.queue = n.queue[1:]
 	if err == nil && !it.dropped {
 		n.pubErr = nil
 		n.applied, n.lastCommit = it.lsn, it.time
 	}
-	n.mu.Unlock()
 	it.err = err
 	close(it.acked)
 }
 
 func (n *Node) msgID(lsn uint64, part int) string {
-	return fmt.Sprintf("%s-%d-%d-%d", hex64(n.fileID), lsn, part, n.leaseRev)
+	return fmt.Sprintf("%s-%d-%d-%d", hex64(n.fileID), lsn, part, n.term)
 }
 
 // publishItem appends the item's remaining parts, each fenced by the
@@ -198,12 +201,7 @@ func (n *Node) stepDown(why error) {
 	n.leaseUntil = time.Time{}
 	n.pubErr = nil
 	if lost > 0 {
-		n.role = roleDiverged
-		n.applyErr = fmt.Errorf("%d local commits were not replicated: %w", lost, ErrDiverged)
-		// Remembered on disk: the next open restores from the snapshot.
-		if err := os.WriteFile(n.path+divergedSuffix, []byte(why.Error()+"\n"), 0o644); err != nil {
-			n.log.Error("record divergence", "err", err)
-		}
+		n.markDivergedLocked(lost, why)
 	} else {
 		n.role = roleReplica
 	}
@@ -212,6 +210,17 @@ func (n *Node) stepDown(why error) {
 }
 
 const divergedSuffix = "-replica-diverged"
+
+// markDivergedLocked records that lost local commits never reached the
+// stream: the node stops, and the next open restores from the snapshot
+// (the marker file says so even if the state digest could not).
+func (n *Node) markDivergedLocked(lost int, why error) {
+	n.role = roleDiverged
+	n.applyErr = fmt.Errorf("%d local commits were not replicated: %w", lost, ErrDiverged)
+	if err := os.WriteFile(n.path+divergedSuffix, []byte(why.Error()+"\n"), 0o644); err != nil {
+		n.log.Error("record divergence", "err", err)
+	}
+}
 
 // promote makes this replica the primary: it holds the lease (revision
 // rev), has applied everything in the stream and stopped applying. The
@@ -229,7 +238,7 @@ func (n *Node) promote(ctx context.Context, rev uint64, start time.Time) error {
 		return fmt.Errorf("the stream grew to %d while taking the lease (applied through %d)", info.State.LastSeq, consumed)
 	}
 	n.mu.Lock()
-	n.lastSeq, n.leaseRev = info.State.LastSeq, rev
+	n.lastSeq, n.leaseRev, n.term = info.State.LastSeq, rev, rev
 	n.mu.Unlock()
 	h := nats.Header{}
 	h.Set(hKind, kindPromote)
