@@ -54,7 +54,6 @@ type Node struct {
 	lag         time.Duration
 	pending     uint64
 	applyErr    error // replica: why applying stopped
-	snapErr     error
 }
 
 // item is one committed transaction waiting to be published.

@@ -202,7 +202,7 @@ func TestDeposedPrimaryIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRole(t, b, rolePrimary, 5*time.Second)
-	blsn := writeNodes(t, b.db, 100, 3)
+	writeNodes(t, b.db, 100, 3)
 
 	err = a.db.Update(func(tx *engine.Tx) error { _, err := tx.CreateNode("item", nil); return err })
 	if err == nil {
@@ -230,7 +230,7 @@ func TestDeposedPrimaryIsFenced(t *testing.T) {
 	if err := a.db.Update(func(tx *engine.Tx) error { _, err := tx.CreateNode("item", nil); return err }); !errors.Is(err, engine.ErrNotPrimary) {
 		t.Fatalf("restarted deposed primary wrote: %v", err)
 	}
-	blsn = writeNodes(t, b.db, 200, 2)
+	blsn := writeNodes(t, b.db, 200, 2)
 	waitApplied(t, a, blsn)
 	sameGraph(t, a, b, blsn)
 }
