@@ -56,6 +56,9 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if cfg.Replication != nil {
+		if err := checkReplicationConfig(cfg); err != nil { // engine/replicate.go
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 		// A new or diverged replica gets its file from a snapshot first.
 		if err := cfg.Replication.Prepare(path, cfg); err != nil {
 			return nil, fmt.Errorf("%s: prepare replication: %w", path, err)
@@ -65,6 +68,9 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 		CacheBytes: cfg.CacheSize, BusyTimeout: cfg.BusyTimeout, Create: true, Exclusive: exclusive, Logger: cfg.Logger,
 		Cipher: cipher, Fallback: fallbackCipher()})
 	if err != nil {
+		if cfg.Replication != nil {
+			_ = cfg.Replication.Close() // Prepare connected
+		}
 		return nil, err
 	}
 	p.Validate = validatePage

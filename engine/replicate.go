@@ -69,20 +69,29 @@ func (h replHook) Committed(img pager.TxImage) func(error) error {
 	return h.r.Committed(tx)
 }
 
+// checkReplicationConfig refuses, before Prepare connects anywhere, the
+// settings replication cannot serve.
+func checkReplicationConfig(cfg Config) error {
+	if cfg.ReadOnly {
+		return fmt.Errorf("replication needs a writable connection (a replica applies the stream): %w", ErrInvalid)
+	}
+	if cfg.Encryption != nil {
+		return fmt.Errorf("replication of an encrypted database is not supported: %w", ErrEncryption)
+	}
+	return nil
+}
+
 // startReplication runs at the end of open.
 func (db *DB) startReplication() error {
 	r := db.cfg.Replication
 	if r == nil {
 		return nil
 	}
-	if db.cfg.ReadOnly {
-		return fmt.Errorf("%s: replication needs a writable connection (a replica applies the stream): %w", db.p.Path, ErrInvalid)
-	}
 	if db.p.Encrypted() {
 		return fmt.Errorf("%s: replication of an encrypted database is not supported: %w", db.p.Path, ErrEncryption)
 	}
 	db.p.SetReplicator(replHook{r})
-	if err := r.Start(db); err != nil {
+	if err := r.Start(db); err != nil { // Start releases what Prepare took when it fails
 		return fmt.Errorf("%s: start replication: %w", db.p.Path, err)
 	}
 	db.OnClose(func() {
