@@ -100,4 +100,11 @@ func TestReplicationConfigRefused(t *testing.T) {
 	if _, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true, Replication: n}); !errors.Is(err, engine.ErrInvalid) {
 		t.Fatalf("replicate through a read-only connection: %v, want ErrInvalid", err)
 	}
+	// Every node of a set must use the set's lease TTL.
+	openMember(t, dbPath(t, "p.db"), testConfig(s.ClientURL(), "ttl", "p", Primary, Sync))
+	cfg := testConfig(s.ClientURL(), "ttl", "r", Replica, Sync)
+	cfg.LeaseTTL = 2 * time.Second
+	if _, err := tryOpenMember(dbPath(t, "r.db"), cfg); !errors.Is(err, engine.ErrInvalid) {
+		t.Fatalf("join with another lease TTL: %v, want ErrInvalid", err)
+	}
 }

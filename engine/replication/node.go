@@ -116,6 +116,17 @@ func (n *Node) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", n.cfg.stream(), err)
 	}
+	// The bucket's TTL is the lease's: every node of a set must agree on
+	// it, or one would reset the TTL the others time their lease by.
+	if kv, err := js.KeyValue(ctx, n.cfg.leaseBucket()); err == nil {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("lease bucket %s: %w", n.cfg.leaseBucket(), err)
+		}
+		if st.TTL() != n.cfg.LeaseTTL {
+			return fmt.Errorf("lease TTL %v differs from the %v of the set's bucket %s: %w", n.cfg.LeaseTTL, st.TTL(), n.cfg.leaseBucket(), engine.ErrInvalid)
+		}
+	}
 	n.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: n.cfg.leaseBucket(), TTL: n.cfg.LeaseTTL,
 		History: 1, Storage: jetstream.FileStorage})
 	if err != nil {

@@ -115,7 +115,9 @@ func TestSyncWritesFailWhileNATSDown(t *testing.T) {
 	cfg.LeaseTTL = 3 * time.Second
 	cfg.SyncTimeout = 500 * time.Millisecond
 	p := openMember(t, dbPath(t, "p.db"), cfg)
-	r := openMember(t, dbPath(t, "r.db"), testConfig(url, "down", "r", Replica, Sync))
+	rcfg := testConfig(url, "down", "r", Replica, Sync)
+	rcfg.LeaseTTL = cfg.LeaseTTL
+	r := openMember(t, dbPath(t, "r.db"), rcfg)
 	lsn := writeNodes(t, p.db, 0, 5)
 	waitApplied(t, r, lsn)
 
@@ -360,7 +362,9 @@ func TestSyncCommitNotAcknowledged(t *testing.T) {
 	cfg.LeaseTTL = 5 * time.Second
 	cfg.SyncTimeout = 300 * time.Millisecond
 	p := openMember(t, dbPath(t, "p.db"), cfg)
-	r := openMember(t, dbPath(t, "r.db"), testConfig(url, "noack", "r", Replica, Sync))
+	rcfg := testConfig(url, "noack", "r", Replica, Sync)
+	rcfg.LeaseTTL = cfg.LeaseTTL
+	r := openMember(t, dbPath(t, "r.db"), rcfg)
 	lsn := writeNodes(t, p.db, 0, 3)
 	waitApplied(t, r, lsn)
 
