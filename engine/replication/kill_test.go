@@ -21,8 +21,12 @@ import (
 // SIGKILL mid-stream. The replica takes the lease once it lapses, and
 // holds every acknowledged write exactly once.
 func TestPrimaryKilledDuringSyncWrites(t *testing.T) {
-	if os.Getenv("SOMBRA_REPL_CHILD") == "primary" {
+	switch os.Getenv("SOMBRA_REPL_CHILD") {
+	case "primary":
 		childPrimary()
+		return
+	case "replica":
+		childReplica()
 		return
 	}
 	s := startNATS(t, t.TempDir(), 0)
@@ -143,5 +147,67 @@ func childPrimary() {
 		}
 		fmt.Printf("ack %d\n", i)
 	}
+	os.Exit(0)
+}
+
+// A replica process killed with SIGKILL while it applies a steady write
+// load restarts at a whole transaction and catches up: same graph as the
+// primary at the same LSN.
+func TestReplicaKilledCatchesUp(t *testing.T) {
+	s := startNATS(t, t.TempDir(), 0)
+	url := s.ClientURL()
+	p := openMember(t, dbPath(t, "p.db"), testConfig(url, "rkill", "p", Primary, Async))
+	writeNodes(t, p.db, 0, 5)
+	rpath := dbPath(t, "r.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPrimaryKilledDuringSyncWrites$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SOMBRA_REPL_CHILD=replica", "SOMBRA_REPL_URL="+url, "SOMBRA_REPL_DB="+rpath)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || sc.Text() != "ready" {
+		t.Fatalf("child replica: %q", sc.Text())
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		writeNodes(t, p.db, 5, 200)
+	}()
+	time.Sleep(150 * time.Millisecond) // mid-stream
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	<-done
+	lsn, _ := p.db.LastLSN()
+	_, at, _, err := localState(rpath)
+	if err != nil {
+		t.Fatalf("the killed replica's file: %v", err)
+	}
+	t.Logf("replica killed at LSN %d of %d", at, lsn)
+	if at >= lsn {
+		t.Fatalf("the replica was not killed mid-stream (LSN %d of %d): the test proves nothing", at, lsn)
+	}
+	r := openMember(t, rpath, testConfig(url, "rkill", "r", Replica, Async))
+	waitApplied(t, r, lsn)
+	sameGraph(t, p, r, lsn)
+}
+
+// childReplica follows the stream until killed.
+func childReplica() {
+	m, err := tryOpenMember(os.Getenv("SOMBRA_REPL_DB"), testConfig(os.Getenv("SOMBRA_REPL_URL"), "rkill", "r", Replica, Async))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(2)
+	}
+	fmt.Println("ready")
+	time.Sleep(30 * time.Second)
+	m.db.Close()
 	os.Exit(0)
 }
