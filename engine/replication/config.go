@@ -96,8 +96,10 @@ type Config struct {
 	// Name names the replicated database: stream SOMBRA_<Name>, buckets
 	// SOMBRA_<Name>_lease and SOMBRA_<Name>_snap. Letters, digits, - and _.
 	Name string
-	// Node identifies this instance (default host-pid); Address is where
-	// clients reach it (reported to writers refused by a replica).
+	// Node identifies this instance (default host-pid) and must be unique
+	// in the set: a node finding the lease under its own name takes it
+	// back (a restart). Address is where clients reach it (reported to
+	// writers refused by a replica).
 	Node    string
 	Address string
 	Role    Role

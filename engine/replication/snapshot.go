@@ -339,6 +339,8 @@ func (n *Node) prepareFile(ctx context.Context) error {
 			why = "it was a primary whose last commits were not replicated"
 		case b.firstLSN > 0 && lsn+1 < b.firstLSN:
 			why = fmt.Sprintf("it is at LSN %d and the stream starts at LSN %d", lsn, b.firstLSN)
+		case b.firstLSN == 0 && snap != nil && lsn < snap.LSN:
+			why = fmt.Sprintf("it is at LSN %d, the stream holds no transaction and the snapshot is at LSN %d", lsn, snap.LSN)
 		case (b.file != 0 || snap != nil) && lsn > top:
 			why = fmt.Sprintf("it is at LSN %d, past the stream's last LSN %d: it diverged", lsn, top)
 		}
