@@ -427,3 +427,31 @@ func TestSyncCommitNotAcknowledged(t *testing.T) {
 		t.Fatalf("stream holds %d messages for %d transactions and a marker", info.State.Msgs, lsn)
 	}
 }
+
+// A replica behind the snapshot when the stream holds no transaction at
+// all (purged) restores the snapshot at open instead of waiting for a
+// next transaction it could never apply.
+func TestReplicaBehindSnapshotEmptyStream(t *testing.T) {
+	s := startNATS(t, t.TempDir(), 0)
+	url := s.ClientURL()
+	p := openMember(t, dbPath(t, "p.db"), testConfig(url, "empty", "p", Primary, Sync))
+	rpath := dbPath(t, "r.db")
+	r, err := tryOpenMember(rpath, testConfig(url, "empty", "r", Replica, Sync))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, r, writeNodes(t, p.db, 0, 3))
+	r.db.Close()
+	lsn := writeNodes(t, p.db, 3, 3)
+	if _, err := p.node.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.node.stream.Purge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r = openMember(t, rpath, testConfig(url, "empty", "r", Replica, Sync))
+	if got, _ := r.db.LastLSN(); got != lsn {
+		t.Fatalf("replica opened at LSN %d, the snapshot is at %d", got, lsn)
+	}
+	sameGraph(t, p, r, lsn)
+}
