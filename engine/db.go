@@ -55,10 +55,22 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if cfg.Replication != nil {
+		if err := checkReplicationConfig(cfg); err != nil { // engine/replicate.go
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		// A new or diverged replica gets its file from a snapshot first.
+		if err := cfg.Replication.Prepare(path, cfg); err != nil {
+			return nil, fmt.Errorf("%s: prepare replication: %w", path, err)
+		}
+	}
 	p, err := pager.Open(path, pager.Options{FS: cfg.FS, ReadOnly: cfg.ReadOnly, PageSize: cfg.PageSize,
 		CacheBytes: cfg.CacheSize, BusyTimeout: cfg.BusyTimeout, Create: true, Exclusive: exclusive, Logger: cfg.Logger,
 		Cipher: cipher, Fallback: fallbackCipher()})
 	if err != nil {
+		if cfg.Replication != nil {
+			_ = cfg.Replication.Close() // Prepare connected
+		}
 		return nil, err
 	}
 	p.Validate = validatePage
@@ -78,6 +90,10 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 				}
 			}
 		}
+	}
+	if err := db.startReplication(); err != nil { // engine/replicate.go
+		db.Close()
+		return nil, err
 	}
 	st, _ := p.WAL()
 	db.log.Info("database opened", "path", path, "read_only", cfg.ReadOnly, "wal_frames", st.Frames,
@@ -175,6 +191,11 @@ const MinGroupCommitInterval = 100 * time.Microsecond
 // BeginTransaction starts a write transaction. Only one runs at a time
 // across all connections; it waits up to Config.BusyTimeout for the lock.
 func (db *DB) BeginTransaction() (*Tx, error) {
+	if r := db.cfg.Replication; r != nil { // a replica refuses early (engine/replicate.go)
+		if err := r.BeforeCommit(); err != nil {
+			return nil, fmt.Errorf("begin transaction: %w", err)
+		}
+	}
 	start := time.Now()
 	w, err := db.p.BeginWrite()
 	if err != nil {

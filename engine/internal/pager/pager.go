@@ -124,6 +124,8 @@ type Pager struct {
 	// BeforeRestart, if set, is called while a WAL is about to be reset, with
 	// the frames of the old log still readable. WAL archiving hooks in here.
 	BeforeRestart func(ix *wal.Index, f vfs.File, pageSize int) error
+
+	repl Replicator // replication hook (replicate.go); nil: none
 }
 
 // Open opens (and with opts.Create, creates) a database file.

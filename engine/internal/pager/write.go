@@ -40,6 +40,9 @@ type WriteTx struct {
 	// each touched page's contribution at the start, and the pages freed.
 	base  map[common.PageID]page.SpaceStats
 	freed map[common.PageID]bool
+
+	applying  bool      // a replicated transaction (BeginApply): no Replicator check
+	applyTime time.Time // its commit time on the primary
 }
 
 // ErrPoisoned wraps the fsync failure that made a connection unusable.
@@ -389,7 +392,20 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 		p.releaseWriter()
 		return CommitInfo{LSN: t.Meta.LastLSN}, nil
 	}
+	if p.repl != nil && !t.applying {
+		// Replication decides before anything is written: a replica or a
+		// fenced primary must not commit even locally.
+		if err := p.repl.BeforeCommit(); err != nil {
+			t.dropSpilled()
+			p.releaseWriter()
+			return CommitInfo{}, err
+		}
+	}
 	now := time.Now()
+	if t.applying {
+		// A replica keeps the primary's commit time.
+		now = t.applyTime
+	}
 	lsn := t.lsn
 	t.Meta.LastLSN = lsn
 	if err := t.applyStats(); err != nil {
@@ -409,12 +425,30 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	if err != nil {
 		t.dropSpilled()
 	}
+	var done func(error) error
+	if err == nil && p.repl != nil && !t.applying {
+		// Under the writer lock: the replicator sees commits in LSN order.
+		var img TxImage
+		if img, err = t.image(info); err != nil {
+			// The frames are written; without an image the stream would
+			// miss this transaction. Poison: reopening resynchronises.
+			err = p.setPoison(fmt.Errorf("collect the replicated image of LSN %d: %w: %w", lsn, err, ErrPoisoned))
+		} else {
+			done = p.repl.Committed(img)
+		}
+	}
 	p.releaseWriter()
 	if err != nil {
 		return CommitInfo{}, err
 	}
-	if err := p.sync(seq); err != nil {
-		return CommitInfo{}, err
+	serr := p.sync(seq)
+	if done != nil {
+		if err := done(serr); err != nil && serr == nil {
+			return info, err
+		}
+	}
+	if serr != nil {
+		return CommitInfo{}, serr
 	}
 	// Release our own read mark before the auto-checkpoint, or it would
 	// hold the checkpoint one transaction behind forever.
