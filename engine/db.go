@@ -10,6 +10,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/btree"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/shm"
 )
 
 // DB is a connection to a database file. It is safe for concurrent use:
@@ -67,7 +68,10 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	db.log = db.tappedLogger(cfg.Logger)
 	db.installArchiveHook() // WAL archiving before each WAL reset (engine/archive.go)
 	stopSampler := make(chan struct{})
-	db.metrics.startSampler(stopSampler) // rates over a recent window (engine/metrics.go)
+	// Rates over a recent window (engine/metrics.go); each tick also
+	// publishes this connection's pending counts to the database-wide
+	// counters, so a long transaction's work shows up (engine/dbmetrics.go).
+	db.metrics.startSampler(stopSampler, db.publishShared)
 	db.OnClose(func() { close(stopSampler) })
 	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
 		threshold := cfg.WALAutoCheckpoint
@@ -108,6 +112,7 @@ func (db *DB) Close() error {
 		}
 	}
 	db.slow.flush(db.log)
+	db.publishShared()
 	db.log.Info("database closed", "path", db.p.Path)
 	return db.p.Close()
 }
@@ -211,6 +216,7 @@ func (db *DB) BeginReadTransaction() (*Tx, error) {
 		return nil, fmt.Errorf("begin read transaction: %w", err)
 	}
 	db.metrics.reads.Add(1)
+	db.p.Shm().Add(shm.CtrReadTx, 1)
 	// begun is only used to report slow commits, so a read transaction
 	// does not read the clock.
 	return &Tx{db: db, snap: s, meta: m, sec: txSec{st: st, user: db.cfg.User}}, nil

@@ -21,6 +21,10 @@ type metricsState struct {
 	writes    atomic.Uint64
 	pages     atomic.Uint64
 
+	// How much of writes and of the cache's hits and misses this
+	// connection has added to the database-wide counters (dbmetrics.go).
+	sharedWrites, sharedHits, sharedMisses atomic.Uint64
+
 	mu      sync.Mutex
 	lat     []float64 // ring of recent commit latencies in ms
 	latNext int
@@ -57,8 +61,9 @@ func newMetrics() *metricsState {
 	return m
 }
 
-// startSampler samples the counters every second until stop is closed.
-func (m *metricsState) startSampler(stop <-chan struct{}) {
+// startSampler samples the counters every second until stop is closed,
+// calling tick after each sample.
+func (m *metricsState) startSampler(stop <-chan struct{}, tick func()) {
 	go func() {
 		t := time.NewTicker(rateSampleStep)
 		defer t.Stop()
@@ -68,6 +73,7 @@ func (m *metricsState) startSampler(stop <-chan struct{}) {
 				return
 			case now := <-t.C:
 				m.sample(now)
+				tick()
 			}
 		}
 	}()

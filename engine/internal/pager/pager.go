@@ -213,10 +213,14 @@ func (p *Pager) init(opts Options) error {
 		if err := p.shm.ResetProgress(); err != nil {
 			return err
 		}
+		// Database-wide counters cover the time since the database was
+		// last closed by everyone (shm/counters.go).
+		p.shm.ResetCounters(time.Now())
 	}
 	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, "exclusive", shm.OffExcl, p.Path); err != nil {
 		return err
 	}
+	p.shm.AttachCounters()
 	walFlag := os.O_RDWR | os.O_CREATE
 	if p.readOnly {
 		walFlag = os.O_RDONLY
@@ -589,6 +593,12 @@ func (p *Pager) Shm() *shm.File { return p.shm }
 
 // CacheStats returns the page cache counters.
 func (p *Pager) CacheStats() CacheStats { return p.cache.stats() }
+
+// CacheCounters returns the cache's hit and miss counts without taking the
+// cache lock (CacheStats does, for the occupancy).
+func (p *Pager) CacheCounters() (hits, misses uint64) {
+	return p.cache.hits.Load(), p.cache.misses.Load()
+}
 
 // ResizeCache changes the page cache budget.
 func (p *Pager) ResizeCache(bytes int64) { p.cache.resize(int(bytes / int64(p.pageSize))) }
