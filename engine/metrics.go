@@ -128,7 +128,10 @@ func (m *metricsState) recordCommit(d time.Duration, pages int) {
 	m.mu.Unlock()
 }
 
-// PerformanceMetrics is a point-in-time view of a connection's activity.
+// PerformanceMetrics is a point-in-time view of a connection's activity:
+// what this *DB did, not what the database's other connections did. A
+// process that opens its own connection to watch a database (an exporter)
+// wants DB.DatabaseMetrics instead (dbmetrics.go).
 type PerformanceMetrics struct {
 	UptimeSeconds         float64 `json:"uptime_seconds"`
 	TransactionsCommitted uint64  `json:"transactions_committed"`
@@ -175,7 +178,8 @@ func (m PerformanceMetrics) P95CommitLatency() float64 { return m.CommitLatencyP
 // P99CommitLatency returns the 99th percentile commit latency in ms.
 func (m PerformanceMetrics) P99CommitLatency() float64 { return m.CommitLatencyP99Ms }
 
-// GetPerformanceMetrics returns the connection's metrics.
+// GetPerformanceMetrics returns the connection's metrics (for the whole
+// database's, see DatabaseMetrics).
 func (db *DB) GetPerformanceMetrics() PerformanceMetrics {
 	m := db.metrics
 	up := time.Since(m.started).Seconds()
