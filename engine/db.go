@@ -10,7 +10,6 @@ import (
 	"github.com/sombradb/sombra/engine/internal/btree"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
-	"github.com/sombradb/sombra/engine/internal/shm"
 )
 
 // DB is a connection to a database file. It is safe for concurrent use:
@@ -216,7 +215,6 @@ func (db *DB) BeginReadTransaction() (*Tx, error) {
 		return nil, fmt.Errorf("begin read transaction: %w", err)
 	}
 	db.metrics.reads.Add(1)
-	db.p.Shm().Add(shm.CtrReadTx, 1)
 	// begun is only used to report slow commits, so a read transaction
 	// does not read the clock.
 	return &Tx{db: db, snap: s, meta: m, sec: txSec{st: st, user: db.cfg.User}}, nil

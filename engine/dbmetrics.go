@@ -40,11 +40,13 @@ type DatabaseMetrics struct {
 	TransactionsCommitted uint64 `json:"transactions_committed"`
 	TransactionsFailed    uint64 `json:"transactions_failed"`
 	Rollbacks             uint64 `json:"rollbacks"`
-	ReadTransactions      uint64 `json:"read_transactions"`
-	// WriteOperations counts creates, updates and deletes. Connections
-	// publish it, and their cache hits and misses, at the end of each
-	// transaction (and once a second), not at each operation.
-	WriteOperations uint64 `json:"write_operations"`
+	// ReadTransactions, WriteOperations (creates, updates, deletes) and
+	// the cache counters are published by each connection at the end of
+	// each write transaction, once a second, when it closes and when it
+	// reads these metrics, not at each operation: another connection's
+	// reads may show up to a second late.
+	ReadTransactions uint64 `json:"read_transactions"`
+	WriteOperations  uint64 `json:"write_operations"`
 	// WALFramesWritten and WALBytesWritten count what was written to the
 	// log, including pages a large transaction spilled before it ended.
 	WALFramesWritten uint64 `json:"wal_frames_written"`
@@ -176,8 +178,8 @@ func (db *DB) DatabaseMetrics() (DatabaseMetrics, error) {
 func seconds(ns uint64) float64 { return float64(ns) / float64(time.Second) }
 
 // publishShared adds to the shared counters what this connection counted
-// locally since it last did: write operations and cache hits and misses,
-// which happen too often to update shared memory each time (every process's
+// locally since it last did: read transactions, write operations and cache
+// hits and misses, which happen too often to update shared memory each time (every process's
 // cores would contend for the same cache line).
 func (db *DB) publishShared() {
 	s := db.p.Shm()
@@ -186,6 +188,7 @@ func (db *DB) publishShared() {
 	}
 	m := db.metrics
 	hits, misses := db.p.CacheCounters()
+	publishDelta(&m.sharedReads, m.reads.Load(), s, shm.CtrReadTx)
 	publishDelta(&m.sharedWrites, m.writes.Load(), s, shm.CtrWriteOps)
 	publishDelta(&m.sharedHits, hits, s, shm.CtrCacheHits)
 	publishDelta(&m.sharedMisses, misses, s, shm.CtrCacheMisses)

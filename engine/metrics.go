@@ -23,7 +23,7 @@ type metricsState struct {
 
 	// How much of writes and of the cache's hits and misses this
 	// connection has added to the database-wide counters (dbmetrics.go).
-	sharedWrites, sharedHits, sharedMisses atomic.Uint64
+	sharedReads, sharedWrites, sharedHits, sharedMisses atomic.Uint64
 
 	mu      sync.Mutex
 	lat     []float64 // ring of recent commit latencies in ms

@@ -138,14 +138,18 @@ func (tx *Tx) Rollback() error {
 		tx.w.Rollback()
 		tx.db.metrics.rollbacks.Add(1)
 		tx.db.p.Shm().Add(shm.CtrRollbacks, 1)
+		tx.db.publishShared()
 		tx.db.log.Debug("transaction rollback")
 		if tx.sec.st != nil { // audit hook (engine/access.go)
 			tx.secRolledBack()
 		}
 	} else {
+		// A read transaction publishes nothing to the database-wide
+		// counters: its count and cache hits go with the next commit or
+		// the once-a-second tick (engine/dbmetrics.go), keeping shared
+		// memory off the read path.
 		tx.snap.Close()
 	}
-	tx.db.publishShared()
 	return nil
 }
 
