@@ -367,10 +367,11 @@ func (r DatabaseReport) ToStatsD() string {
 	var b strings.Builder
 	for _, d := range r.defs() {
 		name := "sombra." + strings.TrimSuffix(strings.TrimPrefix(d.name, "sombra_"), "_total")
+		// Plain decimals: not every StatsD server parses exponents.
 		if d.typ == "counter" {
-			fmt.Fprintf(&b, "%s:%s|c\n", name, fmtFloat(math.Max(d.value-d.prev, 0)))
+			fmt.Fprintf(&b, "%s:%s|c\n", name, strconv.FormatFloat(math.Max(d.value-d.prev, 0), 'f', -1, 64))
 		} else {
-			fmt.Fprintf(&b, "%s:%s|g\n", name, fmtFloat(d.value))
+			fmt.Fprintf(&b, "%s:%s|g\n", name, strconv.FormatFloat(d.value, 'f', -1, 64))
 		}
 	}
 	return b.String()

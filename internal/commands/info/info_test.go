@@ -153,7 +153,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	out, _, code = run(t, "--db", path, "--metrics", "statsd", "--interval", "20ms")
-	line := regexp.MustCompile(`^sombra\.[a-z0-9_]+:[-+0-9.e]+\|(g|c)$`)
+	line := regexp.MustCompile(`^sombra\.[a-z0-9_]+:-?[0-9]+(\.[0-9]+)?\|(g|c)$`)
 	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		if !line.MatchString(l) {
 			t.Errorf("bad statsd line %q", l)
