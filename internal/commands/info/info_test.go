@@ -1,13 +1,17 @@
 package info_test
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -375,5 +379,95 @@ func TestParse(t *testing.T) {
 	}
 	if got.Globals.DB != "x.db" || got.Metrics != "statsd" || got.Globals.Wait.String() != "2s" {
 		t.Errorf("parsed %+v", got)
+	}
+}
+
+// lockedBuffer is an output stream read while the command still writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The exporter listens on loopback when --listen names no host, answers
+// only /metrics (GET), answers 503 with the reason when the counters
+// cannot be read (never zeros), and returns cleanly when its context ends
+// (what SIGINT/SIGTERM do through cli.Main; TestMetricsExporter in
+// internal/commands sends a real SIGTERM).
+func TestListen(t *testing.T) {
+	_, path := newDB(t)
+	var out, errOut lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := &info.Options{IO: cli.IOStreams{Out: &out, ErrOut: &errOut}, Metrics: "prometheus", Listen: ":0", Ctx: ctx}
+	opts.Globals.DB = path
+	done := make(chan error, 1)
+	go func() { done <- info.Run(opts) }()
+	var url string
+	for deadline := time.Now().Add(10 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		url = regexp.MustCompile(`http://[^ ]+/metrics`).FindString(errOut.String())
+	}
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("--listen :0 must listen on loopback only; stderr %q", errOut.String())
+	}
+	get := func(method, u string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, u, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("GET", url); code != 200 || !strings.Contains(body, "sombra_transactions_total 0\n") {
+		t.Errorf("GET /metrics: %d %q", code, body)
+	}
+	if code, _ := get("GET", strings.TrimSuffix(url, "metrics")+"other"); code != 404 {
+		t.Errorf("GET /other: %d", code)
+	}
+	if code, _ := get("POST", url); code != 405 {
+		t.Errorf("POST /metrics: %d", code)
+	}
+	// Another build's layout in the -shm, under a live connection.
+	holder, err := engine.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	f, err := os.OpenFile(path+"-shm", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{5, 0, 0, 0, 0, 0, 0, 0}, 2048); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if code, body := get("GET", url); code != 503 || !strings.Contains(body, "database-wide metrics unavailable") || strings.Contains(body, "sombra_transactions_total") {
+		t.Errorf("unavailable: %d %q", code, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(errOut.String(), "exporter stopped") {
+			t.Errorf("after cancel: %v, stderr %q", err, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("exporter did not stop")
+	}
+	if out.String() != "" {
+		t.Errorf("stdout %q", out.String())
 	}
 }
