@@ -143,8 +143,8 @@ func (h CommitLatencyHistogram) Quantile(q float64) float64 {
 // It first publishes this connection's own pending counts.
 func (db *DB) DatabaseMetrics() (DatabaseMetrics, error) {
 	s := db.p.Shm()
-	if s == nil {
-		return DatabaseMetrics{}, fmt.Errorf("%s: %w: the connection was opened without the coordination file %s-shm (a read-only open that could not use it), where the counters are kept",
+	if !s.Shared() {
+		return DatabaseMetrics{}, fmt.Errorf("%s: %w: the connection was opened without the coordination file %s-shm, where the counters are kept (a read-only open that could not write it)",
 			db.p.Path, ErrMetricsUnavailable, db.p.Path)
 	}
 	if !s.Counting() {

@@ -83,16 +83,23 @@ func (s *File) ResetCounters(now time.Time) {
 	}
 	atomic.StoreUint64(s.word(offCtrReset), uint64(now.UnixNano()))
 	atomic.StoreUint64(s.word(offCounters), CountersVersion)
-	s.counting = true
+	s.counting = s.Shared()
 }
 
 // AttachCounters decides whether this connection counts into the region:
-// only if it has this build's layout. It returns the version found.
+// only if the file is shared with the other connections and has this
+// build's layout. It returns the version found.
 func (s *File) AttachCounters() uint64 {
 	v := atomic.LoadUint64(s.word(offCounters))
-	s.counting = v == CountersVersion
+	s.counting = s.Shared() && v == CountersVersion
 	return v
 }
+
+// Shared reports whether s is the coordination file every connection maps.
+// A stand-in kept in one connection's own memory (a read-only connection
+// that cannot use the file) has no open file: its counters would be that
+// connection's alone, so it must not pass them off as the database's.
+func (s *File) Shared() bool { return s != nil && s.f != nil && s.mem != nil }
 
 // Counting reports whether the counters region is usable. It is false for
 // a nil File (a connection without a coordination file).
