@@ -76,8 +76,27 @@ hit rate and commit latency percentiles over the interval):
                _counters_reset_timestamp_seconds
 
 In StatsD format the counters are printed as their increase over the
-interval ("name:n|c") and the rest as gauges ("name:v|g"); in JSON as one
-object with the same figures (commit_latency holds the histogram).
+interval ("name:n|c") and the rest as gauges ("name:v|g"). In JSON (and as
+"metrics" in the --json document) they are one object:
+
+    read_at, counters_since  the reading's time and the counters' last
+                             reset (RFC 3339)
+    transactions_committed, transactions_failed, rollbacks,
+    read_transactions, write_operations, wal_frames_written,
+    wal_bytes_written, checkpoints, checkpoint_seconds, checkpoint_pages,
+    cache_hits, cache_misses, busy_waits, busy_wait_seconds, busy_timeouts
+                             the counters (totals since counters_since)
+    commit_latency           {bounds_seconds, counts, sum_seconds}: the
+                             histogram, counts per bucket (not cumulative),
+                             the last one past the highest bound
+    wal_size_bytes, dirty_pages  the WAL now
+    interval_seconds         time between the two readings
+    transactions_per_second, reads_per_second, writes_per_second,
+    rollbacks_per_second, wal_bytes_per_second, checkpoints_per_second,
+    busy_waits_per_second    rates over the interval
+    cache_hit_rate, commit_latency_p50_ms, commit_latency_p95_ms,
+    commit_latency_p99_ms    over the interval (or, when it saw no page
+                             read or no commit, since counters_since)
 
 --listen ADDR (with --metrics prometheus) serves the same text at
 http://ADDR/metrics for Prometheus to scrape, until SIGINT or SIGTERM. An

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -469,5 +470,28 @@ func TestListen(t *testing.T) {
 	}
 	if out.String() != "" {
 		t.Errorf("stdout %q", out.String())
+	}
+}
+
+// The --metrics JSON fields are API: pinned here, documented in the help.
+func TestMetricsJSONFields(t *testing.T) {
+	_, path := newDB(t)
+	out, errOut, code := run(t, "--db", path, "--metrics", "json", "--json", "--interval", "10ms")
+	var doc struct {
+		Metrics map[string]json.RawMessage `json:"metrics"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
+		t.Fatalf("code %d stderr %q", code, errOut)
+	}
+	keys := make([]string, 0, len(doc.Metrics))
+	for k := range doc.Metrics {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	clitest.Golden(t, "testdata/metrics-fields.golden", []byte(strings.Join(keys, "\n")+"\n"))
+	for _, k := range keys {
+		if !strings.Contains(info.NewCommand(cli.IOStreams{}).Long, k) {
+			t.Errorf("field %s not documented in the help", k)
+		}
 	}
 }
