@@ -47,8 +47,9 @@ type DatabaseMetrics struct {
 	// reads may show up to a second late.
 	ReadTransactions uint64 `json:"read_transactions"`
 	WriteOperations  uint64 `json:"write_operations"`
-	// WALFramesWritten and WALBytesWritten count what was written to the
-	// log, including pages a large transaction spilled before it ended.
+	// WALFramesWritten and WALBytesWritten count the frames written to the
+	// log (with their headers; the log's own header is not counted),
+	// including pages a large transaction spilled before it ended.
 	WALFramesWritten uint64 `json:"wal_frames_written"`
 	WALBytesWritten  uint64 `json:"wal_bytes_written"`
 	// Checkpoints counts checkpoints that completed, CheckpointSeconds the
