@@ -70,8 +70,8 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	// Rates over a recent window (engine/metrics.go); each tick also
 	// publishes this connection's pending counts to the database-wide
 	// counters, so a long transaction's work shows up (engine/dbmetrics.go).
-	db.metrics.startSampler(stopSampler, db.publishShared)
-	db.OnClose(func() { close(stopSampler) })
+	samplerDone := db.metrics.startSampler(stopSampler, db.publishShared)
+	db.OnClose(func() { close(stopSampler); <-samplerDone })
 	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
 		threshold := cfg.WALAutoCheckpoint
 		p.AfterCommit = func(pending int) {

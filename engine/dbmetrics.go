@@ -143,6 +143,12 @@ func (h CommitLatencyHistogram) Quantile(q float64) float64 {
 // coordination file, or one whose counters another build laid out).
 // It first publishes this connection's own pending counts.
 func (db *DB) DatabaseMetrics() (DatabaseMetrics, error) {
+	db.mu.Lock()
+	closed := db.closed
+	db.mu.Unlock()
+	if closed { // the -shm is unmapped
+		return DatabaseMetrics{}, fmt.Errorf("%s: database metrics: %w", db.p.Path, ErrClosed)
+	}
 	s := db.p.Shm()
 	if !s.Shared() {
 		return DatabaseMetrics{}, fmt.Errorf("%s: %w: the connection was opened without the coordination file %s-shm, where the counters are kept (a read-only open that could not write it)",

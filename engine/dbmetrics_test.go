@@ -302,3 +302,15 @@ func TestCommitLatencyQuantile(t *testing.T) {
 		t.Errorf("empty = %g", q)
 	}
 }
+
+// After Close the -shm is unmapped: DatabaseMetrics says the connection is
+// closed instead of touching it.
+func TestDatabaseMetricsAfterClose(t *testing.T) {
+	db := mustOpen(t, tempDB(t), Config{})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.DatabaseMetrics(); !errors.Is(err, ErrClosed) {
+		t.Errorf("after close: %v", err)
+	}
+}

@@ -21,7 +21,7 @@ type metricsState struct {
 	writes    atomic.Uint64
 	pages     atomic.Uint64
 
-	// How much of writes and of the cache's hits and misses this
+	// How much of reads, writes and the cache's hits and misses this
 	// connection has added to the database-wide counters (dbmetrics.go).
 	sharedReads, sharedWrites, sharedHits, sharedMisses atomic.Uint64
 
@@ -62,9 +62,13 @@ func newMetrics() *metricsState {
 }
 
 // startSampler samples the counters every second until stop is closed,
-// calling tick after each sample.
-func (m *metricsState) startSampler(stop <-chan struct{}, tick func()) {
+// calling tick after each sample. The returned channel is closed when the
+// sampler has stopped: tick touches the mapped -shm, which must not be
+// unmapped under it.
+func (m *metricsState) startSampler(stop <-chan struct{}, tick func()) <-chan struct{} {
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		t := time.NewTicker(rateSampleStep)
 		defer t.Stop()
 		for {
@@ -77,6 +81,7 @@ func (m *metricsState) startSampler(stop <-chan struct{}, tick func()) {
 			}
 		}
 	}()
+	return done
 }
 
 // sample records the counters as of now.
