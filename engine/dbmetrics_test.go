@@ -314,3 +314,29 @@ func TestDatabaseMetricsAfterClose(t *testing.T) {
 		t.Errorf("after close: %v", err)
 	}
 }
+
+// A read-only connection that cannot use the coordination file (here the
+// disk is full) reads in private mode, with a stand-in -shm in its own
+// memory: its metrics would be its own, so it says they are unavailable
+// rather than report them (or zeros) as the database's.
+func TestDatabaseMetricsPrivateReader(t *testing.T) {
+	path, _ := buildReadDB(t, false)
+	if err := os.Remove(path + "-shm"); err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenWithConfig(path, Config{ReadOnly: true, FS: fullShmFS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if !db.Pager().Private() {
+		t.Fatal("connection is not in private mode")
+	}
+	if _, err := readAll(db); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.DatabaseMetrics()
+	if !errors.Is(err, ErrMetricsUnavailable) || !strings.Contains(err.Error(), "without the coordination file") {
+		t.Fatalf("private reader: %v", err)
+	}
+}
