@@ -79,8 +79,11 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	db.log = db.tappedLogger(cfg.Logger)
 	db.installArchiveHook() // WAL archiving before each WAL reset (engine/archive.go)
 	stopSampler := make(chan struct{})
-	db.metrics.startSampler(stopSampler) // rates over a recent window (engine/metrics.go)
-	db.OnClose(func() { close(stopSampler) })
+	// Rates over a recent window (engine/metrics.go); each tick also
+	// publishes this connection's pending counts to the database-wide
+	// counters, so a long transaction's work shows up (engine/dbmetrics.go).
+	samplerDone := db.metrics.startSampler(stopSampler, db.publishShared)
+	db.OnClose(func() { close(stopSampler); <-samplerDone })
 	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
 		threshold := cfg.WALAutoCheckpoint
 		p.AfterCommit = func(pending int) {
@@ -124,6 +127,7 @@ func (db *DB) Close() error {
 		}
 	}
 	db.slow.flush(db.log)
+	db.publishShared()
 	db.log.Info("database closed", "path", db.p.Path)
 	return db.p.Close()
 }

@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(genGraphEnv); path != "" {
 		os.Exit(genGraphChild(path)) // a generator child of TestStreamingMemoryBound
 	}
+	if path := os.Getenv(metricsWriterEnv); path != "" {
+		os.Exit(metricsWriterChild(path)) // a writer child of TestMetricsExporter
+	}
 	code := m.Run()
 	clitest.RemoveBinaries()
 	os.Exit(code)

@@ -499,6 +499,8 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 	if _, err := p.walf.WriteAt(buf, off); err != nil {
 		return 0, CommitInfo{}, fmt.Errorf("write %s: %w", p.WALPath, err)
 	}
+	p.shm.Add(shm.CtrWALFrames, uint64(len(frames)))
+	p.shm.Add(shm.CtrWALBytes, uint64(len(buf)))
 	all := frames
 	if len(t.spillRun) > 0 {
 		all = append(t.spillRun, frames...)
@@ -641,6 +643,8 @@ func (t *WriteTx) spill(n int) error {
 		if _, err := p.walf.WriteAt(out, off); err != nil {
 			return fmt.Errorf("spill to %s: %w", p.WALPath, err)
 		}
+		p.shm.Add(shm.CtrWALFrames, uint64(n))
+		p.shm.Add(shm.CtrWALBytes, uint64(len(out)))
 		if end := off + int64(len(out)); end > p.walSize {
 			p.walSize = end
 		}
