@@ -109,6 +109,10 @@ type ArchiveStats struct {
 	Transactions int      `json:"transactions"`
 	Frames       int      `json:"frames"`
 	Skipped      int      `json:"skipped_transactions"`
+	// Remote is the s3:// archive the spool Dir is shipped to (null when
+	// the archive is local), Uploaded the segments this run uploaded.
+	Remote   *string  `json:"remote"`
+	Uploaded []string `json:"uploaded"`
 }
 
 // RunArchiveWAL archives the WAL and/or changes the archiving setting.
@@ -148,7 +152,7 @@ func RunArchiveWAL(opts *ArchiveWALOptions) error {
 			return fmt.Errorf("archive the WAL of %s: %w", input, err)
 		}
 		res.Archive = &ArchiveStats{Dir: a.Dir, Segments: nonNil(a.Segments), FirstLSN: a.FirstLSN, LastLSN: a.LastLSN,
-			Transactions: a.Transactions, Frames: a.Frames, Skipped: a.Skipped}
+			Transactions: a.Transactions, Frames: a.Frames, Skipped: a.Skipped, Remote: strPtr(a.Remote), Uploaded: nonNil(a.Uploaded)}
 	}
 	dir, err := db.WALArchiveDir()
 	if err != nil {
@@ -158,7 +162,12 @@ func RunArchiveWAL(opts *ArchiveWALOptions) error {
 	if res.Action == "archived" && !res.ArchivingEnabled {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("WAL archiving is off for %s: transactions checkpointed before the next archive-wal or backup are not archived (use --enable)", input))
 	}
-	if abs, _ := filepath.Abs(filepath.Join(opts.Dir, "wal")); dir != "" && dir != abs {
+	want, _ := filepath.Abs(filepath.Join(opts.Dir, "wal"))
+	if bk.IsRemote(opts.Dir) {
+		// Archived locally by every connection, shipped to the bucket.
+		want, _ = filepath.Abs(input + bk.SpoolSuffix)
+	}
+	if dir != "" && dir != want {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the database archives into %s, not %s/wal", dir, opts.Dir))
 	}
 	return cli.NewPrinter(o.IO, g).Result(res, func(h *cli.Human) {
@@ -174,6 +183,9 @@ func RunArchiveWAL(opts *ArchiveWALOptions) error {
 			}
 			pairs = append(pairs, [2]string{"archived now", archived},
 				[2]string{"already archived", strconv.Itoa(a.Skipped) + " transactions"})
+			if a.Remote != nil {
+				pairs = append(pairs, [2]string{"shipped to", fmt.Sprintf("%s (%d segments uploaded now)", *a.Remote, len(a.Uploaded))})
+			}
 		}
 		h.KeyValues(pairs)
 		for _, w := range res.Warnings {

@@ -36,6 +36,7 @@ type Options struct {
 	Force        bool   // --force
 	NoHash       bool   // --no-hash
 	FullIfNoBase bool   // --full-if-no-base
+	S3Endpoint   string // --s3-endpoint (every subcommand)
 }
 
 var backupTypes = []string{"full", "incremental"}
@@ -125,6 +126,8 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	// --input is this tool's name for the database (the guide's); --db
 	// still works everywhere, for symmetry with the other tools.
 	_ = cmd.PersistentFlags().MarkHidden("db")
+	cmd.PersistentFlags().StringVar(&opts.S3Endpoint, "s3-endpoint", "",
+		"`URL` of the S3-compatible server for s3://bucket/prefix backup directories (default $AWS_ENDPOINT_URL, else AWS)")
 	f := cmd.Flags()
 	f.Var(cli.Choice(&opts.Type, backupTypes...), "type", "backup `type`: full|incremental")
 	addInputFlag(cmd, &opts.Input)
@@ -193,7 +196,7 @@ func Run(opts *Options) error {
 		return err
 	}
 	if opts.Base != "" {
-		if bd := filepath.Dir(opts.Base); bd != "." && filepath.Clean(bd) != filepath.Clean(dir) {
+		if bd := refDir(opts.Base); bd != "." && bd != refDir(joinRef(dir, "x")) {
 			return cli.Usagef("--base %s: the base must be a backup in the output directory %s", opts.Base, dir)
 		}
 	}
@@ -228,7 +231,7 @@ func createBackup(opts *Options, input, dir, name string, typ bk.Type, eo *bk.Op
 	}
 	o.Force, o.Base, o.NoLogicalHash = opts.Force, opts.Base, opts.NoHash
 	o.FullIfNoBase = o.FullIfNoBase || opts.FullIfNoBase
-	if typ == bk.TypeIncremental && !o.FullIfNoBase {
+	if typ == bk.TypeIncremental && !o.FullIfNoBase && !bk.IsRemote(dir) {
 		// The engine would create the directory before finding out.
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			return nil, &hintError{err: bk.ErrNoBase, msg: fmt.Sprintf(
@@ -236,7 +239,7 @@ func createBackup(opts *Options, input, dir, name string, typ bk.Type, eo *bk.Op
 		}
 	}
 	m := bk.NewBackupManagerWithOptions(db, dir, o)
-	path := filepath.Join(dir, name+bk.Ext)
+	path := joinRef(dir, name+bk.Ext)
 
 	start := opts.Clock.Now()
 	stop := startProgress(opts, db, path, typ == bk.TypeFull)
@@ -298,6 +301,9 @@ func outputName(out string) (dir, name string, err error) {
 	if out == "" {
 		return "", "", cli.Usagef("--output is required")
 	}
+	if bk.IsRemote(out) {
+		return remoteRef(out, "--output")
+	}
 	if st, err := os.Stat(out); err == nil && st.IsDir() {
 		return "", "", cli.Usagef("--output %s is a directory: give a backup file name in it, e.g. %s", out,
 			filepath.Join(out, "full_YYYYMMDD_HHMMSS"))
@@ -320,6 +326,9 @@ func outputName(out string) (dir, name string, err error) {
 // directory: a path component is a regular file, or dir is not writable.
 // It never creates anything (the engine creates missing directories).
 func checkOutputDir(dir string) error {
+	if bk.IsRemote(dir) {
+		return nil // the engine checks the bucket before writing anything
+	}
 	for d := dir; ; {
 		st, err := os.Stat(d)
 		if err == nil {
@@ -415,6 +424,7 @@ func openDB(path string, g *cli.Globals, readOnly bool) (*engine.DB, error) {
 // engineOptions are the engine/backup options common to every command.
 func engineOptions(opts *Options) bk.Options {
 	return bk.Options{
+		S3:          bk.S3Config{Endpoint: opts.S3Endpoint},
 		BusyTimeout: opts.Globals.BusyTimeout(cli.DefaultBusyTimeout),
 		Now:         opts.Clock.Now,
 		Logger:      opts.Globals.Logger(opts.IO),
