@@ -17,8 +17,10 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
@@ -70,6 +72,10 @@ type marker struct {
 	Uploaded time.Time `json:"uploaded"`
 	Host     string    `json:"host"`
 }
+
+// activeUploads holds the leases of this process's uploads in progress
+// (bucket/key), which a prune in the same process must leave alone.
+var activeUploads sync.Map
 
 // lease is the content of .uploads/NAME.HOST.PID: an upload in progress.
 type lease struct {
@@ -279,12 +285,20 @@ func (s *s3Store) remove(p string) error {
 
 func (s *s3Store) PutFile(p string, data []byte) error { return s.put(p, data) }
 
-// fileCRC32C is the CRC32C (Castagnoli) of a local file, read in 1 MiB
-// chunks.
-func fileCRC32C(f *os.File) (uint32, int64, error) {
-	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62))
-	return h.Sum32(), n, err
+// sums are the checksums of a whole local file: CRC32C (Castagnoli),
+// recorded in the marker and checked on download, and CRC64NVME, the
+// full-object checksum S3 servers keep by default, compared after upload.
+type sums struct {
+	crc32c uint32
+	crc64  uint64
+	size   int64
+}
+
+func fileSums(f *os.File) (sums, error) {
+	h32 := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	h64 := crc64nvme.New()
+	n, err := io.Copy(io.MultiWriter(h32, h64), io.NewSectionReader(f, 0, 1<<62))
+	return sums{crc32c: h32.Sum32(), crc64: h64.Sum64(), size: n}, err
 }
 
 func hostname() string {
@@ -316,12 +330,14 @@ func (s *s3Store) Publish(tmp, p string) error {
 	if err := s.put("s3://"+bucket+"/"+leaseKey, lb); err != nil {
 		return err
 	}
+	activeUploads.Store(bucket+"/"+leaseKey, true)
+	defer activeUploads.Delete(bucket + "/" + leaseKey)
 	// On failure the lease stays: the next prune removes the parts with it.
-	sum, size, err := s.uploadSum(tmp, p)
+	sum, err := s.uploadSum(tmp, p)
 	if err != nil {
 		return err
 	}
-	mb, _ := json.Marshal(marker{Size: size, CRC32C: fmt.Sprintf("%08x", sum), Uploaded: time.Now().UTC(), Host: hostname()})
+	mb, _ := json.Marshal(marker{Size: sum.size, CRC32C: fmt.Sprintf("%08x", sum.crc32c), Uploaded: time.Now().UTC(), Host: hostname()})
 	if err := s.put(p+markerSuffix, mb); err != nil {
 		return err
 	}
@@ -334,45 +350,73 @@ func (s *s3Store) Publish(tmp, p string) error {
 // upload copies the local file local to p and checks the stored copy (see
 // Publish); an object appears in S3 whole or not at all.
 func (s *s3Store) upload(local, p string) error {
-	_, _, err := s.uploadSum(local, p)
+	_, err := s.uploadSum(local, p)
 	return err
 }
 
-func (s *s3Store) uploadSum(local, p string) (uint32, int64, error) {
+func (s *s3Store) uploadSum(local, p string) (sums, error) {
 	bucket, key, err := splitS3(p)
 	if err != nil {
-		return 0, 0, err
+		return sums{}, err
 	}
 	f, err := os.Open(local)
 	if err != nil {
-		return 0, 0, fmt.Errorf("open %s: %w", local, err)
+		return sums{}, fmt.Errorf("open %s: %w", local, err)
 	}
 	defer f.Close()
-	sum, size, err := fileCRC32C(f)
+	sum, err := fileSums(f)
 	if err != nil {
-		return 0, 0, fmt.Errorf("read %s: %w", local, err)
+		return sums{}, fmt.Errorf("read %s: %w", local, err)
 	}
+	size := sum.size
 	cx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err = s.c.PutObject(cx, bucket, key, io.NewSectionReader(f, 0, size), size, minio.PutObjectOptions{
-		ContentType: "application/octet-stream",
-		PartSize:    s.partSize,
-		NumThreads:  2,
-		Checksum:    minio.ChecksumFullObjectCRC32C,
-	})
+	po := minio.PutObjectOptions{
+		ContentType:  "application/octet-stream",
+		PartSize:     s.partSize,
+		NumThreads:   2,
+		AutoChecksum: minio.ChecksumCRC32C,
+	}
+	if uploadProgress != nil {
+		po.Progress = &progress{fn: uploadProgress}
+	}
+	_, err = s.c.PutObject(cx, bucket, key, io.NewSectionReader(f, 0, size), size, po)
 	if err != nil {
-		return 0, 0, s.s3Err("upload", p, err)
+		return sums{}, s.s3Err("upload", p, err)
 	}
-	if err := s.checkUploaded(bucket, key, p, size, sum); err != nil {
-		return 0, 0, err
+	if err := s.checkUploaded(bucket, key, p, sum); err != nil {
+		return sums{}, err
 	}
-	return sum, size, nil
+	return sum, nil
 }
 
-// checkUploaded compares the stored object's size and full-object CRC32C
-// with the local file's. A server that keeps no full-object checksum gets
-// the object read back and summed.
-func (s *s3Store) checkUploaded(bucket, key, p string, size int64, sum uint32) error {
+// uploadProgress, when set (by tests), is called with the bytes sent so
+// far as an upload proceeds: tests stop the server or kill the process
+// mid-upload from it.
+var uploadProgress func(sent int64)
+
+// progress is the io.Reader minio-go advances as it sends bytes.
+type progress struct {
+	mu   sync.Mutex
+	sent int64
+	fn   func(int64)
+}
+
+func (p *progress) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	p.sent += int64(len(b))
+	n := p.sent
+	p.mu.Unlock()
+	p.fn(n)
+	return len(b), nil
+}
+
+// checkUploaded compares the stored object's size and full-object
+// checksum (CRC64NVME or CRC32C, whichever the server keeps) with the
+// local file's. A server that keeps neither gets the object read back and
+// summed.
+func (s *s3Store) checkUploaded(bucket, key, p string, sum sums) error {
+	size := sum.size
 	cx, cancel := ctx()
 	defer cancel()
 	st, err := s.c.StatObject(cx, bucket, key, minio.StatObjectOptions{Checksum: true})
@@ -382,10 +426,18 @@ func (s *s3Store) checkUploaded(bucket, key, p string, size int64, sum uint32) e
 	if st.Size != size {
 		return fmt.Errorf("%s: uploaded %d bytes, the server stored %d: %w: %w", canonS3(p), size, st.Size, ErrRemote, common.ErrCorrupt)
 	}
+	if c := st.ChecksumCRC64NVME; c != "" && !strings.Contains(c, "-") {
+		if raw, err := base64.StdEncoding.DecodeString(c); err == nil && len(raw) == 8 {
+			if got := binary.BigEndian.Uint64(raw); got != sum.crc64 {
+				return fmt.Errorf("%s: the server's CRC64NVME %016x differs from the uploaded file's %016x: %w: %w", canonS3(p), got, sum.crc64, ErrRemote, common.ErrCorrupt)
+			}
+			return nil
+		}
+	}
 	if c := st.ChecksumCRC32C; c != "" && !strings.Contains(c, "-") {
 		if raw, err := base64.StdEncoding.DecodeString(c); err == nil && len(raw) == 4 {
-			if got := binary.BigEndian.Uint32(raw); got != sum {
-				return fmt.Errorf("%s: the server's CRC32C %08x differs from the uploaded file's %08x: %w: %w", canonS3(p), got, sum, ErrRemote, common.ErrCorrupt)
+			if got := binary.BigEndian.Uint32(raw); got != sum.crc32c {
+				return fmt.Errorf("%s: the server's CRC32C %08x differs from the uploaded file's %08x: %w: %w", canonS3(p), got, sum.crc32c, ErrRemote, common.ErrCorrupt)
 			}
 			return nil
 		}
@@ -394,8 +446,8 @@ func (s *s3Store) checkUploaded(bucket, key, p string, size int64, sum uint32) e
 	if err != nil {
 		return err
 	}
-	if n != size || got != sum {
-		return fmt.Errorf("%s: read back %d bytes with CRC32C %08x, uploaded %d with %08x: %w: %w", canonS3(p), n, got, size, sum, ErrRemote, common.ErrCorrupt)
+	if n != size || got != sum.crc32c {
+		return fmt.Errorf("%s: read back %d bytes with CRC32C %08x, uploaded %d with %08x: %w: %w", canonS3(p), n, got, size, sum.crc32c, ErrRemote, common.ErrCorrupt)
 	}
 	return nil
 }
@@ -515,11 +567,16 @@ func (s *s3Store) cleanInterrupted(dir string, now time.Time) ([]string, error) 
 		if json.Unmarshal(b, &l) != nil || l.Key == "" {
 			l = lease{Started: obj.LastModified}
 		}
-		running := l.Host == host && l.PID != os.Getpid() && procs.Alive(l.PID)
-		if l.Host != host {
+		var running bool
+		switch {
+		case l.Host != host:
 			running = now.Sub(l.Started) < staleTemp // another machine's: only when old
+		case l.PID == os.Getpid():
+			_, running = activeUploads.Load(bucket + "/" + obj.Key)
+		default:
+			running = procs.Alive(l.PID)
 		}
-		if running || l.PID == os.Getpid() {
+		if running {
 			continue
 		}
 		if l.Key != "" {
@@ -620,7 +677,7 @@ func (f *s3FS) Rename(oldpath, newpath string) error {
 
 // SyncDir and MkdirAll have nothing to do: an object is durable once the
 // server acknowledged it, and prefixes need no creation.
-func (f *s3FS) SyncDir(string) error                { return nil }
+func (f *s3FS) SyncDir(string) error               { return nil }
 func (f *s3FS) MkdirAll(string, os.FileMode) error { return nil }
 
 func (f *s3FS) ReadDir(name string) ([]os.DirEntry, error) {
@@ -698,8 +755,8 @@ func (f *s3File) ReadAt(p []byte, off int64) (int, error) {
 func (f *s3File) WriteAt([]byte, int64) (int, error) {
 	return 0, fmt.Errorf("write %s: %w", f.name, errors.ErrUnsupported)
 }
-func (f *s3File) Sync() error        { return nil }
-func (f *s3File) Datasync() error    { return nil }
+func (f *s3File) Sync() error     { return nil }
+func (f *s3File) Datasync() error { return nil }
 func (f *s3File) Truncate(int64) error {
 	return fmt.Errorf("truncate %s: %w", f.name, errors.ErrUnsupported)
 }
