@@ -61,6 +61,24 @@ be in the same directory). An incremental backup with no full backup to
 build on fails; take a full backup first (--type full), or pass
 --full-if-no-base to take a full one in that case.
 
+OFF-MACHINE BACKUPS (S3-compatible object storage)
+
+--output s3://bucket/prefix/NAME, and --dir s3://bucket/prefix for list,
+verify, restore, prune and archive-wal, keep the backups in a bucket. The
+server is --s3-endpoint, else $AWS_ENDPOINT_URL, else AWS (region
+$AWS_REGION, default us-east-1; an IP or localhost endpoint is addressed
+path-style); keys come from $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY
+or the $AWS_PROFILE profile of ~/.aws/credentials. A backup is written to
+the local temporary directory, uploaded (multipart, a few parts in memory
+at most), checked against the server's checksum, and only then made
+visible by a NAME.backup.complete marker: list never shows an interrupted
+upload, and the next prune removes what it left. verify and restore
+download the chain to a local temporary directory first (--tmpdir for
+verify) and check it against the checksum recorded at upload. With
+archive-wal --enable, the database archives its WAL into a local spool
+(DB.walspool) that archive-wal and every backup upload to
+s3://bucket/prefix/wal, where restore --until finds it.
+
 A logical hash of all nodes and edges is recorded so that verify can
 compare a trial restore with the original; --no-hash skips it (faster on
 large databases; verify then checks structure and checksums only).
