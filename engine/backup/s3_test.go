@@ -117,6 +117,11 @@ func TestS3FullIncrementalPITRRoundTrip(t *testing.T) {
 	if segs < 3 {
 		t.Fatalf("bucket holds %d archived WAL segments: %v", segs, keys)
 	}
+	// The local spool keeps the newest segment only, once shipped.
+	spool := dirFiles(t, f.path+SpoolSuffix)
+	if n := len(slices.DeleteFunc(spool, func(n string) bool { return !strings.HasSuffix(n, ".walseg") })); n != 1 {
+		t.Fatalf("spool after shipping: %v", dirFiles(t, f.path+SpoolSuffix))
+	}
 
 	list, err := ListBackupsWithOptions(dir, f.opts)
 	if err != nil {

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/sombradb/sombra/engine/internal/dirlock"
 	"github.com/sombradb/sombra/engine/internal/walarchive"
 	"github.com/sombradb/sombra/engine/vfs"
 )
@@ -107,7 +109,11 @@ func shipArchive(o Options, dir string) ([]string, error) {
 		return nil, err
 	}
 	var sent []string
+	newest := map[uint64]walarchive.Segment{}
 	for _, sg := range segs {
+		if n, ok := newest[sg.FileID]; !ok || sg.LastLSN > n.LastLSN {
+			newest[sg.FileID] = sg
+		}
 		name := filepath.Base(sg.Path)
 		if sz, ok := have[name]; ok && sz == sg.Size {
 			continue
@@ -116,6 +122,23 @@ func shipArchive(o Options, dir string) ([]string, error) {
 			return sent, err
 		}
 		sent = append(sent, name)
+	}
+	// The spool keeps only each database's newest segment once the bucket
+	// has them all: the archivers need it to know where the archive ends
+	// and to check the history did not fork (walarchive.Archive.Append);
+	// the rest would only grow beside the database. Under the archive's
+	// lock, so no archiver reads a segment as it goes.
+	unlock, err := dirlock.Lock(o.FS, dir, 30*time.Second)
+	if err != nil {
+		return sent, nil // trimmed next time
+	}
+	defer unlock()
+	for _, sg := range segs {
+		if sg.Path != newest[sg.FileID].Path {
+			if err := o.FS.Remove(sg.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				o.Logger.Warn("trim the WAL spool", "segment", sg.Path, "err", err)
+			}
+		}
 	}
 	return sent, nil
 }
