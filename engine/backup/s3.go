@@ -308,11 +308,11 @@ func hostname() string {
 
 // Publish uploads the finished local file tmp to p: a lease object first
 // (so that a prune can tell the upload is running), then the object itself
-// (multipart above the part size, parts read by offset from the file, so
-// memory is a part per upload thread at most, each part's CRC32C checked
-// by the server), then a check that the stored object has the local file's
-// size and full CRC32C, then the marker that makes it visible, and last
-// the lease is removed. An interrupted upload leaves no marker: list never
+// (multipart above the part size, two parts in flight, each streamed from
+// the file by offset: no part is held in memory; the payload is signed in
+// chunks, SigV4 streaming), then a check that the stored object has the
+// local file's size and full-object checksum, then the marker that makes
+// it visible, and last the lease is removed. An interrupted upload leaves no marker: list never
 // shows it, and the next prune removes what it left. tmp is removed.
 func (s *s3Store) Publish(tmp, p string) error {
 	defer os.Remove(tmp)
