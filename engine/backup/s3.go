@@ -186,8 +186,13 @@ func (s *s3Store) s3Err(op, p string, err error) error {
 		return fmt.Errorf("%s: bucket %s does not exist on %s (create it first): %w: %w", p, bucket, s.endpoint, ErrRemote, common.ErrNotFound)
 	case minio.NoSuchKey, "NotFound":
 		return fmt.Errorf("%s: %w", p, os.ErrNotExist)
-	case minio.InvalidAccessKeyID, "SignatureDoesNotMatch", minio.AccessDenied:
+	// XAdminUserNotFound: VersityGW's answer to an unknown access key.
+	case minio.InvalidAccessKeyID, "SignatureDoesNotMatch", minio.AccessDenied, "XAdminUserNotFound", "InvalidToken", "ExpiredToken":
 		return fmt.Errorf("%s %s: %s refused the credentials (%s; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE): %w",
+			op, p, s.endpoint, er.Code, ErrRemote)
+	}
+	if er.StatusCode == 403 {
+		return fmt.Errorf("%s %s: %s refused the request (%s; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE): %w",
 			op, p, s.endpoint, er.Code, ErrRemote)
 	}
 	if er.StatusCode == 404 && er.Code == "" {

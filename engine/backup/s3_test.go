@@ -243,6 +243,25 @@ func TestS3WrongCredentialsAndMissingBucket(t *testing.T) {
 	if k := f.srv.Keys(t, "backups", ""); len(k) != 0 {
 		t.Fatalf("failed backups wrote %v", k)
 	}
+
+	// Keys from a profile of a shared credentials file, when the
+	// environment has none: the right profile works, another is refused.
+	creds := filepath.Join(f.tmp, "credentials")
+	ini := fmt.Sprintf("[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong\n\n[sombra]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+		s3test.AccessKey, s3test.SecretKey)
+	if err := os.WriteFile(creds, []byte(ini), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
+	t.Setenv("AWS_PROFILE", "sombra")
+	if _, err := ListBackupsWithOptions("s3://backups/prod", f.opts); err != nil {
+		t.Fatalf("keys from profile sombra: %v", err)
+	}
+	t.Setenv("AWS_PROFILE", "")
+	_, err = ListBackupsWithOptions("s3://backups/prod", f.opts)
+	oneLine(t, err, "refused the credentials")
 	if s := f.staged(t); len(s) != 0 {
 		t.Fatalf("local staging left %v", s)
 	}
