@@ -34,6 +34,12 @@ lock (see --wait); without them archive-wal only reads the database.
 Backups archive the log too before they copy anything, so with archiving
 enabled the archive always reaches the newest backup.
 
+With --dir s3://bucket/prefix the archive is DIR/wal in the bucket: the
+database archives into a local spool, DB.walspool (a commit never waits
+for the network), and archive-wal and every backup upload the segments the
+bucket lacks (the spool then keeps only the newest one). Run archive-wal
+from cron as often as the recovery point needs.
+
 JSON OUTPUT (--json, schema_version 1)
 
     schema_version     always 1
@@ -49,6 +55,9 @@ JSON OUTPUT (--json, schema_version 1)
       first_lsn, last_lsn   LSN range archived now (0 when nothing new)
       transactions, frames  transactions and page frames archived now
       skipped_transactions  transactions already in the archive
+      remote                s3:// archive the spool is shipped to, null
+                            for a local archive
+      uploaded              segments uploaded to it now
     warnings           list of strings (may be empty)
 
 EXIT STATUS
