@@ -291,6 +291,15 @@ func TestS3AlteredObjectIsNamed(t *testing.T) {
 	if err := os.WriteFile(obj, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The download directory of a verify killed earlier (its process gone)
+	// is removed by the next one.
+	done := exec.Command("true")
+	if err := done.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(f.opts.TempDir, fmt.Sprintf(".sombra-verify-%d-123", done.Process.Pid), "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	v, err := Verify(dir, "full", f.opts)
 	var ce *engine.CorruptionError
 	if !errors.As(err, &ce) || ce.Path != "s3://backups/prod/full.backup" || v.OK {

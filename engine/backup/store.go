@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/sombradb/sombra/engine/internal/procs"
 	"github.com/sombradb/sombra/engine/internal/walarchive"
 	"github.com/sombradb/sombra/engine/vfs"
 )
@@ -190,11 +193,24 @@ func (o Options) tempDir() string {
 	return os.TempDir()
 }
 
+// staleStageRE matches the directories stageDir makes.
+var staleStageRE = regexp.MustCompile(`^\.sombra-[a-z-]+-(\d+)-\d+$`)
+
 // stageDir makes a local temporary directory to download remote backups
 // into (under Options.TempDir, default the system's); remove it with the
 // function returned.
 func (o Options) stageDir(what string) (string, func(), error) {
 	base := o.tempDir()
+	// Those of killed processes first (the pid is in the name).
+	if ents, err := os.ReadDir(base); err == nil {
+		for _, e := range ents {
+			if m := staleStageRE.FindStringSubmatch(e.Name()); m != nil && e.IsDir() {
+				if pid, err := strconv.Atoi(m[1]); err == nil && pid != os.Getpid() && !procs.Alive(pid) {
+					os.RemoveAll(filepath.Join(base, e.Name()))
+				}
+			}
+		}
+	}
 	d, err := os.MkdirTemp(base, fmt.Sprintf(".sombra-%s-%d-", what, os.Getpid()))
 	if err != nil {
 		return "", nil, fmt.Errorf("create a local directory for the download: %w", err)
