@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,17 +328,16 @@ func TestS3ServerStoppedMidUpload(t *testing.T) {
 	f.bulk(t)
 	const dir = "s3://backups/prod"
 	m := NewBackupManagerWithOptions(f.db, dir, f.opts)
-	stopped := false
+	var stopped atomic.Bool // two upload threads call the hook
 	uploadProgress = func(sent int64) {
-		if sent > s3Part && !stopped { // the first part is on its way
-			stopped = true
+		if sent > s3Part && stopped.CompareAndSwap(false, true) { // the first part is on its way
 			f.srv.Stop()
 		}
 	}
 	defer func() { uploadProgress = nil }()
 	_, err := m.CreateFullBackup("full")
 	uploadProgress = nil
-	if !stopped {
+	if !stopped.Load() {
 		t.Fatal("the upload finished before the server was stopped")
 	}
 	if !errors.Is(err, ErrRemote) {
@@ -448,10 +448,9 @@ func runS3UploadChild(path, tmp string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	said := false
+	var said atomic.Bool // two upload threads call the hook
 	uploadProgress = func(sent int64) {
-		if sent > s3Part && !said {
-			said = true
+		if sent > s3Part && said.CompareAndSwap(false, true) {
 			fmt.Println("uploading")
 			time.Sleep(time.Hour) // killed here
 		}
