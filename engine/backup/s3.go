@@ -599,6 +599,24 @@ func (s *s3Store) cleanInterrupted(dir string, now time.Time) ([]string, error) 
 			return out, err
 		}
 	}
+	// Multipart uploads that lost their lease (a WAL segment's upload
+	// takes none), once older than any upload can run.
+	mp := prefix + "/"
+	if prefix == "" {
+		mp = ""
+	}
+	for u := range s.c.ListIncompleteUploads(cx, bucket, mp, true) {
+		if u.Err != nil {
+			return out, s.s3Err("list uploads in", dir, u.Err)
+		}
+		if now.Sub(u.Initiated) < staleTemp {
+			continue
+		}
+		if err := s.c.RemoveIncompleteUpload(cx, bucket, u.Key); err != nil && minio.ToErrorResponse(err).Code != minio.NoSuchUpload {
+			return out, s.s3Err("abort upload of", "s3://"+bucket+"/"+u.Key, err)
+		}
+		out = append(out, path.Base(u.Key))
+	}
 	return out, nil
 }
 

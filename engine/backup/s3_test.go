@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/internal/s3test"
@@ -459,4 +462,29 @@ func runS3UploadChild(path, tmp string) int {
 	_, err = m.CreateFullBackup("full")
 	fmt.Fprintln(os.Stderr, "backup finished:", err)
 	return 1
+}
+
+// TestS3PruneAbortsOldUploadsWithoutLease: a multipart upload that has no
+// lease (a WAL segment's) is aborted by prune once it is older than any
+// upload can run, and left alone before.
+func TestS3PruneAbortsOldUploadsWithoutLease(t *testing.T) {
+	f := newS3Fixture(t)
+	core := minio.Core{Client: f.srv.Client(t)}
+	if _, err := core.NewMultipartUpload(context.Background(), "backups", "prod/wal/x.walseg", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const dir = "s3://backups/prod"
+	pr, err := Prune(dir, 0, 1, f.opts)
+	if err != nil || len(pr.TempDeleted) != 0 || len(f.srv.Uploads(t, "backups")) != 1 {
+		t.Fatalf("prune removed a young upload: %+v %v", pr, err)
+	}
+	later := f.opts
+	later.Now = func() time.Time { return time.Now().Add(staleTemp + time.Hour) }
+	pr, err = Prune(dir, 0, 1, later)
+	if err != nil || !slices.Equal(pr.TempDeleted, []string{"x.walseg"}) {
+		t.Fatalf("prune a day later: %+v %v", pr, err)
+	}
+	if u := f.srv.Uploads(t, "backups"); len(u) != 0 {
+		t.Fatalf("uploads left: %v", u)
+	}
 }
