@@ -1,12 +1,17 @@
 package backup_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/sombradb/sombra/internal/commands/backup"
 	"github.com/sombradb/sombra/internal/commands/fixture"
@@ -118,5 +123,86 @@ func TestBackupScriptS3(t *testing.T) {
 	v := verifiedBackups(t, "s3://backups/sombra")
 	if len(v) != 2 || v[0].Type != "full" || (v[1].Type != "incremental" && time.Now().Weekday() != time.Sunday) {
 		t.Fatalf("after two runs: %+v", v)
+	}
+}
+
+// TestKillDuringS3Upload SIGKILLs sombra-backup while it uploads to the
+// bucket (its lease object is there): list shows nothing, the database is
+// untouched, the next prune removes what the upload left, and the backup
+// can be taken again.
+func TestKillDuringS3Upload(t *testing.T) {
+	bin := filepath.Join(binaries(t), "sombra-backup")
+	srv := s3test.Start(t)
+	srv.MakeBucket(t, "backups")
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", t.TempDir())
+	db := filepath.Join(dir, "big.db")
+	fixture.Create(t, db, fixture.Spec{Nodes: 50000, Edges: 50000, Seed: 3, Checkpoint: "truncate"})
+	before := sha(t, db)
+	const bdir = "s3://backups/prod"
+
+	killed := false
+	for try := 0; try < 5 && !killed; try++ {
+		cmd := exec.Command(bin, "--type", "full", "--input", db, "--output", bdir+"/full")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+	poll:
+		for {
+			select {
+			case err := <-done:
+				t.Logf("try %d: the backup finished (%v) before its upload was seen; again", try, err)
+				if out, err := exec.Command(bin, "prune", "--dir", bdir, "--keep-days", "1").CombinedOutput(); err != nil {
+					t.Fatalf("prune: %v\n%s", err, out)
+				}
+				srv.Client(t).RemoveObject(context.Background(), "backups", "prod/full.backup.complete", minio.RemoveObjectOptions{})
+				break poll
+			default:
+			}
+			for _, k := range srv.Keys(t, "backups", "prod/.uploads/") {
+				if strings.HasPrefix(k, "prod/.uploads/full.backup.") {
+					cmd.Process.Signal(syscall.SIGKILL)
+					<-done
+					killed = true
+					break poll
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	if !killed {
+		t.Fatal("no upload was caught in flight in 5 tries")
+	}
+	if sha(t, db) != before {
+		t.Fatal("the killed backup changed the database file")
+	}
+	var l backup.ListResult
+	if err := json.Unmarshal([]byte(ok(t, "list", "--dir", bdir, "--json")), &l); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Backups) != 0 {
+		t.Fatalf("the killed upload is listed: %+v", l.Backups)
+	}
+	var pr backup.PruneResult
+	if err := json.Unmarshal([]byte(ok(t, "prune", "--dir", bdir, "--keep-days", "1", "--json")), &pr); err != nil {
+		t.Fatal(err)
+	}
+	if len(pr.TempDeleted) != 1 || pr.TempDeleted[0] != "full.backup" {
+		t.Fatalf("prune after the kill: %+v", pr)
+	}
+	if u := srv.Uploads(t, "backups"); len(u) != 0 {
+		t.Fatalf("multipart uploads left: %v", u)
+	}
+	for _, k := range srv.Keys(t, "backups", "") {
+		if k != "prod/catalog.json" {
+			t.Fatalf("prune left %s", k)
+		}
+	}
+	ok(t, "--type", "full", "--input", db, "--output", bdir+"/full")
+	ok(t, "verify", bdir+"/full.backup")
+	if m, _ := filepath.Glob(filepath.Join(os.Getenv("TMPDIR"), "*")); len(m) != 0 {
+		t.Fatalf("local staging left %v", m)
 	}
 }
