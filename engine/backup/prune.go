@@ -138,6 +138,17 @@ func Prune(dir string, keepDays, keepFull int, opts Options) (*PruneResult, erro
 	if o.DryRun {
 		return res, nil
 	}
+	// What uploads interrupted by a kill or a lost connection left in a
+	// bucket: incomplete multipart uploads, objects that got no marker.
+	if st, err := o.store(dir); err != nil {
+		return res, err
+	} else if s3, ok := st.(*s3Store); ok {
+		gone, err := s3.cleanInterrupted(dir, now)
+		res.TempDeleted = append(res.TempDeleted, gone...)
+		if err != nil {
+			return res, err
+		}
+	}
 	if err := updateCatalog(o, dir, nil); err != nil {
 		return res, err
 	}

@@ -33,6 +33,12 @@ lock (see --wait); without them archive-wal only reads the database.
 Backups archive the log too before they copy anything, so with archiving
 enabled the archive always reaches the newest backup.
 
+With --dir s3://bucket/prefix the archive is DIR/wal in the bucket: the
+database archives into a local spool, DB.walspool (a commit never waits
+for the network), and archive-wal and every backup upload the segments the
+bucket lacks (the spool then keeps only the newest one). Run archive-wal
+from cron as often as the recovery point needs.
+
 JSON OUTPUT (--json, schema_version 2)
 
     schema_version     always 2
@@ -48,6 +54,9 @@ JSON OUTPUT (--json, schema_version 2)
       first_lsn, last_lsn   LSN range archived now (0 when nothing new)
       transactions, frames  transactions and page frames archived now
       skipped_transactions  transactions already in the archive
+      remote                s3:// archive the spool is shipped to, null
+                            for a local archive
+      uploaded              segments uploaded to it now
     warnings           list of strings (may be empty)
 
 EXIT STATUS
@@ -108,6 +117,10 @@ type ArchiveStats struct {
 	Transactions int      `json:"transactions"`
 	Frames       int      `json:"frames"`
 	Skipped      int      `json:"skipped_transactions"`
+	// Remote is the s3:// archive the spool Dir is shipped to (null when
+	// the archive is local), Uploaded the segments this run uploaded.
+	Remote   *string  `json:"remote"`
+	Uploaded []string `json:"uploaded"`
 }
 
 // RunArchiveWAL archives the WAL and/or changes the archiving setting.
@@ -147,7 +160,7 @@ func RunArchiveWAL(opts *ArchiveWALOptions) error {
 			return fmt.Errorf("archive the WAL of %s: %w", input, err)
 		}
 		res.Archive = &ArchiveStats{Dir: a.Dir, Segments: nonNil(a.Segments), FirstLSN: a.FirstLSN, LastLSN: a.LastLSN,
-			Transactions: a.Transactions, Frames: a.Frames, Skipped: a.Skipped}
+			Transactions: a.Transactions, Frames: a.Frames, Skipped: a.Skipped, Remote: strPtr(a.Remote), Uploaded: nonNil(a.Uploaded)}
 	}
 	dir, err := db.WALArchiveDir()
 	if err != nil {
@@ -157,7 +170,12 @@ func RunArchiveWAL(opts *ArchiveWALOptions) error {
 	if res.Action == "archived" && !res.ArchivingEnabled {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("WAL archiving is off for %s: transactions checkpointed before the next archive-wal or backup are not archived (use --enable)", input))
 	}
-	if abs, _ := filepath.Abs(filepath.Join(opts.Dir, "wal")); dir != "" && dir != abs {
+	want, _ := filepath.Abs(filepath.Join(opts.Dir, "wal"))
+	if bk.IsRemote(opts.Dir) {
+		// Archived locally by every connection, shipped to the bucket.
+		want, _ = filepath.Abs(input + bk.SpoolSuffix)
+	}
+	if dir != "" && dir != want {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the database archives into %s, not %s/wal", dir, opts.Dir))
 	}
 	return cli.NewPrinter(o.IO, g).Result(res, func(h *cli.Human) {
@@ -173,6 +191,9 @@ func RunArchiveWAL(opts *ArchiveWALOptions) error {
 			}
 			pairs = append(pairs, [2]string{"archived now", archived},
 				[2]string{"already archived", strconv.Itoa(a.Skipped) + " transactions"})
+			if a.Remote != nil {
+				pairs = append(pairs, [2]string{"shipped to", fmt.Sprintf("%s (%d segments uploaded now)", *a.Remote, len(a.Uploaded))})
+			}
 		}
 		h.KeyValues(pairs)
 		for _, w := range res.Warnings {

@@ -35,6 +35,7 @@ type Options struct {
 	Force        bool   // --force
 	NoHash       bool   // --no-hash
 	FullIfNoBase bool   // --full-if-no-base
+	S3Endpoint   string // --s3-endpoint (every subcommand)
 }
 
 var backupTypes = []string{"full", "incremental"}
@@ -58,6 +59,24 @@ database in the backup directory, or the one named by --base (which must
 be in the same directory). An incremental backup with no full backup to
 build on fails; take a full backup first (--type full), or pass
 --full-if-no-base to take a full one in that case.
+
+OFF-MACHINE BACKUPS (S3-compatible object storage)
+
+--output s3://bucket/prefix/NAME, and --dir s3://bucket/prefix for list,
+verify, restore, prune and archive-wal, keep the backups in a bucket. The
+server is --s3-endpoint, else $AWS_ENDPOINT_URL, else AWS (region
+$AWS_REGION, default us-east-1; an IP or localhost endpoint is addressed
+path-style); keys come from $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY
+or the $AWS_PROFILE profile of ~/.aws/credentials. A backup is written to
+the local temporary directory, uploaded (multipart, a few parts in memory
+at most), checked against the server's checksum, and only then made
+visible by a NAME.backup.complete marker: list never shows an interrupted
+upload, and the next prune removes what it left. verify and restore
+download the chain to a local temporary directory first (--tmpdir for
+verify) and check it against the checksum recorded at upload. With
+archive-wal --enable, the database archives its WAL into a local spool
+(DB.walspool) that archive-wal and every backup upload to
+s3://bucket/prefix/wal, where restore --until finds it.
 
 A logical hash of all nodes and edges is recorded so that verify can
 compare a trial restore with the original; --no-hash skips it (faster on
@@ -122,6 +141,8 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	cmd := cli.NewRoot("sombra-backup", "Take, list, verify, restore and schedule online backups",
 		long, example, &opts.Globals, opts.IO)
 	cmd.Args = cobra.NoArgs
+	cmd.PersistentFlags().StringVar(&opts.S3Endpoint, "s3-endpoint", "",
+		"`URL` of the S3-compatible server for s3://bucket/prefix backup directories (default $AWS_ENDPOINT_URL, else AWS)")
 	f := cmd.Flags()
 	f.Var(cli.Choice(&opts.Type, backupTypes...), "type", "backup `type`: full|incremental")
 	addInputFlag(cmd)
@@ -190,7 +211,7 @@ func Run(opts *Options) error {
 		return err
 	}
 	if opts.Base != "" {
-		if bd := filepath.Dir(opts.Base); bd != "." && filepath.Clean(bd) != filepath.Clean(dir) {
+		if bd := refDir(opts.Base); bd != "." && bd != refDir(joinRef(dir, "x")) {
 			return cli.Usagef("--base %s: the base must be a backup in the output directory %s", opts.Base, dir)
 		}
 	}
@@ -225,7 +246,7 @@ func createBackup(opts *Options, input, dir, name string, typ bk.Type, eo *bk.Op
 	}
 	o.Force, o.Base, o.NoLogicalHash = opts.Force, opts.Base, opts.NoHash
 	o.FullIfNoBase = o.FullIfNoBase || opts.FullIfNoBase
-	if typ == bk.TypeIncremental && !o.FullIfNoBase {
+	if typ == bk.TypeIncremental && !o.FullIfNoBase && !bk.IsRemote(dir) {
 		// The engine would create the directory before finding out.
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			return nil, &hintError{err: bk.ErrNoBase, msg: fmt.Sprintf(
@@ -233,7 +254,7 @@ func createBackup(opts *Options, input, dir, name string, typ bk.Type, eo *bk.Op
 		}
 	}
 	m := bk.NewBackupManagerWithOptions(db, dir, o)
-	path := filepath.Join(dir, name+bk.Ext)
+	path := joinRef(dir, name+bk.Ext)
 
 	start := opts.Clock.Now()
 	stop := startProgress(opts, db, path, typ == bk.TypeFull)
@@ -295,6 +316,9 @@ func outputName(out string) (dir, name string, err error) {
 	if out == "" {
 		return "", "", cli.Usagef("--output is required")
 	}
+	if bk.IsRemote(out) {
+		return remoteRef(out, "--output")
+	}
 	if st, err := os.Stat(out); err == nil && st.IsDir() {
 		return "", "", cli.Usagef("--output %s is a directory: give a backup file name in it, e.g. %s", out,
 			filepath.Join(out, "full_YYYYMMDD_HHMMSS"))
@@ -317,6 +341,9 @@ func outputName(out string) (dir, name string, err error) {
 // directory: a path component is a regular file, or dir is not writable.
 // It never creates anything (the engine creates missing directories).
 func checkOutputDir(dir string) error {
+	if bk.IsRemote(dir) {
+		return nil // the engine checks the bucket before writing anything
+	}
 	for d := dir; ; {
 		st, err := os.Stat(d)
 		if err == nil {
@@ -400,6 +427,7 @@ func openDB(path string, g *cli.Globals, readOnly bool) (*engine.DB, error) {
 // engineOptions are the engine/backup options common to every command.
 func engineOptions(opts *Options) bk.Options {
 	return bk.Options{
+		S3:          bk.S3Config{Endpoint: opts.S3Endpoint},
 		BusyTimeout: opts.Globals.BusyTimeout(cli.DefaultBusyTimeout),
 		Now:         opts.Clock.Now,
 		Logger:      opts.Globals.Logger(opts.IO),

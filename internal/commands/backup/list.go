@@ -125,7 +125,7 @@ type Verification struct {
 // RunList prints the backups in opts.Dir.
 func RunList(opts *ListOptions) error {
 	o := opts.Root
-	list, err := listDir(opts.Dir)
+	list, err := listDir(o, opts.Dir)
 	if err != nil {
 		return err
 	}
@@ -196,8 +196,8 @@ func listTable(h *cli.Human, res ListResult) {
 }
 
 // listDir is bk.ListBackups with a missing directory reported as such.
-func listDir(dir string) ([]bk.BackupInfo, error) {
-	list, err := bk.ListBackups(dir)
+func listDir(o *Options, dir string) ([]bk.BackupInfo, error) {
+	list, err := bk.ListBackupsWithOptions(dir, engineOptions(o))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, &hintError{msg: dir + ": no such backup directory", err: engine.ErrNotFound}
 	}

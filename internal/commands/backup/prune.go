@@ -142,7 +142,7 @@ func validateKeep(days, full int) error {
 
 // prune runs bk.Prune on dir; schedule uses it too.
 func prune(o *Options, dir string, days, full int, dryRun bool) (*PruneResult, error) {
-	if _, err := listDir(dir); err != nil {
+	if _, err := listDir(o, dir); err != nil {
 		return nil, err
 	}
 	eo := engineOptions(o)

@@ -3,7 +3,6 @@ package backup
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -184,7 +183,7 @@ func RunRestore(opts *RestoreOptions) error {
 		until = &t
 	}
 	dir, name := opts.Dir, opts.Name
-	if dir == "" && (name == "" || filepath.Dir(name) == ".") {
+	if dir == "" && (name == "" || refDir(name) == ".") {
 		return cli.Usagef("--dir is required")
 	}
 	if name != "" {
@@ -214,7 +213,7 @@ func RunRestore(opts *RestoreOptions) error {
 	case name != "":
 		r, err = bk.Restore(dir, name, target, eo)
 	default:
-		r, skipped, err = restoreNewestGood(dir, target, eo)
+		r, skipped, err = restoreNewestGood(o, dir, target, eo)
 	}
 	if err != nil {
 		return classify(err)
@@ -235,8 +234,8 @@ func RunRestore(opts *RestoreOptions) error {
 // are skipped, and so is one whose restore finds it damaged (the next older
 // one is tried). Each skip is returned as a warning naming the backup and
 // why, so the operator learns that the newest restore point was not used.
-func restoreNewestGood(dir, target string, eo bk.Options) (*bk.RestoreResult, []string, error) {
-	list, err := listDir(dir)
+func restoreNewestGood(o *Options, dir, target string, eo bk.Options) (*bk.RestoreResult, []string, error) {
+	list, err := listDir(o, dir)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -301,21 +301,21 @@ func (s *scheduler) do(kind string, r *RunReport, log *slog.Logger) error {
 	typ := bk.TypeFull
 	if kind == "incremental" {
 		prefix, typ = "inc_", bk.TypeIncremental
-		if !hasRestorable(dir) {
+		if !hasRestorable(o, dir) {
 			// Nothing to build on yet: this run is a full backup, and is
 			// named like one (the engine would also fall back, see below).
 			prefix, typ = "full_", bk.TypeFull
 			log.Info("no backup to build on in the directory yet: taking a full backup")
 		}
 	}
-	r.Name = freeName(dir, prefix+o.Clock.Now().Format("20060102_150405"))
+	r.Name = freeName(o, dir, prefix+o.Clock.Now().Format("20060102_150405"))
 	log = log.With("name", r.Name)
 	log.Info("backup run started")
 
 	// The run's own copy of the options: no progress bar between log
 	// lines, the daemon's logger for the engine, and an incremental run
 	// with nothing to build on takes a full backup.
-	bo := &Options{IO: o.IO, Globals: o.Globals, Clock: o.Clock, NoHash: s.opts.NoHash}
+	bo := &Options{IO: o.IO, Globals: o.Globals, Clock: o.Clock, NoHash: s.opts.NoHash, S3Endpoint: o.S3Endpoint}
 	bo.IO.ErrIsTTY = false
 	eo := engineOptions(bo)
 	eo.Logger = s.log // the engine logs "backup created" with name and type
@@ -383,13 +383,25 @@ func (s *scheduler) report() error {
 
 // freeName returns name, or name_2, name_3, ... if a backup of that name
 // exists (two runs in the same second).
-func freeName(dir, name string) string {
+func freeName(o *Options, dir, name string) string {
+	taken := func(n string) bool {
+		_, err := os.Stat(filepath.Join(dir, n+bk.Ext))
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	if bk.IsRemote(dir) {
+		names := map[string]bool{}
+		list, _ := bk.ListBackupsWithOptions(dir, engineOptions(o))
+		for _, b := range list {
+			names[b.Name] = true
+		}
+		taken = func(n string) bool { return names[n] }
+	}
 	for i := 1; ; i++ {
 		n := name
 		if i > 1 {
 			n = name + "_" + strconv.Itoa(i)
 		}
-		if _, err := os.Stat(filepath.Join(dir, n+bk.Ext)); errors.Is(err, os.ErrNotExist) {
+		if !taken(n) {
 			return n
 		}
 	}
@@ -397,8 +409,8 @@ func freeName(dir, name string) string {
 
 // hasRestorable reports whether dir holds a backup an incremental backup
 // could build on.
-func hasRestorable(dir string) bool {
-	list, err := bk.ListBackups(dir)
+func hasRestorable(o *Options, dir string) bool {
+	list, err := bk.ListBackupsWithOptions(dir, engineOptions(o))
 	if err != nil {
 		return false
 	}

@@ -145,9 +145,11 @@ func RunVerify(opts *VerifyOptions) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, name+bk.Ext)
-	if err := notABackup(path); err != nil {
-		return err // before Verify, which would record it in a catalog there
+	path := joinRef(dir, name+bk.Ext)
+	if !bk.IsRemote(dir) {
+		if err := notABackup(path); err != nil {
+			return err // before Verify, which would record it in a catalog there
+		}
 	}
 	start := o.Clock.Now()
 	eo := engineOptions(o)
@@ -247,6 +249,19 @@ func verifySummary(h *cli.Human, r VerifyResult) {
 func backupRef(dir, arg string) (string, string, error) {
 	if arg == "" {
 		return "", "", cli.Usagef("no backup given")
+	}
+	if bk.IsRemote(arg) || bk.IsRemote(dir) {
+		if !bk.IsRemote(arg) {
+			if strings.Contains(arg, "/") {
+				return "", "", cli.Usagef("%s is not in --dir %s", arg, dir)
+			}
+			arg = joinRef(dir, arg)
+		}
+		d, name, err := remoteRef(arg, "backup")
+		if err == nil && dir != "" && d != strings.TrimSuffix(dir, "/") {
+			return "", "", cli.Usagef("%s is not in --dir %s", arg, dir)
+		}
+		return d, name, err
 	}
 	d, base := filepath.Split(arg)
 	name := strings.TrimSuffix(base, bk.Ext)
