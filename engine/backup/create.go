@@ -192,7 +192,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 		// and walks the node and edge trees for it.
 		hashInPass := !o.NoLogicalHash && (typ == TypeFull || res.ChangeSource == "scan")
 		if !o.NoLogicalHash && !hashInPass {
-			if h.LogicalHash, err = tx.LogicalHash(); err != nil {
+			if h.LogicalHash, err = tx.LogicalHashContext(o.context()); err != nil {
 				return err
 			}
 		}

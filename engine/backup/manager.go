@@ -145,6 +145,14 @@ func (o Options) tracker(total int64) *progress.Tracker {
 	return progress.New(o.ctx, o.Progress, total)
 }
 
+// context returns the call's context (Background when none).
+func (o Options) context() context.Context {
+	if o.ctx == nil {
+		return context.Background()
+	}
+	return o.ctx
+}
+
 // canceled returns the context's error, wrapped, once the call's context
 // is cancelled.
 func (o Options) canceled() error { return progress.New(o.ctx, nil, 0).Err() }

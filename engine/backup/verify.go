@@ -166,7 +166,7 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 		return fmt.Errorf("trial restore of %s has %d integrity issues (first: %s): %w", name, len(rep.Issues), res.Issues[0], ErrVerifyFailed)
 	}
 	if want := last.hdr.LogicalHash; want != "" {
-		hash := db.LogicalHash
+		hash := func() (string, error) { return db.LogicalHashContext(o.context()) }
 		if last.hdr.LegacyHash {
 			hash = db.LegacyLogicalHash
 		}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/sombradb/sombra/engine/internal/common"
 )
 
 // Func receives done and total units (bytes unless the operation says
@@ -115,3 +117,31 @@ var stepDelay = sync.OnceValue(func() time.Duration {
 	}
 	return d
 })
+
+// PageReader is what the tree code reads pages through (btree.Reader).
+type PageReader interface {
+	Page(id common.PageID) ([]byte, error)
+}
+
+// Reader returns r with every page read counted as one unit by t (Add),
+// so that a walk or scan written against a plain reader (a logical hash,
+// a tree walk) stops at the next page once the context is cancelled: the
+// read fails with the cancellation, and the cursor reports it.
+func (t *Tracker) Reader(r PageReader) PageReader {
+	if t == nil {
+		return r
+	}
+	return checkedReader{r: r, t: t}
+}
+
+type checkedReader struct {
+	r PageReader
+	t *Tracker
+}
+
+func (c checkedReader) Page(id common.PageID) ([]byte, error) {
+	if err := c.t.Add(1); err != nil {
+		return nil, err
+	}
+	return c.r.Page(id)
+}
