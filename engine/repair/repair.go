@@ -22,6 +22,7 @@
 package repair
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -49,6 +50,10 @@ type DatabaseRepair struct {
 	// Repair needs it to open the database; salvage needs it to read the
 	// sealed pages, and seals the salvaged database with it too.
 	Encryption engine.PageCipher
+	// Progress, if set, is called as an integrity check goes (Verify, and
+	// Repair's checks before and after it) with bytes of the file checked
+	// and the file's size (see integrity.Options.Progress).
+	Progress func(done, total int64)
 }
 
 // NewDatabaseRepair returns a DatabaseRepair for the database at path.
@@ -123,7 +128,16 @@ func (r *DatabaseRepair) VerifyIntegrity() (*integrity.Report, error) {
 // too); the error is for failures to check at all: a missing file, not a
 // database, a lock held by compaction or restore.
 func (r *DatabaseRepair) Verify(opts integrity.Options) (_ *integrity.Report, err error) {
+	return r.VerifyContext(context.Background(), opts)
+}
+
+// VerifyContext is Verify, stopped when ctx is cancelled (checked at every
+// page read; the error then matches ctx.Err()).
+func (r *DatabaseRepair) VerifyContext(ctx context.Context, opts integrity.Options) (_ *integrity.Report, err error) {
 	defer guard(r.path, &err)
+	if opts.Progress == nil {
+		opts.Progress = r.Progress
+	}
 	mode := "quick"
 	if opts.Full {
 		mode = "full"
@@ -145,7 +159,7 @@ func (r *DatabaseRepair) Verify(opts integrity.Options) (_ *integrity.Report, er
 	if err != nil {
 		return nil, err
 	}
-	rep, err := integrity.CheckDB(db, opts)
+	rep, err := integrity.CheckDBContext(ctx, db, opts)
 	if err != nil {
 		return rep, err
 	}
@@ -189,7 +203,18 @@ func walTailIssue(st pager.WALState, pageSize int) (integrity.Issue, bool) {
 // see Wait). A database it cannot repair gives a report with Success false
 // and Advice, not an error: errors are for failures to run at all.
 func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
+	return r.RepairContext(context.Background())
+}
+
+// RepairContext is Repair, stopped when ctx is cancelled. A cancel during
+// the check before any change returns an error matching ctx.Err() with
+// the database as it was (but for a WAL folded into it, as every repair
+// does first); once the repair has committed, the check after it is
+// stopped and the error says that the repair was made and what to run to
+// check it.
+func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, err error) {
 	defer guard(r.path, &err)
+	check := integrity.Options{Full: true, Progress: r.Progress}
 	start := time.Now()
 	if err := checkFile(r.path); err != nil {
 		return nil, err
@@ -228,7 +253,7 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 		rep.Actions = append(rep.Actions, fmt.Sprintf("checkpointed the WAL (%d pages) and truncated it", ck.PagesWritten))
 	}
 
-	before, err := integrity.CheckDB(db, integrity.Options{Full: true})
+	before, err := integrity.CheckDBContext(ctx, db, check)
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +269,9 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 		return rep, nil
 	}
 
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("repair %s: interrupted before any change: %w", r.path, err)
+	}
 	tx, err := db.BeginTransaction()
 	if err != nil {
 		return nil, err
@@ -276,8 +304,12 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 	} else {
 		tx.Rollback()
 	}
-	after, err := integrity.CheckDB(db, integrity.Options{Full: true})
+	after, err := integrity.CheckDBContext(ctx, db, check)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("repair %s: the repair was made (%s) but the check after it was interrupted, so verify the database again: %w",
+				r.path, strings.Join(rep.Actions, "; "), err)
+		}
 		return nil, err
 	}
 	if after.Issues != nil {
