@@ -123,7 +123,7 @@ func (s *Session) Checkpoint() (CheckpointResult, error) {
 // CheckpointWithMode runs a checkpoint (see DB.CheckpointWithMode); needs
 // Configure and is audited as "checkpoint".
 func (s *Session) CheckpointWithMode(mode CheckpointMode) (CheckpointResult, error) {
-	return s.db.checkpoint(s.user, mode)
+	return s.db.checkpoint(context.Background(), s.user, mode)
 }
 
 // SetWALArchiveDir turns WAL archiving on or off (see

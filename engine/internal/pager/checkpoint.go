@@ -1,6 +1,7 @@
 package pager
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -49,7 +50,18 @@ type CheckpointResult struct {
 
 // Checkpoint copies committed WAL frames back into the database file.
 func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
+	return p.CheckpointContext(context.Background(), mode)
+}
+
+// CheckpointContext is Checkpoint, whose waits (for locks, the writer and
+// readers) end when ctx is cancelled, with an error matching ctx.Err().
+// Frames already copied stay copied: a checkpoint's partial work is
+// consistent at every step.
+func (p *Pager) CheckpointContext(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
 	start := time.Now()
+	interrupted := func(what string) error {
+		return fmt.Errorf("%s: checkpoint (%s) waiting for %s: interrupted: %w", p.Path, mode, what, ctx.Err())
+	}
 	res := CheckpointResult{Mode: mode}
 	if p.readOnly {
 		return res, fmt.Errorf("%s: checkpoint: %w", p.Path, common.ErrReadOnly)
@@ -68,7 +80,7 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 		return res, &common.BusyError{Path: p.Path, What: "checkpoint", PID: os.Getpid()}
 	}
 	defer p.ckptMu.Unlock()
-	if err := p.shm.LockTimeout(shm.LockCkpt, true, wait, "checkpoint", shm.OffCkpt, p.Path); err != nil {
+	if err := p.shm.LockContext(ctx, shm.LockCkpt, true, wait, "checkpoint", shm.OffCkpt, p.Path); err != nil {
 		return res, err
 	}
 	defer p.shm.Unlock(shm.LockCkpt)
@@ -84,11 +96,14 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 					res.BlockedByWriter = true
 					return res, &common.BusyError{Path: p.Path, What: "writer", PID: os.Getpid()}
 				}
+				if ctx.Err() != nil {
+					return res, interrupted("the writer")
+				}
 				time.Sleep(2 * time.Millisecond)
 			}
 		}
 		defer p.writeMu.Unlock()
-		if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
+		if err := p.shm.LockContext(ctx, shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
 			res.BlockedByWriter = true
 			return res, err
 		}
@@ -107,6 +122,10 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 			res.Duration = time.Since(start)
 			return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.otherReaders())}
 		}
+		if ctx.Err() != nil {
+			res.Duration = time.Since(start)
+			return res, interrupted("readers")
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if mode >= Restart {
@@ -123,6 +142,10 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 				res.BlockedByReaders = true
 				res.Duration = time.Since(start)
 				return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.otherReaders())}
+			}
+			if ctx.Err() != nil {
+				res.Duration = time.Since(start)
+				return res, interrupted("readers")
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

@@ -28,6 +28,7 @@
 package shm
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -174,6 +175,12 @@ func (s *File) LockWait(b int64, excl bool) error {
 // LockTimeout polls for a lock until timeout has passed, then returns a
 // *common.BusyError naming the live holders of the lock (see busy).
 func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what string, pidOff int64, dbPath string) error {
+	return s.LockContext(context.Background(), b, excl, timeout, what, pidOff, dbPath)
+}
+
+// LockContext is LockTimeout, giving up when ctx is cancelled (between two
+// attempts, at most 50 ms apart) with an error matching ctx.Err().
+func (s *File) LockContext(ctx context.Context, b int64, excl bool, timeout time.Duration, what string, pidOff int64, dbPath string) error {
 	deadline := time.Now().Add(timeout)
 	sleep := time.Millisecond
 	for {
@@ -186,6 +193,9 @@ func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what strin
 		}
 		if time.Now().After(deadline) {
 			return s.busy(b, excl, what, pidOff, dbPath)
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: waiting for the %s lock: interrupted: %w", dbPath, what, err)
 		}
 		time.Sleep(sleep)
 		if sleep < 50*time.Millisecond {
