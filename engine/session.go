@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Session is a DB seen as one user: the transactions it begins carry the
 // user, whose permissions the installed AccessChecker checks and whose name
