@@ -12,6 +12,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/progress"
 )
 
 // Tx is a transaction. A write transaction (BeginTransaction, Update) sees
@@ -34,6 +35,10 @@ type Tx struct {
 	// CreateEdge knows they exist without looking them up.
 	newLo, newHi NodeID
 	nodesDeleted bool
+
+	// work, during an index rebuild, counts the records visited and
+	// stops the rebuild once its context is cancelled (nil: neither).
+	work *progress.Tracker
 }
 
 // noteCreated records that node id was created by this transaction.
