@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -324,8 +325,8 @@ func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("integrity check of %s: %w", db.Path(), err)
 	}
-	if err := ctx.Err(); err != nil { // before anything is recorded
-		return fmt.Errorf("integrity check of %s: interrupted: %w", db.Path(), err)
+	if err := progress.Interrupted(ctx); err != nil { // before anything is recorded
+		return fmt.Errorf("integrity check of %s: %w", db.Path(), err)
 	}
 	sums = mergeIssues(sums, changed)
 	var scope string

@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -269,8 +270,8 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 		return rep, nil
 	}
 
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("repair %s: interrupted before any change: %w", r.path, err)
+	if err := progress.Interrupted(ctx); err != nil {
+		return nil, fmt.Errorf("repair %s: before any change: %w", r.path, err)
 	}
 	tx, err := db.BeginTransaction()
 	if err != nil {

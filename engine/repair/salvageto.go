@@ -133,9 +133,9 @@ func (r *DatabaseRepair) SalvageToContext(ctx context.Context, newPath string, o
 		removeDB(tmp)
 		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
 	}
-	if err := ctx.Err(); err != nil { // the last moment a cancel changes nothing
+	if err := progress.Interrupted(ctx); err != nil { // the last moment a cancel changes nothing
 		removeDB(tmp)
-		return nil, fmt.Errorf("salvage %s into %s: interrupted: %w", r.path, newPath, err)
+		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
 	}
 	for _, suffix := range []string{"-wal", "-shm"} {
 		_ = os.Remove(tmp + suffix)

@@ -3,6 +3,7 @@ package pager
 import (
 	"context"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"os"
 	"sync"
 	"time"
@@ -60,7 +61,7 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 func (p *Pager) CheckpointContext(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
 	start := time.Now()
 	interrupted := func(what string) error {
-		return fmt.Errorf("%s: checkpoint (%s) waiting for %s: interrupted: %w", p.Path, mode, what, ctx.Err())
+		return fmt.Errorf("%s: checkpoint (%s) waiting for %s: %w", p.Path, mode, what, progress.Interrupted(ctx))
 	}
 	res := CheckpointResult{Mode: mode}
 	if p.readOnly {

@@ -80,13 +80,21 @@ func (t *Tracker) Add(n int64) error {
 // Err returns the context's error, wrapped, once it is cancelled; nil
 // before. For loops that have nothing to count.
 func (t *Tracker) Err() error {
-	if t == nil || t.ctx == nil {
+	if t == nil {
 		return nil
 	}
-	if err := t.ctx.Err(); err != nil {
-		return fmt.Errorf("interrupted: %w", err)
+	return Interrupted(t.ctx)
+}
+
+// Interrupted returns nil until ctx (nil: never) is cancelled, then an
+// error saying so that wraps the cancellation's cause: for the tools'
+// signal context "interrupt signal received", which matches
+// context.Canceled as every cancellation does.
+func Interrupted(ctx context.Context) error {
+	if ctx == nil || ctx.Err() == nil {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("interrupted: %w", context.Cause(ctx))
 }
 
 // Finish reports the final count, unthrottled, so a bar ends at its total.

@@ -30,6 +30,7 @@ package shm
 import (
 	"context"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"math"
 	"os"
 	"sync/atomic"
@@ -194,8 +195,8 @@ func (s *File) LockContext(ctx context.Context, b int64, excl bool, timeout time
 		if time.Now().After(deadline) {
 			return s.busy(b, excl, what, pidOff, dbPath)
 		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%s: waiting for the %s lock: interrupted: %w", dbPath, what, err)
+		if err := progress.Interrupted(ctx); err != nil {
+			return fmt.Errorf("%s: waiting for the %s lock: %w", dbPath, what, err)
 		}
 		time.Sleep(sleep)
 		if sleep < 50*time.Millisecond {
