@@ -12,6 +12,11 @@ type Progress interface {
 	Finish()
 }
 
+// firstReading is how long a bar stays hidden after it starts. A rate over
+// the first few milliseconds is noise ("2.0 TB/s" after one cached chunk),
+// and an operation this short needs no bar anyway.
+const firstReading = 200 * time.Millisecond
+
 // NewProgress returns a progress bar on s.ErrOut counting bytes up to total
 // (-1 when unknown: a spinner). Bars are for people: in a pipe, under cron,
 // --quiet or --json it returns a Progress that does nothing.
@@ -19,17 +24,23 @@ func NewProgress(s IOStreams, g *Globals, total int64, description string) Progr
 	if !s.ErrIsTTY || g.Quiet || g.JSON {
 		return nopProgress{}
 	}
-	return &barProgress{bar: progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(s.ErrOut),
-		progressbar.OptionSetDescription(description),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionShowCount(),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionUseANSICodes(true),
-		progressbar.OptionSetPredictTime(true),
-		// The result follows on stdout; leave no half-line behind.
-		progressbar.OptionClearOnFinish(),
-	)}
+	b := newBar(s, description, time.Now)
+	b.update(0, total)
+	return &addProgress{b: b, total: total}
+}
+
+// ProgressFunc returns a callback for an engine operation's Progress
+// option (bytes done and total, total 0 while unknown) that draws a bar on
+// s.ErrOut, and the function that ends the bar, to call before the result
+// is printed (or the error). Like NewProgress it draws nothing off a
+// terminal or under --quiet or --json; the callback is then nil, so the
+// engine does not even call it.
+func ProgressFunc(s IOStreams, g *Globals, description string) (func(done, total int64), func()) {
+	if !s.ErrIsTTY || g.Quiet || g.JSON {
+		return nil, func() {}
+	}
+	b := newBar(s, description, time.Now)
+	return b.update, b.finish
 }
 
 type nopProgress struct{}
@@ -37,9 +48,74 @@ type nopProgress struct{}
 func (nopProgress) Add64(int64) {}
 func (nopProgress) Finish()     {}
 
-type barProgress struct{ bar *progressbar.ProgressBar }
+// addProgress is a bar fed increments.
+type addProgress struct {
+	b           *bar
+	done, total int64
+}
 
-// Errors from the bar are write errors on stderr; the operation itself must
-// not fail because a progress line could not be drawn.
-func (p *barProgress) Add64(n int64) { _ = p.bar.Add64(n) }
-func (p *barProgress) Finish()       { _ = p.bar.Finish() }
+func (p *addProgress) Add64(n int64) { p.done += n; p.b.update(p.done, p.total) }
+func (p *addProgress) Finish()       { p.b.finish() }
+
+// bar draws (done, total) readings: in IEC units (MiB, MiB/s) like every
+// size the tools print, hidden for firstReading, then throttled to ten
+// redraws a second. Errors from the bar are write errors on stderr; the
+// operation must not fail because a progress line could not be drawn.
+type bar struct {
+	s     IOStreams
+	desc  string
+	now   func() time.Time
+	pb    *progressbar.ProgressBar
+	start time.Time
+	total int64
+}
+
+func newBar(s IOStreams, description string, now func() time.Time) *bar {
+	return &bar{s: s, desc: description, now: now}
+}
+
+func (b *bar) update(done, total int64) {
+	if total <= 0 {
+		total = -1 // unknown: a spinner with the byte count
+	}
+	if b.pb == nil {
+		b.pb = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(b.s.ErrOut),
+			progressbar.OptionSetDescription(b.desc),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionUseIECUnits(true),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowTotalBytes(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionUseANSICodes(true),
+			progressbar.OptionSetPredictTime(true),
+			// No spinner goroutine redrawing on its own (before the first
+			// reading is due, and after an operation that never finished
+			// its bar): redraws follow readings.
+			progressbar.OptionSetSpinnerChangeInterval(0),
+			// The result follows on stdout; leave no half-line behind.
+			progressbar.OptionClearOnFinish(),
+		)
+		// The rate is bytes over time since now, not since the first
+		// redraw (which would make the first reading absurd).
+		b.pb.StartWithoutRender()
+		b.start, b.total = b.now(), total
+	}
+	if b.now().Sub(b.start) < firstReading {
+		return // Set64 below catches up with the whole count later
+	}
+	if total != b.total {
+		b.total = total
+		b.pb.ChangeMax64(total)
+	}
+	if total > 0 && done > total {
+		done = total // the bar refuses more than its total
+	}
+	_ = b.pb.Set64(done)
+}
+
+func (b *bar) finish() {
+	if b.pb != nil && b.now().Sub(b.start) >= firstReading {
+		_ = b.pb.Finish()
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestProgressOnlyOnTTY(t *testing.T) {
@@ -29,13 +30,51 @@ func TestProgressOnlyOnTTY(t *testing.T) {
 func TestProgressBar(t *testing.T) {
 	s, _, out, errOut := Test()
 	s.ErrIsTTY = true
-	p := NewProgress(s, &Globals{}, 4<<20, "backup")
-	p.Add64(1 << 20) // the first update draws at once; later ones are throttled
-	p.Finish()
+	clock := time.Unix(1000, 0)
+	b := newBar(s, "backup", func() time.Time { return clock })
+	b.update(1<<20, 4<<20)
+	if errOut.Len() != 0 {
+		t.Fatalf("drawn before the first reading is due: %q", errOut.String())
+	}
+	clock = clock.Add(firstReading)
+	b.update(2<<20, 4<<20)
+	b.finish()
 	if out.Len() != 0 {
 		t.Errorf("progress on stdout: %q", out.String())
 	}
-	if got := errOut.String(); !strings.Contains(got, "backup") || !strings.Contains(got, "MB") {
-		t.Errorf("stderr = %q, want a bar with description and bytes", got)
+	// IEC units, as every size the tools print; the total is the one given.
+	if got := errOut.String(); !strings.Contains(got, "backup") || !strings.Contains(got, "MiB") || !strings.Contains(got, "/4.0 MiB") {
+		t.Errorf("stderr = %q, want a bar with description and bytes out of 4.0 MiB", got)
 	}
+}
+
+// TestProgressFirstReading: the rate shown first is over the time since
+// the bar started, never over the few microseconds before the first update
+// (which read "2.0 TB/s" when a cached chunk came in at once).
+func TestProgressFirstReading(t *testing.T) {
+	s, _, _, errOut := Test()
+	s.ErrIsTTY = true
+	p := NewProgress(s, &Globals{}, 100<<20, "verify")
+	p.Add64(50 << 20) // at once, from the cache
+	time.Sleep(firstReading + 20*time.Millisecond)
+	p.Add64(1 << 20) // 51 MiB in ~0.22 s: ~230 MiB/s, not TB/s
+	p.Finish()
+	got := errOut.String()
+	if !strings.Contains(got, "MiB/s") {
+		t.Fatalf("stderr = %q, want a rate in MiB/s", got)
+	}
+	for _, absurd := range []string{"GiB/s", "TiB/s", "TB/s", "GB/s"} {
+		if strings.Contains(got, absurd) {
+			t.Errorf("first reading %q shows a rate in %s", got, absurd)
+		}
+	}
+}
+
+func TestProgressFuncOffTTY(t *testing.T) {
+	s, _, _, _ := Test()
+	update, finish := ProgressFunc(s, &Globals{}, "verify")
+	if update != nil {
+		t.Error("a callback off a terminal: the engine would call it for nothing")
+	}
+	finish()
 }
