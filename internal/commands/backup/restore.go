@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -184,15 +185,21 @@ func RunRestore(opts *RestoreOptions) error {
 		r       *bk.RestoreResult
 		skipped []string
 		err     error
+		stop    func()
 	)
+	// Bytes of the chain written to the new file (then, with --until, of
+	// the archived pages replayed).
+	eo.Progress, stop = cli.ProgressFunc(o.IO, &o.Globals, "restore "+filepath.Base(opts.To))
+	ctx := o.Globals.Context()
 	switch {
 	case until != nil:
-		r, err = bk.RestoreToTime(dir, *until, opts.To, eo)
+		r, err = bk.RestoreToTimeContext(ctx, dir, *until, opts.To, eo)
 	case name != "":
-		r, err = bk.Restore(dir, name, opts.To, eo)
+		r, err = bk.RestoreContext(ctx, dir, name, opts.To, eo)
 	default:
-		r, skipped, err = restoreNewestGood(dir, opts.To, eo)
+		r, skipped, err = restoreNewestGood(ctx, dir, opts.To, eo)
 	}
+	stop()
 	if err != nil {
 		return classify(err)
 	}
@@ -212,7 +219,7 @@ func RunRestore(opts *RestoreOptions) error {
 // are skipped, and so is one whose restore finds it damaged (the next older
 // one is tried). Each skip is returned as a warning naming the backup and
 // why, so the operator learns that the newest restore point was not used.
-func restoreNewestGood(dir, target string, eo bk.Options) (*bk.RestoreResult, []string, error) {
+func restoreNewestGood(ctx context.Context, dir, target string, eo bk.Options) (*bk.RestoreResult, []string, error) {
 	list, err := listDir(dir)
 	if err != nil {
 		return nil, nil, err
@@ -232,11 +239,11 @@ func restoreNewestGood(dir, target string, eo bk.Options) (*bk.RestoreResult, []
 			skipped = append(skipped, fmt.Sprintf("skipped %s: %s", b.Name, why))
 			continue
 		}
-		r, err := bk.Restore(dir, b.Name, target, eo)
+		r, err := bk.RestoreContext(ctx, dir, b.Name, target, eo)
 		if err == nil {
 			return r, skipped, nil
 		}
-		if !integrityProblem(err) {
+		if !integrityProblem(err) || ctx.Err() != nil {
 			return nil, skipped, err
 		}
 		skipped = append(skipped, fmt.Sprintf("skipped %s: %v", b.Name, err))
