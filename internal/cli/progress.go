@@ -17,11 +17,15 @@ type Progress interface {
 // and an operation this short needs no bar anyway.
 const firstReading = 200 * time.Millisecond
 
+// ShowsProgress reports whether progress bars are drawn: on a terminal,
+// without --quiet or --json.
+func ShowsProgress(s IOStreams, g *Globals) bool { return s.ErrIsTTY && !g.Quiet && !g.JSON }
+
 // NewProgress returns a progress bar on s.ErrOut counting bytes up to total
 // (-1 when unknown: a spinner). Bars are for people: in a pipe, under cron,
 // --quiet or --json it returns a Progress that does nothing.
 func NewProgress(s IOStreams, g *Globals, total int64, description string) Progress {
-	if !s.ErrIsTTY || g.Quiet || g.JSON {
+	if !ShowsProgress(s, g) {
 		return nopProgress{}
 	}
 	b := newBar(s, description, time.Now)
@@ -36,10 +40,22 @@ func NewProgress(s IOStreams, g *Globals, total int64, description string) Progr
 // terminal or under --quiet or --json; the callback is then nil, so the
 // engine does not even call it.
 func ProgressFunc(s IOStreams, g *Globals, description string) (func(done, total int64), func()) {
-	if !s.ErrIsTTY || g.Quiet || g.JSON {
+	if !ShowsProgress(s, g) {
 		return nil, func() {}
 	}
 	b := newBar(s, description, time.Now)
+	return b.update, b.finish
+}
+
+// CountProgressFunc is ProgressFunc for an operation that counts things
+// other than bytes (records written): the bar shows the count and a rate
+// in unit per second.
+func CountProgressFunc(s IOStreams, g *Globals, description, unit string) (func(done, total int64), func()) {
+	if !ShowsProgress(s, g) {
+		return nil, func() {}
+	}
+	b := newBar(s, description, time.Now)
+	b.unit = unit
 	return b.update, b.finish
 }
 
@@ -65,6 +81,7 @@ type bar struct {
 	s     IOStreams
 	desc  string
 	now   func() time.Time
+	unit  string // "" for bytes
 	pb    *progressbar.ProgressBar
 	start time.Time
 	total int64
@@ -79,11 +96,13 @@ func (b *bar) update(done, total int64) {
 		total = -1 // unknown: a spinner with the byte count
 	}
 	if b.pb == nil {
-		b.pb = progressbar.NewOptions64(total,
+		units := []progressbar.Option{progressbar.OptionShowBytes(true), progressbar.OptionUseIECUnits(true)}
+		if b.unit != "" {
+			units = []progressbar.Option{progressbar.OptionShowIts(), progressbar.OptionSetItsString(b.unit)}
+		}
+		b.pb = progressbar.NewOptions64(total, append(units,
 			progressbar.OptionSetWriter(b.s.ErrOut),
 			progressbar.OptionSetDescription(b.desc),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionUseIECUnits(true),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowTotalBytes(true),
 			progressbar.OptionThrottle(100*time.Millisecond),
@@ -95,7 +114,7 @@ func (b *bar) update(done, total int64) {
 			progressbar.OptionSetSpinnerChangeInterval(0),
 			// The result follows on stdout; leave no half-line behind.
 			progressbar.OptionClearOnFinish(),
-		)
+		)...)
 		// The rate is bytes over time since now, not since the first
 		// redraw (which would make the first reading absurd).
 		b.pb.StartWithoutRender()
