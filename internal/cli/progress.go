@@ -12,10 +12,11 @@ type Progress interface {
 	Finish()
 }
 
-// firstReading is how long a bar stays hidden after it starts. A rate over
+// FirstReading is how long a bar stays hidden after it starts. A rate over
 // the first few milliseconds is noise ("2.0 TB/s" after one cached chunk),
-// and an operation this short needs no bar anyway.
-const firstReading = 200 * time.Millisecond
+// and an operation this short needs no bar anyway. A variable only so that
+// command tests can see the bar of an operation that fast.
+var FirstReading = 200 * time.Millisecond
 
 // ShowsProgress reports whether progress bars are drawn: on a terminal,
 // without --quiet or --json.
@@ -74,7 +75,7 @@ func (p *addProgress) Add64(n int64) { p.done += n; p.b.update(p.done, p.total) 
 func (p *addProgress) Finish()       { p.b.finish() }
 
 // bar draws (done, total) readings: in IEC units (MiB, MiB/s) like every
-// size the tools print, hidden for firstReading, then throttled to ten
+// size the tools print, hidden for FirstReading, then throttled to ten
 // redraws a second. Errors from the bar are write errors on stderr; the
 // operation must not fail because a progress line could not be drawn.
 type bar struct {
@@ -120,7 +121,7 @@ func (b *bar) update(done, total int64) {
 		b.pb.StartWithoutRender()
 		b.start, b.total = b.now(), total
 	}
-	if b.now().Sub(b.start) < firstReading {
+	if b.now().Sub(b.start) < FirstReading {
 		return // Set64 below catches up with the whole count later
 	}
 	if total != b.total {
@@ -134,7 +135,7 @@ func (b *bar) update(done, total int64) {
 }
 
 func (b *bar) finish() {
-	if b.pb != nil && b.now().Sub(b.start) >= firstReading {
+	if b.pb != nil && b.now().Sub(b.start) >= FirstReading {
 		_ = b.pb.Finish()
 	}
 }

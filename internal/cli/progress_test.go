@@ -36,7 +36,7 @@ func TestProgressBar(t *testing.T) {
 	if errOut.Len() != 0 {
 		t.Fatalf("drawn before the first reading is due: %q", errOut.String())
 	}
-	clock = clock.Add(firstReading)
+	clock = clock.Add(FirstReading)
 	b.update(2<<20, 4<<20)
 	b.finish()
 	if out.Len() != 0 {
@@ -56,7 +56,7 @@ func TestProgressFirstReading(t *testing.T) {
 	s.ErrIsTTY = true
 	p := NewProgress(s, &Globals{}, 100<<20, "verify")
 	p.Add64(50 << 20) // at once, from the cache
-	time.Sleep(firstReading + 20*time.Millisecond)
+	time.Sleep(FirstReading + 20*time.Millisecond)
 	p.Add64(1 << 20) // 51 MiB in ~0.22 s: ~230 MiB/s, not TB/s
 	p.Finish()
 	got := errOut.String()
