@@ -322,6 +322,14 @@ func TestInterruptHealthCheckDeep(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "graph.db")
 	fixture.Create(t, db, interruptSpec)
+	// An earlier check leaves its records (graph.db-verified, the change
+	// log); the interrupted one must leave them as they were.
+	if out, err := exec.Command(filepath.Join(bin, "sombra-health-check"), "--db", db).CombinedOutput(); err != nil {
+		t.Fatalf("first health check: %v: %s", err, out)
+	}
+	if _, err := os.Stat(db + "-verified"); err != nil {
+		t.Fatalf("the first check recorded nothing: %v", err)
+	}
 	before := tree(t, dir)
 	r := interruptRun(t, bin, syscall.SIGINT, opened(db), "sombra-health-check", "--db", db, "--deep")
 	r.check(t, "health-check --deep")
@@ -334,8 +342,26 @@ func TestInterruptCheckpointWait(t *testing.T) {
 	bin := binaries(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "graph.db")
-	fixture.Create(t, db, fixture.Spec{Nodes: 200, Edges: 200, Seed: 3}) // frames left in the WAL
+	fixture.Create(t, db, fixture.Spec{Nodes: 200, Edges: 200, Seed: 3, Checkpoint: "truncate"})
+	// A reader of the file as it is, then commits it does not see: no
+	// checkpoint may copy them into the file under it, so a truncate waits.
 	clitest.Hold(t, db, "read")
+	d, err := engine.OpenWithConfig(db, engine.Config{WALAutoCheckpoint: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		err := d.Update(func(tx *engine.Tx) error {
+			_, err := tx.CreateNode("Late", engine.Properties{"i": engine.IntValue(int64(i))})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
 	r := interruptRun(t, bin, syscall.SIGTERM, opened(db), "sombra-checkpoint", "--db", db, "--mode", "truncate", "--wait", "60s")
 	r.check(t, "checkpoint --wait 60s")
 }
