@@ -160,7 +160,7 @@ func (db *DB) RebuildPropertyIndex(name string) error {
 // index is as it was, and the error matches ctx.Err()). progress, if not
 // nil, gets nodes visited and the node count (throttled).
 func (db *DB) RebuildPropertyIndexContext(ctx context.Context, name string, progress func(done, total int64)) error {
-	return db.rebuildPropertyIndex(db.cfg.User, name, rebuildWork(ctx, db, progress, false))
+	return db.rebuildPropertyIndex(db.cfg.User, name, rebuildWork(ctx, progress))
 }
 
 func (db *DB) rebuildPropertyIndex(user, name string, work *progress.Tracker) (err error) {
@@ -173,6 +173,7 @@ func (db *DB) rebuildPropertyIndex(user, name string, work *progress.Tracker) (e
 	defer work.Finish()
 	return db.UpdateAs(user, func(tx *Tx) error {
 		tx.work = work
+		work.SetTotal(int64(tx.meta.NodeCount))
 		idx, err := tx.propIndexes()
 		if err != nil {
 			return err
@@ -197,7 +198,7 @@ func (db *DB) RebuildLabelIndex(label string) error {
 // RebuildLabelIndexContext is RebuildLabelIndex, stopped when ctx is
 // cancelled (see RebuildPropertyIndexContext).
 func (db *DB) RebuildLabelIndexContext(ctx context.Context, label string, progress func(done, total int64)) error {
-	return db.rebuildLabelIndex(db.cfg.User, label, rebuildWork(ctx, db, progress, false))
+	return db.rebuildLabelIndex(db.cfg.User, label, rebuildWork(ctx, progress))
 }
 
 func (db *DB) rebuildLabelIndex(user, label string, work *progress.Tracker) (err error) {
@@ -210,6 +211,7 @@ func (db *DB) rebuildLabelIndex(user, label string, work *progress.Tracker) (err
 	defer work.Finish()
 	return db.UpdateAs(user, func(tx *Tx) error {
 		tx.work = work
+		work.SetTotal(int64(tx.meta.NodeCount))
 		prefix := append([]byte(label), 0)
 		keys, err := tx.keys(page.RootLabels, prefix)
 		if err != nil {
@@ -252,20 +254,13 @@ func (db *DB) RebuildAllIndexes() error { return db.rebuildAllIndexes(db.cfg.Use
 // the error matches ctx.Err()). progress, if not nil, gets records (nodes,
 // then edges) visited and their count (throttled).
 func (db *DB) RebuildAllIndexesContext(ctx context.Context, progress func(done, total int64)) error {
-	return db.rebuildAllIndexes(db.cfg.User, rebuildWork(ctx, db, progress, true))
+	return db.rebuildAllIndexes(db.cfg.User, rebuildWork(ctx, progress))
 }
 
-// rebuildWork returns the tracker of an index rebuild: ctx and progress against
-// the node count (and the edge count with edges), as last committed.
-func rebuildWork(ctx context.Context, db *DB, fn func(done, total int64), edges bool) *progress.Tracker {
-	var total int64
-	if m, err := db.p.FileMeta(); err == nil {
-		total = int64(m.NodeCount)
-		if edges {
-			total += int64(m.EdgeCount)
-		}
-	}
-	return progress.New(ctx, fn, total)
+// rebuildWork returns the tracker of an index rebuild; its total (the
+// records the rebuild visits) is set from the rebuild's transaction.
+func rebuildWork(ctx context.Context, fn func(done, total int64)) *progress.Tracker {
+	return progress.New(ctx, fn, 0)
 }
 
 func (db *DB) rebuildAllIndexes(user string, work *progress.Tracker) (err error) {
@@ -276,7 +271,11 @@ func (db *DB) rebuildAllIndexes(user string, work *progress.Tracker) (err error)
 	}
 	defer done(&err)
 	defer work.Finish()
-	return db.UpdateAs(user, func(tx *Tx) error { tx.work = work; return tx.rebuildAll() })
+	return db.UpdateAs(user, func(tx *Tx) error {
+		tx.work = work
+		work.SetTotal(int64(tx.meta.NodeCount + tx.meta.EdgeCount))
+		return tx.rebuildAll()
+	})
 }
 
 func (tx *Tx) rebuildAll() error {

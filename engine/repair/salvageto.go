@@ -230,7 +230,7 @@ func (r *DatabaseRepair) write(ctx context.Context, path string, res *scanResult
 		}
 	}
 	if m := res.meta; m != nil {
-		if err := b.do(func(tx *engine.Tx) error {
+		if err := b.run(func(tx *engine.Tx) error {
 			return tx.ReserveIDs(engine.NodeID(m.NextNodeID), engine.EdgeID(m.NextEdgeID))
 		}); err != nil {
 			return err
@@ -329,10 +329,16 @@ type batcher struct {
 	tr *progress.Tracker // counts records (refused ones too) and checks the context
 }
 
+// do writes one record (fn), counted in the progress.
 func (b *batcher) do(fn func(*engine.Tx) error) error {
 	if err := b.tr.Add(1); err != nil {
 		return err
 	}
+	return b.run(fn)
+}
+
+// run adds fn to the batch.
+func (b *batcher) run(fn func(*engine.Tx) error) error {
 	if b.tx == nil {
 		tx, err := b.db.BeginTransaction()
 		if err != nil {
