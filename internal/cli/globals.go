@@ -39,6 +39,12 @@ func (g *Globals) Context() context.Context {
 	return g.ctx
 }
 
+// WithContext returns a copy of g whose Context is ctx.
+func (g Globals) WithContext(ctx context.Context) Globals {
+	g.ctx = ctx
+	return g
+}
+
 // globalsOf maps a root command to the Globals its flags are bound to, so
 // that started can hand the command's context to them.
 var globalsOf sync.Map // *cobra.Command -> *Globals
