@@ -257,6 +257,11 @@ func (db *DB) RebuildAllIndexesContext(ctx context.Context, progress func(done, 
 	return db.rebuildAllIndexes(db.cfg.User, rebuildWork(ctx, progress))
 }
 
+// progressTracker is progress.New for the engine's own long reads.
+func progressTracker(ctx context.Context, fn func(done, total int64), total int64) *progress.Tracker {
+	return progress.New(ctx, fn, total)
+}
+
 // rebuildWork returns the tracker of an index rebuild; its total (the
 // records the rebuild visits) is set from the rebuild's transaction.
 func rebuildWork(ctx context.Context, fn func(done, total int64)) *progress.Tracker {

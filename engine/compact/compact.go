@@ -123,18 +123,34 @@ func (c *DatabaseCompactor) CompactContext(ctx context.Context, opts Options) (*
 	return compactOpen(c.db, opts)
 }
 
+// AnalyzeFragmentationContext is AnalyzeFragmentation, stopped when ctx is
+// cancelled (see AnalyzeContext).
+func (c *DatabaseCompactor) AnalyzeFragmentationContext(ctx context.Context, progress func(done, total int64)) (Analysis, error) {
+	return analyzeContext(ctx, c.db, progress)
+}
+
 // Analyze opens path read-only and reports its fragmentation.
 func Analyze(path string) (Analysis, error) {
+	return AnalyzeContext(context.Background(), path, nil)
+}
+
+// AnalyzeContext is Analyze, stopped when ctx is cancelled. The figures
+// come from the header, except for a file written before it kept space
+// statistics, whose pages are then read once: progress (if not nil) gets
+// the bytes read and the file's size.
+func AnalyzeContext(ctx context.Context, path string, progress func(done, total int64)) (Analysis, error) {
 	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true})
 	if err != nil {
 		return Analysis{}, err
 	}
 	defer db.Close()
-	return analyze(db)
+	return analyzeContext(ctx, db, progress)
 }
 
-func analyze(db *engine.DB) (Analysis, error) {
-	info, err := db.Info()
+func analyze(db *engine.DB) (Analysis, error) { return analyzeContext(context.Background(), db, nil) }
+
+func analyzeContext(ctx context.Context, db *engine.DB, progress func(done, total int64)) (Analysis, error) {
+	info, err := db.InfoContext(ctx, progress)
 	if err != nil {
 		return Analysis{}, err
 	}

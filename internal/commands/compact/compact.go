@@ -167,7 +167,10 @@ func Run(opts *Options) error {
 	if err := cli.CheckDBFile(path); err != nil {
 		return err
 	}
-	a, err := compact.Analyze(path)
+	// Reads every page only for a file from before space statistics.
+	draw, stop := cli.ProgressFunc(opts.IO, g, "analyzing")
+	a, err := compact.AnalyzeContext(g.Context(), path, draw)
+	stop()
 	if err != nil {
 		return err
 	}
@@ -192,7 +195,7 @@ func Run(opts *Options) error {
 		})
 	}
 
-	draw, stop := cli.ProgressFunc(opts.IO, g, "compacting")
+	draw, stop = cli.ProgressFunc(opts.IO, g, "compacting")
 	start := opts.Clock.Now()
 	rep, err := compact.CompactContext(g.Context(), path, compact.Options{Wait: g.Wait, Progress: pagesAsBytes(draw, int64(a.PageSize))})
 	stop()

@@ -5,6 +5,7 @@ package info
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -213,7 +214,10 @@ func Run(opts *Options) error {
 			indexTable(h, stats)
 		})
 	}
-	in, err := db.Info()
+	// Reads every page only for a file from before space statistics.
+	draw, stop := cli.ProgressFunc(opts.IO, g, "reading "+filepath.Base(db.Path()))
+	in, err := db.InfoContext(g.Context(), draw)
+	stop()
 	if err != nil {
 		return err // names the file and the problem already
 	}
