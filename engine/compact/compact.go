@@ -258,7 +258,7 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 		// Their snapshots would pin the WAL and then read a replaced file.
 		return nil, fmt.Errorf("compact %s: %d transactions of this connection are open: %w", path, n, engine.ErrBusy)
 	}
-	if err := p.ExclusiveLock(opts.Wait); err != nil {
+	if err := p.ExclusiveLockContext(opts.context(), opts.Wait); err != nil {
 		return nil, fmt.Errorf("compact %s: %w", path, err)
 	}
 	// Whatever happens next, other connections may open the database

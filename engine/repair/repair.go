@@ -235,7 +235,7 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 	}
 	defer db.Close()
 	p := db.Pager()
-	if err := p.ExclusiveLock(r.Wait); err != nil {
+	if err := p.ExclusiveLockContext(ctx, r.Wait); err != nil {
 		return nil, fmt.Errorf("repair %s: %w", r.path, err)
 	}
 	st, err := p.WAL()
@@ -243,7 +243,7 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 		return nil, err
 	}
 	walIssue, torn := walTailIssue(st, p.PageSize())
-	ck, err := db.CheckpointWithMode(engine.CheckpointTruncate)
+	ck, err := db.CheckpointContext(ctx, engine.CheckpointTruncate)
 	if err != nil {
 		return nil, fmt.Errorf("repair %s: %w", r.path, err)
 	}

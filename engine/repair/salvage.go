@@ -306,7 +306,7 @@ func (s *source) openWAL(res *scanResult) {
 // copied into the database file) and the open lock shared (compaction and
 // restore, which replace the file, wait). Readers may go on. Without a
 // coordination file (a read-only directory) it reads unlocked.
-func lockSource(path string, wait time.Duration, res *scanResult) (func(), error) {
+func lockSource(ctx context.Context, path string, wait time.Duration, res *scanResult) (func(), error) {
 	s, err := shm.Open(vfs.OS, path+"-shm")
 	if err != nil {
 		res.warnings = append(res.warnings, fmt.Sprintf("read without locking the database (%v)", err))
@@ -322,7 +322,7 @@ func lockSource(path string, wait time.Duration, res *scanResult) (func(), error
 		{shm.LockWriter, true, "writer", shm.OffWriter},
 		{shm.LockCkpt, true, "checkpoint", shm.OffCkpt},
 	} {
-		if err := s.LockTimeout(l.b, l.excl, wait, l.what, l.pidAt, path); err != nil {
+		if err := s.LockContext(ctx, l.b, l.excl, wait, l.what, l.pidAt, path); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("salvage %s: %w", path, err)
 		}
@@ -344,7 +344,7 @@ func (r *DatabaseRepair) scan(ctx context.Context, report func(done, total int64
 		return nil, err
 	}
 	defer src.close()
-	unlock, err := lockSource(path, r.Wait, res)
+	unlock, err := lockSource(ctx, path, r.Wait, res)
 	if err != nil {
 		return nil, err
 	}

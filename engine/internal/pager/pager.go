@@ -7,6 +7,7 @@
 package pager
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -645,7 +646,13 @@ func (p *Pager) DBFileSize() (int64, error) {
 // connection may have the database open). It gives up the shared hold this
 // connection has; ReleaseExclusive returns to shared.
 func (p *Pager) ExclusiveLock(wait time.Duration) error {
-	if err := p.shm.LockTimeout(shm.LockOpen, true, wait, "open", 0, p.Path); err != nil {
+	return p.ExclusiveLockContext(context.Background(), wait)
+}
+
+// ExclusiveLockContext is ExclusiveLock, whose wait ends when ctx is
+// cancelled (an error matching ctx.Err()).
+func (p *Pager) ExclusiveLockContext(ctx context.Context, wait time.Duration) error {
+	if err := p.shm.LockContext(ctx, shm.LockOpen, true, wait, "open", 0, p.Path); err != nil {
 		// The error names every live process holding the database open
 		// (shm.LockTimeout); a connection of this process other than p
 		// shows as this pid.
