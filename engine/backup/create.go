@@ -50,7 +50,7 @@ type Result struct {
 // (".backup" is appended when missing; a bare name goes into the manager's
 // directory). It refuses an existing output unless Options.Force.
 func (m *BackupManager) CreateFullBackup(dstPath string) (*Result, error) {
-	return m.create(nil, dstPath, TypeFull)
+	return m.create(context.Background(), dstPath, TypeFull)
 }
 
 // CreateFullBackupContext is CreateFullBackup, stopped when ctx is
@@ -71,7 +71,7 @@ func (m *BackupManager) CreateFullBackupContext(ctx context.Context, dstPath str
 // Options.FullIfNoBase makes it take a full backup (with a warning in
 // Result.Warnings) as sombra-backup --full-if-no-base does.
 func (m *BackupManager) CreateIncrementalBackup(dstPath string) (*Result, error) {
-	return m.create(nil, dstPath, TypeIncremental)
+	return m.create(context.Background(), dstPath, TypeIncremental)
 }
 
 // CreateIncrementalBackupContext is CreateIncrementalBackup, stopped when
