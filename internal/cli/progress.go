@@ -6,12 +6,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 )
 
-// Progress reports bytes processed by a long operation.
-type Progress interface {
-	Add64(n int64)
-	Finish()
-}
-
 // FirstReading is how long a bar stays hidden after it starts. A rate over
 // the first few milliseconds is noise ("2.0 TB/s" after one cached chunk),
 // and an operation this short needs no bar anyway. A variable only so that
@@ -22,23 +16,11 @@ var FirstReading = 200 * time.Millisecond
 // without --quiet or --json.
 func ShowsProgress(s IOStreams, g *Globals) bool { return s.ErrIsTTY && !g.Quiet && !g.JSON }
 
-// NewProgress returns a progress bar on s.ErrOut counting bytes up to total
-// (-1 when unknown: a spinner). Bars are for people: in a pipe, under cron,
-// --quiet or --json it returns a Progress that does nothing.
-func NewProgress(s IOStreams, g *Globals, total int64, description string) Progress {
-	if !ShowsProgress(s, g) {
-		return nopProgress{}
-	}
-	b := newBar(s, description, time.Now)
-	b.update(0, total)
-	return &addProgress{b: b, total: total}
-}
-
 // ProgressFunc returns a callback for an engine operation's Progress
 // option (bytes done and total, total 0 while unknown) that draws a bar on
 // s.ErrOut, and the function that ends the bar, to call before the result
-// is printed (or the error). Like NewProgress it draws nothing off a
-// terminal or under --quiet or --json; the callback is then nil, so the
+// is printed (or the error). Bars are for people: in a pipe, under cron,
+// --quiet or --json it draws nothing, and the callback is nil, so the
 // engine does not even call it.
 func ProgressFunc(s IOStreams, g *Globals, description string) (func(done, total int64), func()) {
 	if !ShowsProgress(s, g) {
@@ -59,20 +41,6 @@ func CountProgressFunc(s IOStreams, g *Globals, description, unit string) (func(
 	b.unit = unit
 	return b.update, b.finish
 }
-
-type nopProgress struct{}
-
-func (nopProgress) Add64(int64) {}
-func (nopProgress) Finish()     {}
-
-// addProgress is a bar fed increments.
-type addProgress struct {
-	b           *bar
-	done, total int64
-}
-
-func (p *addProgress) Add64(n int64) { p.done += n; p.b.update(p.done, p.total) }
-func (p *addProgress) Finish()       { p.b.finish() }
 
 // bar draws (done, total) readings: in IEC units (MiB, MiB/s) like every
 // size the tools print, hidden for FirstReading, then throttled to ten

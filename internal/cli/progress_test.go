@@ -18,9 +18,11 @@ func TestProgressOnlyOnTTY(t *testing.T) {
 	} {
 		s, _, out, errOut := Test()
 		s.ErrIsTTY = tt.errIsTTY
-		p := NewProgress(s, &tt.g, 1<<20, "copying")
-		p.Add64(1 << 19)
-		p.Finish()
+		update, finish := ProgressFunc(s, &tt.g, "copying")
+		if update != nil {
+			update(1<<19, 1<<20)
+		}
+		finish()
 		if out.Len()+errOut.Len() != 0 {
 			t.Errorf("%s: progress wrote %q / %q", tt.name, out.String(), errOut.String())
 		}
@@ -54,11 +56,11 @@ func TestProgressBar(t *testing.T) {
 func TestProgressFirstReading(t *testing.T) {
 	s, _, _, errOut := Test()
 	s.ErrIsTTY = true
-	p := NewProgress(s, &Globals{}, 100<<20, "verify")
-	p.Add64(50 << 20) // at once, from the cache
+	update, finish := ProgressFunc(s, &Globals{}, "verify")
+	update(50<<20, 100<<20) // at once, from the cache
 	time.Sleep(FirstReading + 20*time.Millisecond)
-	p.Add64(1 << 20) // 51 MiB in ~0.22 s: ~230 MiB/s, not TB/s
-	p.Finish()
+	update(51<<20, 100<<20) // 51 MiB in ~0.22 s: ~230 MiB/s, not TB/s
+	finish()
 	got := errOut.String()
 	if !strings.Contains(got, "MiB/s") {
 		t.Fatalf("stderr = %q, want a rate in MiB/s", got)
