@@ -35,7 +35,7 @@ func TestProgressOnTerminal(t *testing.T) {
 				t.Fatalf("%v: exit %d: %s", args, code, errOut)
 			}
 			got := errOut.String()
-			if shown := strings.Contains(got, tc.bar) && strings.Contains(got, "iB") // IEC units; shown != tty {
+			if shown := strings.Contains(got, tc.bar) && strings.Contains(got, "iB"); shown != tty { // IEC units
 				t.Errorf("%v tty=%v: bar shown=%v: %q", args, tty, shown, got)
 			}
 		}
