@@ -91,6 +91,7 @@ func interruptRun(t *testing.T, bin string, sig syscall.Signal, ready func(pid i
 // on stderr saying it was interrupted.
 func (r interrupted) check(t *testing.T, what string) {
 	t.Helper()
+	t.Logf("%s: exit %d %v after the signal: %s", what, r.code, r.took.Round(time.Millisecond), strings.TrimSpace(r.stderr))
 	if r.code != 130 {
 		t.Errorf("%s: exit %d, want 130 (stderr %q)", what, r.code, r.stderr)
 	}
