@@ -79,7 +79,7 @@ else
 fi
 log "starting $TYPE backup of $DB_PATH to $OUT.backup"
 # --full-if-no-base: after a compaction the file is a new one with no base.
-sombra-backup --type "$TYPE" --full-if-no-base --input "$DB_PATH" --output "$OUT" >>"$LOG_FILE" 2>&1 \
+sombra-backup --type "$TYPE" --full-if-no-base --db "$DB_PATH" --output "$OUT" >>"$LOG_FILE" 2>&1 \
   || fail backup 11 "$TYPE backup of $DB_PATH failed (exit $?)"
 
 # Verify before pruning: nothing old goes while the new backup is unproven.

@@ -114,6 +114,8 @@ type Options struct {
 	BusyTimeout time.Duration
 	// Now is the clock (default time.Now); tests inject one.
 	Now func() time.Time
+	// DryRun makes Prune report what it would delete and change nothing.
+	DryRun bool
 	// Logger receives progress and warnings (default: discarded).
 	Logger *slog.Logger
 	// User is who takes the backup when the database has access control

@@ -431,9 +431,13 @@ func (s *File) Epoch() uint64 { return s.ReadU64(offEpoch) }
 
 // BumpEpoch marks the database file as changed.
 func (s *File) BumpEpoch() error {
-	atomic.AddUint64(s.word(offEpoch), 1)
+	s.NextEpoch()
 	return nil
 }
+
+// NextEpoch is BumpEpoch returning the new epoch, so that a checkpoint can
+// tell whether anyone else changed the file's epoch meanwhile.
+func (s *File) NextEpoch() uint64 { return atomic.AddUint64(s.word(offEpoch), 1) }
 
 // The reader fence lets a reader publish its read mark with plain atomic
 // operations, without the gate (a system call pair), in the common case.

@@ -14,7 +14,6 @@ import (
 // ArchiveWALOptions is everything `sombra-backup archive-wal` needs.
 type ArchiveWALOptions struct {
 	Root    *Options
-	Input   string // --input
 	Dir     string // --dir
 	Enable  bool   // --enable
 	Disable bool   // --disable
@@ -34,10 +33,10 @@ lock (see --wait); without them archive-wal only reads the database.
 Backups archive the log too before they copy anything, so with archiving
 enabled the archive always reaches the newest backup.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version     always 1
-    input              database file
+    schema_version     always 2
+    db                 database file (--db)
     dir                backup directory
     action             archived, enabled or disabled
     archiving_enabled  whether the database now archives its log
@@ -56,23 +55,23 @@ EXIT STATUS
     0 success; 1 failed (missing file, not a database, I/O); 2 usage error;
     3 database locked (--enable, --disable; see --wait); 4 corruption found.`
 
-const archiveExample = `  sombra-backup archive-wal --input /data/production.db --dir /backups/sombra --enable
-  sombra-backup archive-wal --input /data/production.db --dir /backups/sombra
-  sombra-backup archive-wal --input /data/production.db --dir /backups/sombra --disable`
+const archiveExample = `  sombra-backup archive-wal --db /data/production.db --dir /backups/sombra --enable
+  sombra-backup archive-wal --db /data/production.db --dir /backups/sombra
+  sombra-backup archive-wal --db /data/production.db --dir /backups/sombra --disable`
 
 // NewArchiveWALCmd builds `sombra-backup archive-wal` on root's streams and
 // globals; runF (nil: RunArchiveWAL) does the work.
 func NewArchiveWALCmd(root *Options, runF func(*ArchiveWALOptions) error) *cobra.Command {
 	opts := &ArchiveWALOptions{Root: root}
 	cmd := &cobra.Command{
-		Use:     "archive-wal --input DB --dir DIR [--enable | --disable]",
+		Use:     "archive-wal --db DB --dir DIR [--enable | --disable]",
 		Short:   "Archive the WAL for point-in-time restore; turn archiving on or off",
 		Long:    archiveLong,
 		Example: archiveExample,
 		Args:    cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	addInputFlag(cmd, &opts.Input)
+	addInputFlag(cmd)
 	f.StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory (the archive is DIR/wal)")
 	f.BoolVar(&opts.Enable, "enable", false, "turn WAL archiving on in the database, then archive the log now")
 	f.BoolVar(&opts.Disable, "disable", false, "turn WAL archiving off in the database")
@@ -91,7 +90,7 @@ func NewArchiveWALCmd(root *Options, runF func(*ArchiveWALOptions) error) *cobra
 // ArchiveWALResult is the --json document of archive-wal.
 type ArchiveWALResult struct {
 	SchemaVersion    int           `json:"schema_version"`
-	Input            string        `json:"input"`
+	Input            string        `json:"db"`
 	Dir              string        `json:"dir"`
 	Action           string        `json:"action"`
 	ArchivingEnabled bool          `json:"archiving_enabled"`
@@ -115,7 +114,7 @@ type ArchiveStats struct {
 func RunArchiveWAL(opts *ArchiveWALOptions) error {
 	o := opts.Root
 	g := &o.Globals
-	input, err := inputPath(opts.Input, g)
+	input, err := g.DBPath()
 	if err != nil {
 		return err
 	}

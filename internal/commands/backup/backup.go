@@ -31,7 +31,6 @@ type Options struct {
 	Clock cli.Clock
 
 	Type         string // --type full|incremental
-	Input        string // --input (the global --db is an alias)
 	Output       string // --output
 	Base         string // --base
 	Force        bool   // --force
@@ -44,7 +43,7 @@ var backupTypes = []string{"full", "incremental"}
 const long = `Take an online backup of a Sombra database, or manage backups with the
 subcommands (list, verify, restore, prune, archive-wal, schedule).
 
-    sombra-backup --type full|incremental --input DB --output PATH
+    sombra-backup --type full|incremental --db DB --output PATH
 
 copies one consistent snapshot of DB into PATH.backup (".backup" is
 appended when missing); the directory of PATH is the backup directory,
@@ -65,20 +64,21 @@ A logical hash of all nodes and edges is recorded so that verify can
 compare a trial restore with the original; --no-hash skips it (faster on
 large databases; verify then checks structure and checksums only).
 
---input names the database (--db is accepted as an alias). An existing
-output is refused unless --force is given.
+--db names the database (--input, the operations guide's name, still
+works but is deprecated). An existing output is refused unless --force is
+given.
 
 On a terminal a progress bar (bytes written and rate) runs on stderr.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version             always 1
+    schema_version             always 2
     name                       backup name (file name without .backup)
     path                       backup file
-    input                      database file as given
+    db                         database file as given (--db)
     type                       full or incremental (what was taken)
     parent                     parent backup name, null for a full backup
-    size                       size of the backup file in bytes
+    file_size                  size of the backup file in bytes
     pages_copied               page images written to the backup
     pages_read                 pages read from the database to find them
     page_count                 pages of the database at the backup's end
@@ -88,11 +88,11 @@ JSON OUTPUT (--json, schema_version 1)
     change_source              how changed pages were found: full, wal,
                                wal+changelog or scan
     logical_hash               SHA-256 of nodes and edges, null with --no-hash
-    created                    creation time (RFC 3339, UTC)
+    created_at                 creation time (RFC 3339, UTC)
     wal_transactions_archived  transactions copied into the WAL archive first
     warnings                   list of strings (may be empty)
     duration_ms                wall time of the backup
-    throughput_bytes_per_sec   size / duration
+    throughput_bytes_per_sec   file_size / duration
 
 EXIT STATUS
 
@@ -102,15 +102,15 @@ EXIT STATUS
     verify, restore and list).`
 
 const example = `  # the operations guide's backup.sh
-  sombra-backup --type full --input /data/production.db --output /backups/sombra/full_20240115_120000
-  sombra-backup --type incremental --input /data/production.db --output /backups/sombra/inc_20240116_120000
+  sombra-backup --type full --db /data/production.db --output /backups/sombra/full_20240115_120000
+  sombra-backup --type incremental --db /data/production.db --output /backups/sombra/inc_20240116_120000
   sombra-backup verify /backups/sombra/inc_20240116_120000.backup
 
   sombra-backup list --dir /backups/sombra
-  sombra-backup restore --dir /backups/sombra --to /data/restored.db
-  sombra-backup restore --dir /backups/sombra --until 2024-01-16T12:30:00Z --to /data/pitr.db
+  sombra-backup restore --dir /backups/sombra --db /data/restored.db
+  sombra-backup restore --dir /backups/sombra --until 2024-01-16T12:30:00Z --db /data/pitr.db
   sombra-backup prune --dir /backups/sombra --keep-days 30
-  sombra-backup --type full --input app.db --output backups/full --json | jq .size`
+  sombra-backup --type full --db app.db --output backups/full --json | jq .file_size`
 
 // NewCommand returns the sombra-backup root command on streams.
 func NewCommand(streams cli.IOStreams) *cobra.Command {
@@ -123,12 +123,9 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	cmd := cli.NewRoot("sombra-backup", "Take, list, verify, restore and schedule online backups",
 		long, example, &opts.Globals, opts.IO)
 	cmd.Args = cobra.NoArgs
-	// --input is this tool's name for the database (the guide's); --db
-	// still works everywhere, for symmetry with the other tools.
-	_ = cmd.PersistentFlags().MarkHidden("db")
 	f := cmd.Flags()
 	f.Var(cli.Choice(&opts.Type, backupTypes...), "type", "backup `type`: full|incremental")
-	addInputFlag(cmd, &opts.Input)
+	addInputFlag(cmd)
 	f.StringVar(&opts.Output, "output", "", "backup file `PATH` (\".backup\" is appended when missing); its directory is the backup directory")
 	f.StringVar(&opts.Base, "base", "", "parent `NAME` of an incremental backup (default: the newest backup of the database in the directory)")
 	f.BoolVar(&opts.Force, "force", false, "overwrite an existing backup of the same name")
@@ -160,10 +157,10 @@ type Result struct {
 	SchemaVersion         int       `json:"schema_version"`
 	Name                  string    `json:"name"`
 	Path                  string    `json:"path"`
-	Input                 string    `json:"input"`
+	Input                 string    `json:"db"`
 	Type                  string    `json:"type"`
 	Parent                *string   `json:"parent"`
-	Size                  int64     `json:"size"`
+	Size                  int64     `json:"file_size"`
 	PagesCopied           uint64    `json:"pages_copied"`
 	PagesRead             uint64    `json:"pages_read"`
 	PageCount             uint64    `json:"page_count"`
@@ -171,7 +168,7 @@ type Result struct {
 	EndLSN                uint64    `json:"end_lsn"`
 	ChangeSource          string    `json:"change_source"`
 	LogicalHash           *string   `json:"logical_hash"`
-	Created               time.Time `json:"created"`
+	Created               time.Time `json:"created_at"`
 	WALTransactions       int       `json:"wal_transactions_archived"`
 	Warnings              []string  `json:"warnings"`
 	DurationMS            float64   `json:"duration_ms"`
@@ -185,7 +182,7 @@ func Run(opts *Options) error {
 	if err != nil {
 		return cli.Usagef("--type %q: must be one of %s", opts.Type, strings.Join(backupTypes, "|"))
 	}
-	input, err := inputPath(opts.Input, g)
+	input, err := g.DBPath()
 	if err != nil {
 		return err
 	}
@@ -261,7 +258,7 @@ func newResult(res *bk.Result, input string, took time.Duration) *Result {
 	r := &Result{SchemaVersion: cli.SchemaVersion, Name: res.Name, Path: res.Path, Input: input, Type: res.Type,
 		Parent: strPtr(res.Parent), Size: res.Bytes, PagesCopied: res.Pages, PagesRead: res.PagesRead,
 		PageCount: res.PageCount, BaseLSN: res.BaseLSN, EndLSN: res.EndLSN, ChangeSource: res.ChangeSource,
-		LogicalHash: strPtr(res.LogicalHash), Created: res.Created.UTC(), WALTransactions: res.Archived,
+		LogicalHash: strPtr(res.LogicalHash), Created: cli.Timestamp(res.Created), WALTransactions: res.Archived,
 		Warnings: nonNil(res.Warnings), DurationMS: ms(took)}
 	if took > 0 {
 		r.ThroughputBytesPerSec = int64(float64(res.Bytes) / took.Seconds())
@@ -283,13 +280,13 @@ func backupSummary(h *cli.Human, r *Result) {
 		{"path", r.Path},
 		{"input", r.Input},
 		{"type", typ},
-		{"size", cli.FormatBytesExact(r.Size)},
+		{"size", h.BytesExact(r.Size)},
 		{"pages copied", fmt.Sprintf("%d of %d (read %d, via %s)", r.PagesCopied, r.PageCount, r.PagesRead, r.ChangeSource)},
 		{"lsn range", lsnRange(r.BaseLSN, r.EndLSN)},
 		{"logical hash", hash},
 		{"created", r.Created.Format(time.RFC3339)},
 		{"duration", cli.FormatDuration(msDuration(r.DurationMS))},
-		{"throughput", cli.FormatBytes(r.ThroughputBytesPerSec) + "/s"},
+		{"throughput", h.Rate(r.ThroughputBytesPerSec)},
 	})
 	for _, w := range r.Warnings {
 		h.Line("%s %s", h.Warn("warning:"), w)
@@ -388,23 +385,11 @@ func classify(err error) error {
 	return err
 }
 
-// addInputFlag registers --input on cmd.
-func addInputFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().StringVar(p, "input", "", "database file `PATH` to back up (--db is an alias)")
-	_ = cmd.MarkFlagFilename("input", "db")
-}
-
-// inputPath resolves --input and its alias --db.
-func inputPath(input string, g *cli.Globals) (string, error) {
-	switch {
-	case input != "" && g.DB != "" && input != g.DB:
-		return "", cli.Usagef("--input %s and --db %s name different databases: give one", input, g.DB)
-	case input != "":
-		return input, nil
-	case g.DB != "":
-		return g.DB, nil
-	}
-	return "", cli.Usagef("--input is required")
+// addInputFlag registers --input, the operations guide's name for the
+// database to back up, as a deprecated alias of --db (the name every tool
+// uses), so the guide's scripts keep working.
+func addInputFlag(cmd *cobra.Command) {
+	cli.DeprecatedAlias(cmd, "input", "db")
 }
 
 // openDB opens the database at path after cli.CheckDBFile (a missing file

@@ -44,10 +44,10 @@ works in a shell. --indexes prints index statistics and --metrics prints
 the connection's performance metrics in Prometheus text, JSON or StatsD
 format. These views exclude each other.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version           always 1
-    path                     database file as given
+    schema_version           always 2
+    db                       database file as given (--db)
     format_version           on-disk format version
     page_size                bytes per page
     file_size                size of the database file in bytes
@@ -66,9 +66,9 @@ JSON OUTPUT (--json, schema_version 1)
     wal_frames_pending       frames not yet checkpointed
     lsn                      LSN of the last committed transaction
     last_checkpoint_lsn      LSN covered by the last checkpoint
-    last_checkpoint          time of the last checkpoint (RFC 3339, UTC) or
+    last_checkpoint_at       time of the last checkpoint (RFC 3339, UTC) or
                              null if there never was one
-    created                  creation time of the database (RFC 3339, UTC)
+    created_at               creation time of the database (RFC 3339, UTC)
     node_count, edge_count   number of nodes and edges
     labels                   [{label, count}] node labels, most used first
     edge_labels              [{label, count}] edge labels, most used first
@@ -128,7 +128,7 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 // Result is the --json document of the default view.
 type Result struct {
 	SchemaVersion         int          `json:"schema_version"`
-	Path                  string       `json:"path"`
+	Path                  string       `json:"db"`
 	FormatVersion         uint32       `json:"format_version"`
 	PageSize              int          `json:"page_size"`
 	FileSize              int64        `json:"file_size"`
@@ -142,8 +142,8 @@ type Result struct {
 	WALFramesPending      int          `json:"wal_frames_pending"`
 	LSN                   uint64       `json:"lsn"`
 	LastCheckpointLSN     uint64       `json:"last_checkpoint_lsn"`
-	LastCheckpoint        *time.Time   `json:"last_checkpoint"`
-	Created               time.Time    `json:"created"`
+	LastCheckpoint        *time.Time   `json:"last_checkpoint_at"`
+	Created               time.Time    `json:"created_at"`
 	NodeCount             uint64       `json:"node_count"`
 	EdgeCount             uint64       `json:"edge_count"`
 	Labels                []LabelCount `json:"labels"`
@@ -255,7 +255,7 @@ func newResult(in engine.Info, stats []IndexStat) Result {
 		FragmentationPercent: in.FragmentationPercent, ReclaimableBytes: in.ReclaimableBytes,
 		WALSize: in.WALSize, WALFrames: in.WALFrames, WALFramesCheckpointed: in.WALFramesCheckpointed,
 		WALFramesPending: max(in.WALFrames-in.WALFramesCheckpointed, 0), LSN: in.LSN,
-		LastCheckpointLSN: in.LastCheckpointLSN, LastCheckpoint: in.LastCheckpoint, Created: in.Created.UTC(),
+		LastCheckpointLSN: in.LastCheckpointLSN, LastCheckpoint: cli.TimestampPtr(in.LastCheckpoint), Created: cli.Timestamp(in.Created),
 		NodeCount: in.NodeCount, EdgeCount: in.EdgeCount, Labels: labelCounts(in.Labels),
 		EdgeLabels: labelCounts(in.EdgeLabels), PropertyIndexes: in.PropertyIndexes, Indexes: stats}
 	if r.PropertyIndexes == nil {
@@ -305,13 +305,13 @@ func summary(h *cli.Human, r Result) {
 	h.KeyValues([][2]string{
 		{"path", r.Path},
 		{"format version", strconv.FormatUint(uint64(r.FormatVersion), 10)},
-		{"page size", cli.FormatBytes(int64(r.PageSize))},
-		{"file size", cli.FormatBytesExact(r.FileSize)},
+		{"page size", h.Bytes(int64(r.PageSize))},
+		{"file size", h.BytesExact(r.FileSize)},
 		{"page count", strconv.FormatUint(r.PageCount, 10)},
 		{"free pages", strconv.FormatUint(r.FreePages, 10)},
 		{"fragmentation", frag},
-		{"reclaimable", cli.FormatBytesExact(r.ReclaimableBytes)},
-		{"wal size", cli.FormatBytesExact(r.WALSize)},
+		{"reclaimable", h.BytesExact(r.ReclaimableBytes)},
+		{"wal size", h.BytesExact(r.WALSize)},
 		{"wal frames", fmt.Sprintf("%d (%d checkpointed, %d pending)", r.WALFrames, r.WALFramesCheckpointed, r.WALFramesPending)},
 		{"last checkpoint", lastCkpt},
 		{"lsn", strconv.FormatUint(r.LSN, 10)},

@@ -80,7 +80,7 @@ func TestJSONMatchesEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if doc["schema_version"] != 1.0 || doc["node_count"] != float64(in.NodeCount) || doc["edge_count"] != float64(in.EdgeCount) ||
+	if doc["schema_version"] != 2.0 || doc["node_count"] != float64(in.NodeCount) || doc["edge_count"] != float64(in.EdgeCount) ||
 		doc["fragmentation_percent"] != in.FragmentationPercent || doc["wal_size"] != float64(in.WALSize) {
 		t.Errorf("json %v does not match engine info %+v", doc, in)
 	}
@@ -159,7 +159,7 @@ func TestMetrics(t *testing.T) {
 
 	out, _, code = run(t, "--db", path, "--metrics", "statsd", "--json")
 	var doc info.MetricsResult
-	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || doc.SchemaVersion != 1 || doc.Format != "statsd" {
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || doc.SchemaVersion != 2 || doc.Format != "statsd" {
 		t.Errorf("--metrics --json: code %d output %q", code, out)
 	}
 }
