@@ -189,7 +189,7 @@ func interruptSetup(t *testing.T, bin string) (dir, db, bdir string) {
 		t.Fatal(err)
 	}
 	fixture.Create(t, db, interruptSpec)
-	out, err := exec.Command(filepath.Join(bin, "sombra-backup"), "--type", "full", "--input", db,
+	out, err := exec.Command(filepath.Join(bin, "sombra-backup"), "--type", "full", "--db", db,
 		"--output", filepath.Join(bdir, "full_1")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("first backup: %v: %s", err, out)
@@ -209,7 +209,7 @@ func TestInterruptBackup(t *testing.T) {
 	t.Run("full", func(t *testing.T) {
 		before := tree(t, data, bdir)
 		r := interruptRun(t, bin, syscall.SIGINT, globExists(filepath.Join(bdir, "full_2.backup.tmp-*")),
-			"sombra-backup", "--type", "full", "--input", db, "--output", filepath.Join(bdir, "full_2"))
+			"sombra-backup", "--type", "full", "--db", db, "--output", filepath.Join(bdir, "full_2"))
 		r.check(t, "backup --type full")
 		sameTree(t, "backup --type full", before, tree(t, data, bdir))
 	})
@@ -220,7 +220,7 @@ func TestInterruptBackup(t *testing.T) {
 		touchAll(t, db)
 		before := tree(t, data, bdir)
 		r := interruptRun(t, bin, syscall.SIGTERM, opened(db),
-			"sombra-backup", "--type", "incremental", "--input", db, "--output", filepath.Join(bdir, "inc_1"))
+			"sombra-backup", "--type", "incremental", "--db", db, "--output", filepath.Join(bdir, "inc_1"))
 		// The incremental may find nothing to copy and finish first on a
 		// fast machine; only an interrupted one is checked.
 		if r.code == 0 {
@@ -249,7 +249,7 @@ func TestInterruptBackup(t *testing.T) {
 		fixture.Create(t, target, fixture.Spec{Nodes: 10, Edges: 5, Seed: 9, Checkpoint: "truncate"})
 		before := tree(t, data, bdir, filepath.Dir(target))
 		r := interruptRun(t, bin, syscall.SIGINT, globExists(filepath.Join(filepath.Dir(target), ".graph.db.restore*")),
-			"sombra-backup", "restore", "--dir", bdir, "--name", "full_1", "--to", target, "--force")
+			"sombra-backup", "restore", "--dir", bdir, "--name", "full_1", "--db", target, "--force")
 		r.check(t, "restore")
 		sameTree(t, "restore", before, tree(t, data, bdir, filepath.Dir(target)))
 	})

@@ -20,9 +20,9 @@ func TestProgressOnTerminal(t *testing.T) {
 		args []string
 		bar  string
 	}{
-		{[]string{"--type", "full", "--input", path, "--output", filepath.Join(bdir, "full_1")}, "backup full_1"},
+		{[]string{"--type", "full", "--db", path, "--output", filepath.Join(bdir, "full_1")}, "backup full_1"},
 		{[]string{"verify", filepath.Join(bdir, "full_1.backup")}, "verify full_1"},
-		{[]string{"restore", "--dir", bdir, "--name", "full_1", "--to", filepath.Join(dir, "r.db")}, "restore r.db"},
+		{[]string{"restore", "--dir", bdir, "--name", "full_1", "--db", filepath.Join(dir, "r.db")}, "restore r.db"},
 	} {
 		for _, tty := range []bool{true, false} {
 			s, _, _, errOut := cli.Test()
