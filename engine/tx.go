@@ -13,6 +13,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/shm"
+	"github.com/sombradb/sombra/engine/internal/progress"
 )
 
 // Tx is a transaction. A write transaction (BeginTransaction, Update) sees
@@ -35,6 +36,10 @@ type Tx struct {
 	// CreateEdge knows they exist without looking them up.
 	newLo, newHi NodeID
 	nodesDeleted bool
+
+	// work, during an index rebuild, counts the records visited and
+	// stops the rebuild once its context is cancelled (nil: neither).
+	work *progress.Tracker
 }
 
 // noteCreated records that node id was created by this transaction.
