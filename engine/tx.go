@@ -12,8 +12,8 @@ import (
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
-	"github.com/sombradb/sombra/engine/internal/shm"
 	"github.com/sombradb/sombra/engine/internal/progress"
+	"github.com/sombradb/sombra/engine/internal/shm"
 )
 
 // Tx is a transaction. A write transaction (BeginTransaction, Update) sees
