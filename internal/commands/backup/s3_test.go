@@ -46,12 +46,12 @@ func TestS3Commands(t *testing.T) {
 	}
 	ok(t, "verify", "--dir", bdir, "full_1")
 	target := filepath.Join(dir, "restored.db")
-	ok(t, "restore", "--dir", bdir, "--to", target)
+	ok(t, "restore", "--dir", bdir, "--db", target)
 	if logicalHash(t, target) != logicalHash(t, db) {
 		t.Fatal("restored database differs from the source")
 	}
 	pitr := filepath.Join(dir, "pitr.db")
-	ok(t, "restore", "--dir", bdir, "--until", time.Now().UTC().Add(time.Hour).Format(time.RFC3339), "--allow-earlier", "--to", pitr)
+	ok(t, "restore", "--dir", bdir, "--until", time.Now().UTC().Add(time.Hour).Format(time.RFC3339), "--allow-earlier", "--db", pitr)
 	if logicalHash(t, pitr) != logicalHash(t, db) {
 		t.Fatal("point-in-time restore differs from the source")
 	}
