@@ -93,19 +93,33 @@ func (tx *Tx) CreateNodeWithLabels(labels []string, props Properties) (nid NodeI
 	return id, nil
 }
 
-// writeNode stores a new node record and its index entries.
+// writeNode stores a new node record and its index entries. The record
+// and label entries are encoded straight into the write buffer's arenas
+// (writebuf.go): no per-node key or record allocation.
 func (tx *Tx) writeNode(id NodeID, n *record.Node) error {
 	if n.Props == nil {
 		n.Props = Properties{}
 	}
-	if err := tx.put(page.RootNodes, be64(uint64(id)), record.EncodeNode(n)); err != nil {
+	t := &tx.wb.trees[page.RootNodes]
+	off := len(t.arena)
+	t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(id))
+	t.arena = record.AppendNode(t.arena, n)
+	if err := tx.bufAdded(page.RootNodes, off, 8, len(t.arena)-off-8); err != nil {
 		return fmt.Errorf("create node %d: %w", id, err)
 	}
 	for _, l := range n.Labels {
-		if err := tx.put(page.RootLabels, labelKey(l, id), nil); err != nil {
+		t := &tx.wb.trees[page.RootLabels]
+		off := len(t.arena)
+		t.arena = append(t.arena, l...)
+		t.arena = append(t.arena, 0)
+		t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(id))
+		if err := tx.bufAdded(page.RootLabels, off, len(l)+9, 0); err != nil {
 			return err
 		}
-		tx.countDelta(catLabelCount+l, 1)
+		tx.countDelta(catLabelCount, l, 1)
+	}
+	if len(n.Props) == 0 {
+		return nil
 	}
 	idx, err := tx.propIndexes()
 	if err != nil {
@@ -116,7 +130,7 @@ func (tx *Tx) writeNode(id NodeID, n *record.Node) error {
 			if err := tx.put(page.RootProps, propKey(k, v, id), nil); err != nil {
 				return err
 			}
-			tx.countDelta(catIndexCount+k, 1)
+			tx.countDelta(catIndexCount, k, 1)
 		}
 	}
 	return nil
@@ -179,7 +193,7 @@ func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (eid E
 		return 0, err
 	}
 	for _, n := range [2]NodeID{from, to} {
-		if tx.createdHere(n) {
+		if tx.createdHere(n) || tx.checkedHere(n) {
 			continue
 		}
 		ok, err := tx.NodeExists(n)
@@ -189,6 +203,7 @@ func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (eid E
 		if !ok {
 			return 0, fmt.Errorf("create edge: node %d: %w", n, ErrNotFound)
 		}
+		tx.noteChecked(n)
 	}
 	id := EdgeID(tx.meta.NextEdgeID)
 	if err := tx.writeEdge(id, &record.Edge{From: uint64(from), To: uint64(to), Label: label, Props: props}); err != nil {
@@ -200,21 +215,38 @@ func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (eid E
 	return id, nil
 }
 
+// writeEdge stores a new edge record and its two adjacency entries,
+// encoded straight into the write buffer's arenas (writebuf.go).
 func (tx *Tx) writeEdge(id EdgeID, e *record.Edge) error {
 	if e.Props == nil {
 		e.Props = Properties{}
 	}
-	if err := tx.put(page.RootEdges, be64(uint64(id)), record.EncodeEdge(e)); err != nil {
+	t := &tx.wb.trees[page.RootEdges]
+	off := len(t.arena)
+	t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(id))
+	t.arena = record.AppendEdge(t.arena, e)
+	if err := tx.bufAdded(page.RootEdges, off, 8, len(t.arena)-off-8); err != nil {
 		return fmt.Errorf("create edge %d: %w", id, err)
 	}
-	if err := tx.put(page.RootAdj, adjKey('o', NodeID(e.From), id), be64(e.To)); err != nil {
+	if err := tx.bufAdj('o', NodeID(e.From), id, NodeID(e.To)); err != nil {
 		return err
 	}
-	if err := tx.put(page.RootAdj, adjKey('i', NodeID(e.To), id), be64(e.From)); err != nil {
+	if err := tx.bufAdj('i', NodeID(e.To), id, NodeID(e.From)); err != nil {
 		return err
 	}
-	tx.countDelta(catEdgeCount+e.Label, 1)
+	tx.countDelta(catEdgeCount, e.Label, 1)
 	return nil
+}
+
+// bufAdj buffers the adjacency entry adjKey(dir, n, e) -> other.
+func (tx *Tx) bufAdj(dir byte, n NodeID, e EdgeID, other NodeID) error {
+	t := &tx.wb.trees[page.RootAdj]
+	off := len(t.arena)
+	t.arena = append(t.arena, dir)
+	t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(n))
+	t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(e))
+	t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(other))
+	return tx.bufAdded(page.RootAdj, off, 17, 8)
 }
 
 // GetEdge returns an edge.
@@ -265,7 +297,7 @@ func (tx *Tx) DeleteEdge(id EdgeID) (err error) {
 	if err := tx.del(page.RootAdj, adjKey('i', e.To, id)); err != nil {
 		return err
 	}
-	tx.countDelta(catEdgeCount+e.Label, -1)
+	tx.countDelta(catEdgeCount, e.Label, -1)
 	tx.meta.EdgeCount--
 	tx.db.metrics.writes.Add(1)
 	return nil
@@ -308,7 +340,7 @@ func (tx *Tx) DeleteNode(id NodeID) (err error) {
 		if err := tx.del(page.RootLabels, labelKey(l, id)); err != nil {
 			return err
 		}
-		tx.countDelta(catLabelCount+l, -1)
+		tx.countDelta(catLabelCount, l, -1)
 	}
 	idx, err := tx.propIndexes()
 	if err != nil {
@@ -319,7 +351,7 @@ func (tx *Tx) DeleteNode(id NodeID) (err error) {
 			if err := tx.del(page.RootProps, propKey(k, v, id)); err != nil {
 				return err
 			}
-			tx.countDelta(catIndexCount+k, -1)
+			tx.countDelta(catIndexCount, k, -1)
 		}
 	}
 	if err := tx.del(page.RootNodes, be64(uint64(id))); err != nil {
@@ -370,7 +402,7 @@ func (tx *Tx) updateProperty(id NodeID, key string, v *PropertyValue) (err error
 		if err := tx.del(page.RootProps, propKey(key, old, id)); err != nil {
 			return err
 		}
-		tx.countDelta(catIndexCount+key, -1)
+		tx.countDelta(catIndexCount, key, -1)
 	}
 	if v == nil {
 		delete(n.Props, key)
@@ -380,7 +412,7 @@ func (tx *Tx) updateProperty(id NodeID, key string, v *PropertyValue) (err error
 			if err := tx.put(page.RootProps, propKey(key, *v, id), nil); err != nil {
 				return err
 			}
-			tx.countDelta(catIndexCount+key, 1)
+			tx.countDelta(catIndexCount, key, 1)
 		}
 	}
 	tx.db.metrics.writes.Add(1)
@@ -402,6 +434,9 @@ func (tx *Tx) adjacentFunc(dir byte, id NodeID, fn func(e EdgeID, other NodeID) 
 	}
 	if tx.auditingReads() {
 		defer tx.auditRead("neighbors " + nodeTarget(id))()
+	}
+	if err := tx.settle(page.RootAdj); err != nil {
+		return err
 	}
 	var prefix [9]byte
 	prefix[0] = dir
@@ -584,6 +619,9 @@ func (tx *Tx) nodeIDs(lo NodeID, fn func(NodeID) bool) error {
 	if tx.auditingReads() {
 		defer tx.auditRead("node_ids from " + nodeTarget(lo))()
 	}
+	if err := tx.settle(page.RootNodes); err != nil {
+		return err
+	}
 	err := btree.ScanKeys(tx.reader(), tx.meta.Roots[page.RootNodes], be64(uint64(lo)), func(k []byte) bool {
 		return fn(NodeID(binary.BigEndian.Uint64(k)))
 	})
@@ -618,6 +656,9 @@ func (tx *Tx) AllNodeIDsOrdered() ([]NodeID, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
 	}
+	if err := tx.settle(page.RootNodes); err != nil {
+		return nil, err
+	}
 	out := make([]NodeID, 0, tx.meta.NodeCount)
 	err := btree.ScanKeys(tx.reader(), tx.meta.Roots[page.RootNodes], nil, func(k []byte) bool {
 		out = append(out, NodeID(binary.BigEndian.Uint64(k)))
@@ -644,6 +685,9 @@ func (tx *Tx) LastNNodes(n int) ([]NodeID, error) {
 	var out []NodeID
 	if n <= 0 {
 		return out, nil
+	}
+	if err := tx.settle(page.RootNodes); err != nil {
+		return nil, err
 	}
 	c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootNodes])
 	for ok := c.Last(); ok && len(out) < n; ok = c.Prev() {

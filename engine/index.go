@@ -89,7 +89,7 @@ func (tx *Tx) fillPropertyIndex(name string) error {
 	if err != nil {
 		return err
 	}
-	tx.countDelta(catIndexCount+name, n)
+	tx.countDelta(catIndexCount, name, n)
 	return nil
 }
 
@@ -109,7 +109,7 @@ func (tx *Tx) clearPropertyIndex(name string) error {
 	if err != nil {
 		return err
 	}
-	tx.countDelta(catIndexCount+name, -int64(cur))
+	tx.countDelta(catIndexCount, name, -int64(cur))
 	return nil
 }
 
@@ -126,6 +126,9 @@ func (tx *Tx) keys(root int, prefix []byte) ([][]byte, error) {
 // forEachNode decodes every node in id order. The callback may modify
 // trees other than the node tree.
 func (tx *Tx) forEachNode(fn func(NodeID, *record.Node) error) error {
+	if err := tx.settleAll(); err != nil {
+		return err
+	}
 	c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootNodes])
 	for ok := c.First(); ok; ok = c.Next() {
 		id := NodeID(binary.BigEndian.Uint64(c.Key()))
@@ -212,7 +215,7 @@ func (db *DB) rebuildLabelIndex(user, label string) (err error) {
 		if err != nil {
 			return err
 		}
-		tx.countDelta(catLabelCount+label, n-int64(cur))
+		tx.countDelta(catLabelCount, label, n-int64(cur))
 		return nil
 	})
 }
@@ -233,6 +236,9 @@ func (db *DB) rebuildAllIndexes(user string) (err error) {
 }
 
 func (tx *Tx) rebuildAll() error {
+	if err := tx.settleAll(); err != nil {
+		return err
+	}
 	for _, root := range []int{page.RootLabels, page.RootProps} {
 		if err := btree.Drop(tx.w, tx.meta.Roots[root]); err != nil {
 			return err
@@ -262,14 +268,14 @@ func (tx *Tx) rebuildAll() error {
 			if err := tx.put(page.RootLabels, labelKey(l, id), nil); err != nil {
 				return err
 			}
-			tx.countDelta(catLabelCount+l, 1)
+			tx.countDelta(catLabelCount, l, 1)
 		}
 		for k, v := range rec.Props {
 			if idx[k] {
 				if err := tx.put(page.RootProps, propKey(k, v, id), nil); err != nil {
 					return err
 				}
-				tx.countDelta(catIndexCount+k, 1)
+				tx.countDelta(catIndexCount, k, 1)
 			}
 		}
 		return nil
@@ -289,7 +295,7 @@ func (tx *Tx) rebuildAll() error {
 			return &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: err.Error()}
 		}
 		edges++
-		tx.countDelta(catEdgeCount+e.Label, 1)
+		tx.countDelta(catEdgeCount, e.Label, 1)
 	}
 	if err := c.Err(); err != nil {
 		return err

@@ -29,6 +29,9 @@ func (tx *Tx) LogicalHash() (string, error) {
 	if tx.auditingReads() {
 		defer tx.auditRead("logical_hash")()
 	}
+	if err := tx.settleAll(); err != nil {
+		return "", err
+	}
 	h, err := logicalHash(tx.reader(), tx.meta)
 	return h, tx.db.annotate(err)
 }
@@ -69,6 +72,9 @@ func logicalHash(r btree.Reader, meta *page.Meta) (string, error) {
 // compares against this.
 func (tx *Tx) LegacyLogicalHash() (string, error) {
 	if err := tx.check(false); err != nil {
+		return "", err
+	}
+	if err := tx.settleAll(); err != nil {
 		return "", err
 	}
 	h := sha256.New()

@@ -363,6 +363,10 @@ func (t *WriteTx) Rollback() {
 	t.p.releaseWriter()
 }
 
+// BudgetBytes is the cache budget the transaction's dirty pages are held
+// to before they spill (see MaybeSpill), in bytes.
+func (t *WriteTx) BudgetBytes() int { return t.spillLimit * t.p.pageSize }
+
 // Dirty reports how many pages the transaction has changed.
 func (t *WriteTx) Dirty() int { return len(t.dirty) }
 
