@@ -94,26 +94,26 @@ func (tx *Tx) CreateNodeWithLabels(labels []string, props Properties) (nid NodeI
 }
 
 // writeNode stores a new node record and its index entries. The record
-// and label entries are encoded straight into the write buffer's arenas
+// and label entries are encoded straight into the write buffer
 // (writebuf.go): no per-node key or record allocation.
 func (tx *Tx) writeNode(id NodeID, n *record.Node) error {
 	if n.Props == nil {
 		n.Props = Properties{}
 	}
-	t := &tx.wb.trees[page.RootNodes]
-	off := len(t.arena)
-	t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(id))
-	t.arena = record.AppendNode(t.arena, n)
-	if err := tx.bufAdded(page.RootNodes, off, 8, len(t.arena)-off-8); err != nil {
+	a := tx.bufSpace(page.RootNodes)
+	off := len(a)
+	a = binary.BigEndian.AppendUint64(a, uint64(id))
+	a = record.AppendNode(a, n)
+	if err := tx.bufAdded(page.RootNodes, a, off, 8); err != nil {
 		return fmt.Errorf("create node %d: %w", id, err)
 	}
 	for _, l := range n.Labels {
-		t := &tx.wb.trees[page.RootLabels]
-		off := len(t.arena)
-		t.arena = append(t.arena, l...)
-		t.arena = append(t.arena, 0)
-		t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(id))
-		if err := tx.bufAdded(page.RootLabels, off, len(l)+9, 0); err != nil {
+		a := tx.bufSpace(page.RootLabels)
+		off := len(a)
+		a = append(a, l...)
+		a = append(a, 0)
+		a = binary.BigEndian.AppendUint64(a, uint64(id))
+		if err := tx.bufAdded(page.RootLabels, a, off, len(l)+9); err != nil {
 			return err
 		}
 		tx.countDelta(catLabelCount, l, 1)
@@ -216,16 +216,16 @@ func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (eid E
 }
 
 // writeEdge stores a new edge record and its two adjacency entries,
-// encoded straight into the write buffer's arenas (writebuf.go).
+// encoded straight into the write buffer (writebuf.go).
 func (tx *Tx) writeEdge(id EdgeID, e *record.Edge) error {
 	if e.Props == nil {
 		e.Props = Properties{}
 	}
-	t := &tx.wb.trees[page.RootEdges]
-	off := len(t.arena)
-	t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(id))
-	t.arena = record.AppendEdge(t.arena, e)
-	if err := tx.bufAdded(page.RootEdges, off, 8, len(t.arena)-off-8); err != nil {
+	a := tx.bufSpace(page.RootEdges)
+	off := len(a)
+	a = binary.BigEndian.AppendUint64(a, uint64(id))
+	a = record.AppendEdge(a, e)
+	if err := tx.bufAdded(page.RootEdges, a, off, 8); err != nil {
 		return fmt.Errorf("create edge %d: %w", id, err)
 	}
 	if err := tx.bufAdj('o', NodeID(e.From), id, NodeID(e.To)); err != nil {
@@ -240,13 +240,13 @@ func (tx *Tx) writeEdge(id EdgeID, e *record.Edge) error {
 
 // bufAdj buffers the adjacency entry adjKey(dir, n, e) -> other.
 func (tx *Tx) bufAdj(dir byte, n NodeID, e EdgeID, other NodeID) error {
-	t := &tx.wb.trees[page.RootAdj]
-	off := len(t.arena)
-	t.arena = append(t.arena, dir)
-	t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(n))
-	t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(e))
-	t.arena = binary.BigEndian.AppendUint64(t.arena, uint64(other))
-	return tx.bufAdded(page.RootAdj, off, 17, 8)
+	a := tx.bufSpace(page.RootAdj)
+	off := len(a)
+	a = append(a, dir)
+	a = binary.BigEndian.AppendUint64(a, uint64(n))
+	a = binary.BigEndian.AppendUint64(a, uint64(e))
+	a = binary.BigEndian.AppendUint64(a, uint64(other))
+	return tx.bufAdded(page.RootAdj, a, off, 17)
 }
 
 // GetEdge returns an edge.
