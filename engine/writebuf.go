@@ -33,10 +33,11 @@ type wbEntry struct {
 }
 
 // treeBuf is one tree's buffer. Keys and values are written into chunks
-// of wbChunk bytes that are never moved (an entry is written into the
-// current chunk, which grows past wbChunk only for one large value), so
-// filling the buffer copies nothing, and the chunks are reused after the
-// buffer is applied.
+// that are never moved (an entry is written into the current chunk, which
+// grows past its size only for one large value), so filling the buffer
+// copies nothing, and the chunks are reused after the buffer is applied.
+// Chunks start small and double up to wbChunk: a one-node transaction
+// must not pay for zeroing megabytes.
 type treeBuf struct {
 	chunks [][]byte
 	cur    int // chunk being filled
@@ -51,9 +52,10 @@ type writeBuf struct {
 }
 
 const (
-	wbEntrySize = 32
-	wbChunk     = 1 << 20
-	wbRoom      = 8 << 10 // a chunk with less room left is closed
+	wbEntrySize  = 32
+	wbFirstChunk = 1 << 10
+	wbChunk      = 1 << 20
+	wbRoom       = 8 << 10 // a chunk with less room left is closed (at most a quarter of it)
 )
 
 // keyPrefix returns bytes from..from+8 of k as a big-endian number,
@@ -111,8 +113,10 @@ func (t *treeBuf) kv(e wbEntry) ([]byte, []byte) {
 // space returns the chunk to append the next entry to (the caller appends
 // key then value and passes the result to bufAdded).
 func (t *treeBuf) space() []byte {
+	size := wbFirstChunk
 	if len(t.chunks) > 0 {
-		if c := t.chunks[t.cur]; cap(c)-len(c) >= wbRoom {
+		c := t.chunks[t.cur]
+		if cap(c)-len(c) >= min(wbRoom, cap(c)/4) {
 			return c
 		}
 		if t.cur+1 < len(t.chunks) {
@@ -120,8 +124,9 @@ func (t *treeBuf) space() []byte {
 			return t.chunks[t.cur]
 		}
 		t.cur++
+		size = min(wbChunk, 2*cap(c))
 	}
-	t.chunks = append(t.chunks, make([]byte, 0, wbChunk))
+	t.chunks = append(t.chunks, make([]byte, 0, size))
 	return t.chunks[t.cur]
 }
 
@@ -213,6 +218,8 @@ func (tx *Tx) settle(root int) error {
 		}
 		t.chunks[i] = c[:0]
 	}
+	// A chunk grown by a large value is kept at its size; the doubling
+	// continues from the last chunk's capacity.
 	tx.wb.bytes -= t.bytes
 	t.cur, t.ents, t.bytes = 0, t.ents[:0], 0
 	return tx.db.annotate(err)
