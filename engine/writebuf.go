@@ -173,11 +173,12 @@ func (tx *Tx) bufAdded(root int, a []byte, off, kl int) error {
 	return nil
 }
 
-// wbLimit is the write buffer's share of the cache budget: a quarter, so
-// that buffer, dirty pages and clean cache together stay near the budget.
+// wbLimit is the write buffer's share of the cache budget: an eighth (the
+// dirty pages may take six, see pager.spillShare), so that buffer, dirty
+// pages and clean cache together stay near the budget.
 func (tx *Tx) wbLimit() int {
 	if tx.wbMax == 0 {
-		tx.wbMax = max(1<<20, tx.w.BudgetBytes()/4)
+		tx.wbMax = max(1<<20, tx.w.BudgetBytes()/8)
 	}
 	return tx.wbMax
 }
