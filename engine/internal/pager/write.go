@@ -79,7 +79,7 @@ func (p *Pager) BeginWrite() (*WriteTx, error) {
 	}
 	return &WriteTx{p: p, snap: snap, Meta: meta, dirty: make(map[common.PageID][]byte), lsn: meta.LastLSN + 1,
 		spillLimit: p.cache.capacityPages() * spillShare / 8, budget: p.cache.capacityPages(),
-		base:       make(map[common.PageID]page.SpaceStats), freed: make(map[common.PageID]bool)}, nil
+		base: make(map[common.PageID]page.SpaceStats), freed: make(map[common.PageID]bool)}, nil
 }
 
 func (p *Pager) releaseWriter() {
