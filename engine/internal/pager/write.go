@@ -441,6 +441,10 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	if err != nil {
 		t.dropSpilled()
 	}
+	// The dirty pages are the cache's now (or lost with the commit): let
+	// the cache's budget decide what stays in memory during the fsync and
+	// the checkpoint that may follow, not the finished transaction.
+	t.dirty, t.order, t.spilled, t.spillRun, t.base, t.freed = nil, nil, nil, nil, nil, nil
 	p.releaseWriter()
 	if err != nil {
 		return CommitInfo{}, err
