@@ -20,6 +20,7 @@ import (
 func PutSorted(w Writer, root common.PageID, n int, kv func(i int) (k, v []byte), before func() error) (common.PageID, error) {
 	var (
 		leaf   node // the leaf the previous pair went to, writable; nil if none
+		from   int  // the previous pair's index in leaf: the next goes after it
 		lo, hi []byte
 		hasHi  bool
 		err    error
@@ -45,14 +46,15 @@ func PutSorted(w Writer, root common.PageID, n int, kv func(i int) (k, v []byte)
 			if err != nil {
 				return root, err
 			}
-			leaf, ps = node(b), len(b)
+			leaf, ps, from = node(b), len(b), 0
 		}
 		if leaf != nil && bytes.Compare(k, lo) >= 0 && (!hasHi || bytes.Compare(k, hi) < 0) {
 			sz := 6 + len(k) + len(v)
 			if sz <= inlineLimit(ps) && leaf.fits(sz) {
-				j, eq := leaf.search(k)
+				j, eq := leaf.searchFrom(k, from)
 				if !eq {
 					leaf.insertLeafKV(j, k, v, sz)
+					from = j + 1
 					continue
 				}
 			}
@@ -80,10 +82,36 @@ func PutSorted(w Writer, root common.PageID, n int, kv func(i int) (k, v []byte)
 			if err != nil {
 				return root, err
 			}
-			leaf, ps = node(b), len(b)
+			leaf, ps, from = node(b), len(b), 0
 		}
 	}
 	return root, nil
+}
+
+// searchFrom is search for a key known to sort after every key below
+// index from (the keys of a sorted batch only move forward through a
+// leaf): it tries from itself, then searches the rest.
+func (n node) searchFrom(k []byte, from int) (int, bool) {
+	cnt := n.count()
+	if from <= 0 || from > cnt {
+		return n.search(k)
+	}
+	if from == cnt {
+		return cnt, false
+	}
+	if c := bytes.Compare(n.key(from), k); c >= 0 {
+		return from, c == 0
+	}
+	lo, hi := from+1, cnt
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if bytes.Compare(n.key(m), k) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < cnt && bytes.Equal(n.key(lo), k)
 }
 
 // descendFences finds the leaf covering k and the key range it covers:
