@@ -118,7 +118,9 @@ func (tx *Tx) Commit() error {
 		tx.Rollback()
 		return err
 	}
-	tx.wb = writeBuf{}                               // its chunks are not needed during the commit's fsync and checkpoint
+	// The buffer's chunks are not needed during the commit's fsync and
+	// checkpoint.
+	tx.wb = writeBuf{}
 	if tx.sec.st != nil && tx.sec.st.anchor != nil { // audit log head (engine/access.go)
 		tx.secAnchor()
 	}
