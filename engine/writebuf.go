@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"slices"
 
 	"github.com/sombradb/sombra/engine/internal/btree"
@@ -133,8 +134,13 @@ func (t *treeBuf) space() []byte {
 // bufferable reports whether puts to root go through the write buffer.
 func bufferable(root int) bool { return root >= 0 && root < page.RootCatalog }
 
-// bufPut buffers a put of k, v to tree root (k and v are copied).
+// bufPut buffers a put of k, v to tree root (k and v are copied). A key
+// the tree would refuse is refused here, by the call that made it, not
+// when the buffer is applied.
 func (tx *Tx) bufPut(root int, k, v []byte) error {
+	if len(k) == 0 || len(k) > btree.MaxKey {
+		return fmt.Errorf("key of %d bytes (1..%d allowed): %w", len(k), btree.MaxKey, ErrInvalid)
+	}
 	a := tx.bufSpace(root)
 	off := len(a)
 	a = append(a, k...)

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,5 +73,25 @@ func TestWriteBufferBounded(t *testing.T) {
 	n, err := tx.IncomingNeighbors(ids[0])
 	if err != nil || len(n) == 0 {
 		t.Fatalf("IncomingNeighbors(%d) = %v, %v", ids[0], n, err)
+	}
+}
+
+// TestWriteBufferRefusesLongKeyAtOnce: a put the tree would refuse (an
+// index key over btree's limit) fails the call that made it, as it did
+// before puts were buffered, not the commit.
+func TestWriteBufferRefusesLongKeyAtOnce(t *testing.T) {
+	db := mustOpen(t, tempDB(t), Config{})
+	defer db.Close()
+	name := strings.Repeat("p", 500)
+	if err := db.CreatePropertyIndex(name); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTransaction()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.CreateNode("L", Properties{name: StringValue("v")}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("CreateNode with a %d-byte indexed property name = %v, want ErrInvalid", len(name), err)
 	}
 }
