@@ -35,12 +35,12 @@ func (tx *Tx) Nodes() iter.Seq2[*Node, error] {
 				yield(nil, tx.db.annotate(err))
 				return
 			}
-			rec, err := record.DecodeNode(v)
+			nd, err := decodeNode(id, v)
 			if err != nil {
 				yield(nil, &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: err.Error()})
 				return
 			}
-			if !yield(&Node{ID: id, Labels: rec.Labels, Properties: rec.Props}, nil) {
+			if !yield(nd, nil) {
 				return
 			}
 		}

@@ -16,17 +16,9 @@ import (
 //
 //	nodes:  node id (8)                          -> node record
 //	edges:  edge id (8)                          -> edge record
-//	adj:    'o'|'i', node id (8), edge id (8)    -> other node id (8)
+//	adj:    see adjacency.go
 //	labels: label, 0x00, node id (8)             -> ()
 //	props:  name length (2), name, value key, node id (8) -> ()
-
-func adjKey(dir byte, n NodeID, e EdgeID) []byte {
-	k := make([]byte, 17)
-	k[0] = dir
-	binary.BigEndian.PutUint64(k[1:], uint64(n))
-	binary.BigEndian.PutUint64(k[9:], uint64(e))
-	return k
-}
 
 func labelKey(label string, n NodeID) []byte {
 	k := append([]byte(label), 0)
@@ -159,11 +151,36 @@ func (tx *Tx) GetNode(id NodeID) (*Node, error) {
 	if tx.auditingReads() {
 		defer tx.auditRead(nodeTarget(id))()
 	}
-	n, err := tx.nodeRecord(id)
+	var key [8]byte
+	binary.BigEndian.PutUint64(key[:], uint64(id))
+	v, ok, err := tx.get(page.RootNodes, key[:])
 	if err != nil {
 		return nil, err
 	}
-	return &Node{ID: id, Labels: n.Labels, Properties: n.Props}, nil
+	if !ok {
+		return nil, fmt.Errorf("node %d: %w", id, ErrNotFound)
+	}
+	nd, err := decodeNode(id, v)
+	if err != nil {
+		return nil, &CorruptionError{Path: tx.db.p.Path, Page: 0, Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
+	}
+	return nd, nil
+}
+
+// decodeNode decodes node id's record with one allocation for the node,
+// the decoded record and the backing array of a single label (the common
+// case), besides the record's strings (one copy) and its property map.
+func decodeNode(id NodeID, v []byte) (*Node, error) {
+	box := new(struct {
+		n   Node
+		rec record.Node
+		lab [1]string
+	})
+	if err := record.DecodeNodeInto(v, &box.rec, box.lab[:0]); err != nil {
+		return nil, err
+	}
+	box.n = Node{ID: id, Labels: box.rec.Labels, Properties: box.rec.Props}
+	return &box.n, nil
 }
 
 // NodeExists reports whether a node exists.
@@ -174,7 +191,9 @@ func (tx *Tx) NodeExists(id NodeID) (bool, error) {
 	if tx.auditingReads() {
 		defer tx.auditRead("exists " + nodeTarget(id))()
 	}
-	_, ok, err := tx.get(page.RootNodes, be64(uint64(id)))
+	var key [8]byte
+	binary.BigEndian.PutUint64(key[:], uint64(id))
+	_, ok, err := tx.get(page.RootNodes, key[:])
 	return ok, err
 }
 
@@ -228,25 +247,11 @@ func (tx *Tx) writeEdge(id EdgeID, e *record.Edge) error {
 	if err := tx.bufAdded(page.RootEdges, a, off, 8); err != nil {
 		return fmt.Errorf("create edge %d: %w", id, err)
 	}
-	if err := tx.bufAdj('o', NodeID(e.From), id, NodeID(e.To)); err != nil {
-		return err
-	}
-	if err := tx.bufAdj('i', NodeID(e.To), id, NodeID(e.From)); err != nil {
+	if err := tx.adjLink(id, NodeID(e.From), NodeID(e.To)); err != nil {
 		return err
 	}
 	tx.countDelta(catEdgeCount, e.Label, 1)
 	return nil
-}
-
-// bufAdj buffers the adjacency entry adjKey(dir, n, e) -> other.
-func (tx *Tx) bufAdj(dir byte, n NodeID, e EdgeID, other NodeID) error {
-	a := tx.bufSpace(page.RootAdj)
-	off := len(a)
-	a = append(a, dir)
-	a = binary.BigEndian.AppendUint64(a, uint64(n))
-	a = binary.BigEndian.AppendUint64(a, uint64(e))
-	a = binary.BigEndian.AppendUint64(a, uint64(other))
-	return tx.bufAdded(page.RootAdj, a, off, 17)
 }
 
 // GetEdge returns an edge.
@@ -291,10 +296,7 @@ func (tx *Tx) DeleteEdge(id EdgeID) (err error) {
 			return err
 		}
 	}
-	if err := tx.del(page.RootAdj, adjKey('o', e.From, id)); err != nil {
-		return err
-	}
-	if err := tx.del(page.RootAdj, adjKey('i', e.To, id)); err != nil {
+	if err := tx.adjUnlink(id, e.From, e.To); err != nil {
 		return err
 	}
 	tx.countDelta(catEdgeCount, e.Label, -1)
@@ -419,55 +421,24 @@ func (tx *Tx) updateProperty(id NodeID, key string, v *PropertyValue) (err error
 	return tx.put(page.RootNodes, be64(uint64(id)), record.EncodeNode(n))
 }
 
-func (tx *Tx) adjacent(dir byte, id NodeID, fn func(e EdgeID, other NodeID)) error {
+func (tx *Tx) adjacent(dir adjDir, id NodeID, fn func(e EdgeID, other NodeID)) error {
 	return tx.adjacentFunc(dir, id, func(e EdgeID, n NodeID) bool { fn(e, n); return true })
 }
 
 // adjacentFunc calls fn for the node's adjacency entries in one direction,
-// in edge id order, until fn returns false. The entries of a node and
-// direction are one contiguous run of the adjacency tree ('o'|'i', node,
-// edge), so this is one descent and a walk along a leaf or two. It
-// allocates nothing (the cursor comes from a pool).
-func (tx *Tx) adjacentFunc(dir byte, id NodeID, fn func(e EdgeID, other NodeID) bool) error {
+// in edge id order, until fn returns false. It allocates nothing.
+func (tx *Tx) adjacentFunc(dir adjDir, id NodeID, fn func(e EdgeID, other NodeID) bool) error {
 	if err := tx.check(false); err != nil {
 		return err
 	}
 	if tx.auditingReads() {
 		defer tx.auditRead("neighbors " + nodeTarget(id))()
 	}
-	if err := tx.settle(page.RootAdj); err != nil {
-		return err
-	}
-	var prefix [9]byte
-	prefix[0] = dir
-	binary.BigEndian.PutUint64(prefix[1:], uint64(id))
-	c := btree.GetCursor(tx.reader(), tx.meta.Roots[page.RootAdj])
-	defer btree.PutCursor(c)
-	found := false
-	for ok := c.Seek(prefix[:]); ok; ok = c.Next() {
-		k := c.Key()
-		if len(k) < 9 || [9]byte(k[:9]) != prefix {
-			break
-		}
-		v, err := c.Value()
-		if err != nil {
-			return tx.db.annotate(err)
-		}
-		if len(k) != 17 || len(v) != 8 {
-			return &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: "malformed adjacency entry"}
-		}
-		found = true
-		if !fn(EdgeID(binary.BigEndian.Uint64(k[9:])), NodeID(binary.BigEndian.Uint64(v))) {
-			return nil
-		}
-	}
-	if err := c.Err(); err != nil {
-		return tx.db.annotate(err)
-	}
-	if found {
+	found, err := tx.adjScan(dir, id, fn)
+	if err != nil || found {
 		// An adjacency entry exists only while both endpoints do, so the
 		// node's existence needs no second descent.
-		return nil
+		return err
 	}
 	ok, err := tx.NodeExists(id)
 	if err != nil {
@@ -485,13 +456,13 @@ func (tx *Tx) adjacentFunc(dir byte, id NodeID, fn func(e EdgeID, other NodeID) 
 // keep its own visited set and frontier. fn may call tx's read methods
 // (NeighborsFunc again, for a second hop).
 func (tx *Tx) NeighborsFunc(id NodeID, fn func(NodeID) bool) error {
-	return tx.adjacentFunc('o', id, func(_ EdgeID, n NodeID) bool { return fn(n) })
+	return tx.adjacentFunc(adjOut, id, func(_ EdgeID, n NodeID) bool { return fn(n) })
 }
 
 // IncomingNeighborsFunc is NeighborsFunc for incoming edges (fn gets the
 // sources).
 func (tx *Tx) IncomingNeighborsFunc(id NodeID, fn func(NodeID) bool) error {
-	return tx.adjacentFunc('i', id, func(_ EdgeID, n NodeID) bool { return fn(n) })
+	return tx.adjacentFunc(adjIn, id, func(_ EdgeID, n NodeID) bool { return fn(n) })
 }
 
 // NeighborSeq is NeighborsFunc as an iterator: for n, err := range
@@ -516,28 +487,28 @@ func (tx *Tx) NeighborSeq(id NodeID) iter.Seq2[NodeID, error] {
 // edge, in edge id order).
 func (tx *Tx) Neighbors(id NodeID) ([]NodeID, error) {
 	var out []NodeID
-	err := tx.adjacent('o', id, func(_ EdgeID, n NodeID) { out = append(out, n) })
+	err := tx.adjacent(adjOut, id, func(_ EdgeID, n NodeID) { out = append(out, n) })
 	return out, err
 }
 
 // IncomingNeighbors returns the sources of a node's incoming edges.
 func (tx *Tx) IncomingNeighbors(id NodeID) ([]NodeID, error) {
 	var out []NodeID
-	err := tx.adjacent('i', id, func(_ EdgeID, n NodeID) { out = append(out, n) })
+	err := tx.adjacent(adjIn, id, func(_ EdgeID, n NodeID) { out = append(out, n) })
 	return out, err
 }
 
 // OutgoingEdges returns the ids of a node's outgoing edges.
 func (tx *Tx) OutgoingEdges(id NodeID) ([]EdgeID, error) {
 	var out []EdgeID
-	err := tx.adjacent('o', id, func(e EdgeID, _ NodeID) { out = append(out, e) })
+	err := tx.adjacent(adjOut, id, func(e EdgeID, _ NodeID) { out = append(out, e) })
 	return out, err
 }
 
 // IncomingEdges returns the ids of a node's incoming edges.
 func (tx *Tx) IncomingEdges(id NodeID) ([]EdgeID, error) {
 	var out []EdgeID
-	err := tx.adjacent('i', id, func(e EdgeID, _ NodeID) { out = append(out, e) })
+	err := tx.adjacent(adjIn, id, func(e EdgeID, _ NodeID) { out = append(out, e) })
 	return out, err
 }
 
@@ -659,11 +630,7 @@ func (tx *Tx) AllNodeIDsOrdered() ([]NodeID, error) {
 	if err := tx.settle(page.RootNodes); err != nil {
 		return nil, err
 	}
-	out := make([]NodeID, 0, tx.meta.NodeCount)
-	err := btree.ScanKeys(tx.reader(), tx.meta.Roots[page.RootNodes], nil, func(k []byte) bool {
-		out = append(out, NodeID(binary.BigEndian.Uint64(k)))
-		return true
-	})
+	out, err := btree.AppendUint64Keys(tx.reader(), tx.meta.Roots[page.RootNodes], make([]NodeID, 0, tx.meta.NodeCount))
 	return out, tx.db.annotate(err)
 }
 

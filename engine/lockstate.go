@@ -68,6 +68,9 @@ const shmSlotsOffset = 64
 // coordination file has no lock holders.
 func ReadLockState(path string) (LockState, error) {
 	st := LockState{ReaderPIDs: []int{}}
+	if err := common.PlatformError(); err != nil {
+		return st, err
+	}
 	real, err := vfs.RealPath(path) // the lock file is named after the real path
 	if err != nil {
 		return st, fmt.Errorf("lock state of %s: %w", path, err)
@@ -89,7 +92,7 @@ func ReadLockState(path string) (LockState, error) {
 		}
 		fl := unix.Flock_t{Type: typ, Whence: io.SeekStart, Start: b, Len: 1}
 		for {
-			err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &fl)
+			err := unix.FcntlFlock(f.Fd(), common.OFDGetLk, &fl)
 			if err == unix.EINTR {
 				continue
 			}

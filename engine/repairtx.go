@@ -308,8 +308,7 @@ func (tx *Tx) wantedAdjacency() (map[string]string, map[string]uint64, uint64, e
 	labels := map[string]uint64{}
 	var n uint64
 	err := tx.forEachEdge(func(id EdgeID, e *record.Edge) error {
-		want[string(adjKey('o', NodeID(e.From), id))] = string(be64(e.To))
-		want[string(adjKey('i', NodeID(e.To), id))] = string(be64(e.From))
+		adjEntries(id, NodeID(e.From), NodeID(e.To), func(k, v []byte) { want[string(k)] = string(v) })
 		labels[e.Label]++
 		n++
 		return nil

@@ -86,14 +86,6 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 		o.Logger.Info("removed the temporary file of a killed backup", "file", n)
 	}
 	p := m.db.Pager()
-	if p.Encrypted() && typ == TypeIncremental {
-		// Sealed full backups only: an incremental needs the change
-		// tracking and LSN checks of plaintext pages across the chain.
-		if !o.FullIfNoBase {
-			return nil, fmt.Errorf("%s: incremental backups of an encrypted database are not supported (take full ones; they stay encrypted): %w", p.Path, engine.ErrEncryption)
-		}
-		typ = TypeFull
-	}
 	res := &Result{Name: name, Path: path, Type: typ.String(), ChangeSource: "full"}
 
 	var parent *BackupInfo

@@ -74,6 +74,10 @@ func loadChain(fs vfs.FS, dir, name string) ([]link, error) {
 				return nil, fmt.Errorf("backup %s: parent %s ends at LSN %d but %s begins after LSN %d: %w", name, cur, h.EndLSN, rev[len(rev)-1].name, child.BaseLSN, ErrBrokenChain)
 			case h.PageSize != child.PageSize:
 				return nil, fmt.Errorf("backup %s: parent %s has page size %d, child %d: %w", name, cur, h.PageSize, child.PageSize, ErrBrokenChain)
+			case h.Sealed != child.Sealed:
+				// One chain is one database file, encrypted or not: a
+				// mix would write plaintext and sealed pages into one file.
+				return nil, fmt.Errorf("backup %s: parent %s is %s, child %s: %w", name, cur, sealedWord(h.Sealed), sealedWord(child.Sealed), ErrBrokenChain)
 			}
 		}
 		rev = append(rev, link{name: cur, path: path, hdr: h, records: records})
@@ -87,6 +91,13 @@ func loadChain(fs vfs.FS, dir, name string) ([]link, error) {
 		chain[len(rev)-1-i] = l
 	}
 	return chain, nil
+}
+
+func sealedWord(sealed bool) string {
+	if sealed {
+		return "sealed (encrypted database)"
+	}
+	return "plaintext"
 }
 
 // restoreChain writes the chain into a new file tmp and fsyncs it. Each

@@ -202,7 +202,7 @@ func Statfs(path string) (free, total uint64, err error) {
 	if err := unix.Statfs(path, &st); err != nil {
 		return 0, 0, fmt.Errorf("statfs %s: %w", path, err)
 	}
-	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+	return uint64(st.Bavail) * uint64(st.Bsize), uint64(st.Blocks) * uint64(st.Bsize), nil // field types differ between systems
 }
 
 // CheckFile examines the database at path. The error is for failures to check

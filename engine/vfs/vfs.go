@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 // File is the subset of *os.File the engine uses.
@@ -57,17 +55,7 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 
 type osFile struct{ *os.File }
 
-func (f osFile) Datasync() error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if err != unix.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-			}
-			return nil
-		}
-	}
-}
+func (f osFile) Datasync() error                   { return datasync(f.File) }
 func (osFS) Remove(name string) error              { return os.Remove(name) }
 func (osFS) Rename(oldpath, newpath string) error  { return os.Rename(oldpath, newpath) }
 func (osFS) Stat(name string) (os.FileInfo, error) { return os.Stat(name) }

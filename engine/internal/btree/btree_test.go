@@ -148,3 +148,48 @@ func TestSeek(t *testing.T) {
 		t.Fatal("seekLE past end should land on last")
 	}
 }
+
+// AppendUint64Keys lists what ScanKeys lists, over many leaves and after
+// deletions, and refuses a key that is not 8 bytes.
+func TestAppendUint64Keys(t *testing.T) {
+	s := newMem()
+	var root common.PageID
+	var err error
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 20000; i++ {
+		if root, err = Put(s, root, key(rng.Uint64()>>20), bytes.Repeat([]byte{1}, rng.IntN(40))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []uint64
+	if err := ScanKeys(s, root, nil, func(k []byte) bool { want = append(want, binary.BigEndian.Uint64(k)); return true }); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range want[:len(want)/3] {
+		if root, _, err = Delete(s, root, key(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = want[len(want)/3:]
+	got, err := AppendUint64Keys(s, root, []uint64{42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want)+1 || got[0] != 42 {
+		t.Fatalf("got %d keys after the prefix %v, want %d", len(got)-1, got[:1], len(want))
+	}
+	for i, k := range want {
+		if got[i+1] != k {
+			t.Fatalf("key %d: %d, want %d", i, got[i+1], k)
+		}
+	}
+	if got, err := AppendUint64Keys[uint64](s, 0, nil); err != nil || len(got) != 0 {
+		t.Fatalf("empty tree: %v, %v", got, err)
+	}
+	if root, err = Put(s, root, []byte("short"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AppendUint64Keys[uint64](s, root, nil); err == nil {
+		t.Fatal("a 5-byte key was accepted")
+	}
+}

@@ -2,6 +2,8 @@ package btree
 
 import (
 	"bytes"
+	"encoding/binary"
+	"fmt"
 	"sync"
 
 	"github.com/sombradb/sombra/engine/internal/common"
@@ -125,6 +127,7 @@ func (c *Cursor) Seek(k []byte) bool {
 		return false
 	}
 	id := c.root
+	var b bounds
 	for {
 		if len(c.stack) > 64 {
 			c.err = &common.CorruptionError{Page: id, Offset: -1, Reason: "tree deeper than 64 levels (cycle?)"}
@@ -136,11 +139,12 @@ func (c *Cursor) Seek(k []byte) bool {
 			return false
 		}
 		if n.isLeaf() {
-			i, _ := n.search(k)
+			i, _ := n.searchIn(k, b)
 			c.stack = append(c.stack, frame{n: n, idx: i})
 			return c.settleForward()
 		}
-		ci := n.childIndex(k)
+		ci := n.childIndexIn(k, b)
+		b = b.narrow(n, ci)
 		c.stack = append(c.stack, frame{n: n, idx: ci})
 		id = n.child(ci)
 	}
@@ -251,4 +255,29 @@ func ScanKeys(r Reader, root common.PageID, from []byte, fn func(k []byte) bool)
 		ok = c.Next()
 	}
 	return c.Err()
+}
+
+// AppendUint64Keys appends every key of a tree whose keys are 8-byte big
+// endian integers (the node and edge trees) to dst, in order. It is
+// ScanKeys without a call per key: an ordered id scan is a loop over each
+// leaf's slot array. A key of another length is corruption.
+func AppendUint64Keys[T ~uint64](r Reader, root common.PageID, dst []T) ([]T, error) {
+	c := NewCursor(r, root)
+	ok := c.First()
+	for ok {
+		top := &c.stack[len(c.stack)-1]
+		n := top.n
+		cnt := n.count()
+		slots := n[hdrEnd : hdrEnd+2*cnt] // ValidateNode checked the slots and cells lie in the page
+		for i := top.idx; i < cnt; i++ {
+			off := int(le.Uint16(slots[2*i:]))
+			if kl := le.Uint16(n[off:]); kl != 8 {
+				return dst, &common.CorruptionError{Offset: -1, Reason: fmt.Sprintf("key of %d bytes in a tree of 8-byte keys", kl)}
+			}
+			dst = append(dst, T(binary.BigEndian.Uint64(n[off+6:])))
+		}
+		top.idx = cnt - 1
+		ok = c.Next()
+	}
+	return dst, c.Err()
 }

@@ -154,10 +154,16 @@ func (n node) search(k []byte) (int, bool) {
 
 // childIndex returns which child of a branch covers key k.
 func (n node) childIndex(k []byte) int {
+	// Branch cells only (see search): key length u16, child u64, key.
+	keyAt := func(i int) []byte {
+		off := int(le.Uint16(n[hdrEnd+2*i:]))
+		kl := int(le.Uint16(n[off:]))
+		return n[off+10 : off+10+kl]
+	}
 	lo, hi := 0, n.count()
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if bytes.Compare(n.key(m), k) <= 0 {
+		if bytes.Compare(keyAt(m), k) <= 0 {
 			lo = m + 1
 		} else {
 			hi = m

@@ -38,6 +38,7 @@ func Get(r Reader, root common.PageID, k []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	id := root
+	var b bounds
 	for depth := 0; ; depth++ {
 		if depth > 64 {
 			return nil, false, &common.CorruptionError{Page: id, Offset: -1, Reason: "tree deeper than 64 levels (cycle?)"}
@@ -47,14 +48,16 @@ func Get(r Reader, root common.PageID, k []byte) ([]byte, bool, error) {
 			return nil, false, err
 		}
 		if n.isLeaf() {
-			i, eq := n.search(k)
+			i, eq := n.searchIn(k, b)
 			if !eq {
 				return nil, false, nil
 			}
 			v, err := value(r, n, i)
 			return v, err == nil, err
 		}
-		id = n.child(n.childIndex(k))
+		ci := n.childIndexIn(k, b)
+		b = b.narrow(n, ci)
+		id = n.child(ci)
 	}
 }
 

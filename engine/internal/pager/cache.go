@@ -1,6 +1,7 @@
 package pager
 
 import (
+	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -17,17 +18,50 @@ type cacheKey struct {
 	gen   uint64 // WAL salt, or database-file epoch when frame == 0
 }
 
+// slot is the key's position in the lookup table. Pages of the database
+// file (frame 0) map to consecutive positions, so a file no larger than the
+// table has no collisions among them; WAL frames are spread by a
+// multiplicative hash of the frame number.
+func (k cacheKey) slot() uint64 {
+	return uint64(k.pg) ^ uint64(k.frame)*0x9E3779B97F4A7C15
+}
+
+// cacheEntry is immutable once published (put replaces an entry rather
+// than changing it), so a reader that loaded it from the lookup table may
+// use its data without a lock.
 type cacheEntry struct {
 	key  cacheKey
 	data []byte
 	ref  atomic.Bool // used since the clock hand last passed
 }
 
+// lookupTable is a direct-mapped index over the cached entries: one slot
+// per position, each holding the last entry published there. It is a hint,
+// not the authority (the map is): a slot may hold a colliding key's entry,
+// or be empty, and then get falls back to the map.
+type lookupTable struct {
+	mask  uint64
+	slots []atomic.Pointer[cacheEntry]
+}
+
+func newLookupTable(pages int) *lookupTable {
+	// twice the capacity, a power of two, so the file's pages rarely share
+	// a slot with each other or with WAL frames
+	n := 1 << bits.Len(uint(max(pages, 16)*2-1))
+	return &lookupTable{mask: uint64(n - 1), slots: make([]atomic.Pointer[cacheEntry], n)}
+}
+
+func (t *lookupTable) at(k cacheKey) *atomic.Pointer[cacheEntry] { return &t.slots[k.slot()&t.mask] }
+
 // Cache is a page-count-bounded cache of page images with CLOCK
-// (second-chance) replacement. A hit takes only the read lock and sets the
-// entry's reference bit: every page access of every read goes through
-// here, and an LRU list would need the write lock to move the entry.
+// (second-chance) replacement. Every page access of every read goes
+// through get, so a hit takes no lock and hashes nothing: it loads one
+// slot of a direct-mapped lookup table and compares the key (the map and
+// its lock were a third of a warm point lookup). Misses, insertions and
+// evictions take the mutex and keep the map, the clock and the table in
+// step.
 type Cache struct {
+	tab      atomic.Pointer[lookupTable]
 	mu       sync.RWMutex
 	capacity int           // pages
 	slots    []*cacheEntry // the clock; nil slots are free
@@ -46,22 +80,30 @@ func newCache(pages int) *Cache {
 	if pages < 16 {
 		pages = 16
 	}
-	return &Cache{capacity: pages, items: make(map[cacheKey]int, min(pages, 1<<16))}
+	c := &Cache{capacity: pages, items: make(map[cacheKey]int, min(pages, 1<<16))}
+	c.tab.Store(newLookupTable(pages))
+	return c
 }
 
 func (c *Cache) get(k cacheKey) ([]byte, bool) {
+	if e := c.tab.Load().at(k).Load(); e != nil && e.key == k {
+		if !e.ref.Load() {
+			e.ref.Store(true)
+		}
+		c.hits.Add(1)
+		return e.data, true
+	}
 	c.mu.RLock()
 	if i, ok := c.items[k]; ok {
 		e := c.slots[i]
-		// read the entry under the lock: put replaces data when two
-		// readers missed the same page at once
-		data := e.data
+		// publish it in the table: it lost its slot to a colliding key
+		c.tab.Load().at(k).Store(e)
 		if !e.ref.Load() {
 			e.ref.Store(true)
 		}
 		c.mu.RUnlock()
 		c.hits.Add(1)
-		return data, true
+		return e.data, true
 	}
 	c.mu.RUnlock()
 	c.misses.Add(1)
@@ -72,11 +114,24 @@ func (c *Cache) put(k cacheKey, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if i, ok := c.items[k]; ok {
-		e := c.slots[i]
-		e.data = data
+		t := c.tab.Load()
+		// A new entry, not a changed one: readers hold entries without
+		// the lock.
+		old := c.slots[i]
+		e := &cacheEntry{key: k, data: data}
 		e.ref.Store(true)
+		c.slots[i] = e
+		if !t.at(k).CompareAndSwap(old, e) {
+			t.at(k).Store(e)
+		}
 		return
 	}
+	c.insertLocked(k, data)
+}
+
+// insertLocked adds an entry for k, which the cache does not hold. The
+// caller holds the write lock.
+func (c *Cache) insertLocked(k cacheKey, data []byte) {
 	if len(c.items) >= c.limit() {
 		c.evictTo(c.limit() - 1)
 	}
@@ -94,6 +149,58 @@ func (c *Cache) put(k cacheKey, data []byte) {
 		c.slots = append(c.slots, e)
 	}
 	c.items[k] = i
+	c.tab.Load().at(k).Store(e)
+}
+
+// carryOver moves cached database-file images from epoch old to epoch
+// new after a checkpoint that changed exactly the pages in written: an
+// image of any other page below limit (the file's length afterwards) is
+// still what the file holds, so its entry is re-keyed in place; a written
+// page's new content is the image of the WAL frame it was copied from (in
+// frames), cached under the new epoch as well when this connection has it.
+// Without this, a checkpoint emptied the cache of the file's pages.
+func (c *Cache) carryOver(old, new uint64, limit common.PageID, written []common.PageID, frames []cacheKey) {
+	skip := make(map[common.PageID]bool, len(written))
+	for _, pg := range written {
+		skip[pg] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.tab.Load()
+	for i, e := range c.slots {
+		if e == nil || e.key.frame != 0 || e.key.gen != old || e.key.pg >= limit || skip[e.key.pg] {
+			continue
+		}
+		nk := cacheKey{pg: e.key.pg, gen: new}
+		if _, dup := c.items[nk]; dup {
+			continue
+		}
+		ne := &cacheEntry{key: nk, data: e.data}
+		ne.ref.Store(e.ref.Load())
+		c.unpublish(e)
+		delete(c.items, e.key)
+		c.items[nk] = i
+		c.slots[i] = ne
+		t.at(nk).Store(ne)
+	}
+	for _, fk := range frames {
+		i, ok := c.items[fk]
+		if !ok || fk.pg >= limit {
+			continue
+		}
+		nk := cacheKey{pg: fk.pg, gen: new}
+		if _, dup := c.items[nk]; dup {
+			continue
+		}
+		c.insertLocked(nk, c.slots[i].data)
+	}
+}
+
+// unpublish clears e's table slot if it still holds e. The caller holds
+// the write lock. A reader that loaded e just before may still return its
+// image, which is correct: images are immutable.
+func (c *Cache) unpublish(e *cacheEntry) {
+	c.tab.Load().at(e.key).CompareAndSwap(e, nil)
 }
 
 // drop forgets k.
@@ -101,6 +208,7 @@ func (c *Cache) drop(k cacheKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if i, ok := c.items[k]; ok {
+		c.unpublish(c.slots[i])
 		delete(c.items, k)
 		c.slots[i] = nil
 		c.free = append(c.free, i)
@@ -143,6 +251,7 @@ func (c *Cache) evictTo(n int) {
 		case e.ref.Load():
 			e.ref.Store(false)
 		default:
+			c.unpublish(e)
 			delete(c.items, e.key)
 			c.slots[c.hand] = nil
 			c.free = append(c.free, c.hand)
@@ -173,6 +282,16 @@ func (c *Cache) resize(pages int) {
 		}
 		c.slots, c.free, c.hand = live, nil, 0
 	}
+	// A table sized for the new capacity, filled with the live entries.
+	// Readers still on the old table find entries that may have been
+	// evicted since; their images are still correct.
+	t := newLookupTable(pages)
+	for _, e := range c.slots {
+		if e != nil {
+			t.at(e.key).Store(e)
+		}
+	}
+	c.tab.Store(t)
 	c.mu.Unlock()
 }
 

@@ -46,3 +46,90 @@ func TestCacheClock(t *testing.T) {
 		}
 	}
 }
+
+// The lock-free lookup table never answers for a key the cache no longer
+// holds, whether it was evicted, dropped or replaced, nor with another
+// key's image, including keys that share a table slot (database pages and
+// WAL frames of the same page, pages a table size apart).
+func TestCacheLookupTableFollowsTheMap(t *testing.T) {
+	c := newCache(16) // a 32-slot table
+	want := map[cacheKey]byte{}
+	put := func(k cacheKey, v byte) { c.put(k, []byte{v}); want[k] = v }
+	check := func(step int) {
+		t.Helper()
+		for k, v := range want {
+			b, ok := c.get(k)
+			_, inMap := c.items[k]
+			if ok != inMap {
+				t.Fatalf("step %d: get(%v) found=%v, but the map says %v", step, k, ok, inMap)
+			}
+			if ok && b[0] != v {
+				t.Fatalf("step %d: get(%v) = %d, want %d", step, k, b[0], v)
+			}
+		}
+	}
+	for i := 0; i < 300; i++ {
+		db := cacheKey{pg: common.PageID(i), gen: 1}
+		put(db, byte(i))
+		put(cacheKey{pg: common.PageID(i), frame: uint32(i) + 1, gen: 9}, byte(i+1))
+		put(cacheKey{pg: common.PageID(i + 32), gen: 1}, byte(i+2))
+		if i%5 == 0 {
+			put(db, byte(i+3)) // replaced
+		}
+		if i%7 == 0 {
+			c.drop(db)
+			delete(want, db)
+			if _, ok := c.get(db); ok {
+				t.Fatalf("step %d: a dropped key is still answered", i)
+			}
+		}
+		check(i)
+	}
+	c.resize(1000)
+	check(1000)
+	c.resize(16)
+	check(16)
+}
+
+// Lock-free hits race with insertions, evictions, drops and resizes
+// (run with -race).
+func TestCacheConcurrentLookups(t *testing.T) {
+	c := newCache(16)
+	key := func(i int) cacheKey { return cacheKey{pg: common.PageID(i % 64), gen: uint64(i % 3)} }
+	img := func(k cacheKey) byte { return byte(k.pg) ^ byte(k.gen<<6) }
+	done := make(chan struct{})
+	errs := make(chan string, 2)
+	for r := 0; r < 2; r++ {
+		go func() {
+			defer func() { errs <- "" }()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				k := key(i * 7)
+				if b, ok := c.get(k); ok && b[0] != img(k) {
+					errs <- "wrong image"
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20000; i++ {
+		k := key(i)
+		c.put(k, []byte{img(k)})
+		switch i % 1000 {
+		case 3:
+			c.drop(key(i - 1))
+		case 500:
+			c.resize(16 + i%64)
+		}
+	}
+	close(done)
+	for r := 0; r < 2; r++ {
+		if e := <-errs; e != "" {
+			t.Fatal(e)
+		}
+	}
+}

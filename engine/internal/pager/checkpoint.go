@@ -2,6 +2,7 @@ package pager
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -192,6 +193,10 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 	// goroutines of this connection append to it (Scan, appendFrames)
 	// concurrently, and its page map must not be read while it is written.
 	maxFrame, valid, salt := ix.MaxFrame, ix.Valid, ix.Header.Salt
+	// The epoch the cached file images of this connection were read at
+	// (the checkpoint lock keeps every other checkpoint out until ours
+	// has published the next one).
+	oldEpoch := p.shm.Epoch()
 	type copyOp struct {
 		pg    common.PageID
 		frame int
@@ -294,8 +299,23 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 	p.noteBackfill(ix, from, bound, pages)
 	// Publish progress; bump the epoch so cached database-file pages of
 	// earlier epochs are never served to new snapshots.
-	if err := p.shm.BumpEpoch(); err != nil {
-		return false, err
+	newEpoch := p.shm.NextEpoch()
+	if newEpoch == oldEpoch+1 {
+		// Nobody else changed the file meanwhile, and we know exactly
+		// what we changed: carry this connection's cached images over to
+		// the new epoch instead of letting every read after a checkpoint
+		// go back to the disk.
+		limit := common.PageID(math.MaxUint64)
+		if meta != nil {
+			limit = common.PageID(meta.PageCount)
+		}
+		frames := make([]cacheKey, 0, len(copies))
+		for _, c := range copies {
+			if c.pg != 0 { // the file's header is stamped: not the frame's image
+				frames = append(frames, cacheKey{pg: c.pg, frame: uint32(c.frame) + 1, gen: salt})
+			}
+		}
+		p.cache.carryOver(oldEpoch, newEpoch, limit, pages, frames)
 	}
 	if err := p.shm.SetBackfill(salt, bound); err != nil {
 		return false, err

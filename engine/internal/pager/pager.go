@@ -66,6 +66,7 @@ type Pager struct {
 	shm      *shm.File
 	pageSize int
 	readOnly bool
+	private  bool // read-only, without the shared coordination file (private.go)
 	busy     time.Duration
 	log      *slog.Logger
 	fileID   uint64
@@ -127,6 +128,9 @@ type Pager struct {
 
 // Open opens (and with opts.Create, creates) a database file.
 func Open(path string, opts Options) (*Pager, error) {
+	if err := common.PlatformError(); err != nil {
+		return nil, err
+	}
 	if opts.FS == nil {
 		opts.FS = vfs.OS
 	}
@@ -198,7 +202,12 @@ func (p *Pager) init(opts Options) error {
 	}
 	p.shm, err = shm.Open(p.fs, p.Path+"-shm")
 	if err != nil {
-		return err
+		if !p.readOnly || !shm.CannotShare(err) {
+			return err
+		}
+		if err := p.openPrivate(err); err != nil {
+			return err
+		}
 	}
 	// Every connection holds the open lock shared; compaction and restore
 	// take it exclusively, so they never swap a file under a live reader.
@@ -216,6 +225,14 @@ func (p *Pager) init(opts Options) error {
 	}
 	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, "exclusive", shm.OffExcl, p.Path); err != nil {
 		return err
+	}
+	if !p.readOnly {
+		// A private reader (see openPrivate) relies on no writer starting
+		// while it reads; this connection holds the open byte now, so no
+		// new private reader can start either.
+		if err := p.waitPrivateReaders(); err != nil {
+			return err
+		}
 	}
 	walFlag := os.O_RDWR | os.O_CREATE
 	if p.readOnly {
@@ -643,6 +660,12 @@ func (p *Pager) DBFileSize() (int64, error) {
 // connection may have the database open). It gives up the shared hold this
 // connection has; ReleaseExclusive returns to shared.
 func (p *Pager) ExclusiveLock(wait time.Duration) error {
+	if p.private {
+		// The exclusive hold is a lock in the -shm, which this connection
+		// does not share: it could not keep shared-memory readers out.
+		return fmt.Errorf("%s: cannot hold the database exclusively: this process reads it without its coordination file %s-shm, which it cannot write: %w",
+			p.Path, p.Path, common.ErrReadOnly)
+	}
 	if err := p.shm.LockTimeout(shm.LockOpen, true, wait, "open", 0, p.Path); err != nil {
 		// The error names every live process holding the database open
 		// (shm.LockTimeout); a connection of this process other than p

@@ -36,26 +36,40 @@ func AppendNode(b []byte, n *Node) []byte {
 
 // DecodeNode parses a node record.
 func DecodeNode(b []byte) (*Node, error) {
-	d := &decoder{b: b}
+	n := &Node{}
+	if err := DecodeNodeInto(b, n, nil); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// DecodeNodeInto parses a node record into n. Labels go into labelBuf's
+// backing array when it has room (so a caller can allocate the slice
+// together with the struct that holds it). The strings share one copy of
+// the record: the record's bytes may be reused afterwards.
+func DecodeNodeInto(b []byte, n *Node, labelBuf []string) error {
+	d := decoder{b: b}
+	d.shareStrings()
 	if v := d.byte1(); v != recVersion && d.err == nil {
-		return nil, fmt.Errorf("%w: node record version %d", ErrDecode, v)
+		return fmt.Errorf("%w: node record version %d", ErrDecode, v)
 	}
 	cnt := d.uvarint()
 	if cnt > uint64(len(d.b)) {
-		return nil, fmt.Errorf("%w: label count exceeds record", ErrDecode)
+		return fmt.Errorf("%w: label count exceeds record", ErrDecode)
 	}
-	n := &Node{Labels: make([]string, 0, cnt)}
+	labels := labelBuf[:0]
+	if labels == nil || uint64(cap(labels)) < cnt { // never nil: callers print [] for no labels
+		labels = make([]string, 0, cnt)
+	}
 	for i := uint64(0); i < cnt && d.err == nil; i++ {
-		n.Labels = append(n.Labels, d.str())
+		labels = append(labels, d.str())
 	}
+	n.Labels = labels
 	n.Props = d.props()
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
 	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	return n, nil
+	return d.err
 }
 
 // EncodeEdge: version byte, from, to, label, properties.
@@ -73,7 +87,8 @@ func AppendEdge(b []byte, e *Edge) []byte {
 
 // DecodeEdge parses an edge record.
 func DecodeEdge(b []byte) (*Edge, error) {
-	d := &decoder{b: b}
+	d := decoder{b: b}
+	d.shareStrings()
 	if v := d.byte1(); v != recVersion && d.err == nil {
 		return nil, fmt.Errorf("%w: edge record version %d", ErrDecode, v)
 	}

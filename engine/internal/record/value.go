@@ -154,7 +154,23 @@ func appendValue(b []byte, v Value) []byte {
 type decoder struct {
 	b   []byte
 	err error
+	// src, when set, is a string copy of the whole record (len(src) bytes,
+	// of which b is the unread tail): strings are then cut from it rather
+	// than copied one by one, so decoding a record costs one allocation
+	// for all its labels, names and string values instead of one each.
+	src string
 }
+
+// shareStrings makes the decoder cut its strings from one copy of the
+// record. Only small records do: every string keeps the whole copy alive.
+func (d *decoder) shareStrings() {
+	if len(d.b) <= maxSharedRecord {
+		d.src = string(d.b)
+	}
+}
+
+// maxSharedRecord bounds what one retained property string can pin.
+const maxSharedRecord = 4096
 
 func (d *decoder) fail(what string) {
 	if d.err == nil {
@@ -208,7 +224,17 @@ func (d *decoder) bytesN(n uint64) []byte {
 	return out
 }
 
-func (d *decoder) str() string { return string(d.bytesN(d.uvarint())) }
+func (d *decoder) str() string {
+	n := d.uvarint()
+	if d.src == "" {
+		return string(d.bytesN(n))
+	}
+	start := len(d.src) - len(d.b)
+	if len(d.bytesN(n)) != int(n) || d.err != nil {
+		return ""
+	}
+	return d.src[start : start+int(n)]
+}
 
 func (d *decoder) value() Value {
 	k := Kind(d.byte1())
@@ -232,7 +258,8 @@ func (d *decoder) value() Value {
 	case KindString:
 		return String(d.str())
 	case KindBytes:
-		return Bytes([]byte(d.str()))
+		// the value holds its bytes as a string: no copy via []byte
+		return Value{kind: KindBytes, s: d.str()}
 	}
 	d.fail("unknown value kind " + strconv.Itoa(int(k)))
 	return Null()

@@ -28,10 +28,15 @@
 package shm
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -71,22 +76,39 @@ const (
 // Idle is the read mark of a slot whose connection is not reading.
 const Idle = math.MaxInt64
 
-// File is an open coordination file.
+// File is an open coordination file, or (OpenPrivate) a private stand-in
+// for one that only this connection sees.
 type File struct {
-	f    vfs.File
+	f    vfs.File // nil for a private file
 	mem  []byte
 	Path string
 }
 
 // Open opens or creates the coordination file next to the database.
+//
+// A new file is written whole under a temporary name and linked into
+// place, so the name never refers to a file shorter than its layout: when
+// the initialising write fails (a full disk) nothing is left behind, where
+// a created-then-failed file would stay empty and make every later opener
+// try, and fail, to initialise it again. File systems that cannot link get
+// the file created in place.
 func Open(fs vfs.FS, path string) (*File, error) {
-	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err := common.PlatformError(); err != nil {
+		return nil, err
+	}
+	f, err := fs.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = publish(fs, path); err == nil {
+			f, err = fs.OpenFile(path, os.O_RDWR, 0)
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open %s: %w", path, unwrapPath(err))
 	}
 	s := &File{f: f, Path: path}
 	// Initialise once: whoever finds it short writes the zeroed layout while
-	// holding the gate exclusively, so two openers cannot interleave.
+	// holding the gate exclusively, so two openers cannot interleave. (Only
+	// a file left short by an older version, or created in place, is.)
 	if err := s.lock(LockGate, true, true); err != nil {
 		f.Close()
 		return nil, err
@@ -120,8 +142,116 @@ func Open(fs vfs.FS, path string) (*File, error) {
 	return s, nil
 }
 
+// publish creates the coordination file at path with its initial layout
+// (see Open). Losing a race to another creator is success. It needs no
+// fsync: the file holds no durable state (the first connection resets it).
+func publish(fs vfs.FS, path string) error {
+	b := make([]byte, mapSize)
+	copy(b, "SOMBRSHM")
+	l, ok := fs.(vfs.Linker)
+	if !ok {
+		return createInPlace(fs, path, b)
+	}
+	// The temporary name ends in "-shm" too: whatever treats coordination
+	// files as volatile (vfs.CrashFS) treats it alike.
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.%d-%d.tmp-shm", filepath.Base(path), os.Getpid(), time.Now().UnixNano()))
+	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return unwrapPath(err)
+	}
+	_, err = f.WriteAt(b, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = l.Link(tmp, path)
+		if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) {
+			err = createInPlace(fs, path, b)
+		}
+	}
+	fs.Remove(tmp)
+	removeStaleTemps(fs, path)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	return unwrapPath(err)
+}
+
+// removeStaleTemps removes the temporary files of publish left by
+// processes killed between creating and removing them (they name the pid).
+// Best effort: a leftover costs only its 4 KiB.
+func removeStaleTemps(fs vfs.FS, path string) {
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+"."
+	ents, err := fs.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, prefix) || !strings.HasSuffix(n, ".tmp-shm") {
+			continue
+		}
+		pid, _, ok := strings.Cut(strings.TrimPrefix(n, prefix), "-")
+		if p, err := strconv.Atoi(pid); ok && err == nil && p != os.Getpid() && !procs.Alive(p) {
+			fs.Remove(filepath.Join(dir, n))
+		}
+	}
+}
+
+// createInPlace is publish for file systems without hard links.
+func createInPlace(fs vfs.FS, path string, b []byte) error {
+	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return unwrapPath(err)
+	}
+	_, err = f.WriteAt(b, 0)
+	f.Close()
+	// A failed write leaves the file short: every opener initialises a
+	// short file under the gate (Open), so it is not mistaken for a layout.
+	return unwrapPath(err)
+}
+
+// unwrapPath drops an *os.PathError's path: the caller names the
+// coordination file, not the temporary one.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// OpenPrivate returns a coordination file that lives in this connection's
+// memory only: its locks always succeed and nobody else sees its fields. A
+// read-only connection uses it when it cannot write (or create) the real
+// one, once it has made sure that no other connection has the database
+// open and none can start writing (see the pager's private mode).
+func OpenPrivate(path string) *File {
+	s := &File{mem: make([]byte, mapSize), Path: path}
+	copy(s.mem, "SOMBRSHM")
+	return s
+}
+
+// Private reports whether s is a private stand-in (OpenPrivate).
+func (s *File) Private() bool { return s.f == nil }
+
+// CannotShare reports whether err, from Open, means the coordination file
+// cannot be created or written by this process (permissions, a read-only
+// file system, a full disk) rather than some other failure.
+func CannotShare(err error) bool {
+	return errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOSPC) ||
+		errors.Is(err, syscall.EDQUOT)
+}
+
 // Close unmaps and closes the file, dropping every lock it holds.
 func (s *File) Close() error {
+	if s.f == nil {
+		s.mem = nil
+		return nil
+	}
 	if s.mem != nil {
 		_ = unix.Munmap(s.mem)
 		s.mem = nil
@@ -132,13 +262,16 @@ func (s *File) Close() error {
 func (s *File) word(off int64) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
 
 func (s *File) lock(b int64, excl, wait bool) error {
+	if s.f == nil {
+		return nil // private: no other connection to exclude
+	}
 	typ := int16(unix.F_RDLCK)
 	if excl {
 		typ = unix.F_WRLCK
 	}
-	cmd := unix.F_OFD_SETLK
+	cmd := common.OFDSetLk
 	if wait {
-		cmd = unix.F_OFD_SETLKW
+		cmd = common.OFDSetLkW
 	}
 	fl := unix.Flock_t{Type: typ, Whence: 0, Start: b, Len: 1}
 	for {
@@ -200,7 +333,7 @@ func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what strin
 // pidOff, but only if that process still exists: a recorded pid outlives
 // its process, and naming an exited one sends the operator after a ghost.
 func (s *File) busy(b int64, excl bool, what string, pidOff int64, dbPath string) error {
-	e := &common.BusyError{Path: dbPath, What: what, Holders: procs.LockHolders(s.f, b, excl)}
+	e := &common.BusyError{Path: dbPath, What: what, Holders: s.Holders(b, excl)}
 	if len(e.Holders) == 0 && pidOff > 0 {
 		e.Holders = procs.Holder(int(s.ReadU64(pidOff)))
 	}
@@ -213,13 +346,19 @@ func (s *File) busy(b int64, excl bool, what string, pidOff int64, dbPath string
 // Holders lists the live processes holding lock byte b (exclusively,
 // unless anyLock) through another open file than s's own.
 func (s *File) Holders(b int64, anyLock bool) []common.Holder {
+	if s.f == nil {
+		return nil
+	}
 	return procs.LockHolders(s.f, b, anyLock)
 }
 
 // Unlock releases a lock.
 func (s *File) Unlock(b int64) {
+	if s.f == nil {
+		return
+	}
 	fl := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: b, Len: 1}
-	_ = unix.FcntlFlock(s.f.Fd(), unix.F_OFD_SETLK, &fl)
+	_ = unix.FcntlFlock(s.f.Fd(), common.OFDSetLk, &fl)
 }
 
 // ReadU64 reads a field.
@@ -281,9 +420,13 @@ func (s *File) Epoch() uint64 { return s.ReadU64(offEpoch) }
 
 // BumpEpoch marks the database file as changed.
 func (s *File) BumpEpoch() error {
-	atomic.AddUint64(s.word(offEpoch), 1)
+	s.NextEpoch()
 	return nil
 }
+
+// NextEpoch is BumpEpoch returning the new epoch, so that a checkpoint can
+// tell whether anyone else changed the file's epoch meanwhile.
+func (s *File) NextEpoch() uint64 { return atomic.AddUint64(s.word(offEpoch), 1) }
 
 // The reader fence lets a reader publish its read mark with plain atomic
 // operations, without the gate (a system call pair), in the common case.
