@@ -462,6 +462,11 @@ func (tx *Tx) recount(c counts) (int, error) {
 // free-list page or bad checksum remains in the file.
 func (tx *Tx) repairFreeList(force bool) (FreeListRepair, error) {
 	var r FreeListRepair
+	// Buffered puts (the rebuilt trees) allocate pages when applied: apply
+	// them before the page count is taken.
+	if err := tx.settleAll(); err != nil {
+		return r, err
+	}
 	n := tx.meta.PageCount
 	owner := make([]byte, n)
 	if n > 0 {
