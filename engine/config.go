@@ -52,6 +52,10 @@ type Config struct {
 	// SetDefaultUser (the tools' --user / SOMBRA_USER), else "". It is a
 	// name the program claims, not an authenticated identity.
 	User string
+	// Replication, if set, makes the connection a member of a replicated
+	// set (see package engine/replication): a primary ships every commit,
+	// a replica applies them and refuses writes with ErrNotPrimary.
+	Replication Replicator
 }
 
 // CacheSizeEnv names the environment variable that sets the default page

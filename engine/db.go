@@ -55,10 +55,22 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if cfg.Replication != nil {
+		if err := checkReplicationConfig(cfg); err != nil { // engine/replicate.go
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		// A new or diverged replica gets its file from a snapshot first.
+		if err := cfg.Replication.Prepare(path, cfg); err != nil {
+			return nil, fmt.Errorf("%s: prepare replication: %w", path, err)
+		}
+	}
 	p, err := pager.Open(path, pager.Options{FS: cfg.FS, ReadOnly: cfg.ReadOnly, PageSize: cfg.PageSize,
 		CacheBytes: cfg.CacheSize, BusyTimeout: cfg.BusyTimeout, Create: true, Exclusive: exclusive, Logger: cfg.Logger,
 		Cipher: cipher, Fallback: fallbackCipher()})
 	if err != nil {
+		if cfg.Replication != nil {
+			_ = cfg.Replication.Close() // Prepare connected
+		}
 		return nil, err
 	}
 	p.Validate = validatePage
@@ -67,8 +79,11 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	db.log = db.tappedLogger(cfg.Logger)
 	db.installArchiveHook() // WAL archiving before each WAL reset (engine/archive.go)
 	stopSampler := make(chan struct{})
-	db.metrics.startSampler(stopSampler) // rates over a recent window (engine/metrics.go)
-	db.OnClose(func() { close(stopSampler) })
+	// Rates over a recent window (engine/metrics.go); each tick also
+	// publishes this connection's pending counts to the database-wide
+	// counters, so a long transaction's work shows up (engine/dbmetrics.go).
+	samplerDone := db.metrics.startSampler(stopSampler, db.publishShared)
+	db.OnClose(func() { close(stopSampler); <-samplerDone })
 	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
 		threshold := cfg.WALAutoCheckpoint
 		p.AfterCommit = func(pending int) {
@@ -78,6 +93,10 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 				}
 			}
 		}
+	}
+	if err := db.startReplication(); err != nil { // engine/replicate.go
+		db.Close()
+		return nil, err
 	}
 	st, _ := p.WAL()
 	db.log.Info("database opened", "path", path, "read_only", cfg.ReadOnly, "wal_frames", st.Frames,
@@ -108,6 +127,7 @@ func (db *DB) Close() error {
 		}
 	}
 	db.slow.flush(db.log)
+	db.publishShared()
 	db.log.Info("database closed", "path", db.p.Path)
 	return db.p.Close()
 }
@@ -177,6 +197,11 @@ const MinGroupCommitInterval = 100 * time.Microsecond
 // BeginTransaction starts a write transaction. Only one runs at a time
 // across all connections; it waits up to Config.BusyTimeout for the lock.
 func (db *DB) BeginTransaction() (*Tx, error) {
+	if r := db.cfg.Replication; r != nil { // a replica refuses early (engine/replicate.go)
+		if err := r.BeforeCommit(); err != nil {
+			return nil, fmt.Errorf("begin transaction: %w", err)
+		}
+	}
 	start := time.Now()
 	w, err := db.p.BeginWrite()
 	if err != nil {

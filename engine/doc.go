@@ -13,7 +13,8 @@
 // Operations live in sub-packages: backup (online full/incremental backup,
 // point-in-time restore), integrity (verification), repair (repair and
 // salvage), compact (compaction), health, metrics export (on
-// PerformanceMetrics), index, logging, adaptive, debug, recovery, security,
+// PerformanceMetrics for one connection, DatabaseMetrics for the whole
+// database: dbmetrics.go), index, logging, adaptive, debug, recovery, security,
 // audit and encryption. Errors are the sentinels in errors.go, to be tested
 // with errors.Is.
 package engine

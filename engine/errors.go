@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/sombradb/sombra/engine/internal/common"
+import (
+	"errors"
+
+	"github.com/sombradb/sombra/engine/internal/common"
+)
 
 // Sentinel errors returned by the engine. Test for them with errors.Is; the
 // concrete error usually wraps one of them with the file and page concerned.
@@ -33,6 +37,12 @@ var (
 	// opened with a key, and by tools that cannot work on an encrypted
 	// database (backup, salvage without the key).
 	ErrEncryption = common.ErrEncryption
+	// ErrMetricsUnavailable is returned by DB.DatabaseMetrics when the
+	// connection cannot see the database-wide counters: it has no
+	// coordination file (-shm), or the file's counters region was laid out
+	// by another build. The error says which; it is never a reading of
+	// zeros.
+	ErrMetricsUnavailable = errors.New("database-wide metrics unavailable")
 )
 
 // CorruptionError carries the file, page and offset where damage was found.

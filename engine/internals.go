@@ -118,3 +118,13 @@ func (db *DB) LogicalHash() (string, error) {
 func HashTrees(r btree.Reader, roots [page.NumRoots]common.PageID) (string, error) {
 	return logicalHash(r, &page.Meta{Roots: roots})
 }
+
+// SpilledFrames reports how many frames a write transaction has spilled
+// to the WAL so far (0 for a read transaction). Sub-package tests use it
+// to know a large transaction took the spill path.
+func (tx *Tx) SpilledFrames() int {
+	if tx.w == nil {
+		return 0
+	}
+	return tx.w.Spilled()
+}

@@ -21,6 +21,10 @@ type metricsState struct {
 	writes    atomic.Uint64
 	pages     atomic.Uint64
 
+	// How much of reads, writes and the cache's hits and misses this
+	// connection has added to the database-wide counters (dbmetrics.go).
+	sharedReads, sharedWrites, sharedHits, sharedMisses atomic.Uint64
+
 	mu      sync.Mutex
 	lat     []float64 // ring of recent commit latencies in ms
 	latNext int
@@ -57,9 +61,14 @@ func newMetrics() *metricsState {
 	return m
 }
 
-// startSampler samples the counters every second until stop is closed.
-func (m *metricsState) startSampler(stop <-chan struct{}) {
+// startSampler samples the counters every second until stop is closed,
+// calling tick after each sample. The returned channel is closed when the
+// sampler has stopped: tick touches the mapped -shm, which must not be
+// unmapped under it.
+func (m *metricsState) startSampler(stop <-chan struct{}, tick func()) <-chan struct{} {
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		t := time.NewTicker(rateSampleStep)
 		defer t.Stop()
 		for {
@@ -68,9 +77,11 @@ func (m *metricsState) startSampler(stop <-chan struct{}) {
 				return
 			case now := <-t.C:
 				m.sample(now)
+				tick()
 			}
 		}
 	}()
+	return done
 }
 
 // sample records the counters as of now.
@@ -122,7 +133,10 @@ func (m *metricsState) recordCommit(d time.Duration, pages int) {
 	m.mu.Unlock()
 }
 
-// PerformanceMetrics is a point-in-time view of a connection's activity.
+// PerformanceMetrics is a point-in-time view of a connection's activity:
+// what this *DB did, not what the database's other connections did. A
+// process that opens its own connection to watch a database (an exporter)
+// wants DB.DatabaseMetrics instead (dbmetrics.go).
 type PerformanceMetrics struct {
 	UptimeSeconds         float64 `json:"uptime_seconds"`
 	TransactionsCommitted uint64  `json:"transactions_committed"`
@@ -169,7 +183,8 @@ func (m PerformanceMetrics) P95CommitLatency() float64 { return m.CommitLatencyP
 // P99CommitLatency returns the 99th percentile commit latency in ms.
 func (m PerformanceMetrics) P99CommitLatency() float64 { return m.CommitLatencyP99Ms }
 
-// GetPerformanceMetrics returns the connection's metrics.
+// GetPerformanceMetrics returns the connection's metrics (for the whole
+// database's, see DatabaseMetrics).
 func (db *DB) GetPerformanceMetrics() PerformanceMetrics {
 	m := db.metrics
 	up := time.Since(m.started).Seconds()

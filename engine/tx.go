@@ -12,6 +12,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/shm"
 )
 
 // Tx is a transaction. A write transaction (BeginTransaction, Update) sees
@@ -138,10 +139,16 @@ func (tx *Tx) Commit() error {
 	tx.db.traceCommit(info, d, err) // optional tracer (engine/hooks.go)
 	if err != nil {
 		tx.db.metrics.failed.Add(1)
+		tx.db.p.Shm().Add(shm.CtrCommitFailures, 1)
+		tx.db.publishShared()
 		tx.db.log.Error("commit failed", "path", tx.db.p.Path, "err", err)
 		return fmt.Errorf("commit: %w", err)
 	}
 	tx.db.metrics.recordCommit(d, info.Frames)
+	s := tx.db.p.Shm() // database-wide counters (engine/dbmetrics.go)
+	s.Add(shm.CtrCommits, 1)
+	s.ObserveCommit(d)
+	tx.db.publishShared()
 	tx.db.log.Debug("transaction commit", "lsn", info.LSN, "pages", info.Frames, "duration_ms", float64(d.Microseconds())/1000)
 	if total := time.Since(tx.begun); total > tx.db.cfg.SlowOperation {
 		tx.db.slow.note(tx.db.log, total, "op", "transaction", "lsn", info.LSN)
@@ -160,11 +167,17 @@ func (tx *Tx) Rollback() error {
 	if tx.w != nil {
 		tx.w.Rollback()
 		tx.db.metrics.rollbacks.Add(1)
+		tx.db.p.Shm().Add(shm.CtrRollbacks, 1)
+		tx.db.publishShared()
 		tx.db.log.Debug("transaction rollback")
 		if tx.sec.st != nil { // audit hook (engine/access.go)
 			tx.secRolledBack()
 		}
 	} else {
+		// A read transaction publishes nothing to the database-wide
+		// counters: its count and cache hits go with the next commit or
+		// the once-a-second tick (engine/dbmetrics.go), keeping shared
+		// memory off the read path.
 		tx.snap.Close()
 	}
 	return nil

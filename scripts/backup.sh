@@ -11,7 +11,8 @@
 #
 # Configure with environment variables:
 #   DB_PATH     database file     (default /data/production.db)
-#   BACKUP_DIR  backup directory  (default /backups/sombra)
+#   BACKUP_DIR  backup directory  (default /backups/sombra), or object
+#               storage: s3://bucket/prefix (see README, off-machine backups)
 #   KEEP_DAYS   retention in days (default 30)
 #   LOG_FILE    log file, appended to (default /var/log/sombra-backup.log)
 #   LOCK_FILE   lock taken with flock -n so one run at a time works on a
@@ -67,10 +68,22 @@ if ! flock -n 9; then
   fail lock 3 "another backup.sh run holds $LOCK_FILE; not starting a second one"
 fi
 
-mkdir -p "$BACKUP_DIR" 2>>"$LOG_FILE" || fail setup 10 "cannot create $BACKUP_DIR"
+# BACKUP_DIR may be object storage, s3://bucket/prefix (endpoint and keys
+# from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or
+# AWS_PROFILE): nothing to create there, and the backups are listed by
+# sombra-backup rather than by the shell.
+case "$BACKUP_DIR" in
+  s3://*)
+    has_backups() { sombra-backup list --dir "$BACKUP_DIR" --json 2>>"$LOG_FILE" | grep -q '"name"'; }
+    ;;
+  *)
+    mkdir -p "$BACKUP_DIR" 2>>"$LOG_FILE" || fail setup 10 "cannot create $BACKUP_DIR"
+    has_backups() { compgen -G "$BACKUP_DIR/*.backup" >/dev/null; }
+    ;;
+esac
 
 # Full backup on Sunday (or if there is nothing to build on), incremental otherwise.
-if [ "$(date +%u)" -eq 7 ] || ! compgen -G "$BACKUP_DIR/*.backup" >/dev/null; then
+if [ "$(date +%u)" -eq 7 ] || ! has_backups; then
   TYPE=full
   OUT="$BACKUP_DIR/full_$DATE"
 else
@@ -79,7 +92,7 @@ else
 fi
 log "starting $TYPE backup of $DB_PATH to $OUT.backup"
 # --full-if-no-base: after a compaction the file is a new one with no base.
-sombra-backup --type "$TYPE" --full-if-no-base --input "$DB_PATH" --output "$OUT" >>"$LOG_FILE" 2>&1 \
+sombra-backup --type "$TYPE" --full-if-no-base --db "$DB_PATH" --output "$OUT" >>"$LOG_FILE" 2>&1 \
   || fail backup 11 "$TYPE backup of $DB_PATH failed (exit $?)"
 
 # Verify before pruning: nothing old goes while the new backup is unproven.

@@ -95,7 +95,7 @@ else
   NAME="full_$(date +%Y%m%d_%H%M%S)"
 fi
 log "creating $TYPE backup $BACKUP_DIR/$NAME.backup"
-sombra-backup --type "$TYPE" --full-if-no-base --input "$DB_PATH" --output "$BACKUP_DIR/$NAME" >>"$LOG_FILE" 2>&1 \
+sombra-backup --type "$TYPE" --full-if-no-base --db "$DB_PATH" --output "$BACKUP_DIR/$NAME" >>"$LOG_FILE" 2>&1 \
   || fail backup 12 "$TYPE backup of $DB_PATH failed (exit $?)"
 sombra-backup verify "$BACKUP_DIR/$NAME.backup" >>"$LOG_FILE" 2>&1 \
   || fail verify 13 "verification of $BACKUP_DIR/$NAME.backup failed (exit $?)"

@@ -69,6 +69,14 @@ type catalog struct {
 // temporary files of running or killed backups are never listed.
 func ListBackups(dir string) ([]BackupInfo, error) { return listBackups(vfs.OS, dir) }
 
+// ListBackupsWithOptions is ListBackups through opts' file layer: dir may
+// be on object storage (s3://bucket/prefix, reached as opts.S3 says), where
+// only completely uploaded backups are listed.
+func ListBackupsWithOptions(dir string, opts Options) ([]BackupInfo, error) {
+	o := opts.withDefaults()
+	return listBackups(o.FS, dir)
+}
+
 func listBackups(fs vfs.FS, dir string) ([]BackupInfo, error) {
 	ents, err := fs.ReadDir(dir)
 	if err != nil {
@@ -181,7 +189,7 @@ func chainStatus(list []BackupInfo) {
 
 func readCatalog(fs vfs.FS, dir string) (catalog, error) {
 	var c catalog
-	path := filepath.Join(dir, CatalogFile)
+	path := joinPath(dir, CatalogFile)
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return c, err
@@ -212,11 +220,20 @@ func updateCatalog(o Options, dir string, edit func([]BackupInfo)) error {
 	// The catalog lock is held for milliseconds by other backup commands,
 	// never by a database connection: waiting for it is not what --wait
 	// (Options.BusyTimeout, for database locks) is about.
-	unlock, err := dirlock.Lock(o.FS, dir, max(o.BusyTimeout, catalogLockWait))
+	st, err := o.store(dir)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	if !st.Remote() {
+		// Object storage has no lock; there the catalog is only a cache of
+		// verifications (the list is rebuilt from the objects), and the
+		// last writer wins.
+		unlock, err := dirlock.Lock(o.FS, dir, max(o.BusyTimeout, catalogLockWait))
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	list, err := listBackups(o.FS, dir)
 	if err != nil {
 		return err
@@ -233,7 +250,7 @@ func updateCatalog(o Options, dir string, edit func([]BackupInfo)) error {
 		return err
 	}
 	b = append(b, '\n')
-	return writeFileAtomic(o.FS, filepath.Join(dir, CatalogFile), b)
+	return st.PutFile(joinPath(dir, CatalogFile), b)
 }
 
 func writeFileAtomic(fs vfs.FS, path string, data []byte) error {

@@ -79,11 +79,30 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 	if _, err := o.FS.Stat(path); err == nil && !o.Force {
 		return nil, fmt.Errorf("%s: backup exists (use --force to overwrite): %w", path, common.ErrExists)
 	}
-	if err := vfs.MkdirAllDurable(o.FS, dir); err != nil {
-		return nil, fmt.Errorf("create backup directory: %w", err)
+	st, err := o.store(dir)
+	if err != nil {
+		return nil, err
 	}
-	for _, n := range removeStaleBackupTemps(o.FS, dir) {
-		o.Logger.Info("removed the temporary file of a killed backup", "file", n)
+	// tmp is where the backup is written: beside its final name, or for
+	// object storage in the local temporary directory, uploaded from there.
+	var tmp string
+	if st.Remote() {
+		if err := st.(*s3Store).checkBucket(dir); err != nil {
+			return nil, err
+		}
+		local := o.tempDir()
+		for _, n := range removeStaleNear(o.FS, local, name+Ext, "upload") {
+			o.Logger.Info("removed the local file of a killed upload", "file", n)
+		}
+		tmp = tempNear(backupPath(local, name), "upload")
+	} else {
+		if err := vfs.MkdirAllDurable(o.FS, dir); err != nil {
+			return nil, fmt.Errorf("create backup directory: %w", err)
+		}
+		for _, n := range removeStaleBackupTemps(o.FS, dir) {
+			o.Logger.Info("removed the temporary file of a killed backup", "file", n)
+		}
+		tmp = fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
 	}
 	p := m.db.Pager()
 	res := &Result{Name: name, Path: path, Type: typ.String(), ChangeSource: "full"}
@@ -124,7 +143,6 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("change tracking off, next incremental will scan: %v", err))
 	}
 
-	tmp := fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
 	err = m.db.ViewAs(o.User, func(tx *engine.Tx) error {
 		snap := tx.Snapshot()
 		meta, err := snap.Meta()
@@ -178,7 +196,13 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 		o.FS.Remove(tmp)
 		return nil, err
 	}
-	if err := o.FS.Rename(tmp, path); err != nil {
+	if st.Remote() {
+		upStart := time.Now()
+		if err := st.Publish(tmp, path); err != nil {
+			return nil, fmt.Errorf("backup %s not taken: %w", name, err)
+		}
+		o.Logger.Info("backup uploaded", "name", name, "to", path, "bytes", res.Bytes, "duration_ms", time.Since(upStart).Milliseconds())
+	} else if err := o.FS.Rename(tmp, path); err != nil {
 		o.FS.Remove(tmp)
 		return nil, fmt.Errorf("rename %s: %w", tmp, err)
 	}
@@ -194,6 +218,15 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 	}
 	if err := updateCatalog(o, dir, nil); err != nil {
 		return undo("update the catalog", err)
+	}
+	if archDir != "" {
+		// A spool beside the database: ship what the bucket lacks, so the
+		// bucket's archive reaches this backup too.
+		if sent, err := shipArchive(o, archDir); err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("ship the WAL archive: %v", err))
+		} else if len(sent) > 0 {
+			o.Logger.Info("WAL archive shipped", "segments", len(sent))
+		}
 	}
 	res.Duration = time.Since(start)
 	o.Logger.Info("backup created", "name", name, "type", res.Type, "end_lsn", res.EndLSN, "pages", res.Pages,

@@ -40,6 +40,10 @@ var (
 	// ErrInterrupted is returned for a target left half-replayed by an
 	// interrupted ReplayWALUntil: restore it again.
 	ErrInterrupted = errors.New("target was left by an interrupted WAL replay")
+	// ErrRemote is returned when object storage (an s3:// backup
+	// directory) refused or failed a request: unreachable server, refused
+	// credentials, missing bucket (which also matches engine.ErrNotFound).
+	ErrRemote = errors.New("object storage request failed")
 	// ErrTimeline is returned when the database has diverged from the
 	// archived history (it was restored to an earlier point and written).
 	ErrTimeline = walarchive.ErrTimeline

@@ -16,6 +16,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SOMBRA_BACKUP_TEST_CHILD") == "writer" {
 		os.Exit(runWriterChild(os.Getenv("SOMBRA_BACKUP_TEST_DB")))
 	}
+	if os.Getenv("SOMBRA_BACKUP_TEST_CHILD") == "s3upload" {
+		os.Exit(runS3UploadChild(os.Getenv("SOMBRA_BACKUP_TEST_DB"), os.Getenv("SOMBRA_BACKUP_TEST_TMP")))
+	}
 	os.Exit(m.Run())
 }
 

@@ -112,12 +112,18 @@ type Options struct {
 	BusyTimeout time.Duration
 	// Now is the clock (default time.Now); tests inject one.
 	Now func() time.Time
+	// DryRun makes Prune report what it would delete and change nothing.
+	DryRun bool
 	// Logger receives progress and warnings (default: discarded).
 	Logger *slog.Logger
 	// User is who takes the backup when the database has access control
 	// (a stored policy or db.SetAccessControl): the user needs the Backup
 	// and Read permissions. Default: the connection's user (Config.User).
 	User string
+	// S3 says how to reach object storage for a backup directory named
+	// s3://bucket/prefix (see S3Config; every field defaults from the
+	// environment).
+	S3 S3Config
 	// Encryption is the key of a sealed backup (one of an encrypted
 	// database), needed to verify and restore it; default: the engine's
 	// fallback key (engine.SetFallbackEncryption, which the tools set from
@@ -138,6 +144,9 @@ func (o Options) withDefaults() Options {
 	if o.FS == nil {
 		o.FS = vfs.OS
 	}
+	if _, ok := o.FS.(*routeFS); !ok {
+		o.FS = newRouteFS(o.FS, o.S3) // s3:// paths to object storage
+	}
 	if o.BusyTimeout == 0 {
 		o.BusyTimeout = 5 * time.Second
 	}
@@ -154,7 +163,7 @@ func (o Options) archiveDir(dir string) string {
 	if o.ArchiveDir != "" {
 		return o.ArchiveDir
 	}
-	return filepath.Join(dir, "wal")
+	return joinPath(dir, "wal")
 }
 
 // BackupManager takes and manages the backups of one open database in one
@@ -221,6 +230,8 @@ func splitName(dir, arg string) (string, string, error) {
 	d, name := filepath.Split(arg)
 	if d == "" {
 		d = dir
+	} else if IsRemote(d) {
+		d = canonS3(strings.TrimSuffix(d, "/"))
 	} else {
 		d = filepath.Clean(d)
 	}
@@ -233,4 +244,4 @@ func splitName(dir, arg string) (string, string, error) {
 	return d, name, nil
 }
 
-func backupPath(dir, name string) string { return filepath.Join(dir, name+Ext) }
+func backupPath(dir, name string) string { return joinPath(dir, name+Ext) }

@@ -26,13 +26,27 @@ type ArchiveResult struct {
 	Transactions int      `json:"transactions"`
 	Frames       int      `json:"frames"`
 	Skipped      int      `json:"skipped_transactions"` // already archived
+	// Remote is the object storage archive Dir is shipped to ("" if none),
+	// Uploaded the segments uploaded to it by this run.
+	Remote   string   `json:"remote,omitempty"`
+	Uploaded []string `json:"uploaded,omitempty"`
 }
 
 // EnableWALArchiving turns WAL archiving on for the database, into the
 // manager's archive directory (Options.ArchiveDir, default DIR/wal). The
 // directory is stored in the database, so every connection (in every
 // process) archives the log before resetting it.
+//
+// When that directory is on object storage, the database archives into a
+// local spool (DB.walspool) that ArchiveWAL and every backup ship to it.
 func (m *BackupManager) EnableWALArchiving() error {
+	if url := m.opts.remoteArchiveOf(m.dir); url != "" {
+		spool, err := m.spoolFor(url)
+		if err != nil {
+			return err
+		}
+		return m.db.SetWALArchiveDir(spool)
+	}
 	return m.db.SetWALArchiveDir(m.opts.archiveDir(m.dir))
 }
 
@@ -47,21 +61,32 @@ func (m *BackupManager) ArchiveWAL() (*ArchiveResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dir == "" {
-		dir = m.opts.archiveDir(m.dir)
-	}
 	p := m.db.Pager()
 	if p.Encrypted() {
 		return nil, errEncrypted(p.Path)
+	}
+	if dir == "" {
+		dir = m.opts.archiveDir(m.dir)
+		if url := m.opts.remoteArchiveOf(m.dir); url != "" {
+			if dir, err = m.spoolFor(url); err != nil {
+				return nil, err
+			}
+		}
 	}
 	r, err := walarchive.New(m.opts.FS, dir).ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
 	if err != nil {
 		return nil, err
 	}
 	out := &ArchiveResult{Dir: dir, Segments: r.Segments, FirstLSN: uint64(r.FirstLSN), LastLSN: uint64(r.LastLSN),
-		Transactions: r.Txs, Frames: r.Frames, Skipped: r.Skipped}
+		Transactions: r.Txs, Frames: r.Frames, Skipped: r.Skipped, Remote: readRemote(m.opts.FS, dir)}
 	if out.Segments == nil {
 		out.Segments = []string{}
+	}
+	if out.Uploaded, err = shipArchive(m.opts, dir); err != nil {
+		return out, fmt.Errorf("ship the WAL archive %s to %s: %w", dir, out.Remote, err)
+	}
+	if out.Uploaded == nil {
+		out.Uploaded = []string{}
 	}
 	return out, nil
 }
@@ -191,7 +216,18 @@ func ReplayWALUntil(dir, targetDB string, t time.Time, opts Options) (*ReplayRes
 		return nil, err
 	}
 	defer f.Close()
-	res, err := replayInto(o, walarchive.New(o.FS, o.archiveDir(dir)), f, targetDB, meta, t)
+	archDir := o.archiveDir(dir)
+	if IsRemote(archDir) {
+		local, cleanup, err := o.stageDir("replay")
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		if archDir, err = stageArchive(o, archDir, local); err != nil {
+			return nil, err
+		}
+	}
+	res, err := replayInto(o, walarchive.New(o.FS, archDir), f, targetDB, meta, t)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +381,26 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 	if err := checkTarget(o, target); err != nil {
 		return nil, err
 	}
-	chain, err := loadChain(o.FS, dir, best.Name)
+	src, archDir := dir, o.archiveDir(dir)
+	if IsRemote(dir) {
+		local, cleanup, err := stageChain(o, dir, best.Name, "pitr")
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		src = local
+	}
+	if IsRemote(archDir) {
+		local, cleanup, err := o.stageDir("pitr-wal")
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		if archDir, err = stageArchive(o, archDir, local); err != nil {
+			return nil, err
+		}
+	}
+	chain, err := loadChain(o.FS, src, best.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +423,7 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 	if err != nil {
 		return fail(err)
 	}
-	rr, err := replayInto(o, walarchive.New(o.FS, o.archiveDir(dir)), f, target, meta, t)
+	rr, err := replayInto(o, walarchive.New(o.FS, archDir), f, target, meta, t)
 	var ge *gapError
 	if errors.As(err, &ge) {
 		// Name the nearest restorable point after the hole, if a backup
@@ -387,7 +442,7 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 		}
 	}
 	if err == nil {
-		if why, rerr := unreachable(o, dir, best, rr, t); rerr != nil {
+		if why, rerr := unreachable(o, archDir, best, rr, t); rerr != nil {
 			err = rerr
 		} else if why != "" {
 			at := fmt.Sprintf("backup %s (LSN %d, %s)", best.Name, best.EndLSN, best.PointInTime().UTC().Format(time.RFC3339Nano))
@@ -430,11 +485,11 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 // backup b's point in time and the WAL archive holds no transaction of the
 // database after the backup (WAL archiving off, or the archive lost), so
 // the restore would silently stop at the backup, not at t.
-func unreachable(o Options, dir string, b *BackupInfo, rr *ReplayResult, t time.Time) (string, error) {
+func unreachable(o Options, archDir string, b *BackupInfo, rr *ReplayResult, t time.Time) (string, error) {
 	if !rr.ArchiveEnd || rr.Transactions > 0 || !b.PointInTime().Before(t) {
 		return "", nil
 	}
-	arch := walarchive.New(o.FS, o.archiveDir(dir))
+	arch := walarchive.New(o.FS, archDir)
 	fileID, err := strconv.ParseUint(b.DBFileID, 16, 64)
 	if err != nil {
 		return "", fmt.Errorf("backup %s: file id %q: %w", b.Name, b.DBFileID, common.ErrCorrupt)

@@ -25,6 +25,9 @@ type PruneResult struct {
 // (younger ones may belong to a backup that is running).
 const staleTemp = 24 * time.Hour
 
+// With opts.DryRun, Prune deletes nothing and writes nothing (not even
+// the catalog) and returns what it would delete.
+//
 // Prune deletes the backups in dir created more than keepDays days ago,
 // except the keepFull newest full backups with every incremental built on
 // them, and never a backup that a kept one depends on (a kept incremental
@@ -85,7 +88,7 @@ func Prune(dir string, keepDays, keepFull int, opts Options) (*PruneResult, erro
 			res.Kept = append(res.Kept, b.Name)
 			continue
 		}
-		if err := o.FS.Remove(b.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := o.remove(b.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return res, fmt.Errorf("delete %s: %w", b.Path, err)
 		}
 		res.Deleted = append(res.Deleted, b.Name)
@@ -107,7 +110,7 @@ func Prune(dir string, keepDays, keepFull int, opts Options) (*PruneResult, erro
 	}
 	for _, s := range segs {
 		if v, ok := oldest[fmt.Sprintf("%016x", s.FileID)]; ok && uint64(s.LastLSN) <= v {
-			if err := o.FS.Remove(s.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := o.remove(s.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return res, fmt.Errorf("delete %s: %w", s.Path, err)
 			}
 			res.SegmentsDeleted = append(res.SegmentsDeleted, filepath.Base(s.Path))
@@ -126,16 +129,39 @@ func Prune(dir string, keepDays, keepFull int, opts Options) (*PruneResult, erro
 			if err != nil || now.Sub(info.ModTime()) < staleTemp {
 				continue
 			}
-			if o.FS.Remove(filepath.Join(d, n)) == nil {
+			if o.remove(filepath.Join(d, n)) == nil {
 				res.TempDeleted = append(res.TempDeleted, n)
 				res.BytesFreed += info.Size()
 			}
+		}
+	}
+	if o.DryRun {
+		return res, nil
+	}
+	// What uploads interrupted by a kill or a lost connection left in a
+	// bucket: incomplete multipart uploads, objects that got no marker.
+	if st, err := o.store(dir); err != nil {
+		return res, err
+	} else if s3, ok := st.(*s3Store); ok {
+		gone, err := s3.cleanInterrupted(dir, now)
+		res.TempDeleted = append(res.TempDeleted, gone...)
+		if err != nil {
+			return res, err
 		}
 	}
 	if err := updateCatalog(o, dir, nil); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// remove deletes path, or with DryRun does nothing (Prune then reports
+// what it would delete).
+func (o Options) remove(path string) error {
+	if o.DryRun {
+		return nil
+	}
+	return o.FS.Remove(path)
 }
 
 // chainRoot returns the full backup b's chain starts from, or nil when a

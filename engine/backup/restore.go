@@ -426,6 +426,18 @@ func Restore(dir, name, target string, opts Options) (*RestoreResult, error) {
 	if err := checkTarget(o, target); err != nil {
 		return nil, err
 	}
+	if IsRemote(dir) {
+		// Restored from a local copy of the chain, checked against the
+		// checksums recorded at upload on the way down.
+		local, cleanup, err := stageChain(o, dir, name, "restore")
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		if chain, err = loadChain(o.FS, local, name); err != nil {
+			return nil, err
+		}
+	}
 	if err := vfs.MkdirAllDurable(o.FS, filepath.Dir(target)); err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 var (
 	// .TARGET.restore-PID-N.tmp (and -wal, -shm, -changes of a verify's
 	// trial restore, which is opened as a database).
-	staleNearRE = regexp.MustCompile(`^\.(.+)\.(restore|pitr|verify)-(\d+)-\d+\.tmp(-wal|-shm|-changes)?$`)
+	staleNearRE = regexp.MustCompile(`^\.(.+)\.(restore|pitr|verify|upload)-(\d+)-\d+\.tmp(-wal|-shm|-changes)?$`)
 	// NAME.backup.tmp-PID-N, catalog.json.tmp-PID-N
 	staleBackupRE = regexp.MustCompile(`^(.+)\.tmp-(\d+)-\d+$`)
 )

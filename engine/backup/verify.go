@@ -82,6 +82,17 @@ func Verify(dir, name string, opts Options) (*VerifyResult, error) {
 }
 
 func verify(o Options, dir, name string, res *VerifyResult) error {
+	if IsRemote(dir) {
+		// Verified from a local copy: the download checks each object
+		// against the checksum recorded at upload (naming an object
+		// altered in the bucket), the trial restore below the rest.
+		local, cleanup, err := stageChain(o, dir, name, "verify")
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		dir = local
+	}
 	chain, err := loadChain(o.FS, dir, name)
 	if err != nil {
 		return err

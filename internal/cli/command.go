@@ -149,6 +149,9 @@ func markRun(c *cobra.Command) {
 		if f := c.RunE; f != nil {
 			c.RunE = func(cmd *cobra.Command, args []string) error {
 				started(cmd)
+				if err := applyAliases(cmd); err != nil {
+					return err
+				}
 				return f(cmd, args)
 			}
 		} else if f := c.Run; f != nil {

@@ -170,7 +170,7 @@ func TestRunQuiet(t *testing.T) {
 		t.Errorf("code=%d stdout=%q stderr=%q", code, out, errOut)
 	}
 	out, _, _ = clitest.RunCommand(t, newTestCommand, "-q", "--json", "--db", "a.db")
-	if !strings.Contains(out, `"schema_version": 1`) {
+	if !strings.Contains(out, `"schema_version": 2`) {
 		t.Errorf("--quiet suppressed --json output: %q", out)
 	}
 }

@@ -81,7 +81,7 @@ func printError(s IOStreams, jsonMode bool, tool, helpFor string, err error) {
 		return
 	}
 	var doc jsonError
-	doc.SchemaVersion = SchemaVersion
+	doc.SchemaVersion = StableSchemaVersion
 	doc.Error.Message = msg
 	doc.Error.Code = ExitCode(err)
 	doc.Error.Kind = ErrorKind(err)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -160,7 +161,7 @@ func (d *Duration) Type() string   { return "duration" }
 func (d *Duration) Set(s string) error {
 	v, err := ParseDuration(s)
 	if err != nil {
-		return err
+		return errNotDuration // pflag's message already quotes s
 	}
 	*d = Duration(v)
 	return nil
@@ -179,6 +180,10 @@ func formatFlagDuration(d time.Duration) string {
 	}
 	return d.String()
 }
+
+// errNotDuration is a bad duration flag value's error; pflag prefixes it
+// with `invalid argument "x" for "--flag" flag:`.
+var errNotDuration = errors.New("not a duration (use e.g. 90s, 30m, 36h, 2d, 1w)")
 
 // ParseDuration parses a Duration flag value: leading "Nw" and "Nd" terms,
 // then an optional Go duration (1d12h, 2w, 36h, 90s).

@@ -97,19 +97,17 @@ func (v *choiceValue) Set(s string) error {
 	return nil
 }
 
-// waitValue is a duration flag that rejects negative values.
+// waitValue is --wait: a Duration (format.go), so "1d" works as in every
+// other duration flag; its default prints as "0s".
 type waitValue time.Duration
 
 func (v *waitValue) String() string { return time.Duration(*v).String() }
 func (v *waitValue) Type() string   { return "duration" }
 
 func (v *waitValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
+	d, err := ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("not a duration (use e.g. 500ms, 30s, 2m)")
-	}
-	if d < 0 {
-		return fmt.Errorf("must not be negative")
+		return errNotDuration
 	}
 	*v = waitValue(d)
 	return nil

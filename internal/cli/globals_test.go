@@ -36,12 +36,27 @@ func TestGlobalFlags(t *testing.T) {
 	}
 }
 
+// TestWaitTakesDays: --wait parses durations as every other duration flag
+// does (cli.ParseDuration), days included.
+func TestWaitTakesDays(t *testing.T) {
+	for arg, want := range map[string]time.Duration{"1d": 24 * time.Hour, "1d12h": 36 * time.Hour, "500ms": 500 * time.Millisecond, "0s": 0} {
+		g, err := parseGlobals(t, "--wait", arg)
+		if err != nil {
+			t.Fatalf("--wait %s: %v", arg, err)
+		}
+		if g.Wait != want {
+			t.Errorf("--wait %s = %v, want %v", arg, g.Wait, want)
+		}
+	}
+}
+
 func TestGlobalFlagsReject(t *testing.T) {
 	for _, args := range [][]string{
 		{"--log-level", "loud"},
 		{"--log-format", "xml"},
 		{"--wait", "soon"},
 		{"--wait", "-1s"},
+		{"--wait", "1x"},
 	} {
 		if _, err := parseGlobals(t, args...); err == nil {
 			t.Errorf("%v: accepted", args)

@@ -62,7 +62,9 @@ func manPage(cmd *cobra.Command) ([]byte, error) {
 	if err := doc.GenMan(cmd, header, &buf); err != nil {
 		return nil, err
 	}
-	page := buf.String()
+	// cobra prints a bool option as "--force[=false]"; operators type
+	// "--force", as the synopsis and --help show it.
+	page := strings.NewReplacer(`\fP[=false]`, `\fP`, `\fP[=true]`, `\fP`).Replace(buf.String())
 
 	// cobra's SYNOPSIS is the bare use line ("sombra-info [flags]").
 	start := strings.Index(page, ".SH SYNOPSIS\n")

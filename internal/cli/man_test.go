@@ -99,7 +99,7 @@ func TestManSections(t *testing.T) {
 			t.Errorf("sombra-demo.1 lacks %q:\n%s", want, page)
 		}
 	}
-	if strings.Contains(page, "[flags]") || strings.Contains(page, "force[=") || strings.Count(page, "0 fine") != 1 {
+	if strings.Contains(page, "[flags]") || strings.Contains(page, "[=false]") || strings.Contains(page, "[=true]") || strings.Count(page, "0 fine") != 1 {
 		t.Errorf("sombra-demo.1 has a bare use line, a [=true] flag or EXIT STATUS twice:\n%s", page)
 	}
 	sub := string(files["sombra-demo-list.1"])

@@ -86,7 +86,7 @@ func TestResultJSON(t *testing.T) {
 		if called {
 			t.Error("human renderer called under --json")
 		}
-		want := "{\n  \"schema_version\": 1,\n  \"path\": \"a&b.db\",\n  \"pages\": 3\n}\n"
+		want := "{\n  \"schema_version\": 2,\n  \"path\": \"a&b.db\",\n  \"pages\": 3\n}\n"
 		if out.String() != want {
 			t.Errorf("quiet=%v: got %q, want %q", quiet, out.String(), want)
 		}
@@ -135,5 +135,52 @@ func TestResultWriteError(t *testing.T) {
 	})
 	if err != errPipe {
 		t.Errorf("err = %v, want the write error", err)
+	}
+}
+
+// TestBytesPipedVsTerminal (issue 12 #13): sizes are human units only on
+// a terminal; in a pipe they are exact byte counts.
+func TestBytesPipedVsTerminal(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		s, _, _, _ := Test()
+		s.IsTTY = tty
+		h := NewPrinter(s, &Globals{}).Human()
+		got := []string{h.Bytes(1572864), h.BytesExact(1572864), h.Rate(2048)}
+		want := []string{"1572864", "1572864", "2048"}
+		if tty {
+			want = []string{"1.5 MiB", "1.5 MiB (1572864 bytes)", "2 KiB/s"}
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("tty=%v: got %q, want %q", tty, got, want)
+		}
+	}
+}
+
+// TestTableFitsWidth (issue 12 #14): on a terminal of 80 or 160 columns a
+// table with a long message stays within the width (the message wraps
+// and nothing is lost); with the width unknown the table is not cut.
+func TestTableFitsWidth(t *testing.T) {
+	msg := "a compaction would reclaim 82.24% of the file, 1.03 MiB (threshold 30%); run sombra-compact --db /data/very/long/path/to/the/production/database/app.db"
+	rows := [][]string{{"fragmentation", "degraded", msg}, {"header", "healthy", "format version 1, page size 4096, 321 pages"}}
+	for _, width := range []int{80, 160} {
+		s, _, out, _ := Test()
+		s.IsTTY, s.Width = true, width
+		h := NewPrinter(s, &Globals{NoColor: true}).Human()
+		h.Table([]string{"check", "status", "message"}, rows)
+		h.KeyValues([][2]string{{"path", "/data/very/long/path/to/the/production/database/app.db"}, {"result", msg}})
+		if h.err != nil {
+			t.Fatal(h.err)
+		}
+		text := out.String()
+		for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+			if n := len([]rune(line)); n > width {
+				t.Errorf("width %d: line of %d columns:\n%s", width, n, text)
+				break
+			}
+		}
+		flat := strings.Join(strings.Fields(strings.NewReplacer("│", " ", "|", " ").Replace(text)), "")
+		if !strings.Contains(flat, strings.Join(strings.Fields(msg), "")) {
+			t.Errorf("width %d: the message was cut:\n%s", width, text)
+		}
 	}
 }

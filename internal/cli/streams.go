@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/mattn/go-colorable"
 	"github.com/mattn/go-isatty"
+	"golang.org/x/sys/unix"
 )
 
 // IOStreams is everything a command reads from and writes to. Commands never
@@ -22,6 +24,12 @@ type IOStreams struct {
 	IsTTY bool
 	// ErrIsTTY reports whether ErrOut is a terminal: progress bars only then.
 	ErrIsTTY bool
+	// InIsTTY reports whether In is a terminal: confirmation prompts only
+	// then (and only when ErrOut is one too).
+	InIsTTY bool
+	// Width is the terminal's width in columns when Out is a terminal
+	// (0: unknown); tables are fitted to it. Tests inject it.
+	Width int
 }
 
 // System returns the process's standard streams.
@@ -34,7 +42,21 @@ func System() IOStreams {
 		ErrOut:   colorable.NewColorable(os.Stderr),
 		IsTTY:    isTerminal(os.Stdout),
 		ErrIsTTY: isTerminal(os.Stderr),
+		InIsTTY:  isTerminal(os.Stdin),
+		Width:    termWidth(os.Stdout),
 	}
+}
+
+// termWidth is f's terminal width: the window size the kernel reports,
+// else $COLUMNS (what the shell says), else 0 (unknown: no fitting).
+func termWidth(f *os.File) int {
+	if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col > 0 {
+		return int(ws.Col)
+	}
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+		return n
+	}
+	return 0
 }
 
 func isTerminal(f *os.File) bool {

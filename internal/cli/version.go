@@ -41,7 +41,7 @@ type VersionInfo struct {
 // ReadVersion gathers what is known about the running binary's build.
 func ReadVersion(tool string) VersionInfo {
 	v := VersionInfo{
-		SchemaVersion: SchemaVersion,
+		SchemaVersion: StableSchemaVersion,
 		Tool:          tool,
 		Version:       Version,
 		Commit:        Commit,

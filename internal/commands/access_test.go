@@ -46,8 +46,8 @@ func TestToolsActAsUserUnderStoredPolicy(t *testing.T) {
 		{`sombra-checkpoint --db "$DB" --mode truncate --user bob`, 1, `user "bob" lacks configure permission`},
 		{`sombra-checkpoint --db "$DB" --mode truncate --user alice`, 0, ""},
 		{`SOMBRA_USER=alice sombra-checkpoint --db "$DB" --mode truncate`, 0, ""},
-		{`sombra-backup --type full --input "$DB" --output b/full --user bob`, 1, `user "bob" lacks backup permission`},
-		{`sombra-backup --type full --input "$DB" --output b/full --user alice`, 0, ""},
+		{`sombra-backup --type full --db "$DB" --output b/full --user bob`, 1, `user "bob" lacks backup permission`},
+		{`sombra-backup --type full --db "$DB" --output b/full --user alice`, 0, ""},
 		{`sombra-checkpoint --db "$DB" --mode passive --json`, 1, `"kind":"permission_denied"`},
 	} {
 		out, errOut, code := sh.run(c.script)
@@ -80,13 +80,13 @@ func TestToolsSealedBackup(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sh.ok(`sombra-backup --type full --input enc.db --output b/full`)
+	sh.ok(`sombra-backup --type full --db enc.db --output b/full`)
 	sh.ok(`sombra-backup verify b/full.backup`)
 	out, errOut, code := sh.run(`SOMBRA_ENCRYPTION_KEY= sombra-backup verify b/full.backup`)
 	if code == 0 || !strings.Contains(errOut, "key is needed") {
 		t.Errorf("verify without the key: exit %d\n%s%s", code, out, errOut)
 	}
-	sh.ok(`sombra-backup restore --dir b --name full --to r.db`)
+	sh.ok(`sombra-backup restore --dir b --name full --db r.db`)
 	if out := sh.ok(`sombra-info --db r.db --json | jq -r .node_count`); strings.TrimSpace(out) != "50" {
 		t.Errorf("restored nodes: %q", out)
 	}

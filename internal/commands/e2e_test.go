@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(genGraphEnv); path != "" {
 		os.Exit(genGraphChild(path)) // a generator child of TestStreamingMemoryBound
 	}
+	if path := os.Getenv(metricsWriterEnv); path != "" {
+		os.Exit(metricsWriterChild(path)) // a writer child of TestMetricsExporter
+	}
 	code := m.Run()
 	clitest.RemoveBinaries()
 	os.Exit(code)
@@ -138,19 +141,19 @@ func TestEndToEnd(t *testing.T) {
 	// Every --json document is one object with schema_version 1 that jq
 	// can query.
 	for _, check := range []string{
-		`sombra-info --db "$DB_PATH" --json | jq -e '.schema_version==1 and .node_count>0 and .edge_count>0 and (.labels|length)>0'`,
+		`sombra-info --db "$DB_PATH" --json | jq -e '.schema_version==2 and .node_count>0 and .edge_count>0 and (.labels|length)>0 and (.created_at|fromdateiso8601)>0'`,
 		`sombra-info --db "$DB_PATH" --json | jq -e '.fragmentation_percent < 1 and .free_pages == 0'`,
-		`sombra-info --db "$DB_PATH" --wal-size --json | jq -e '.schema_version==1 and (.wal_size|type)=="number"'`,
-		`sombra-info --db "$DB_PATH" --fragmentation --json | jq -e '.schema_version==1 and .fragmentation_percent>=0'`,
-		`sombra-info --db "$DB_PATH" --indexes --json | jq -e '.schema_version==1 and any(.indexes[]; .name=="property:email" and .selectivity==1)'`,
+		`sombra-info --db "$DB_PATH" --wal-size --json | jq -e '.schema_version==2 and (.wal_size|type)=="number"'`,
+		`sombra-info --db "$DB_PATH" --fragmentation --json | jq -e '.schema_version==2 and .fragmentation_percent>=0'`,
+		`sombra-info --db "$DB_PATH" --indexes --json | jq -e '.schema_version==2 and any(.indexes[]; .name=="property:email" and .selectivity==1)'`,
 		`sombra-info --db "$DB_PATH" --metrics json | jq -e '.transactions_committed>=0 and (.cache_hit_rate|type)=="number"'`,
 		`sombra-info --db "$DB_PATH" --metrics prometheus | grep -q '^sombra_cache_hit_rate '`,
-		`sombra-checkpoint --db "$DB_PATH" --status --json | jq -e '.schema_version==1 and .checkpoint_pending==false'`,
-		`sombra-checkpoint --db "$DB_PATH" --mode truncate --json | jq -e '.schema_version==1 and .mode=="truncate" and .wal_size_after==0'`,
-		`sombra-compact --db "$DB_PATH" --analyze --json | jq -e '.schema_version==1 and .action=="analyzed" and .compaction==null'`,
+		`sombra-checkpoint --db "$DB_PATH" --status --json | jq -e '.schema_version==2 and .checkpoint_pending==false'`,
+		`sombra-checkpoint --db "$DB_PATH" --mode truncate --json | jq -e '.schema_version==2 and .mode=="truncate" and .wal_size_after==0'`,
+		`sombra-compact --db "$DB_PATH" --analyze --json | jq -e '.schema_version==2 and .action=="analyzed" and .compaction==null'`,
 		`sombra-compact --db "$DB_PATH" --threshold 20 --json | jq -e '.action=="skipped" and .threshold_percent==20'`,
 		`sombra-compact --db "$DB_PATH" --threshold 20 | grep -q 'below threshold 20.00%, nothing to do'`,
-		`sombra-health-check --db "$DB_PATH" --json | jq -e '.schema_version==1 and .status=="healthy" and .healthy and (.checks|length)>=7'`,
+		`sombra-health-check --db "$DB_PATH" --json | jq -e '.schema_version==2 and .status=="healthy" and .healthy and (.checks|length)>=7 and (.checked_at|fromdateiso8601)>0 and .db=="'"$DB_PATH"'"'`,
 		`sombra-health-check --db "$DB_PATH" --deep --json | jq -e 'any(.checks[]; .name=="structure" and .healthy)'`,
 	} {
 		sh.ok(check)

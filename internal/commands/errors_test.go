@@ -62,7 +62,7 @@ func TestErrorWording(t *testing.T) {
 		{"sombra-repair", "--db"},
 		{"sombra-checkpoint", "--db"},
 		{"sombra-compact", "--db"},
-		{"sombra-backup", "--type", "full", "--output", filepath.Join(out, "b"), "--input"},
+		{"sombra-backup", "--type", "full", "--output", filepath.Join(out, "b"), "--db"},
 	}
 	var got strings.Builder
 	for _, name := range []string{"missing.db", "adir.db", "notes.db", "corrupt.db", "secret.db"} {

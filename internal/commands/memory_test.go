@@ -62,8 +62,8 @@ func TestStreamingMemoryBound(t *testing.T) {
 	t.Logf("database %.1f MiB, cache 1 MiB; baseline RSS %.1f MiB, limit %.1f MiB", mibf(st.Size()), mibf(base), mibf(limit))
 	bk := filepath.Join(dir, "bk")
 	for _, op := range [][]string{
-		{"sombra-backup", "--type", "full", "--input", db, "--output", filepath.Join(bk, "full")},
-		{"sombra-backup", "--type", "incremental", "--input", db, "--output", filepath.Join(bk, "inc")},
+		{"sombra-backup", "--type", "full", "--db", db, "--output", filepath.Join(bk, "full")},
+		{"sombra-backup", "--type", "incremental", "--db", db, "--output", filepath.Join(bk, "inc")},
 		{"sombra-backup", "verify", filepath.Join(bk, "inc.backup")},
 		{"sombra-health-check", "--db", db, "--deep"},
 		{"sombra-repair", "--db", db},

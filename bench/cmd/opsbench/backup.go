@@ -18,7 +18,7 @@ import (
 
 // backupJSON is the part of `sombra-backup --json` the benchmark reads.
 type backupJSON struct {
-	Size         int64   `json:"size"`
+	Size         int64   `json:"file_size"`
 	PagesCopied  uint64  `json:"pages_copied"`
 	PagesRead    uint64  `json:"pages_read"`
 	PageCount    uint64  `json:"page_count"`
@@ -32,7 +32,7 @@ type backupJSON struct {
 type restoreJSON struct {
 	Chain        []string `json:"chain"`
 	PagesWritten uint64   `json:"pages_written"`
-	Bytes        int64    `json:"bytes"`
+	Bytes        int64    `json:"file_size"`
 	DurationMS   float64  `json:"duration_ms"`
 	Replay       *struct {
 		Transactions int  `json:"transactions"`
@@ -157,12 +157,12 @@ func cmdBackup(args []string) error {
 			clean: func(int) { os.Remove(cpDst) }},
 		{name: "sombra-backup --type full", bytes: dbSize, src: *db,
 			argv: func(i int) []string {
-				return []string{backup, "--type", "full", "--input", *db, "--output", filepath.Join(fullDir("hash", i), "full"), "--json"}
+				return []string{backup, "--type", "full", "--db", *db, "--output", filepath.Join(fullDir("hash", i), "full"), "--json"}
 			},
 			clean: func(i int) { os.RemoveAll(fullDir("hash", i)) }},
 		{name: "sombra-backup --type full --no-hash", bytes: dbSize, src: *db,
 			argv: func(i int) []string {
-				return []string{backup, "--type", "full", "--input", *db, "--output", filepath.Join(fullDir("nohash", i), "full"), "--no-hash", "--json"}
+				return []string{backup, "--type", "full", "--db", *db, "--output", filepath.Join(fullDir("nohash", i), "full"), "--no-hash", "--json"}
 			},
 			clean: func(i int) { os.RemoveAll(fullDir("nohash", i)) }},
 		{name: "cp+sync (sqlite file)", bytes: sqSize, src: *sq,
@@ -249,7 +249,7 @@ func cmdBackup(args []string) error {
 	for _, variant := range []string{"hash", "no-hash"} {
 		for i := 1; i <= *runs; i++ {
 			name := fmt.Sprintf("inc-%s-%d", variant, i)
-			argv := []string{backup, "--type", "incremental", "--input", *db, "--output", filepath.Join(chain, name), "--base", "full", "--json"}
+			argv := []string{backup, "--type", "incremental", "--db", *db, "--output", filepath.Join(chain, name), "--base", "full", "--json"}
 			if variant == "no-hash" {
 				argv = append(argv, "--no-hash")
 			}
@@ -276,7 +276,7 @@ func cmdBackup(args []string) error {
 	var restBytes int64
 	for _, name := range []string{"full", "inc-hash-1"} {
 		for i := 1; i <= *runs; i++ {
-			argv := []string{backup, "restore", "--dir", chain, "--name", name, "--to", restored, "--json"}
+			argv := []string{backup, "restore", "--dir", chain, "--name", name, "--db", restored, "--json"}
 			if i == 1 {
 				header("restore "+name, argv)
 			}

@@ -49,8 +49,8 @@ func cmdMemory(args []string) error {
 	logf("# opsbench memory: %s (%s), SOMBRA_CACHE_SIZE=%s, target peak RSS <= %s", *db, mib(fileSize(cp)), *cache, mib(target))
 	ops := [][]string{
 		{tool(*bin, "sombra-info"), "--version"},
-		{tool(*bin, "sombra-backup"), "--type", "full", "--input", cp, "--output", filepath.Join(bk, "full"), "--json"},
-		{tool(*bin, "sombra-backup"), "--type", "incremental", "--input", cp, "--output", filepath.Join(bk, "inc"), "--json"},
+		{tool(*bin, "sombra-backup"), "--type", "full", "--db", cp, "--output", filepath.Join(bk, "full"), "--json"},
+		{tool(*bin, "sombra-backup"), "--type", "incremental", "--db", cp, "--output", filepath.Join(bk, "inc"), "--json"},
 		{tool(*bin, "sombra-backup"), "verify", filepath.Join(bk, "inc.backup"), "--json"},
 		{tool(*bin, "sombra-health-check"), "--db", cp, "--deep"},
 		{tool(*bin, "sombra-repair"), "--db", cp},

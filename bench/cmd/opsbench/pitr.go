@@ -159,7 +159,7 @@ func cmdPITR(args []string) error {
 	for time.Now().Before(until) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	argv := []string{tool(*bin, "sombra-backup"), "restore", "--dir", bdir, "--until", until.Format(time.RFC3339), "--to", target, "--json"}
+	argv := []string{tool(*bin, "sombra-backup"), "restore", "--dir", bdir, "--until", until.Format(time.RFC3339), "--db", target, "--json"}
 	header("end to end: restore --until (base restore + replay)", argv)
 	r, err := runCmd(argv)
 	if err != nil {

@@ -49,7 +49,19 @@ type CheckpointResult struct {
 }
 
 // Checkpoint copies committed WAL frames back into the database file.
+// Completed checkpoints, their time and the pages any checkpoint copied
+// are added to the database-wide counters.
 func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
+	res, err := p.checkpoint(mode)
+	p.shm.Add(shm.CtrCheckpointPages, uint64(max(res.Copied, 0)))
+	if err == nil {
+		p.shm.Add(shm.CtrCheckpoints, 1)
+		p.shm.Add(shm.CtrCheckpointNanos, uint64(max(res.Duration, 0)))
+	}
+	return res, err
+}
+
+func (p *Pager) checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 	start := time.Now()
 	res := CheckpointResult{Mode: mode}
 	if p.readOnly {

@@ -124,6 +124,8 @@ type Pager struct {
 	// BeforeRestart, if set, is called while a WAL is about to be reset, with
 	// the frames of the old log still readable. WAL archiving hooks in here.
 	BeforeRestart func(ix *wal.Index, f vfs.File, pageSize int) error
+
+	repl Replicator // replication hook (replicate.go); nil: none
 }
 
 // Open opens (and with opts.Create, creates) a database file.
@@ -222,10 +224,14 @@ func (p *Pager) init(opts Options) error {
 		if err := p.shm.ResetProgress(); err != nil {
 			return err
 		}
+		// Database-wide counters cover the time since the database was
+		// last closed by everyone (shm/counters.go).
+		p.shm.ResetCounters(time.Now())
 	}
 	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, "exclusive", shm.OffExcl, p.Path); err != nil {
 		return err
 	}
+	p.shm.AttachCounters()
 	if !p.readOnly {
 		// A private reader (see openPrivate) relies on no writer starting
 		// while it reads; this connection holds the open byte now, so no
@@ -604,6 +610,12 @@ func (p *Pager) Shm() *shm.File { return p.shm }
 
 // CacheStats returns the page cache counters.
 func (p *Pager) CacheStats() CacheStats { return p.cache.stats() }
+
+// CacheCounters returns the cache's hit and miss counts without taking the
+// cache lock (CacheStats does, for the occupancy).
+func (p *Pager) CacheCounters() (hits, misses uint64) {
+	return p.cache.hits.Load(), p.cache.misses.Load()
+}
 
 // ResizeCache changes the page cache budget.
 func (p *Pager) ResizeCache(bytes int64) { p.cache.resize(int(bytes / int64(p.pageSize))) }

@@ -42,6 +42,9 @@ type WriteTx struct {
 	// each touched page's contribution at the start, and the pages freed.
 	base  map[common.PageID]page.SpaceStats
 	freed map[common.PageID]bool
+
+	applying  bool      // a replicated transaction (BeginApply): no Replicator check
+	applyTime time.Time // its commit time on the primary
 }
 
 // ErrPoisoned wraps the fsync failure that made a connection unusable.
@@ -421,7 +424,20 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 		p.releaseWriter()
 		return CommitInfo{LSN: t.Meta.LastLSN}, nil
 	}
+	if p.repl != nil && !t.applying {
+		// Replication decides before anything is written: a replica or a
+		// fenced primary must not commit even locally.
+		if err := p.repl.BeforeCommit(); err != nil {
+			t.dropSpilled()
+			p.releaseWriter()
+			return CommitInfo{}, err
+		}
+	}
 	now := time.Now()
+	if t.applying {
+		// A replica keeps the primary's commit time.
+		now = t.applyTime
+	}
 	lsn := t.lsn
 	t.Meta.LastLSN = lsn
 	if err := t.applyStats(); err != nil {
@@ -441,7 +457,19 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	if err != nil {
 		t.dropSpilled()
 	}
-	// The dirty pages are the cache's now (or lost with the commit): let
+	var done func(error) error
+	if err == nil && p.repl != nil && !t.applying {
+		// Under the writer lock: the replicator sees commits in LSN order.
+		var img TxImage
+		if img, err = t.image(info); err != nil {
+			// The frames are written; without an image the stream would
+			// miss this transaction. Poison: reopening resynchronises.
+			err = p.setPoison(fmt.Errorf("collect the replicated image of LSN %d: %w: %w", lsn, err, ErrPoisoned))
+		} else {
+			done = p.repl.Committed(img)
+		}
+	}
+	// (After the replicated image is taken.) The dirty pages are the cache's now (or lost with the commit): let
 	// the cache's budget decide what stays in memory during the fsync and
 	// the checkpoint that may follow, not the finished transaction.
 	t.dirty, t.order, t.spilled, t.spillRun, t.base, t.freed = nil, nil, nil, nil, nil, nil
@@ -449,8 +477,14 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	if err != nil {
 		return CommitInfo{}, err
 	}
-	if err := p.sync(seq); err != nil {
-		return CommitInfo{}, err
+	serr := p.sync(seq)
+	if done != nil {
+		if err := done(serr); err != nil && serr == nil {
+			return info, err
+		}
+	}
+	if serr != nil {
+		return CommitInfo{}, serr
 	}
 	// Release our own read mark before the auto-checkpoint, or it would
 	// hold the checkpoint one transaction behind forever.
@@ -517,6 +551,8 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 			p.walSize = end
 		}
 	}
+	p.shm.Add(shm.CtrWALFrames, uint64(len(frames)))
+	p.shm.Add(shm.CtrWALBytes, uint64(len(buf)))
 	all := frames
 	if len(t.spillRun) > 0 {
 		all = append(t.spillRun, frames...)
@@ -663,6 +699,8 @@ func (t *WriteTx) spill(n int) error {
 		if _, err := p.walf.WriteAt(out, off); err != nil {
 			return fmt.Errorf("spill to %s: %w", p.WALPath, err)
 		}
+		p.shm.Add(shm.CtrWALFrames, uint64(n))
+		p.shm.Add(shm.CtrWALBytes, uint64(len(out)))
 		if end := off + int64(len(out)); end > p.walSize {
 			p.walSize = end
 		}

@@ -22,6 +22,7 @@
 //	         only; Idle = the connection holds the slot but reads nothing)
 //	[1088:1096] reader fence: high 48 bits count fenced sections begun,
 //	         low 16 bits how many are in progress (see FenceBegin)
+//	[2048:2328] database-wide activity counters (versioned; counters.go)
 //
 // The data part is memory-mapped: readers and writers of these fields use
 // atomic loads and stores instead of system calls.
@@ -82,6 +83,9 @@ type File struct {
 	f    vfs.File // nil for a private file
 	mem  []byte
 	Path string
+	// counting is set when the counters region has this build's layout
+	// (counters.go); written once while the connection opens.
+	counting bool
 }
 
 // Open opens or creates the coordination file next to the database.
@@ -306,24 +310,40 @@ func (s *File) LockWait(b int64, excl bool) error {
 
 // LockTimeout polls for a lock until timeout has passed, then returns a
 // *common.BusyError naming the live holders of the lock (see busy).
+//
+// A request that finds the lock held counts as a busy wait in the
+// database-wide counters (with the time waited, and whether it timed out).
 func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what string, pidOff int64, dbPath string) error {
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	sleep := time.Millisecond
-	for {
+	for n := 0; ; n++ {
 		ok, err := s.TryLock(b, excl)
 		if err != nil {
 			return err
 		}
 		if ok {
+			if n > 0 {
+				s.countWait(start, false)
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {
+			s.countWait(start, true)
 			return s.busy(b, excl, what, pidOff, dbPath)
 		}
 		time.Sleep(sleep)
 		if sleep < 50*time.Millisecond {
 			sleep *= 2
 		}
+	}
+}
+
+func (s *File) countWait(start time.Time, timedOut bool) {
+	s.Add(CtrBusyWaits, 1)
+	s.Add(CtrBusyWaitNanos, uint64(time.Since(start)))
+	if timedOut {
+		s.Add(CtrBusyTimeouts, 1)
 	}
 }
 

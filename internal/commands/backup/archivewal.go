@@ -14,7 +14,6 @@ import (
 // ArchiveWALOptions is everything `sombra-backup archive-wal` needs.
 type ArchiveWALOptions struct {
 	Root    *Options
-	Input   string // --input
 	Dir     string // --dir
 	Enable  bool   // --enable
 	Disable bool   // --disable
@@ -34,10 +33,16 @@ lock (see --wait); without them archive-wal only reads the database.
 Backups archive the log too before they copy anything, so with archiving
 enabled the archive always reaches the newest backup.
 
-JSON OUTPUT (--json, schema_version 1)
+With --dir s3://bucket/prefix the archive is DIR/wal in the bucket: the
+database archives into a local spool, DB.walspool (a commit never waits
+for the network), and archive-wal and every backup upload the segments the
+bucket lacks (the spool then keeps only the newest one). Run archive-wal
+from cron as often as the recovery point needs.
 
-    schema_version     always 1
-    input              database file
+JSON OUTPUT (--json, schema_version 2)
+
+    schema_version     always 2
+    db                 database file (--db)
     dir                backup directory
     action             archived, enabled or disabled
     archiving_enabled  whether the database now archives its log
@@ -49,6 +54,9 @@ JSON OUTPUT (--json, schema_version 1)
       first_lsn, last_lsn   LSN range archived now (0 when nothing new)
       transactions, frames  transactions and page frames archived now
       skipped_transactions  transactions already in the archive
+      remote                s3:// archive the spool is shipped to, null
+                            for a local archive
+      uploaded              segments uploaded to it now
     warnings           list of strings (may be empty)
 
 EXIT STATUS
@@ -56,23 +64,23 @@ EXIT STATUS
     0 success; 1 failed (missing file, not a database, I/O); 2 usage error;
     3 database locked (--enable, --disable; see --wait); 4 corruption found.`
 
-const archiveExample = `  sombra-backup archive-wal --input /data/production.db --dir /backups/sombra --enable
-  sombra-backup archive-wal --input /data/production.db --dir /backups/sombra
-  sombra-backup archive-wal --input /data/production.db --dir /backups/sombra --disable`
+const archiveExample = `  sombra-backup archive-wal --db /data/production.db --dir /backups/sombra --enable
+  sombra-backup archive-wal --db /data/production.db --dir /backups/sombra
+  sombra-backup archive-wal --db /data/production.db --dir /backups/sombra --disable`
 
 // NewArchiveWALCmd builds `sombra-backup archive-wal` on root's streams and
 // globals; runF (nil: RunArchiveWAL) does the work.
 func NewArchiveWALCmd(root *Options, runF func(*ArchiveWALOptions) error) *cobra.Command {
 	opts := &ArchiveWALOptions{Root: root}
 	cmd := &cobra.Command{
-		Use:     "archive-wal --input DB --dir DIR [--enable | --disable]",
+		Use:     "archive-wal --db DB --dir DIR [--enable | --disable]",
 		Short:   "Archive the WAL for point-in-time restore; turn archiving on or off",
 		Long:    archiveLong,
 		Example: archiveExample,
 		Args:    cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	addInputFlag(cmd, &opts.Input)
+	addInputFlag(cmd)
 	f.StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory (the archive is DIR/wal)")
 	f.BoolVar(&opts.Enable, "enable", false, "turn WAL archiving on in the database, then archive the log now")
 	f.BoolVar(&opts.Disable, "disable", false, "turn WAL archiving off in the database")
@@ -91,7 +99,7 @@ func NewArchiveWALCmd(root *Options, runF func(*ArchiveWALOptions) error) *cobra
 // ArchiveWALResult is the --json document of archive-wal.
 type ArchiveWALResult struct {
 	SchemaVersion    int           `json:"schema_version"`
-	Input            string        `json:"input"`
+	Input            string        `json:"db"`
 	Dir              string        `json:"dir"`
 	Action           string        `json:"action"`
 	ArchivingEnabled bool          `json:"archiving_enabled"`
@@ -109,13 +117,17 @@ type ArchiveStats struct {
 	Transactions int      `json:"transactions"`
 	Frames       int      `json:"frames"`
 	Skipped      int      `json:"skipped_transactions"`
+	// Remote is the s3:// archive the spool Dir is shipped to (null when
+	// the archive is local), Uploaded the segments this run uploaded.
+	Remote   *string  `json:"remote"`
+	Uploaded []string `json:"uploaded"`
 }
 
 // RunArchiveWAL archives the WAL and/or changes the archiving setting.
 func RunArchiveWAL(opts *ArchiveWALOptions) error {
 	o := opts.Root
 	g := &o.Globals
-	input, err := inputPath(opts.Input, g)
+	input, err := g.DBPath()
 	if err != nil {
 		return err
 	}
@@ -148,7 +160,7 @@ func RunArchiveWAL(opts *ArchiveWALOptions) error {
 			return fmt.Errorf("archive the WAL of %s: %w", input, err)
 		}
 		res.Archive = &ArchiveStats{Dir: a.Dir, Segments: nonNil(a.Segments), FirstLSN: a.FirstLSN, LastLSN: a.LastLSN,
-			Transactions: a.Transactions, Frames: a.Frames, Skipped: a.Skipped}
+			Transactions: a.Transactions, Frames: a.Frames, Skipped: a.Skipped, Remote: strPtr(a.Remote), Uploaded: nonNil(a.Uploaded)}
 	}
 	dir, err := db.WALArchiveDir()
 	if err != nil {
@@ -158,7 +170,12 @@ func RunArchiveWAL(opts *ArchiveWALOptions) error {
 	if res.Action == "archived" && !res.ArchivingEnabled {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("WAL archiving is off for %s: transactions checkpointed before the next archive-wal or backup are not archived (use --enable)", input))
 	}
-	if abs, _ := filepath.Abs(filepath.Join(opts.Dir, "wal")); dir != "" && dir != abs {
+	want, _ := filepath.Abs(filepath.Join(opts.Dir, "wal"))
+	if bk.IsRemote(opts.Dir) {
+		// Archived locally by every connection, shipped to the bucket.
+		want, _ = filepath.Abs(input + bk.SpoolSuffix)
+	}
+	if dir != "" && dir != want {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the database archives into %s, not %s/wal", dir, opts.Dir))
 	}
 	return cli.NewPrinter(o.IO, g).Result(res, func(h *cli.Human) {
@@ -174,6 +191,9 @@ func RunArchiveWAL(opts *ArchiveWALOptions) error {
 			}
 			pairs = append(pairs, [2]string{"archived now", archived},
 				[2]string{"already archived", strconv.Itoa(a.Skipped) + " transactions"})
+			if a.Remote != nil {
+				pairs = append(pairs, [2]string{"shipped to", fmt.Sprintf("%s (%d segments uploaded now)", *a.Remote, len(a.Uploaded))})
+			}
 		}
 		h.KeyValues(pairs)
 		for _, w := range res.Warnings {

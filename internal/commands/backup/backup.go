@@ -30,12 +30,12 @@ type Options struct {
 	Clock cli.Clock
 
 	Type         string // --type full|incremental
-	Input        string // --input (the global --db is an alias)
 	Output       string // --output
 	Base         string // --base
 	Force        bool   // --force
 	NoHash       bool   // --no-hash
 	FullIfNoBase bool   // --full-if-no-base
+	S3Endpoint   string // --s3-endpoint (every subcommand)
 }
 
 var backupTypes = []string{"full", "incremental"}
@@ -43,7 +43,7 @@ var backupTypes = []string{"full", "incremental"}
 const long = `Take an online backup of a Sombra database, or manage backups with the
 subcommands (list, verify, restore, prune, archive-wal, schedule).
 
-    sombra-backup --type full|incremental --input DB --output PATH
+    sombra-backup --type full|incremental --db DB --output PATH
 
 copies one consistent snapshot of DB into PATH.backup (".backup" is
 appended when missing); the directory of PATH is the backup directory,
@@ -60,24 +60,43 @@ be in the same directory). An incremental backup with no full backup to
 build on fails; take a full backup first (--type full), or pass
 --full-if-no-base to take a full one in that case.
 
+OFF-MACHINE BACKUPS (S3-compatible object storage)
+
+--output s3://bucket/prefix/NAME, and --dir s3://bucket/prefix for list,
+verify, restore, prune and archive-wal, keep the backups in a bucket. The
+server is --s3-endpoint, else $AWS_ENDPOINT_URL, else AWS (region
+$AWS_REGION, default us-east-1; an IP or localhost endpoint is addressed
+path-style); keys come from $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY
+or the $AWS_PROFILE profile of ~/.aws/credentials. A backup is written to
+the local temporary directory, uploaded (multipart, a few parts in memory
+at most), checked against the server's checksum, and only then made
+visible by a NAME.backup.complete marker: list never shows an interrupted
+upload, and the next prune removes what it left. verify and restore
+download the chain to a local temporary directory first (--tmpdir for
+verify) and check it against the checksum recorded at upload. With
+archive-wal --enable, the database archives its WAL into a local spool
+(DB.walspool) that archive-wal and every backup upload to
+s3://bucket/prefix/wal, where restore --until finds it.
+
 A logical hash of all nodes and edges is recorded so that verify can
 compare a trial restore with the original; --no-hash skips it (faster on
 large databases; verify then checks structure and checksums only).
 
---input names the database (--db is accepted as an alias). An existing
-output is refused unless --force is given.
+--db names the database (--input, the operations guide's name, still
+works but is deprecated). An existing output is refused unless --force is
+given.
 
 On a terminal a progress bar (bytes written and rate) runs on stderr.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version             always 1
+    schema_version             always 2
     name                       backup name (file name without .backup)
     path                       backup file
-    input                      database file as given
+    db                         database file as given (--db)
     type                       full or incremental (what was taken)
     parent                     parent backup name, null for a full backup
-    size                       size of the backup file in bytes
+    file_size                  size of the backup file in bytes
     pages_copied               page images written to the backup
     pages_read                 pages read from the database to find them
     page_count                 pages of the database at the backup's end
@@ -87,11 +106,11 @@ JSON OUTPUT (--json, schema_version 1)
     change_source              how changed pages were found: full, wal,
                                wal+changelog or scan
     logical_hash               SHA-256 of nodes and edges, null with --no-hash
-    created                    creation time (RFC 3339, UTC)
+    created_at                 creation time (RFC 3339, UTC)
     wal_transactions_archived  transactions copied into the WAL archive first
     warnings                   list of strings (may be empty)
     duration_ms                wall time of the backup
-    throughput_bytes_per_sec   size / duration
+    throughput_bytes_per_sec   file_size / duration
 
 EXIT STATUS
 
@@ -101,15 +120,15 @@ EXIT STATUS
     verify, restore and list).`
 
 const example = `  # the operations guide's backup.sh
-  sombra-backup --type full --input /data/production.db --output /backups/sombra/full_20240115_120000
-  sombra-backup --type incremental --input /data/production.db --output /backups/sombra/inc_20240116_120000
+  sombra-backup --type full --db /data/production.db --output /backups/sombra/full_20240115_120000
+  sombra-backup --type incremental --db /data/production.db --output /backups/sombra/inc_20240116_120000
   sombra-backup verify /backups/sombra/inc_20240116_120000.backup
 
   sombra-backup list --dir /backups/sombra
-  sombra-backup restore --dir /backups/sombra --to /data/restored.db
-  sombra-backup restore --dir /backups/sombra --until 2024-01-16T12:30:00Z --to /data/pitr.db
+  sombra-backup restore --dir /backups/sombra --db /data/restored.db
+  sombra-backup restore --dir /backups/sombra --until 2024-01-16T12:30:00Z --db /data/pitr.db
   sombra-backup prune --dir /backups/sombra --keep-days 30
-  sombra-backup --type full --input app.db --output backups/full --json | jq .size`
+  sombra-backup --type full --db app.db --output backups/full --json | jq .file_size`
 
 // NewCommand returns the sombra-backup root command on streams.
 func NewCommand(streams cli.IOStreams) *cobra.Command {
@@ -122,12 +141,11 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	cmd := cli.NewRoot("sombra-backup", "Take, list, verify, restore and schedule online backups",
 		long, example, &opts.Globals, opts.IO)
 	cmd.Args = cobra.NoArgs
-	// --input is this tool's name for the database (the guide's); --db
-	// still works everywhere, for symmetry with the other tools.
-	_ = cmd.PersistentFlags().MarkHidden("db")
+	cmd.PersistentFlags().StringVar(&opts.S3Endpoint, "s3-endpoint", "",
+		"`URL` of the S3-compatible server for s3://bucket/prefix backup directories (default $AWS_ENDPOINT_URL, else AWS)")
 	f := cmd.Flags()
 	f.Var(cli.Choice(&opts.Type, backupTypes...), "type", "backup `type`: full|incremental")
-	addInputFlag(cmd, &opts.Input)
+	addInputFlag(cmd)
 	f.StringVar(&opts.Output, "output", "", "backup file `PATH` (\".backup\" is appended when missing); its directory is the backup directory")
 	f.StringVar(&opts.Base, "base", "", "parent `NAME` of an incremental backup (default: the newest backup of the database in the directory)")
 	f.BoolVar(&opts.Force, "force", false, "overwrite an existing backup of the same name")
@@ -159,10 +177,10 @@ type Result struct {
 	SchemaVersion         int       `json:"schema_version"`
 	Name                  string    `json:"name"`
 	Path                  string    `json:"path"`
-	Input                 string    `json:"input"`
+	Input                 string    `json:"db"`
 	Type                  string    `json:"type"`
 	Parent                *string   `json:"parent"`
-	Size                  int64     `json:"size"`
+	Size                  int64     `json:"file_size"`
 	PagesCopied           uint64    `json:"pages_copied"`
 	PagesRead             uint64    `json:"pages_read"`
 	PageCount             uint64    `json:"page_count"`
@@ -170,7 +188,7 @@ type Result struct {
 	EndLSN                uint64    `json:"end_lsn"`
 	ChangeSource          string    `json:"change_source"`
 	LogicalHash           *string   `json:"logical_hash"`
-	Created               time.Time `json:"created"`
+	Created               time.Time `json:"created_at"`
 	WALTransactions       int       `json:"wal_transactions_archived"`
 	Warnings              []string  `json:"warnings"`
 	DurationMS            float64   `json:"duration_ms"`
@@ -184,7 +202,7 @@ func Run(opts *Options) error {
 	if err != nil {
 		return cli.Usagef("--type %q: must be one of %s", opts.Type, strings.Join(backupTypes, "|"))
 	}
-	input, err := inputPath(opts.Input, g)
+	input, err := g.DBPath()
 	if err != nil {
 		return err
 	}
@@ -193,7 +211,7 @@ func Run(opts *Options) error {
 		return err
 	}
 	if opts.Base != "" {
-		if bd := filepath.Dir(opts.Base); bd != "." && filepath.Clean(bd) != filepath.Clean(dir) {
+		if bd := refDir(opts.Base); bd != "." && bd != refDir(joinRef(dir, "x")) {
 			return cli.Usagef("--base %s: the base must be a backup in the output directory %s", opts.Base, dir)
 		}
 	}
@@ -228,7 +246,7 @@ func createBackup(opts *Options, input, dir, name string, typ bk.Type, eo *bk.Op
 	}
 	o.Force, o.Base, o.NoLogicalHash = opts.Force, opts.Base, opts.NoHash
 	o.FullIfNoBase = o.FullIfNoBase || opts.FullIfNoBase
-	if typ == bk.TypeIncremental && !o.FullIfNoBase {
+	if typ == bk.TypeIncremental && !o.FullIfNoBase && !bk.IsRemote(dir) {
 		// The engine would create the directory before finding out.
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			return nil, &hintError{err: bk.ErrNoBase, msg: fmt.Sprintf(
@@ -236,7 +254,7 @@ func createBackup(opts *Options, input, dir, name string, typ bk.Type, eo *bk.Op
 		}
 	}
 	m := bk.NewBackupManagerWithOptions(db, dir, o)
-	path := filepath.Join(dir, name+bk.Ext)
+	path := joinRef(dir, name+bk.Ext)
 
 	start := opts.Clock.Now()
 	stop := startProgress(opts, db, path, typ == bk.TypeFull)
@@ -257,7 +275,7 @@ func newResult(res *bk.Result, input string, took time.Duration) *Result {
 	r := &Result{SchemaVersion: cli.SchemaVersion, Name: res.Name, Path: res.Path, Input: input, Type: res.Type,
 		Parent: strPtr(res.Parent), Size: res.Bytes, PagesCopied: res.Pages, PagesRead: res.PagesRead,
 		PageCount: res.PageCount, BaseLSN: res.BaseLSN, EndLSN: res.EndLSN, ChangeSource: res.ChangeSource,
-		LogicalHash: strPtr(res.LogicalHash), Created: res.Created.UTC(), WALTransactions: res.Archived,
+		LogicalHash: strPtr(res.LogicalHash), Created: cli.Timestamp(res.Created), WALTransactions: res.Archived,
 		Warnings: nonNil(res.Warnings), DurationMS: ms(took)}
 	if took > 0 {
 		r.ThroughputBytesPerSec = int64(float64(res.Bytes) / took.Seconds())
@@ -279,13 +297,13 @@ func backupSummary(h *cli.Human, r *Result) {
 		{"path", r.Path},
 		{"input", r.Input},
 		{"type", typ},
-		{"size", cli.FormatBytesExact(r.Size)},
+		{"size", h.BytesExact(r.Size)},
 		{"pages copied", fmt.Sprintf("%d of %d (read %d, via %s)", r.PagesCopied, r.PageCount, r.PagesRead, r.ChangeSource)},
 		{"lsn range", lsnRange(r.BaseLSN, r.EndLSN)},
 		{"logical hash", hash},
 		{"created", r.Created.Format(time.RFC3339)},
 		{"duration", cli.FormatDuration(msDuration(r.DurationMS))},
-		{"throughput", cli.FormatBytes(r.ThroughputBytesPerSec) + "/s"},
+		{"throughput", h.Rate(r.ThroughputBytesPerSec)},
 	})
 	for _, w := range r.Warnings {
 		h.Line("%s %s", h.Warn("warning:"), w)
@@ -297,6 +315,9 @@ func backupSummary(h *cli.Human, r *Result) {
 func outputName(out string) (dir, name string, err error) {
 	if out == "" {
 		return "", "", cli.Usagef("--output is required")
+	}
+	if bk.IsRemote(out) {
+		return remoteRef(out, "--output")
 	}
 	if st, err := os.Stat(out); err == nil && st.IsDir() {
 		return "", "", cli.Usagef("--output %s is a directory: give a backup file name in it, e.g. %s", out,
@@ -320,6 +341,9 @@ func outputName(out string) (dir, name string, err error) {
 // directory: a path component is a regular file, or dir is not writable.
 // It never creates anything (the engine creates missing directories).
 func checkOutputDir(dir string) error {
+	if bk.IsRemote(dir) {
+		return nil // the engine checks the bucket before writing anything
+	}
 	for d := dir; ; {
 		st, err := os.Stat(d)
 		if err == nil {
@@ -384,23 +408,11 @@ func classify(err error) error {
 	return err
 }
 
-// addInputFlag registers --input on cmd.
-func addInputFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().StringVar(p, "input", "", "database file `PATH` to back up (--db is an alias)")
-	_ = cmd.MarkFlagFilename("input", "db")
-}
-
-// inputPath resolves --input and its alias --db.
-func inputPath(input string, g *cli.Globals) (string, error) {
-	switch {
-	case input != "" && g.DB != "" && input != g.DB:
-		return "", cli.Usagef("--input %s and --db %s name different databases: give one", input, g.DB)
-	case input != "":
-		return input, nil
-	case g.DB != "":
-		return g.DB, nil
-	}
-	return "", cli.Usagef("--input is required")
+// addInputFlag registers --input, the operations guide's name for the
+// database to back up, as a deprecated alias of --db (the name every tool
+// uses), so the guide's scripts keep working.
+func addInputFlag(cmd *cobra.Command) {
+	cli.DeprecatedAlias(cmd, "input", "db")
 }
 
 // openDB opens the database at path after cli.CheckDBFile (a missing file
@@ -415,6 +427,7 @@ func openDB(path string, g *cli.Globals, readOnly bool) (*engine.DB, error) {
 // engineOptions are the engine/backup options common to every command.
 func engineOptions(opts *Options) bk.Options {
 	return bk.Options{
+		S3:          bk.S3Config{Endpoint: opts.S3Endpoint},
 		BusyTimeout: opts.Globals.BusyTimeout(cli.DefaultBusyTimeout),
 		Now:         opts.Clock.Now,
 		Logger:      opts.Globals.Logger(opts.IO),

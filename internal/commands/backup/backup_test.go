@@ -105,15 +105,15 @@ func TestGolden(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "backups")
 	full := filepath.Join(bdir, "full_20250115_120000")
-	out := ok(t, "--type", "full", "--input", path, "--output", full, "--json")
+	out := ok(t, "--type", "full", "--db", path, "--output", full, "--json")
 	clitest.Golden(t, "testdata/full.json.golden", []byte(scrub(out, dir)))
 
 	addNodes(t, path, 20)
-	out = ok(t, "--type", "incremental", "--input", path, "--output", filepath.Join(bdir, "inc_20250116_120000"))
+	out = ok(t, "--type", "incremental", "--db", path, "--output", filepath.Join(bdir, "inc_20250116_120000"))
 	clitest.Golden(t, "testdata/incremental.golden", []byte(scrub(out, dir)))
 
 	addNodes(t, path, 5)
-	out = ok(t, "--type", "incremental", "--input", path, "--output", filepath.Join(bdir, "inc_20250117_120000.backup"), "--json")
+	out = ok(t, "--type", "incremental", "--db", path, "--output", filepath.Join(bdir, "inc_20250117_120000.backup"), "--json")
 	clitest.Golden(t, "testdata/incremental.json.golden", []byte(scrub(out, dir)))
 
 	out = ok(t, "verify", filepath.Join(bdir, "inc_20250116_120000.backup"), "--json")
@@ -136,7 +136,7 @@ func TestGolden(t *testing.T) {
 
 	// Restore the newest backup and compare with the database.
 	target := filepath.Join(dir, "restored.db")
-	out = ok(t, "restore", "--dir", bdir, "--to", target, "--json")
+	out = ok(t, "restore", "--dir", bdir, "--db", target, "--json")
 	clitest.Golden(t, "testdata/restore.json.golden", []byte(scrub(out, dir)))
 	if a, b := logicalHash(t, path), logicalHash(t, target); a != b {
 		t.Errorf("restored database differs: %s, original %s", b, a)
@@ -161,18 +161,18 @@ func logicalHash(t *testing.T, path string) string {
 // (the golden files pin the values).
 func TestJSONFields(t *testing.T) {
 	dir, path := newDB(t)
-	out := ok(t, "--type", "full", "--input", path, "--output", filepath.Join(dir, "b", "full"), "--json")
+	out := ok(t, "--type", "full", "--db", path, "--output", filepath.Join(dir, "b", "full"), "--json")
 	var doc map[string]any
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"schema_version", "name", "path", "type", "size", "pages_copied", "base_lsn", "end_lsn",
+	for _, k := range []string{"schema_version", "name", "path", "db", "created_at", "type", "file_size", "pages_copied", "base_lsn", "end_lsn",
 		"parent", "change_source", "duration_ms", "throughput_bytes_per_sec"} {
 		if _, ok := doc[k]; !ok {
 			t.Errorf("backup --json lacks %q", k)
 		}
 	}
-	if doc["schema_version"] != 1.0 || doc["type"] != "full" || doc["parent"] != nil || doc["path"] != filepath.Join(dir, "b", "full.backup") {
+	if doc["schema_version"] != 2.0 || doc["type"] != "full" || doc["parent"] != nil || doc["path"] != filepath.Join(dir, "b", "full.backup") {
 		t.Errorf("document %v", doc)
 	}
 }
@@ -190,7 +190,7 @@ func TestSourceUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := fixture.Sums(t, path)
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(dir, "b", "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(dir, "b", "full"))
 	if err := w.Update(func(tx *engine.Tx) error { _, err := tx.CreateNode("InWAL", nil); return err }); err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestSourceUnchanged(t *testing.T) {
 	if before2 == before {
 		t.Fatal("the second commit changed nothing")
 	}
-	out := ok(t, "--type", "incremental", "--input", path, "--output", filepath.Join(dir, "b", "inc"), "--json")
+	out := ok(t, "--type", "incremental", "--db", path, "--output", filepath.Join(dir, "b", "inc"), "--json")
 	if fixture.Sums(t, path) != before2 {
 		t.Error("a backup changed the database or its WAL")
 	}
@@ -209,21 +209,47 @@ func TestSourceUnchanged(t *testing.T) {
 	ok(t, "verify", filepath.Join(dir, "b", "inc.backup"))
 }
 
-func TestInputAlias(t *testing.T) {
+// TestDeprecatedAliases: the old names of --db (--input, the operations
+// guide's, and restore's --to) still work, print one deprecation line on
+// stderr (none under --json or --quiet), are hidden from the help, and
+// disagreeing with --db is a usage error.
+func TestDeprecatedAliases(t *testing.T) {
 	dir, path := newDB(t)
-	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(dir, "b", "viadb"))
-	ok(t, "--type", "full", "--db", path, "--input", path, "--output", filepath.Join(dir, "b", "both"))
-	_, errOut, code := run(t, "--type", "full", "--db", path, "--input", filepath.Join(dir, "other.db"), "--output", filepath.Join(dir, "b", "x"))
-	if code != 2 || !strings.Contains(errOut, "name different databases") {
+	b := func(s cli.IOStreams) *cobra.Command { return backup.NewCommand(s) }
+	_, errOut, code := clitest.RunCommand(t, b, "--type", "full", "--input", path, "--output", filepath.Join(dir, "b", "viainput"))
+	if code != 0 || errOut != "sombra-backup: --input is deprecated; use --db\n" {
+		t.Errorf("--input: code=%d stderr=%q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b", "viainput.backup")); err != nil {
+		t.Errorf("--input took no backup: %v", err)
+	}
+	for _, extra := range []string{"--json", "--quiet"} {
+		_, errOut, code = clitest.RunCommand(t, b, "--type", "full", "--input", path, "--output", filepath.Join(dir, "b", "x"+extra), extra)
+		if code != 0 || errOut != "" {
+			t.Errorf("--input %s: code=%d stderr=%q (want nothing)", extra, code, errOut)
+		}
+	}
+	if _, errOut, code := run(t, "--type", "full", "--db", path, "--input", path, "--output", filepath.Join(dir, "b", "both")); code != 0 {
+		t.Errorf("--db and --input the same: code=%d stderr=%q", code, errOut)
+	}
+	_, errOut, code = run(t, "--type", "full", "--db", path, "--input", filepath.Join(dir, "other.db"), "--output", filepath.Join(dir, "b", "x"))
+	if code != 2 || !strings.Contains(errOut, "name different files") {
 		t.Errorf("--db and --input disagreeing: code=%d stderr=%q", code, errOut)
 	}
-	// --db is hidden from the help (--input is the documented name).
-	out := ok(t, "--help")
-	if strings.Contains(out, "--db") && !strings.Contains(out, "--db is accepted as an alias") {
-		t.Errorf("help shows --db as a flag:\n%s", out)
+	restored := filepath.Join(dir, "r.db")
+	_, errOut, code = clitest.RunCommand(t, b, "restore", "--dir", filepath.Join(dir, "b"), "--name", "viainput", "--to", restored)
+	if code != 0 || errOut != "sombra-backup: --to is deprecated; use --db\n" {
+		t.Errorf("restore --to: code=%d stderr=%q", code, errOut)
 	}
-	if !strings.Contains(out, "--input") {
-		t.Error("help lacks --input")
+	if _, err := os.Stat(restored); err != nil {
+		t.Errorf("restore --to restored nothing: %v", err)
+	}
+	for _, args := range [][]string{{"--help"}, {"restore", "--help"}, {"archive-wal", "--help"}, {"schedule", "--help"}} {
+		out := ok(t, args...)
+		flags := out[strings.Index(out, "Flags:"):]
+		if !strings.Contains(flags, "--db PATH") || strings.Contains(flags, "--input") || strings.Contains(flags, "--to ") {
+			t.Errorf("%v: want --db shown and no --input/--to:\n%s", args, out)
+		}
 	}
 }
 
@@ -233,11 +259,11 @@ func TestParse(t *testing.T) {
 	b := func(s cli.IOStreams) *cobra.Command {
 		return backup.NewCmd(&backup.Options{IO: s}, func(o *backup.Options) error { got = o; return nil })
 	}
-	if _, errOut, code := clitest.RunCommand(t, b, "--type", "incremental", "--input", "x.db", "--output", "b/inc",
+	if _, errOut, code := clitest.RunCommand(t, b, "--type", "incremental", "--db", "x.db", "--output", "b/inc",
 		"--base", "full", "--force", "--no-hash", "--wait", "2s"); code != 0 {
 		t.Fatalf("code %d: %s", code, errOut)
 	}
-	if got.Type != "incremental" || got.Input != "x.db" || got.Output != "b/inc" || got.Base != "full" || !got.Force ||
+	if got.Type != "incremental" || got.Globals.DB != "x.db" || got.Output != "b/inc" || got.Base != "full" || !got.Force ||
 		!got.NoHash || got.Globals.Wait != 2*time.Second {
 		t.Errorf("parsed %+v", got)
 	}
@@ -261,7 +287,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
 
 	tests := []struct {
 		name   string
@@ -269,50 +295,51 @@ func TestBadInput(t *testing.T) {
 		code   int
 		stderr []string
 	}{
-		{"not a database", []string{"--type", "full", "--input", notDB, "--output", filepath.Join(dir, "new", "x")}, 1,
+		{"not a database", []string{"--type", "full", "--db", notDB, "--output", filepath.Join(dir, "new", "x")}, 1,
 			[]string{"notes.txt", "not a sombra database"}},
-		{"missing input", []string{"--type", "full", "--input", filepath.Join(dir, "nope.db"), "--output", filepath.Join(dir, "new", "x")}, 1,
+		{"missing input", []string{"--type", "full", "--db", filepath.Join(dir, "nope.db"), "--output", filepath.Join(dir, "new", "x")}, 1,
 			[]string{"nope.db: no such file"}},
-		{"output exists", []string{"--type", "full", "--input", path, "--output", filepath.Join(bdir, "full")}, 1,
+		{"output exists", []string{"--type", "full", "--db", path, "--output", filepath.Join(bdir, "full")}, 1,
 			[]string{"full.backup: backup exists (use --force to overwrite)"}},
-		{"output under a file", []string{"--type", "full", "--input", path, "--output", filepath.Join(plain, "sub", "out")}, 1,
+		{"output under a file", []string{"--type", "full", "--db", path, "--output", filepath.Join(plain, "sub", "out")}, 1,
 			[]string{plain + " is a file, not a directory"}},
-		{"output is a directory", []string{"--type", "full", "--input", path, "--output", bdir}, 2,
+		{"output is a directory", []string{"--type", "full", "--db", path, "--output", bdir}, 2,
 			[]string{"is a directory: give a backup file name"}},
-		{"incremental, empty dir", []string{"--type", "incremental", "--input", path, "--output", filepath.Join(empty, "inc")}, 1,
+		{"incremental, empty dir", []string{"--type", "incremental", "--db", path, "--output", filepath.Join(empty, "inc")}, 1,
 			[]string{empty, "no full backup", "--type full"}},
-		{"incremental, no dir", []string{"--type", "incremental", "--input", path, "--output", filepath.Join(dir, "new", "inc")}, 1,
+		{"incremental, no dir", []string{"--type", "incremental", "--db", path, "--output", filepath.Join(dir, "new", "inc")}, 1,
 			[]string{filepath.Join(dir, "new"), "no full backup", "--type full"}},
-		{"incremental, missing base", []string{"--type", "incremental", "--input", path, "--output", filepath.Join(bdir, "inc"), "--base", "nosuch"}, 1,
+		{"incremental, missing base", []string{"--type", "incremental", "--db", path, "--output", filepath.Join(bdir, "inc"), "--base", "nosuch"}, 1,
 			[]string{"base backup nosuch not found", "--type full"}},
-		{"bad type", []string{"--type", "differential", "--input", path, "--output", filepath.Join(bdir, "x")}, 2,
+		{"bad type", []string{"--type", "differential", "--db", path, "--output", filepath.Join(bdir, "x")}, 2,
 			[]string{`invalid argument "differential" for "--type" flag: must be one of full|incremental`}},
-		{"no type", []string{"--input", path, "--output", filepath.Join(bdir, "x")}, 2, []string{`required flag(s) "type" not set`}},
-		{"no input", []string{"--type", "full", "--output", filepath.Join(bdir, "x")}, 2, []string{"--input is required"}},
-		{"unknown flag", []string{"--type", "full", "--input", path, "--output", filepath.Join(bdir, "x"), "--compress"}, 2,
+		{"no type", []string{"--db", path, "--output", filepath.Join(bdir, "x")}, 2, []string{`required flag(s) "type" not set`}},
+		{"no input", []string{"--type", "full", "--output", filepath.Join(bdir, "x")}, 2, []string{"--db is required"}},
+		{"unknown flag", []string{"--type", "full", "--db", path, "--output", filepath.Join(bdir, "x"), "--compress"}, 2,
 			[]string{"unknown flag: --compress"}},
 		{"unknown command", []string{"lst"}, 2, []string{`unknown command "lst"`}},
 		{"list: no dir flag", []string{"list"}, 2, []string{`required flag(s) "dir" not set`}},
 		{"list: missing dir", []string{"list", "--dir", filepath.Join(dir, "nope")}, 1, []string{"nope: no such backup directory"}},
-		{"verify: no argument", []string{"verify"}, 2, []string{"accepts 1 arg(s), received 0"}},
+		{"verify: no argument", []string{"verify"}, 2, []string{"no backup given: --dir DIR --name NAME"}},
+		{"verify: name and argument", []string{"verify", "--dir", bdir, "--name", "full", "full"}, 2, []string{"not both"}},
 		{"verify: missing", []string{"verify", filepath.Join(bdir, "nosuch.backup")}, 1, []string{"nosuch.backup: not found"}},
 		{"verify: not a backup", []string{"verify", junk}, 1, []string{junk + ": not a sombra backup"}},
-		{"restore: bad until", []string{"restore", "--dir", bdir, "--to", filepath.Join(dir, "r.db"), "--until", "yesterday"}, 2,
+		{"restore: bad until", []string{"restore", "--dir", bdir, "--db", filepath.Join(dir, "r.db"), "--until", "yesterday"}, 2,
 			[]string{`--until "yesterday": not an RFC 3339 time`}},
-		{"restore: name and until", []string{"restore", "--dir", bdir, "--to", filepath.Join(dir, "r.db"), "--name", "full", "--until", "2025-01-01T00:00:00Z"}, 2,
+		{"restore: name and until", []string{"restore", "--dir", bdir, "--db", filepath.Join(dir, "r.db"), "--name", "full", "--until", "2025-01-01T00:00:00Z"}, 2,
 			[]string{"none of the others can be"}},
-		{"restore: target exists", []string{"restore", "--dir", bdir, "--to", path}, 1,
+		{"restore: target exists", []string{"restore", "--dir", bdir, "--db", path}, 1,
 			[]string{"app.db: restore target exists (use --force to overwrite)"}},
-		{"restore: no dir", []string{"restore", "--to", filepath.Join(dir, "r.db")}, 2, []string{"--dir is required"}},
-		{"restore: empty dir", []string{"restore", "--dir", empty, "--to", filepath.Join(dir, "r.db")}, 1, []string{"holds no backups"}},
+		{"restore: no dir", []string{"restore", "--db", filepath.Join(dir, "r.db")}, 2, []string{"--dir is required"}},
+		{"restore: empty dir", []string{"restore", "--dir", empty, "--db", filepath.Join(dir, "r.db")}, 1, []string{"holds no backups"}},
 		{"prune: no keep", []string{"prune", "--dir", bdir}, 2, []string{"[keep-days keep-full] is required"}},
 		{"prune: zero", []string{"prune", "--dir", bdir, "--keep-days", "0"}, 2, []string{"would delete every backup"}},
 		{"prune: negative", []string{"prune", "--dir", bdir, "--keep-full", "-1"}, 2, []string{"must not be negative"}},
-		{"schedule: bad spec", []string{"schedule", "--input", path, "--dir", bdir, "--full", "every sunday"}, 2,
+		{"schedule: bad spec", []string{"schedule", "--db", path, "--dir", bdir, "--full", "every sunday"}, 2,
 			[]string{`--full "every sunday": not a cron spec`}},
-		{"schedule: nothing", []string{"schedule", "--input", path, "--dir", bdir}, 2, []string{"give --full SPEC and/or --incremental SPEC"}},
-		{"schedule: not a database", []string{"schedule", "--input", notDB, "--dir", bdir, "--full", "@daily"}, 1, []string{"not a sombra database"}},
-		{"archive-wal: both", []string{"archive-wal", "--input", path, "--dir", bdir, "--enable", "--disable"}, 2, []string{"none of the others can be"}},
+		{"schedule: nothing", []string{"schedule", "--db", path, "--dir", bdir}, 2, []string{"give --full SPEC and/or --incremental SPEC"}},
+		{"schedule: not a database", []string{"schedule", "--db", notDB, "--dir", bdir, "--full", "@daily"}, 1, []string{"not a sombra database"}},
+		{"archive-wal: both", []string{"archive-wal", "--db", path, "--dir", bdir, "--enable", "--disable"}, 2, []string{"none of the others can be"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -349,7 +376,7 @@ func TestBadInput(t *testing.T) {
 	// --force overwrites.
 	old, _ := os.ReadFile(filepath.Join(bdir, "full.backup"))
 	addNodes(t, path, 3)
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"), "--force")
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"), "--force")
 	if now, _ := os.ReadFile(filepath.Join(bdir, "full.backup")); bytes.Equal(old, now) {
 		t.Error("--force did not replace the backup")
 	}
@@ -368,7 +395,7 @@ func TestUnwritableDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chmod(ro, 0o755) })
-	_, errOut, code := run(t, "--type", "full", "--input", path, "--output", filepath.Join(ro, "full"))
+	_, errOut, code := run(t, "--type", "full", "--db", path, "--output", filepath.Join(ro, "full"))
 	if code != 1 || !strings.Contains(errOut, ro+": not writable") {
 		t.Errorf("code=%d stderr=%q", code, errOut)
 	}

@@ -33,27 +33,27 @@ reads.
 The LSN column is base..end: the backup holds the transactions with an LSN
 above base (0 for a full backup) up to and including end.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version  always 1
+    schema_version  always 2
     dir             backup directory as given
     backups         list, oldest first, of:
       name          backup name
       path          backup file
       type          full, incremental, or unknown (unreadable file)
-      size          file size in bytes
+      file_size     file size in bytes
       parent        parent backup name, null for a full backup
       base_lsn      LSN the backup starts after (exclusive)
       end_lsn       LSN of the last transaction it holds
       page_count    pages of the database at end_lsn
       pages         page images in the file
-      created       creation time (RFC 3339, UTC)
-      end_time      commit time of end_lsn, null when unknown
+      created_at    creation time (RFC 3339, UTC)
+      last_commit_at  commit time of end_lsn, null when unknown
       db_file_id    id of the database file backed up (hex)
       logical_hash  recorded logical hash, null when not recorded
       chain         "ok" or "broken: why"
       restorable    true when the backup and its whole chain are usable
-      verified      last verification {time, ok, error}, null if never
+      verified      last verification {verified_at, ok, error}, null if never
       error         why the file is unreadable, null when it is fine
 
 EXIT STATUS
@@ -99,14 +99,14 @@ type ListEntry struct {
 	Name        string        `json:"name"`
 	Path        string        `json:"path"`
 	Type        string        `json:"type"`
-	Size        int64         `json:"size"`
+	Size        int64         `json:"file_size"`
 	Parent      *string       `json:"parent"`
 	BaseLSN     uint64        `json:"base_lsn"`
 	EndLSN      uint64        `json:"end_lsn"`
 	PageCount   uint64        `json:"page_count"`
 	Pages       uint64        `json:"pages"`
-	Created     time.Time     `json:"created"`
-	EndTime     *time.Time    `json:"end_time"`
+	Created     time.Time     `json:"created_at"`
+	EndTime     *time.Time    `json:"last_commit_at"`
 	DBFileID    string        `json:"db_file_id"`
 	LogicalHash *string       `json:"logical_hash"`
 	Chain       string        `json:"chain"`
@@ -117,7 +117,7 @@ type ListEntry struct {
 
 // Verification is the outcome of the last verify of a backup.
 type Verification struct {
-	Time  time.Time `json:"time"`
+	Time  time.Time `json:"verified_at"`
 	OK    bool      `json:"ok"`
 	Error *string   `json:"error"`
 }
@@ -125,7 +125,7 @@ type Verification struct {
 // RunList prints the backups in opts.Dir.
 func RunList(opts *ListOptions) error {
 	o := opts.Root
-	list, err := listDir(opts.Dir)
+	list, err := listDir(o, opts.Dir)
 	if err != nil {
 		return err
 	}
@@ -133,15 +133,15 @@ func RunList(opts *ListOptions) error {
 	var unreadable []ListEntry
 	for i, b := range list {
 		e := ListEntry{Name: b.Name, Path: b.Path, Type: b.Type, Size: b.Size, Parent: strPtr(b.Parent),
-			BaseLSN: b.BaseLSN, EndLSN: b.EndLSN, PageCount: b.PageCount, Pages: b.Pages, Created: b.Created.UTC(),
+			BaseLSN: b.BaseLSN, EndLSN: b.EndLSN, PageCount: b.PageCount, Pages: b.Pages, Created: cli.Timestamp(b.Created),
 			DBFileID: b.DBFileID, LogicalHash: strPtr(b.LogicalHash), Chain: b.Chain, Restorable: b.ChainOK(),
 			Error: strPtr(b.Error)}
 		if b.EndTime != nil {
-			t := b.EndTime.UTC()
+			t := cli.Timestamp(*b.EndTime)
 			e.EndTime = &t
 		}
 		if v := b.Verified; v != nil {
-			e.Verified = &Verification{Time: v.Time.UTC(), OK: v.OK, Error: strPtr(v.Error)}
+			e.Verified = &Verification{Time: cli.Timestamp(v.Time), OK: v.OK, Error: strPtr(v.Error)}
 		}
 		if e.Error != nil {
 			unreadable = append(unreadable, e)
@@ -190,14 +190,14 @@ func listTable(h *cli.Human, res ListResult) {
 		case !b.Restorable:
 			status = h.Bad("BROKEN: " + strings.TrimPrefix(b.Chain, "broken: "))
 		}
-		rows[i] = []string{b.Name, b.Type, cli.FormatBytes(b.Size), parent, lsn, created, verified, status}
+		rows[i] = []string{b.Name, b.Type, h.Bytes(b.Size), parent, lsn, created, verified, status}
 	}
 	h.Table([]string{"name", "type", "size", "parent", "lsn", "created", "verified", "status"}, rows)
 }
 
 // listDir is bk.ListBackups with a missing directory reported as such.
-func listDir(dir string) ([]bk.BackupInfo, error) {
-	list, err := bk.ListBackups(dir)
+func listDir(o *Options, dir string) ([]bk.BackupInfo, error) {
+	list, err := bk.ListBackupsWithOptions(dir, engineOptions(o))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, &hintError{msg: dir + ": no such backup directory", err: engine.ErrNotFound}
 	}

@@ -21,9 +21,9 @@ import (
 func TestBusyTargetFailsAtOnce(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
 	target := filepath.Join(dir, "target.db")
-	ok(t, "restore", "--dir", bdir, "--to", target)
+	ok(t, "restore", "--dir", bdir, "--db", target)
 	// A process that restored over the target before and has exited: its
 	// pid stays recorded in the coordination file.
 	ghost := exitedPID(t)
@@ -32,7 +32,7 @@ func TestBusyTargetFailsAtOnce(t *testing.T) {
 	holder := clitest.Hold(t, target, "open")
 	for _, wait := range [][]string{nil, {"--wait", "0s"}} {
 		start := time.Now()
-		args := append([]string{"restore", "--dir", bdir, "--to", target, "--force"}, wait...)
+		args := append([]string{"restore", "--dir", bdir, "--db", target, "--force"}, wait...)
 		_, errOut, code := run(t, args...)
 		took := time.Since(start)
 		if code != 3 || !strings.Contains(errOut, fmt.Sprintf("pid %d (", holder)) {
@@ -48,7 +48,7 @@ func TestBusyTargetFailsAtOnce(t *testing.T) {
 	_, src := newDB(t)
 	writer := clitest.Hold(t, src, "write")
 	start := time.Now()
-	_, errOut, code := run(t, "archive-wal", "--input", src, "--dir", filepath.Join(dir, "b2"), "--enable")
+	_, errOut, code := run(t, "archive-wal", "--db", src, "--dir", filepath.Join(dir, "b2"), "--enable")
 	if code != 3 || !strings.Contains(errOut, fmt.Sprintf("pid %d", writer)) || time.Since(start) > 2*time.Second {
 		t.Errorf("archive-wal --enable under a writer: code=%d took %v stderr=%q", code, time.Since(start), errOut)
 	}

@@ -58,7 +58,7 @@ func TestKillDuringBackup(t *testing.T) {
 
 	// How long one backup takes here: the kills land within it.
 	start := time.Now()
-	if out, err := exec.Command(bin, "--type", "full", "--input", db, "--output", filepath.Join(dir, "timing", "full")).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "--type", "full", "--db", db, "--output", filepath.Join(dir, "timing", "full")).CombinedOutput(); err != nil {
 		t.Fatalf("timing backup: %v\n%s", err, out)
 	}
 	took := time.Since(start)
@@ -68,7 +68,7 @@ func TestKillDuringBackup(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	killed := 0
 	for i := 0; i < rounds; i++ {
-		cmd := exec.Command(bin, "--type", "full", "--input", db, "--output", filepath.Join(bdir, fmt.Sprintf("full_%02d", i)))
+		cmd := exec.Command(bin, "--type", "full", "--db", db, "--output", filepath.Join(bdir, fmt.Sprintf("full_%02d", i)))
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -111,13 +111,13 @@ func TestKillDuringBackup(t *testing.T) {
 
 	t.Logf("listed and verified (%v)", time.Since(t0))
 	next := filepath.Join(bdir, "full_next")
-	if out, err := exec.Command(bin, "--type", "full", "--input", db, "--output", next).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "--type", "full", "--db", db, "--output", next).CombinedOutput(); err != nil {
 		t.Fatalf("backup after the kills: %v\n%s", err, out)
 	}
 	if out, err := exec.Command(bin, "verify", next+".backup").CombinedOutput(); err != nil {
 		t.Fatalf("verify after the kills: %v\n%s", err, out)
 	}
-	if out, err := exec.Command(bin, "--type", "incremental", "--input", db, "--output", filepath.Join(bdir, "inc_next")).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "--type", "incremental", "--db", db, "--output", filepath.Join(bdir, "inc_next")).CombinedOutput(); err != nil {
 		t.Fatalf("incremental after the kills: %v\n%s", err, out)
 	}
 	if sha(t, db) != before {
@@ -133,7 +133,7 @@ func TestScheduleSignal(t *testing.T) {
 	db := filepath.Join(dir, "app.db")
 	fixture.Create(t, db, fixture.Default)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd := exec.Command(bin, "schedule", "--input", db, "--dir", filepath.Join(dir, "b"), "--incremental", "@every 1s")
+		cmd := exec.Command(bin, "schedule", "--db", db, "--dir", filepath.Join(dir, "b"), "--incremental", "@every 1s")
 		var out bytes.Buffer
 		errOut := &syncBuffer{}
 		cmd.Stdout, cmd.Stderr = &out, errOut
@@ -314,7 +314,7 @@ func TestBackupScriptKeepsChains(t *testing.T) {
 	fixture.Create(t, db, fixture.Default)
 	bdir := filepath.Join(dir, "backups")
 	old := time.Now().Add(-40 * 24 * time.Hour)
-	if out, err := exec.Command(filepath.Join(binaries(t), "sombra-backup"), "--type", "full", "--input", db,
+	if out, err := exec.Command(filepath.Join(binaries(t), "sombra-backup"), "--type", "full", "--db", db,
 		"--output", filepath.Join(bdir, "full_old")).CombinedOutput(); err != nil {
 		t.Fatalf("full backup: %v\n%s", err, out)
 	}

@@ -17,6 +17,7 @@ type PruneOptions struct {
 	Dir      string // --dir
 	KeepDays int    // --keep-days
 	KeepFull int    // --keep-full
+	DryRun   bool   // --dry-run
 }
 
 const pruneLong = `Delete old backups from a backup directory: those created more than
@@ -29,14 +30,19 @@ prune also deletes archived WAL segments (DIR/wal) that no kept backup can
 use any more, and temporary files left by backups, restores and
 verifications that were killed more than a day ago.
 
+--dry-run lists what would be deleted (and how many bytes that frees) and
+deletes nothing, writing nothing in the directory.
+
 Unlike find -mtime +N -delete (the operations guide's backup.sh), prune
 never breaks a chain.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version        always 1
+    schema_version        always 2
     dir                   backup directory
     keep_days, keep_full  the limits applied (0: not given)
+    dry_run               true with --dry-run: the lists say what would be
+                          deleted, and nothing was
     deleted               names of the backups deleted
     kept                  names of the backups kept
     wal_segments_deleted  archived WAL segment files deleted
@@ -66,6 +72,7 @@ func NewPruneCmd(root *Options, runF func(*PruneOptions) error) *cobra.Command {
 	f.StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory")
 	f.IntVar(&opts.KeepDays, "keep-days", 0, "keep the backups created in the last `N` days")
 	f.IntVar(&opts.KeepFull, "keep-full", 0, "keep the `N` newest full backups (and what depends on them)")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "list what would be deleted; delete nothing")
 	_ = cmd.MarkFlagRequired("dir")
 	_ = cmd.MarkFlagDirname("dir")
 	cmd.MarkFlagsOneRequired("keep-days", "keep-full")
@@ -84,6 +91,7 @@ type PruneResult struct {
 	Dir             string   `json:"dir"`
 	KeepDays        int      `json:"keep_days"`
 	KeepFull        int      `json:"keep_full"`
+	DryRun          bool     `json:"dry_run"`
 	Deleted         []string `json:"deleted"`
 	Kept            []string `json:"kept"`
 	SegmentsDeleted []string `json:"wal_segments_deleted"`
@@ -97,19 +105,26 @@ func RunPrune(opts *PruneOptions) error {
 	if err := validateKeep(opts.KeepDays, opts.KeepFull); err != nil {
 		return err
 	}
-	res, err := prune(o, opts.Dir, opts.KeepDays, opts.KeepFull)
+	res, err := prune(o, opts.Dir, opts.KeepDays, opts.KeepFull, opts.DryRun)
 	if err != nil {
 		return err
 	}
 	return cli.NewPrinter(o.IO, &o.Globals).Result(res, func(h *cli.Human) {
+		deleted, freed := "deleted", "freed"
+		if res.DryRun {
+			deleted, freed = "to delete", "to free"
+		}
 		h.KeyValues([][2]string{
 			{"dir", res.Dir},
-			{"deleted", names(res.Deleted)},
+			{deleted, names(res.Deleted)},
 			{"kept", names(res.Kept)},
-			{"wal segments deleted", strconv.Itoa(len(res.SegmentsDeleted))},
-			{"temp files deleted", strconv.Itoa(len(res.TempDeleted))},
-			{"freed", cli.FormatBytesExact(res.BytesFreed)},
+			{"wal segments " + deleted, strconv.Itoa(len(res.SegmentsDeleted))},
+			{"temp files " + deleted, strconv.Itoa(len(res.TempDeleted))},
+			{freed, h.BytesExact(res.BytesFreed)},
 		})
+		if res.DryRun {
+			h.Line("dry run: nothing was deleted")
+		}
 	})
 }
 
@@ -126,15 +141,17 @@ func validateKeep(days, full int) error {
 }
 
 // prune runs bk.Prune on dir; schedule uses it too.
-func prune(o *Options, dir string, days, full int) (*PruneResult, error) {
-	if _, err := listDir(dir); err != nil {
+func prune(o *Options, dir string, days, full int, dryRun bool) (*PruneResult, error) {
+	if _, err := listDir(o, dir); err != nil {
 		return nil, err
 	}
-	r, err := bk.Prune(dir, days, full, engineOptions(o))
+	eo := engineOptions(o)
+	eo.DryRun = dryRun
+	r, err := bk.Prune(dir, days, full, eo)
 	if err != nil {
 		return nil, classify(err)
 	}
-	return &PruneResult{SchemaVersion: cli.SchemaVersion, Dir: dir, KeepDays: days, KeepFull: full,
+	return &PruneResult{SchemaVersion: cli.SchemaVersion, Dir: dir, KeepDays: days, KeepFull: full, DryRun: dryRun,
 		Deleted: nonNil(r.Deleted), Kept: nonNil(r.Kept), SegmentsDeleted: nonNil(r.SegmentsDeleted),
 		TempDeleted: nonNil(r.TempDeleted), BytesFreed: r.BytesFreed}, nil
 }

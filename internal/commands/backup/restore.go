@@ -2,7 +2,7 @@ package backup
 
 import (
 	"fmt"
-	"path/filepath"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,9 +20,9 @@ type RestoreOptions struct {
 	Root      *Options
 	Dir       string // --dir
 	Name      string // --name (default: the newest restorable backup)
-	To        string // --to
 	Until     string // --until RFC 3339
 	Force     bool   // --force
+	Yes       bool   // --yes: no confirmation prompt for --force
 	NewFileID bool   // --new-file-id
 	// AllowEarlier: --allow-earlier
 	AllowEarlier bool
@@ -37,10 +37,14 @@ restored: a backup whose last verify (or its base's) failed, or that turns
 out damaged while restoring, is skipped for the next older one, with a
 warning naming it and why. Every
 page checksum is verified on the way; the file is written under a
-temporary name, fsynced and renamed to --to only when complete, so an
+temporary name, fsynced and renamed to --db only when complete, so an
 interrupted restore leaves nothing that looks like a database. The result
-has no WAL. An existing --to is refused unless --force is given, and is
-never replaced while a connection has it open (exit 3).
+has no WAL. An existing --db is refused unless --force is given, and is
+never replaced while a connection has it open (exit 3). On a terminal,
+--force onto an existing database asks for confirmation first ("y" to
+go on; anything else leaves it alone, exit 1); --yes skips the question.
+Without a terminal (a pipe, cron, CI) there is nobody to ask, so --force
+alone replaces it, as scripts expect.
 
 --until TIME (RFC 3339, e.g. 2024-01-15T12:30:00Z) restores the newest
 intact backup whose point in time (the commit time of its last transaction)
@@ -59,22 +63,22 @@ apply to it. Use it when the restored file will live on beside the
 original; leave it off to keep taking incremental backups of a database
 that replaces the original.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version  always 1
-    target          restored database file (--to)
+    schema_version  always 2
+    db              restored database file (--db)
     dir             backup directory
     backup          the backup restored (for --until: the chain's last)
     chain           backups applied, full backup first
     end_lsn         LSN of the restored database
     page_count      pages of the restored database
     pages_written   page images written
-    bytes           size of the restored database file
+    file_size       size of the restored database file in bytes
     db_file_id      file id of the restored database (hex)
-    until           --until as given (RFC 3339, UTC), null without it
+    until           --until (RFC 3339, UTC, whole seconds), null without it
     replay          null without --until, else {from_lsn, to_lsn,
-                    transactions, frames, last_commit, next_commit,
-                    archive_end}: the archived transactions replayed
+                    transactions, frames, last_commit_at,
+                    next_commit_at, archive_end}: the archived transactions replayed
     warnings        list of strings (may be empty)
     duration_ms     wall time of the restore
 
@@ -85,17 +89,17 @@ EXIT STATUS
     target is open in another process; 4 a backup in the chain is corrupt
     (the error names the file and page) or the chain is broken.`
 
-const restoreExample = `  sombra-backup restore --dir /backups/sombra --to /data/restored.db
-  sombra-backup restore --dir /backups/sombra --name full_20240115_120000 --to /data/restored.db
-  sombra-backup restore --dir /backups/sombra --until 2024-01-15T12:30:00Z --to /data/pitr.db
-  sombra-backup restore --dir /backups/sombra --to /data/production.db --force`
+const restoreExample = `  sombra-backup restore --dir /backups/sombra --db /data/restored.db
+  sombra-backup restore --dir /backups/sombra --name full_20240115_120000 --db /data/restored.db
+  sombra-backup restore --dir /backups/sombra --until 2024-01-15T12:30:00Z --db /data/pitr.db
+  sombra-backup restore --dir /backups/sombra --db /data/production.db --force`
 
 // NewRestoreCmd builds `sombra-backup restore` on root's streams and
 // globals; runF (nil: RunRestore) does the work.
 func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Command {
 	opts := &RestoreOptions{Root: root}
 	cmd := &cobra.Command{
-		Use:     "restore --dir DIR [--name NAME | --until TIME] --to PATH",
+		Use:     "restore --dir DIR [--name NAME | --until TIME] --db PATH",
 		Short:   "Restore a backup, or the database as of a point in time",
 		Long:    restoreLong,
 		Example: restoreExample,
@@ -104,16 +108,17 @@ func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Comma
 	f := cmd.Flags()
 	f.StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory")
 	f.StringVar(&opts.Name, "name", "", "backup `NAME` to restore (default: the newest restorable one)")
-	f.StringVar(&opts.To, "to", "", "database file `PATH` to create")
 	f.StringVar(&opts.Until, "until", "", "restore the database as of `TIME` (RFC 3339) by replaying the WAL archive")
-	f.BoolVar(&opts.Force, "force", false, "replace an existing --to")
+	f.BoolVar(&opts.Force, "force", false, "replace an existing --db (on a terminal, after confirmation)")
+	f.BoolVar(&opts.Yes, "yes", false, "with --force: replace without asking, also on a terminal")
 	f.BoolVar(&opts.NewFileID, "new-file-id", false, "give the restored database a new identity (a new backup history)")
 	f.BoolVar(&opts.AllowEarlier, "allow-earlier", false, "with --until: restore the newest earlier point when TIME cannot be reached (WAL archiving off)")
 	cmd.MarkFlagsMutuallyExclusive("name", "until")
-	_ = cmd.MarkFlagRequired("to")
+	// --db (a global flag) names the database to create; --to was its
+	// name before every tool called the database --db.
+	cli.DeprecatedAlias(cmd, "to", "db")
 	_ = cmd.MarkFlagDirname("dir")
 	_ = cmd.RegisterFlagCompletionFunc("name", cli.CompleteBackupNames("dir"))
-	_ = cmd.MarkFlagFilename("to", "db")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		// Every file operation of the restore runs on this one thread, in
 		// program order. Tracers count calls per thread (strace's
@@ -134,14 +139,14 @@ func NewRestoreCmd(root *Options, runF func(*RestoreOptions) error) *cobra.Comma
 // RestoreResult is the --json document of restore.
 type RestoreResult struct {
 	SchemaVersion int         `json:"schema_version"`
-	Target        string      `json:"target"`
+	Target        string      `json:"db"`
 	Dir           string      `json:"dir"`
 	Backup        string      `json:"backup"`
 	Chain         []string    `json:"chain"`
 	EndLSN        uint64      `json:"end_lsn"`
 	PageCount     uint64      `json:"page_count"`
 	PagesWritten  uint64      `json:"pages_written"`
-	Bytes         int64       `json:"bytes"`
+	Bytes         int64       `json:"file_size"`
 	DBFileID      string      `json:"db_file_id"`
 	Until         *time.Time  `json:"until"`
 	Replay        *ReplayInfo `json:"replay"`
@@ -156,14 +161,18 @@ type ReplayInfo struct {
 	ToLSN        uint64     `json:"to_lsn"`
 	Transactions int        `json:"transactions"`
 	Frames       int        `json:"frames"`
-	LastCommit   *time.Time `json:"last_commit"`
-	NextCommit   *time.Time `json:"next_commit"`
+	LastCommit   *time.Time `json:"last_commit_at"`
+	NextCommit   *time.Time `json:"next_commit_at"`
 	ArchiveEnd   bool       `json:"archive_end"`
 }
 
-// RunRestore restores a backup (or a point in time) to opts.To.
+// RunRestore restores a backup (or a point in time) to --db.
 func RunRestore(opts *RestoreOptions) error {
 	o := opts.Root
+	target, err := o.Globals.DBPath()
+	if err != nil {
+		return err
+	}
 	var until *time.Time
 	if opts.Until != "" {
 		t, err := time.Parse(time.RFC3339, opts.Until)
@@ -174,7 +183,7 @@ func RunRestore(opts *RestoreOptions) error {
 		until = &t
 	}
 	dir, name := opts.Dir, opts.Name
-	if dir == "" && (name == "" || filepath.Dir(name) == ".") {
+	if dir == "" && (name == "" || refDir(name) == ".") {
 		return cli.Usagef("--dir is required")
 	}
 	if name != "" {
@@ -188,29 +197,33 @@ func RunRestore(opts *RestoreOptions) error {
 	if opts.AllowEarlier && until == nil {
 		return cli.Usagef("--allow-earlier applies to --until only")
 	}
+	if opts.Force && !opts.Yes && o.IO.Interactive() {
+		if err := confirmReplace(o.IO, target); err != nil {
+			return err
+		}
+	}
 	start := o.Clock.Now()
 	var (
 		r       *bk.RestoreResult
 		skipped []string
-		err     error
 	)
 	switch {
 	case until != nil:
-		r, err = bk.RestoreToTime(dir, *until, opts.To, eo)
+		r, err = bk.RestoreToTime(dir, *until, target, eo)
 	case name != "":
-		r, err = bk.Restore(dir, name, opts.To, eo)
+		r, err = bk.Restore(dir, name, target, eo)
 	default:
-		r, skipped, err = restoreNewestGood(dir, opts.To, eo)
+		r, skipped, err = restoreNewestGood(o, dir, target, eo)
 	}
 	if err != nil {
 		return classify(err)
 	}
 	res := RestoreResult{SchemaVersion: cli.SchemaVersion, Target: r.Target, Dir: dir, Backup: r.Backup,
 		Chain: nonNil(r.Chain), EndLSN: r.EndLSN, PageCount: r.PageCount, PagesWritten: r.Pages, Bytes: r.Bytes,
-		DBFileID: r.FileID, Until: until, Warnings: nonNil(skipped), DurationMS: ms(o.Clock.Since(start))}
+		DBFileID: r.FileID, Until: cli.TimestampPtr(until), Warnings: nonNil(skipped), DurationMS: ms(o.Clock.Since(start))}
 	if rr := r.Replay; rr != nil {
 		res.Replay = &ReplayInfo{FromLSN: rr.FromLSN, ToLSN: rr.ToLSN, Transactions: rr.Transactions, Frames: rr.Frames,
-			LastCommit: utcPtr(rr.LastCommit), NextCommit: utcPtr(rr.NextCommit), ArchiveEnd: rr.ArchiveEnd}
+			LastCommit: cli.TimestampPtr(rr.LastCommit), NextCommit: cli.TimestampPtr(rr.NextCommit), ArchiveEnd: rr.ArchiveEnd}
 		res.Warnings = append(res.Warnings, rr.Warnings...)
 	}
 	return cli.NewPrinter(o.IO, &o.Globals).Result(res, func(h *cli.Human) { restoreSummary(h, res) })
@@ -221,8 +234,8 @@ func RunRestore(opts *RestoreOptions) error {
 // are skipped, and so is one whose restore finds it damaged (the next older
 // one is tried). Each skip is returned as a warning naming the backup and
 // why, so the operator learns that the newest restore point was not used.
-func restoreNewestGood(dir, target string, eo bk.Options) (*bk.RestoreResult, []string, error) {
-	list, err := listDir(dir)
+func restoreNewestGood(o *Options, dir, target string, eo bk.Options) (*bk.RestoreResult, []string, error) {
+	list, err := listDir(o, dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -304,7 +317,7 @@ func restoreSummary(h *cli.Human, r RestoreResult) {
 	}
 	pairs = append(pairs,
 		[2]string{"end lsn", strconv.FormatUint(r.EndLSN, 10)},
-		[2]string{"size", cli.FormatBytesExact(r.Bytes)},
+		[2]string{"size", h.BytesExact(r.Bytes)},
 		[2]string{"pages written", strconv.FormatUint(r.PagesWritten, 10)},
 		[2]string{"duration", cli.FormatDuration(msDuration(r.DurationMS))},
 	)
@@ -314,10 +327,21 @@ func restoreSummary(h *cli.Human, r RestoreResult) {
 	}
 }
 
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
+// confirmReplace asks before --force replaces an existing database on a
+// terminal: it cannot be undone, and a mistyped --db would lose data.
+func confirmReplace(s cli.IOStreams, target string) error {
+	st, err := os.Stat(target)
+	if err != nil {
+		return nil // nothing to replace (or the restore says why)
 	}
-	u := t.UTC()
-	return &u
+	q := fmt.Sprintf("%s exists (%s, modified %s); replace it with the restored database?",
+		target, cli.FormatBytes(st.Size()), st.ModTime().UTC().Format(time.RFC3339))
+	ok, err := cli.Confirm(s, q)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("%s: not replaced (restore cancelled; --yes skips the question): %w", target, cli.ErrNotConfirmed)
+	}
+	return nil
 }

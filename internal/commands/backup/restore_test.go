@@ -43,9 +43,9 @@ func corruptRecord(t *testing.T, path string, n int64, pageSize int) {
 func TestCorruptBackup(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
 	addNodes(t, path, 10)
-	ok(t, "--type", "incremental", "--input", path, "--output", filepath.Join(bdir, "inc"))
+	ok(t, "--type", "incremental", "--db", path, "--output", filepath.Join(bdir, "inc"))
 	ok(t, "verify", filepath.Join(bdir, "inc.backup"))
 	corruptRecord(t, filepath.Join(bdir, "full.backup"), 7, 4096)
 
@@ -75,8 +75,8 @@ func TestCorruptBackup(t *testing.T) {
 
 	target := filepath.Join(dir, "restored.db")
 	for _, args := range [][]string{
-		{"restore", "--dir", bdir, "--to", target},
-		{"restore", "--dir", bdir, "--name", "full", "--to", target},
+		{"restore", "--dir", bdir, "--db", target},
+		{"restore", "--dir", bdir, "--name", "full", "--db", target},
 	} {
 		out, errOut, code := run(t, args...)
 		if code != 4 || out != "" || !strings.Contains(errOut, "full.backup: corrupt page 7") {
@@ -109,11 +109,11 @@ func TestCorruptBackup(t *testing.T) {
 func TestBrokenChain(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full1"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full1"))
 	addNodes(t, path, 10)
-	ok(t, "--type", "incremental", "--input", path, "--output", filepath.Join(bdir, "inc1"))
+	ok(t, "--type", "incremental", "--db", path, "--output", filepath.Join(bdir, "inc1"))
 	addNodes(t, path, 10)
-	ok(t, "--type", "incremental", "--input", path, "--output", filepath.Join(bdir, "inc2"))
+	ok(t, "--type", "incremental", "--db", path, "--output", filepath.Join(bdir, "inc2"))
 	if err := os.Remove(filepath.Join(bdir, "inc1.backup")); err != nil {
 		t.Fatal(err)
 	}
@@ -125,11 +125,11 @@ func TestBrokenChain(t *testing.T) {
 	if code != 4 || !strings.Contains(errOut, "parent inc1 of inc2 is missing") {
 		t.Errorf("verify: code=%d stderr=%q", code, errOut)
 	}
-	_, errOut, code = run(t, "restore", "--dir", bdir, "--name", "inc2", "--to", filepath.Join(dir, "r.db"))
+	_, errOut, code = run(t, "restore", "--dir", bdir, "--name", "inc2", "--db", filepath.Join(dir, "r.db"))
 	if code != 4 || !strings.Contains(errOut, "inc1") {
 		t.Errorf("restore inc2: code=%d stderr=%q", code, errOut)
 	}
-	out = ok(t, "restore", "--dir", bdir, "--to", filepath.Join(dir, "r.db"), "--json")
+	out = ok(t, "restore", "--dir", bdir, "--db", filepath.Join(dir, "r.db"), "--json")
 	var r backup.RestoreResult
 	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Backup != "full1" {
 		t.Errorf("latest restorable: %s", out)
@@ -141,8 +141,8 @@ func TestBrokenChain(t *testing.T) {
 func TestUnreadableBackupInList(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full2"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full2"))
 	f, err := os.OpenFile(filepath.Join(bdir, "full2.backup"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -160,12 +160,12 @@ func TestUnreadableBackupInList(t *testing.T) {
 func TestPointInTime(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	out := ok(t, "archive-wal", "--input", path, "--dir", bdir, "--enable", "--json")
+	out := ok(t, "archive-wal", "--db", path, "--dir", bdir, "--enable", "--json")
 	var a backup.ArchiveWALResult
 	if err := json.Unmarshal([]byte(out), &a); err != nil || !a.ArchivingEnabled || a.Action != "enabled" || a.Archive == nil {
 		t.Fatalf("archive-wal --enable: %s", out)
 	}
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
 
 	w, err := engine.OpenWithConfig(path, engine.Config{})
 	if err != nil {
@@ -181,13 +181,13 @@ func TestPointInTime(t *testing.T) {
 	afterA := commit("A")
 	commit("B")
 	w.Close()
-	out = ok(t, "archive-wal", "--input", path, "--dir", bdir, "--json")
+	out = ok(t, "archive-wal", "--db", path, "--dir", bdir, "--json")
 	if err := json.Unmarshal([]byte(out), &a); err != nil || !a.ArchivingEnabled || a.Action != "archived" {
 		t.Fatalf("archive-wal: %s", out)
 	}
 
 	target := filepath.Join(dir, "pitr.db")
-	out = ok(t, "restore", "--dir", bdir, "--until", afterA.UTC().Format(time.RFC3339Nano), "--to", target, "--json")
+	out = ok(t, "restore", "--dir", bdir, "--until", afterA.UTC().Format(time.RFC3339Nano), "--db", target, "--json")
 	var r backup.RestoreResult
 	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Replay == nil || r.Replay.Transactions != 1 || r.Until == nil {
 		t.Fatalf("restore --until: %s", out)
@@ -213,7 +213,7 @@ func TestPointInTime(t *testing.T) {
 	}
 
 	// Before the oldest full backup: a clear error naming it.
-	_, errOut, code := run(t, "restore", "--dir", bdir, "--until", "2001-01-01T00:00:00Z", "--to", filepath.Join(dir, "early.db"))
+	_, errOut, code := run(t, "restore", "--dir", bdir, "--until", "2001-01-01T00:00:00Z", "--db", filepath.Join(dir, "early.db"))
 	if code != 1 || !strings.Contains(errOut, "is before the oldest full backup full") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("too early: code=%d stderr=%q", code, errOut)
 	}
@@ -222,7 +222,7 @@ func TestPointInTime(t *testing.T) {
 	}
 
 	// After the end of the archive: everything archived, with a warning.
-	out = ok(t, "restore", "--dir", bdir, "--until", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--to", filepath.Join(dir, "late.db"))
+	out = ok(t, "restore", "--dir", bdir, "--until", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--db", filepath.Join(dir, "late.db"))
 	if !strings.Contains(out, "warning: the archive") {
 		t.Errorf("restore past the archive:\n%s", out)
 	}
@@ -230,7 +230,7 @@ func TestPointInTime(t *testing.T) {
 		t.Errorf("restored to the end: labels %v", l)
 	}
 
-	out = ok(t, "archive-wal", "--input", path, "--dir", bdir, "--disable", "--json")
+	out = ok(t, "archive-wal", "--db", path, "--dir", bdir, "--disable", "--json")
 	if err := json.Unmarshal([]byte(out), &a); err != nil || a.ArchivingEnabled || a.Archive != nil {
 		t.Errorf("archive-wal --disable: %s", out)
 	}
@@ -242,12 +242,12 @@ func TestPointInTime(t *testing.T) {
 func TestPrune(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full1"))
-	if _, errOut, code := runAt(t, t0.Add(time.Hour), "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full2")); code != 0 {
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full1"))
+	if _, errOut, code := runAt(t, t0.Add(time.Hour), "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full2")); code != 0 {
 		t.Fatal(errOut)
 	}
 	addNodes(t, path, 5)
-	ok(t, "--type", "incremental", "--input", path, "--output", filepath.Join(bdir, "inc2")) // parent: full2, the newer
+	ok(t, "--type", "incremental", "--db", path, "--output", filepath.Join(bdir, "inc2")) // parent: full2, the newer
 
 	out, _, code := runAt(t, t0.Add(10*24*time.Hour), "prune", "--dir", bdir, "--keep-days", "30")
 	if code != 0 || !strings.Contains(out, "deleted\tnone") {
@@ -257,7 +257,7 @@ func TestPrune(t *testing.T) {
 	// its whole chain (inc2, full2) although they are old.
 	later := t0.Add(40 * 24 * time.Hour)
 	addNodes(t, path, 5)
-	if _, errOut, code := runAt(t, later, "--type", "incremental", "--input", path, "--output", filepath.Join(bdir, "inc3")); code != 0 {
+	if _, errOut, code := runAt(t, later, "--type", "incremental", "--db", path, "--output", filepath.Join(bdir, "inc3")); code != 0 {
 		t.Fatalf("inc3: %s", errOut)
 	}
 	out, errOut, code := runAt(t, later, "prune", "--dir", bdir, "--keep-days", "30", "--json")
@@ -265,7 +265,7 @@ func TestPrune(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &p) != nil {
 		t.Fatalf("prune: code=%d out=%s stderr=%s", code, out, errOut)
 	}
-	if fmt.Sprint(p.Deleted) != "[full1]" || fmt.Sprint(p.Kept) != "[full2 inc2 inc3]" || p.BytesFreed == 0 || p.SchemaVersion != 1 {
+	if fmt.Sprint(p.Deleted) != "[full1]" || fmt.Sprint(p.Kept) != "[full2 inc2 inc3]" || p.BytesFreed == 0 || p.SchemaVersion != 2 {
 		t.Errorf("prune --keep-days 30: %+v", p)
 	}
 	ok(t, "verify", filepath.Join(bdir, "inc3.backup"))
@@ -278,18 +278,18 @@ func TestPrune(t *testing.T) {
 func TestRestorePicksNewestGood(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full1"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full1"))
 	addNodes(t, path, 10)
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full2"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full2"))
 	addNodes(t, path, 10)
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full3"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full3"))
 	corruptRecord(t, filepath.Join(bdir, "full3.backup"), 3, 4096)
 	if _, _, code := run(t, "verify", "--dir", bdir, "full3"); code != 4 {
 		t.Fatalf("verify of the damaged backup: code %d", code)
 	}
 	corruptRecord(t, filepath.Join(bdir, "full2.backup"), 3, 4096) // damaged, not verified since
 
-	out, errOut, code := run(t, "restore", "--dir", bdir, "--to", filepath.Join(dir, "r.db"), "--json")
+	out, errOut, code := run(t, "restore", "--dir", bdir, "--db", filepath.Join(dir, "r.db"), "--json")
 	var r backup.RestoreResult
 	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
 		t.Fatalf("code=%d out=%s stderr=%s", code, out, errOut)
@@ -299,7 +299,7 @@ func TestRestorePicksNewestGood(t *testing.T) {
 		!strings.Contains(w, "skipped full2:") || !strings.Contains(w, "corrupt page 3") {
 		t.Errorf("restored %s, warnings:\n%s", r.Backup, w)
 	}
-	out = ok(t, "restore", "--dir", bdir, "--to", filepath.Join(dir, "r2.db"))
+	out = ok(t, "restore", "--dir", bdir, "--db", filepath.Join(dir, "r2.db"))
 	if !strings.Contains(out, "warning: skipped full3") {
 		t.Errorf("human output does not name the skipped backup:\n%s", out)
 	}
@@ -312,11 +312,11 @@ func TestRestorePicksNewestGood(t *testing.T) {
 func TestUntilUnreachable(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
 	addNodes(t, path, 10) // committed after the backup, never archived
 	target := filepath.Join(dir, "pitr.db")
 	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
-	_, errOut, code := run(t, "restore", "--dir", bdir, "--until", until, "--to", target)
+	_, errOut, code := run(t, "restore", "--dir", bdir, "--until", until, "--db", target)
 	if code != 1 || !strings.Contains(errOut, "WAL archiving is off") || !strings.Contains(errOut, "newest restorable point is backup full") ||
 		!strings.Contains(errOut, "--allow-earlier") {
 		t.Errorf("code=%d stderr=%q", code, errOut)
@@ -324,7 +324,7 @@ func TestUntilUnreachable(t *testing.T) {
 	if _, err := os.Stat(target); !os.IsNotExist(err) {
 		t.Errorf("a failed restore left %s", target)
 	}
-	out := ok(t, "restore", "--dir", bdir, "--until", until, "--to", target, "--allow-earlier", "--json")
+	out := ok(t, "restore", "--dir", bdir, "--until", until, "--db", target, "--allow-earlier", "--json")
 	var r backup.RestoreResult
 	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Backup != "full" || len(r.Warnings) == 0 || !strings.Contains(r.Warnings[0], "WAL archiving is off") {
 		t.Errorf("--allow-earlier: %s", out)

@@ -50,7 +50,7 @@ func TestRestoreForceKillPoints(t *testing.T) {
 			trace := filepath.Join(run, "strace.out")
 			cmd := exec.Command("strace", "-f", "-o", trace, "-e", "trace="+sc,
 				"-e", fmt.Sprintf("inject=%s:signal=SIGKILL:when=%d", sc, n),
-				filepath.Join(bin, "sombra-backup"), "restore", "--dir", bdir, "--name", "full", "--to", target, "--force")
+				filepath.Join(bin, "sombra-backup"), "restore", "--dir", bdir, "--name", "full", "--db", target, "--force")
 			out, err := cmd.CombinedOutput()
 			tr, _ := os.ReadFile(trace)
 			killed := strings.Contains(string(tr), "killed by SIGKILL")
@@ -124,7 +124,7 @@ func buildRestoreKillFixture(t *testing.T, bin, golden, bdir string) {
 		}
 	}
 	commit(1, 100)
-	if out, err := exec.Command(filepath.Join(bin, "sombra-backup"), "--type", "full", "--input", work,
+	if out, err := exec.Command(filepath.Join(bin, "sombra-backup"), "--type", "full", "--db", work,
 		"--output", filepath.Join(bdir, "full")).CombinedOutput(); err != nil {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}

@@ -22,7 +22,6 @@ import (
 // ScheduleOptions is everything `sombra-backup schedule` needs.
 type ScheduleOptions struct {
 	Root        *Options
-	Input       string // --input
 	Dir         string // --dir
 	Full        string // --full cron spec
 	Incremental string // --incremental cron spec
@@ -36,7 +35,7 @@ const scheduleLong = `Run in the foreground and take backups on a cron schedule:
 local time, or descriptors such as @daily and @every 6h; prefix a spec
 with CRON_TZ=UTC for another zone). Give one or both.
 
-Each run backs up --input into --dir as full_YYYYMMDD_HHMMSS.backup or
+Each run backs up --db into --dir as full_YYYYMMDD_HHMMSS.backup or
 inc_YYYYMMDD_HHMMSS.backup, verifies the new backup (checksums, chain and
 a trial restore), and with --keep-days N prunes backups older than N days
 (never breaking a chain; see prune). An incremental run with nothing to
@@ -55,12 +54,12 @@ schedule cleanly: a running backup is finished first.
 prune) and exits with its status: for a test of the set-up, or to drive
 the same run from an external scheduler.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
 Printed when the schedule stops (or after --run-once):
 
-    schema_version  always 1
-    input           database file
+    schema_version  always 2
+    db              database file (--db)
     dir             backup directory
     full            --full spec ("" when not given)
     incremental     --incremental spec ("" when not given)
@@ -70,7 +69,7 @@ Printed when the schedule stops (or after --run-once):
     runs            the last 100 runs, oldest first, each:
       type          full or incremental (as scheduled)
       name          backup name
-      started       start time (RFC 3339, UTC)
+      started_at    start time (RFC 3339, UTC)
       ok            true when backup, verification and prune succeeded
       error         why the run failed, null when ok
       backup        the backup's document (as sombra-backup --json prints
@@ -88,10 +87,10 @@ EXIT STATUS
     the backup did not verify).`
 
 const scheduleExample = `  # the operations guide's weekly full / daily incremental, 30 days kept
-  sombra-backup schedule --input /data/production.db --dir /backups/sombra \
+  sombra-backup schedule --db /data/production.db --dir /backups/sombra \
     --full "0 3 * * 0" --incremental "0 3 * * 1-6" --keep-days 30
-  sombra-backup schedule --input app.db --dir backups --incremental "@every 1h" --log-format json
-  sombra-backup schedule --input app.db --dir backups --run-once incremental`
+  sombra-backup schedule --db app.db --dir backups --incremental "@every 1h" --log-format json
+  sombra-backup schedule --db app.db --dir backups --run-once incremental`
 
 // maxRunsReported bounds the runs kept for the final report.
 const maxRunsReported = 100
@@ -102,14 +101,14 @@ const maxRunsReported = 100
 func NewScheduleCmd(root *Options, runF func(context.Context, *ScheduleOptions) error) *cobra.Command {
 	opts := &ScheduleOptions{Root: root}
 	cmd := &cobra.Command{
-		Use:     "schedule --input DB --dir DIR [--full SPEC] [--incremental SPEC] [--keep-days N]",
+		Use:     "schedule --db DB --dir DIR [--full SPEC] [--incremental SPEC] [--keep-days N]",
 		Short:   "Take backups on a cron schedule (foreground daemon)",
 		Long:    scheduleLong,
 		Example: scheduleExample,
 		Args:    cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	addInputFlag(cmd, &opts.Input)
+	addInputFlag(cmd)
 	f.StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory")
 	f.StringVar(&opts.Full, "full", "", "cron `SPEC` of full backups, e.g. \"0 3 * * 0\"")
 	f.StringVar(&opts.Incremental, "incremental", "", "cron `SPEC` of incremental backups, e.g. \"0 3 * * 1-6\"")
@@ -136,7 +135,7 @@ func NewScheduleCmd(root *Options, runF func(context.Context, *ScheduleOptions) 
 // ScheduleResult is the --json document of schedule.
 type ScheduleResult struct {
 	SchemaVersion int         `json:"schema_version"`
-	Input         string      `json:"input"`
+	Input         string      `json:"db"`
 	Dir           string      `json:"dir"`
 	Full          string      `json:"full"`
 	Incremental   string      `json:"incremental"`
@@ -150,7 +149,7 @@ type ScheduleResult struct {
 type RunReport struct {
 	Type       string        `json:"type"`
 	Name       string        `json:"name"`
-	Started    time.Time     `json:"started"`
+	Started    time.Time     `json:"started_at"`
 	OK         bool          `json:"ok"`
 	Error      *string       `json:"error"`
 	Backup     *Result       `json:"backup"`
@@ -171,7 +170,7 @@ type PruneSummary struct {
 // --run-once, makes one run).
 func RunSchedule(ctx context.Context, opts *ScheduleOptions) error {
 	o := opts.Root
-	input, err := inputPath(opts.Input, &o.Globals)
+	input, err := o.Globals.DBPath()
 	if err != nil {
 		return err
 	}
@@ -264,7 +263,7 @@ func (s *scheduler) run(kind string) RunReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.opts.Root
-	r := RunReport{Type: kind, Started: o.Clock.Now().UTC()}
+	r := RunReport{Type: kind, Started: cli.Timestamp(o.Clock.Now())}
 	if s.stopping.Load() {
 		s.log.Info("backup run skipped: the schedule is stopping", "type", kind)
 		return r
@@ -302,21 +301,21 @@ func (s *scheduler) do(kind string, r *RunReport, log *slog.Logger) error {
 	typ := bk.TypeFull
 	if kind == "incremental" {
 		prefix, typ = "inc_", bk.TypeIncremental
-		if !hasRestorable(dir) {
+		if !hasRestorable(o, dir) {
 			// Nothing to build on yet: this run is a full backup, and is
 			// named like one (the engine would also fall back, see below).
 			prefix, typ = "full_", bk.TypeFull
 			log.Info("no backup to build on in the directory yet: taking a full backup")
 		}
 	}
-	r.Name = freeName(dir, prefix+o.Clock.Now().Format("20060102_150405"))
+	r.Name = freeName(o, dir, prefix+o.Clock.Now().Format("20060102_150405"))
 	log = log.With("name", r.Name)
 	log.Info("backup run started")
 
 	// The run's own copy of the options: no progress bar between log
 	// lines, the daemon's logger for the engine, and an incremental run
 	// with nothing to build on takes a full backup.
-	bo := &Options{IO: o.IO, Globals: o.Globals, Clock: o.Clock, NoHash: s.opts.NoHash}
+	bo := &Options{IO: o.IO, Globals: o.Globals, Clock: o.Clock, NoHash: s.opts.NoHash, S3Endpoint: o.S3Endpoint}
 	bo.IO.ErrIsTTY = false
 	eo := engineOptions(bo)
 	eo.Logger = s.log // the engine logs "backup created" with name and type
@@ -338,7 +337,7 @@ func (s *scheduler) do(kind string, r *RunReport, log *slog.Logger) error {
 	log.Debug("backup verified", "pages_checked", v.PagesChecked, "nodes", v.Nodes, "edges", v.Edges, "hash_checked", v.HashChecked)
 
 	if s.opts.KeepDays > 0 {
-		p, err := prune(bo, dir, s.opts.KeepDays, 0)
+		p, err := prune(bo, dir, s.opts.KeepDays, 0, false)
 		if err != nil {
 			return fmt.Errorf("prune: %w", err)
 		}
@@ -369,7 +368,7 @@ func (s *scheduler) report() error {
 			}
 			pairs := [][2]string{{"run", r.Type}, {"backup", r.Name}, {"result", result}}
 			if b := r.Backup; b != nil {
-				pairs = append(pairs, [2]string{"type taken", b.Type}, [2]string{"size", cli.FormatBytesExact(b.Size)},
+				pairs = append(pairs, [2]string{"type taken", b.Type}, [2]string{"size", h.BytesExact(b.Size)},
 					[2]string{"lsn range", lsnRange(b.BaseLSN, b.EndLSN)})
 			}
 			pairs = append(pairs, [2]string{"verified", cli.YesNo(r.Verified)})
@@ -384,13 +383,25 @@ func (s *scheduler) report() error {
 
 // freeName returns name, or name_2, name_3, ... if a backup of that name
 // exists (two runs in the same second).
-func freeName(dir, name string) string {
+func freeName(o *Options, dir, name string) string {
+	taken := func(n string) bool {
+		_, err := os.Stat(filepath.Join(dir, n+bk.Ext))
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	if bk.IsRemote(dir) {
+		names := map[string]bool{}
+		list, _ := bk.ListBackupsWithOptions(dir, engineOptions(o))
+		for _, b := range list {
+			names[b.Name] = true
+		}
+		taken = func(n string) bool { return names[n] }
+	}
 	for i := 1; ; i++ {
 		n := name
 		if i > 1 {
 			n = name + "_" + strconv.Itoa(i)
 		}
-		if _, err := os.Stat(filepath.Join(dir, n+bk.Ext)); errors.Is(err, os.ErrNotExist) {
+		if !taken(n) {
 			return n
 		}
 	}
@@ -398,8 +409,8 @@ func freeName(dir, name string) string {
 
 // hasRestorable reports whether dir holds a backup an incremental backup
 // could build on.
-func hasRestorable(dir string) bool {
-	list, err := bk.ListBackups(dir)
+func hasRestorable(o *Options, dir string) bool {
+	list, err := bk.ListBackupsWithOptions(dir, engineOptions(o))
 	if err != nil {
 		return false
 	}

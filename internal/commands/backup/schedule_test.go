@@ -21,7 +21,7 @@ func TestScheduleRunOnce(t *testing.T) {
 	bdir := filepath.Join(dir, "b")
 	runOnce := func(at time.Time, kind string, extra ...string) backup.ScheduleResult {
 		t.Helper()
-		args := append([]string{"schedule", "--input", path, "--dir", bdir, "--run-once", kind, "--json"}, extra...)
+		args := append([]string{"schedule", "--db", path, "--dir", bdir, "--run-once", kind, "--json"}, extra...)
 		out, errOut, code := runAt(t, at, args...)
 		var res backup.ScheduleResult
 		if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Runs) != 1 || !res.Runs[0].OK {
@@ -57,7 +57,7 @@ func TestScheduleRunOnce(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Repeat("garbage ", 2000)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut, code := run(t, "schedule", "--input", path, "--dir", bdir, "--run-once", "full")
+	_, errOut, code := run(t, "schedule", "--db", path, "--dir", bdir, "--run-once", "full")
 	if code != 1 || !strings.Contains(errOut, "not a sombra database") {
 		t.Errorf("run-once on garbage: code=%d stderr=%q", code, errOut)
 	}
@@ -83,7 +83,7 @@ func TestScheduleDaemon(t *testing.T) {
 		// cli.Main cancels the command's context on SIGINT/SIGTERM; here
 		// the test cancels it.
 		cmd := backup.NewCmd(&backup.Options{IO: s}, nil)
-		cmd.SetArgs([]string{"schedule", "--input", path, "--dir", bdir, "--full", "@every 1s", "--keep-days", "30", "--json"})
+		cmd.SetArgs([]string{"schedule", "--db", path, "--dir", bdir, "--full", "@every 1s", "--keep-days", "30", "--json"})
 		done <- cmd.ExecuteContext(ctx)
 	}()
 

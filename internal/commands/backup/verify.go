@@ -21,6 +21,7 @@ import (
 type VerifyOptions struct {
 	Root   *Options
 	Dir    string // --dir
+	Name   string // --name, the same as the argument
 	Backup string // the argument: a path or a name
 	TmpDir string // --tmpdir
 }
@@ -41,19 +42,20 @@ A verification that cannot be carried out (no room for the trial restore)
 is "could not verify", exit 1: it says nothing about the backup, and the
 backup's last recorded verdict is kept.
 
-The argument is a backup file (DIR/NAME.backup) or, with --dir, a backup
-name.
+The backup is named as in every other subcommand, --dir DIR --name NAME,
+or by the argument: a backup file (DIR/NAME.backup) or, with --dir, a
+backup name.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version  always 1
+    schema_version  always 2
     name            backup name
     path            backup file
     ok              true when every check passed
     chain           backup names restored, full backup first
     end_lsn         LSN of the last transaction in the backup
     pages_checked   page records verified
-    nodes, edges    counted in the trial restore
+    node_count, edge_count  counted in the trial restore
     logical_hash    logical hash of the trial restore (null if not checked)
     hash_checked    true when the logical hash was compared
     hash_recorded   false when the backup recorded no hash (--no-hash)
@@ -74,8 +76,8 @@ EXIT STATUS
     backup file and page), a broken chain or a trial restore that does not
     match.`
 
-const verifyExample = `  sombra-backup verify /backups/sombra/full_20240115_120000.backup
-  sombra-backup verify --dir /backups/sombra inc_20240116_120000
+const verifyExample = `  sombra-backup verify --dir /backups/sombra --name inc_20240116_120000
+  sombra-backup verify /backups/sombra/full_20240115_120000.backup
   sombra-backup verify /backups/sombra/inc_20240116_120000.backup --json | jq .ok`
 
 // NewVerifyCmd builds `sombra-backup verify` on root's streams and globals;
@@ -83,19 +85,30 @@ const verifyExample = `  sombra-backup verify /backups/sombra/full_20240115_1200
 func NewVerifyCmd(root *Options, runF func(*VerifyOptions) error) *cobra.Command {
 	opts := &VerifyOptions{Root: root}
 	cmd := &cobra.Command{
-		Use:     "verify PATH|NAME",
+		Use:     "verify {--dir DIR --name NAME | PATH}",
 		Short:   "Verify a backup and its chain with checksums and a trial restore",
 		Long:    verifyLong,
 		Example: verifyExample,
-		Args:    cobra.ExactArgs(1),
+		Args:    cobra.MaximumNArgs(1),
 	}
-	cmd.Flags().StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory, when the argument is a bare name")
+	cmd.Flags().StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory")
+	cmd.Flags().StringVar(&opts.Name, "name", "", "backup `NAME` to verify (or give DIR/NAME.backup as the argument)")
+	_ = cmd.RegisterFlagCompletionFunc("name", cli.CompleteBackupNames("dir"))
 	cmd.Flags().StringVar(&opts.TmpDir, "tmpdir", "", "`DIR`ectory for the trial restore (default $TMPDIR, else /tmp)")
 	_ = cmd.MarkFlagDirname("dir")
 	_ = cmd.MarkFlagDirname("tmpdir")
 	cmd.ValidArgsFunction = cli.CompleteBackupNames("dir")
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
-		opts.Backup = args[0]
+		switch {
+		case len(args) == 1 && opts.Name != "":
+			return cli.Usagef("give the backup as --name or as an argument, not both")
+		case len(args) == 1:
+			opts.Backup = args[0]
+		case opts.Name != "":
+			opts.Backup = opts.Name
+		default:
+			return cli.Usagef("no backup given: --dir DIR --name NAME, or a backup file DIR/NAME.backup")
+		}
 		if runF != nil {
 			return runF(opts)
 		}
@@ -113,8 +126,8 @@ type VerifyResult struct {
 	Chain         []string  `json:"chain"`
 	EndLSN        uint64    `json:"end_lsn"`
 	PagesChecked  uint64    `json:"pages_checked"`
-	Nodes         uint64    `json:"nodes"`
-	Edges         uint64    `json:"edges"`
+	Nodes         uint64    `json:"node_count"`
+	Edges         uint64    `json:"edge_count"`
 	LogicalHash   *string   `json:"logical_hash"`
 	HashChecked   bool      `json:"hash_checked"`
 	HashRecorded  bool      `json:"hash_recorded"`
@@ -132,9 +145,11 @@ func RunVerify(opts *VerifyOptions) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, name+bk.Ext)
-	if err := notABackup(path); err != nil {
-		return err // before Verify, which would record it in a catalog there
+	path := joinRef(dir, name+bk.Ext)
+	if !bk.IsRemote(dir) {
+		if err := notABackup(path); err != nil {
+			return err // before Verify, which would record it in a catalog there
+		}
 	}
 	start := o.Clock.Now()
 	eo := engineOptions(o)
@@ -156,7 +171,7 @@ func RunVerify(opts *VerifyOptions) error {
 		res.LogicalHash, res.HashChecked, res.HashRecorded = strPtr(v.LogicalHash), v.HashChecked, v.HashRecorded
 		res.Warnings = nonNil(v.Warnings)
 		res.Issues = nonNil(v.Issues)
-		res.VerifiedAt = v.Time.UTC()
+		res.VerifiedAt = cli.Timestamp(v.Time)
 	}
 	if verr != nil {
 		msg := verr.Error()
@@ -234,6 +249,19 @@ func verifySummary(h *cli.Human, r VerifyResult) {
 func backupRef(dir, arg string) (string, string, error) {
 	if arg == "" {
 		return "", "", cli.Usagef("no backup given")
+	}
+	if bk.IsRemote(arg) || bk.IsRemote(dir) {
+		if !bk.IsRemote(arg) {
+			if strings.Contains(arg, "/") {
+				return "", "", cli.Usagef("%s is not in --dir %s", arg, dir)
+			}
+			arg = joinRef(dir, arg)
+		}
+		d, name, err := remoteRef(arg, "backup")
+		if err == nil && dir != "" && d != strings.TrimSuffix(dir, "/") {
+			return "", "", cli.Usagef("%s is not in --dir %s", arg, dir)
+		}
+		return d, name, err
 	}
 	d, base := filepath.Split(arg)
 	name := strings.TrimSuffix(base, bk.Ext)

@@ -35,7 +35,7 @@ func TestVerifyOutOfScratchSpace(t *testing.T) {
 	small := mountTmpfs(t, 64<<10)
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
 	ok(t, "verify", "--dir", bdir, "full", "--tmpdir", dir)
 	out, errOut, code := run(t, "verify", "--dir", bdir, "full", "--tmpdir", small)
 	if code != 1 || !strings.Contains(errOut, "could not verify full") || !strings.Contains(errOut, "--tmpdir") ||
@@ -58,7 +58,7 @@ func TestVerifyOutOfScratchSpace(t *testing.T) {
 func TestVerifyReadOnlyDir(t *testing.T) {
 	ro := mountTmpfs(t, 64<<20)
 	dir, path := newDB(t)
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(ro, "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(ro, "full"))
 	if out, err := exec.Command("mount", "-o", "remount,ro", ro).CombinedOutput(); err != nil {
 		t.Skipf("remount ro: %v %s", err, out)
 	}
@@ -74,13 +74,13 @@ func TestVerifyReadOnlyDir(t *testing.T) {
 func TestVerifyStoppedEarlyMessage(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
 	corruptRecord(t, filepath.Join(bdir, "full.backup"), 2, 4096)
 	out, _, code := run(t, "verify", "--dir", bdir, "full")
 	if code != 4 || strings.Contains(out, "--no-hash") || !strings.Contains(out, "not compared") {
 		t.Errorf("code=%d stdout=%q", code, out)
 	}
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "nohash"), "--no-hash")
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "nohash"), "--no-hash")
 	if out := ok(t, "verify", "--dir", bdir, "nohash"); !strings.Contains(out, "taken with --no-hash") {
 		t.Errorf("verify of a --no-hash backup: %q", out)
 	}
@@ -93,7 +93,7 @@ func TestVerifyStoppedEarlyMessage(t *testing.T) {
 func TestStaleTempFilesRemoved(t *testing.T) {
 	dir, path := newDB(t)
 	bdir := filepath.Join(dir, "b")
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
 	dead, live := exitedPID(t), os.Getppid()
 	files := map[string]bool{ // name -> should survive
 		fmt.Sprintf(".r.db.restore-%d-1.tmp", dead):      false,
@@ -109,12 +109,31 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ok(t, "restore", "--dir", bdir, "--to", filepath.Join(dir, "r.db"))
-	ok(t, "--type", "full", "--input", path, "--output", filepath.Join(bdir, "full2"))
+	ok(t, "restore", "--dir", bdir, "--db", filepath.Join(dir, "r.db"))
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full2"))
 	for name, survive := range files {
 		_, err := os.Stat(filepath.Join(dir, name))
 		if survive != (err == nil) {
 			t.Errorf("%s: exists=%v, want %v", name, err == nil, survive)
+		}
+	}
+}
+
+// TestVerifyByName (issue 12 #12): verify names a backup as the other
+// subcommands do, --dir DIR --name NAME, and still takes DIR/NAME.backup
+// or --dir DIR NAME as its argument.
+func TestVerifyByName(t *testing.T) {
+	dir, path := newDB(t)
+	bdir := filepath.Join(dir, "b")
+	ok(t, "--type", "full", "--db", path, "--output", filepath.Join(bdir, "full"))
+	for _, args := range [][]string{
+		{"verify", "--dir", bdir, "--name", "full", "--json"},
+		{"verify", filepath.Join(bdir, "full.backup"), "--json"},
+		{"verify", "--dir", bdir, "full", "--json"},
+	} {
+		var r backup.VerifyResult
+		if out := ok(t, args...); json.Unmarshal([]byte(out), &r) != nil || !r.OK || r.Name != "full" {
+			t.Errorf("%v: %s", args, out)
 		}
 	}
 }

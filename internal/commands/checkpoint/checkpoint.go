@@ -49,12 +49,12 @@ again later or give a --wait (e.g. --wait 30s).
 --status prints the checkpoint status (WAL size, frames, frames pending)
 without checkpointing; it opens the database read-only.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
 A checkpoint prints:
 
-    schema_version       always 1
-    path                 database file as given
+    schema_version       always 2
+    db                   database file as given (--db)
     mode                 passive, full, restart or truncate
     wal_frames           committed frames in the WAL when the checkpoint began
     frames_checkpointed  frames now copied into the database file (cumulative
@@ -70,15 +70,15 @@ A checkpoint prints:
 
 --status prints:
 
-    schema_version       always 1
-    path                 database file as given
+    schema_version       always 2
+    db                   database file as given (--db)
     wal_size             WAL size in bytes
     wal_frames           committed frames in the WAL
     frames_checkpointed  frames already copied into the database file
     frames_pending       frames not yet copied
     checkpoint_pending   frames_pending > 0
     last_checkpoint_lsn  LSN covered by the last checkpoint
-    last_checkpoint      time of the last checkpoint (RFC 3339, UTC) or null
+    last_checkpoint_at   time of the last checkpoint (RFC 3339, UTC) or null
 
 EXIT STATUS
 
@@ -122,7 +122,7 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 // Result is the --json document of a checkpoint.
 type Result struct {
 	SchemaVersion      int     `json:"schema_version"`
-	Path               string  `json:"path"`
+	Path               string  `json:"db"`
 	Mode               string  `json:"mode"`
 	WALFrames          int     `json:"wal_frames"`
 	FramesCheckpointed int     `json:"frames_checkpointed"`
@@ -139,14 +139,14 @@ type Result struct {
 // StatusResult is the --json document of --status.
 type StatusResult struct {
 	SchemaVersion      int        `json:"schema_version"`
-	Path               string     `json:"path"`
+	Path               string     `json:"db"`
 	WALSize            int64      `json:"wal_size"`
 	WALFrames          int        `json:"wal_frames"`
 	FramesCheckpointed int        `json:"frames_checkpointed"`
 	FramesPending      int        `json:"frames_pending"`
 	CheckpointPending  bool       `json:"checkpoint_pending"`
 	LastCheckpointLSN  uint64     `json:"last_checkpoint_lsn"`
-	LastCheckpoint     *time.Time `json:"last_checkpoint"`
+	LastCheckpoint     *time.Time `json:"last_checkpoint_at"`
 }
 
 // Run checkpoints (or with --status, reports) the database.
@@ -201,8 +201,8 @@ func Run(opts *Options) error {
 			{"wal frames", strconv.Itoa(res.WALFrames)},
 			{"frames checkpointed", strconv.Itoa(res.FramesCheckpointed)},
 			{"pages written", strconv.Itoa(res.PagesWritten)},
-			{"wal size before", cli.FormatBytesExact(res.WALSizeBefore)},
-			{"wal size after", cli.FormatBytesExact(res.WALSizeAfter)},
+			{"wal size before", h.BytesExact(res.WALSizeBefore)},
+			{"wal size after", h.BytesExact(res.WALSizeAfter)},
 			{"wal restarted", cli.YesNo(res.WALRestarted)},
 			{"blocked by readers", blocked},
 			{"blocked by writer", cli.YesNo(res.BlockedByWriter)},
@@ -228,7 +228,7 @@ func runStatus(opts *Options) error {
 		FramesPending: max(st.WALFrames-st.FramesCheckpointed, 0), CheckpointPending: st.CheckpointPending,
 		LastCheckpointLSN: st.LastCheckpointLSN}
 	if !st.LastCheckpoint.IsZero() {
-		t := st.LastCheckpoint.UTC()
+		t := cli.Timestamp(st.LastCheckpoint)
 		res.LastCheckpoint = &t
 	}
 	return cli.NewPrinter(opts.IO, g).Result(res, func(h *cli.Human) {
@@ -242,7 +242,7 @@ func runStatus(opts *Options) error {
 		}
 		h.KeyValues([][2]string{
 			{"path", res.Path},
-			{"wal size", cli.FormatBytesExact(res.WALSize)},
+			{"wal size", h.BytesExact(res.WALSize)},
 			{"wal frames", strconv.Itoa(res.WALFrames)},
 			{"frames checkpointed", strconv.Itoa(res.FramesCheckpointed)},
 			{"checkpoint pending", pending},

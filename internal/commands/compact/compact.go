@@ -21,6 +21,7 @@ type Options struct {
 	Clock cli.Clock
 
 	Analyze   bool    // --analyze
+	DryRun    bool    // --dry-run
 	Threshold float64 // --threshold PCT; negative: not given
 }
 
@@ -46,14 +47,20 @@ otherwise says so and exits 0, which suits cron:
 
       sombra-compact --db app.db --threshold 20
 
+--dry-run says what a compaction would do now — compact or skip (with
+--threshold), the file size before and the estimated size after — and
+changes nothing (read-only, like --analyze).
+
 A progress bar is drawn on stderr when it is a terminal.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version          always 1
-    path                    database file as given
+    schema_version          always 2
+    db                      database file as given (--db)
     action                  "analyzed" (--analyze), "skipped" (fragmentation
-                            not above --threshold) or "compacted"
+                            not above --threshold), "compacted", or with
+                            --dry-run "would_compact"
+    dry_run                 true with --dry-run: nothing was changed
     threshold_percent       the --threshold given, or null
     analysis                fragmentation before compaction:
       file_size             database file size in bytes
@@ -102,7 +109,9 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVar(&opts.Analyze, "analyze", false, "only report fragmentation; change nothing")
 	f.Float64Var(&opts.Threshold, "threshold", -1, "compact only if compaction would reclaim more than `PCT` percent of the file")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "say whether and how much compaction would shrink the file; change nothing")
 	cmd.MarkFlagsMutuallyExclusive("analyze", "threshold")
+	cmd.MarkFlagsMutuallyExclusive("analyze", "dry-run")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		if c.Flags().Changed("threshold") && (opts.Threshold < 0 || opts.Threshold > 100) {
 			return cli.Usagef("--threshold %g: want a percentage from 0 to 100", opts.Threshold)
@@ -120,13 +129,16 @@ const (
 	ActionAnalyzed  = "analyzed"
 	ActionSkipped   = "skipped"
 	ActionCompacted = "compacted"
+	// ActionWouldCompact is --dry-run's answer when a compaction would run.
+	ActionWouldCompact = "would_compact"
 )
 
 // Result is the --json document.
 type Result struct {
 	SchemaVersion    int         `json:"schema_version"`
-	Path             string      `json:"path"`
+	Path             string      `json:"db"`
 	Action           string      `json:"action"`
+	DryRun           bool        `json:"dry_run"`
 	ThresholdPercent *float64    `json:"threshold_percent"`
 	Analysis         Analysis    `json:"analysis"`
 	Compaction       *Compaction `json:"compaction"`
@@ -186,9 +198,17 @@ func Run(opts *Options) error {
 		return p.Result(res, func(h *cli.Human) { analysis(h, res) })
 	case res.ThresholdPercent != nil && a.EstimatedReclaimablePercent <= opts.Threshold:
 		res.Action = ActionSkipped
+		res.DryRun = opts.DryRun
 		return p.Result(res, func(h *cli.Human) {
 			h.Line("reclaimable space %s below threshold %s, nothing to do",
 				cli.FormatPercent(a.EstimatedReclaimablePercent), cli.FormatPercent(opts.Threshold))
+		})
+	case opts.DryRun:
+		res.Action, res.DryRun = ActionWouldCompact, true
+		return p.Result(res, func(h *cli.Human) {
+			analysis(h, res)
+			h.Line("dry run: compaction would rewrite %s into about %s (%d pages), reclaiming about %s; nothing was changed",
+				h.Bytes(a.FileSize), h.Bytes(a.FileSize-a.EstimatedReclaimableBytes), a.EstimatedPagesAfter, h.Bytes(a.EstimatedReclaimableBytes))
 		})
 	}
 
@@ -214,14 +234,14 @@ func analysis(h *cli.Human, r Result) {
 	}
 	h.KeyValues([][2]string{
 		{"path", r.Path},
-		{"file size", cli.FormatBytesExact(a.FileSize)},
+		{"file size", h.BytesExact(a.FileSize)},
 		{"page count", strconv.FormatUint(a.PageCount, 10)},
 		{"free pages", strconv.FormatUint(a.FreePages, 10)},
 		{"fragmentation", frag},
-		{"reclaimable", cli.FormatBytesExact(a.ReclaimableBytes)},
+		{"reclaimable", h.BytesExact(a.ReclaimableBytes)},
 		{"page fill", cli.FormatPercent(a.PageFillPercent)},
 		{"estimated after compaction", fmt.Sprintf("%d pages", a.EstimatedPagesAfter)},
-		{"estimated reclaimable", fmt.Sprintf("%s (%s)", cli.FormatBytesExact(a.EstimatedReclaimableBytes), cli.FormatPercent(a.EstimatedReclaimablePercent))},
+		{"estimated reclaimable", fmt.Sprintf("%s (%s)", h.BytesExact(a.EstimatedReclaimableBytes), cli.FormatPercent(a.EstimatedReclaimablePercent))},
 	})
 }
 
@@ -232,8 +252,8 @@ func compacted(h *cli.Human, r Result) {
 		{"fragmentation before", cli.FormatPercent(r.Analysis.FragmentationPercent)},
 		{"pages", fmt.Sprintf("%d -> %d", c.PagesBefore, c.PagesAfter)},
 		{"pages moved", strconv.FormatUint(c.PagesMoved, 10)},
-		{"size", fmt.Sprintf("%s -> %s", cli.FormatBytes(c.SizeBefore), cli.FormatBytes(c.SizeAfter))},
-		{"bytes reclaimed", h.Good(cli.FormatBytesExact(c.BytesReclaimed))},
+		{"size", fmt.Sprintf("%s -> %s", h.Bytes(c.SizeBefore), h.Bytes(c.SizeAfter))},
+		{"bytes reclaimed", h.Good(h.BytesExact(c.BytesReclaimed))},
 		{"duration", cli.FormatDuration(time.Duration(c.DurationMS * float64(time.Millisecond)))},
 	})
 }

@@ -220,3 +220,38 @@ func TestProgressOnTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestDryRun (issue 12 #18): --dry-run says a compaction would run and how
+// much it would reclaim, honours --threshold, and changes no byte or mtime
+// of the database directory; the real compaction then does what it said.
+func TestDryRun(t *testing.T) {
+	dir, path := newDB(t, fixture.Fragmented)
+	run(t, "--db", path, "--analyze") // the first open may create -shm
+	before := fixture.DirState(t, dir)
+	out, errOut, code := run(t, "--db", path, "--dry-run", "--json")
+	var res compact.Result
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+		t.Fatalf("code=%d out=%s stderr=%s", code, out, errOut)
+	}
+	if !res.DryRun || res.Action != compact.ActionWouldCompact || res.Compaction != nil || res.Analysis.EstimatedReclaimableBytes <= 0 {
+		t.Errorf("dry run: %+v", res)
+	}
+	if out, _, code := run(t, "--db", path, "--dry-run"); code != 0 || !strings.Contains(out, "dry run: compaction would rewrite") {
+		t.Errorf("human dry run: code=%d\n%s", code, out)
+	}
+	if out, _, code := run(t, "--db", path, "--dry-run", "--threshold", "99", "--json"); code != 0 ||
+		!strings.Contains(out, `"action": "skipped"`) || !strings.Contains(out, `"dry_run": true`) {
+		t.Errorf("dry run above the threshold: code=%d\n%s", code, out)
+	}
+	if after := fixture.DirState(t, dir); after != before {
+		t.Errorf("--dry-run changed the directory:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	if _, _, code := run(t, "--db", path, "--dry-run", "--analyze"); code != 2 {
+		t.Errorf("--dry-run with --analyze: code %d, want 2", code)
+	}
+	out, _, _ = run(t, "--db", path, "--json")
+	var real compact.Result
+	if json.Unmarshal([]byte(out), &real) != nil || real.Action != compact.ActionCompacted || real.DryRun || real.Compaction.BytesReclaimed <= 0 {
+		t.Errorf("real compaction after the dry run: %s", out)
+	}
+}

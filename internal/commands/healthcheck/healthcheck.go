@@ -77,10 +77,10 @@ that verifies every page.
 --min-free-disk takes a size (10GiB) or a percentage of the volume (10%).
 By default the minimum is 1 GiB or 5% of the volume, whichever is less.
 
-JSON OUTPUT (--json, schema_version 1)
+JSON OUTPUT (--json, schema_version 2)
 
-    schema_version   always 1
-    path             database file as given
+    schema_version   always 2
+    db               database file as given (--db)
     status           "healthy", "degraded" or "unhealthy"
     healthy          status == "healthy"
     checked_at       time of the check (RFC 3339, UTC)
@@ -146,7 +146,7 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 // Result is the --json document.
 type Result struct {
 	SchemaVersion int            `json:"schema_version"`
-	Path          string         `json:"path"`
+	Path          string         `json:"db"`
 	Status        health.Status  `json:"status"`
 	Healthy       bool           `json:"healthy"`
 	CheckedAt     time.Time      `json:"checked_at"`
@@ -177,9 +177,15 @@ func Run(opts *Options) error {
 		return err
 	}
 	res := Result{SchemaVersion: cli.SchemaVersion, Path: rep.Path, Status: rep.Status, Healthy: rep.Healthy(),
-		CheckedAt: rep.CheckedAt, Checks: rep.Checks}
+		CheckedAt: cli.Timestamp(rep.CheckedAt), Checks: rep.Checks}
 	if err := cli.NewPrinter(opts.IO, g).Result(res, func(h *cli.Human) { human(h, res) }); err != nil {
 		return err
+	}
+	if g.Quiet && !g.JSON && rep.Status != health.Healthy {
+		// --quiet means nothing on success; a degraded or unhealthy
+		// database is not success, and cron mail (or the log) should say
+		// why, in one line on stderr as errors are.
+		fmt.Fprintf(opts.IO.ErrOut, "%s: %s\n", "sombra-health-check", problemLine(res))
 	}
 	switch rep.Status {
 	case health.Degraded:
@@ -234,10 +240,26 @@ func human(h *cli.Human, r Result) {
 	} else {
 		summary += fmt.Sprintf(" (%d checks passed)", len(r.Checks))
 	}
-	h.Line("%s", summary)
+	// In a pipe the output is pure TSV (header line, one row per check)
+	// for awk and cut; the verdict is the exit status.
+	if h.TTY() {
+		h.Line("%s", summary)
+	}
 	rows := make([][]string, len(r.Checks))
 	for i, c := range r.Checks {
 		rows[i] = []string{c.Name, word(c.Status), c.Message}
 	}
 	h.Table([]string{"check", "status", "message"}, rows)
+}
+
+// problemLine is the one line --quiet prints when the database is not
+// healthy: the verdict and each failing check with its message.
+func problemLine(r Result) string {
+	var parts []string
+	for _, c := range r.Checks {
+		if !c.Healthy {
+			parts = append(parts, c.Name+": "+c.Message)
+		}
+	}
+	return fmt.Sprintf("%s: %s: %s", r.Path, r.Status, strings.Join(parts, "; "))
 }

@@ -407,3 +407,36 @@ func TestDamagedMagic(t *testing.T) {
 		t.Fatalf("header check %+v", c)
 	}
 }
+
+// TestPipedAndQuiet (issue 12 #13): piped output is pure TSV (the header
+// line first, no summary), a terminal gets the summary line; --quiet prints
+// nothing when healthy and one line on stderr naming the failing checks
+// when degraded.
+func TestPipedAndQuiet(t *testing.T) {
+	_, path := newDB(t, fixture.Fragmented)
+	out, _, code := run(t, "--db", path)
+	if code != 1 || !strings.HasPrefix(out, "check\tstatus\tmessage\n") {
+		t.Errorf("piped: code=%d\n%s", code, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Count(line, "\t") != 2 {
+			t.Errorf("piped line is not 3 TSV fields: %q", line)
+		}
+	}
+	tty := func(s cli.IOStreams) *cobra.Command {
+		s.IsTTY = true
+		return builder(cli.FixedClock(t0, 0), plenty)(s)
+	}
+	if out, _, _ := clitest.RunCommand(t, tty, "--db", path, "--no-color"); !strings.HasPrefix(out, path+": degraded (fragmentation)") {
+		t.Errorf("terminal output lacks the summary line:\n%s", out)
+	}
+	out, errOut, code := run(t, "--db", path, "--quiet")
+	if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 ||
+		!strings.HasPrefix(errOut, "sombra-health-check: "+path+": degraded: fragmentation: a compaction would reclaim") {
+		t.Errorf("--quiet degraded: code=%d stdout=%q stderr=%q", code, out, errOut)
+	}
+	_, healthy := newDB(t, fixture.Default)
+	if out, errOut, code := run(t, "--db", healthy, "--quiet"); code != 0 || out != "" || errOut != "" {
+		t.Errorf("--quiet healthy: code=%d stdout=%q stderr=%q", code, out, errOut)
+	}
+}

@@ -3,6 +3,7 @@
 package info
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -20,10 +21,15 @@ type Options struct {
 	IO      cli.IOStreams
 	Globals cli.Globals
 
-	WALSize       bool   // --wal-size
-	Fragmentation bool   // --fragmentation
-	Indexes       bool   // --indexes
-	Metrics       string // --metrics prometheus|json|statsd
+	WALSize       bool          // --wal-size
+	Fragmentation bool          // --fragmentation
+	Indexes       bool          // --indexes
+	Metrics       string        // --metrics prometheus|json|statsd
+	Interval      time.Duration // --interval: between the two readings of --metrics
+	Listen        string        // --listen: serve --metrics prometheus over HTTP
+
+	// Ctx ends --listen (SIGINT/SIGTERM cancel the command's context).
+	Ctx context.Context
 }
 
 const long = `Print a summary of a Sombra database: file and page sizes, free pages and
@@ -39,14 +45,75 @@ and --fragmentation only the fragmentation as an integer percentage
 
     [ "$(sombra-info --db app.db --fragmentation)" -gt 20 ]
 
-works in a shell. --indexes prints index statistics and --metrics prints
-the connection's performance metrics in Prometheus text, JSON or StatsD
-format. These views exclude each other.
+works in a shell. --indexes prints index statistics. These views and
+--metrics exclude each other.
 
-JSON OUTPUT (--json, schema_version 1)
+METRICS
 
-    schema_version           always 1
-    path                     database file as given
+--metrics prints the metrics of the database, not of sombra-info's own
+connection: counters that every connection of every process adds to, kept
+in the coordination file NAME.db-shm. They count everything since the
+database was last closed by every connection (counters_since); opening it
+when nobody has it open starts them from zero. sombra-info reads them
+twice, --interval apart (default 1s), and prints the totals with the rates
+between the two readings (transactions, reads and writes per second, cache
+hit rate and commit latency percentiles over the interval):
+
+    counters   sombra_transactions_total, _transactions_failed_total,
+               _rollbacks_total, _read_transactions_total,
+               _write_operations_total, _wal_frames_written_total,
+               _wal_bytes_written_total, _checkpoints_total,
+               _checkpoint_seconds_total, _checkpoint_pages_total,
+               _cache_hits_total, _cache_misses_total (summed over every
+               connection's cache), _busy_waits_total (lock requests that
+               waited for another connection), _busy_wait_seconds_total,
+               _busy_timeouts_total
+    histogram  sombra_commit_latency_seconds (every connection's commits)
+    gauges     sombra_transactions_per_second, _reads_per_second,
+               _writes_per_second, _wal_bytes_per_second, _cache_hit_rate,
+               _commit_latency_ms (p99), _commit_latency_p50_ms, _p95_ms,
+               _rate_interval_seconds, _wal_size_bytes, _dirty_pages,
+               _counters_reset_timestamp_seconds
+
+In StatsD format the counters are printed as their increase over the
+interval ("name:n|c") and the rest as gauges ("name:v|g"). In JSON (and as
+"metrics" in the --json document) they are one object:
+
+    read_at, counters_since  the reading's time and the counters' last
+                             reset (RFC 3339)
+    transactions_committed, transactions_failed, rollbacks,
+    read_transactions, write_operations, wal_frames_written,
+    wal_bytes_written, checkpoints, checkpoint_seconds, checkpoint_pages,
+    cache_hits, cache_misses, busy_waits, busy_wait_seconds, busy_timeouts
+                             the counters (totals since counters_since)
+    commit_latency           {bounds_seconds, counts, sum_seconds}: the
+                             histogram, counts per bucket (not cumulative),
+                             the last one past the highest bound
+    wal_size_bytes, dirty_pages  the WAL now
+    interval_seconds         time between the two readings
+    transactions_per_second, reads_per_second, writes_per_second,
+    rollbacks_per_second, wal_bytes_per_second, checkpoints_per_second,
+    busy_waits_per_second    rates over the interval
+    cache_hit_rate, commit_latency_p50_ms, commit_latency_p95_ms,
+    commit_latency_p99_ms    over the interval (or, when it saw no page
+                             read or no commit, since counters_since)
+
+--listen ADDR (with --metrics prometheus) serves the same text at
+http://ADDR/metrics for Prometheus to scrape, until SIGINT or SIGTERM. An
+address without a host (":9090") listens on 127.0.0.1 only; give one
+("0.0.0.0:9090") to be reachable from elsewhere. Each scrape opens the
+database, reads the counters and closes it again, so the exporter never
+keeps compaction or restore waiting; the rates are since the previous
+scrape. A scrape that cannot read the metrics answers 503 with the reason.
+
+When the connection cannot see the counters (it was opened without the
+coordination file, or a process of another build laid the file out),
+--metrics fails and says so rather than printing zeros.
+
+JSON OUTPUT (--json, schema_version 2)
+
+    schema_version           always 2
+    db                       database file as given (--db)
     format_version           on-disk format version
     page_size                bytes per page
     file_size                size of the database file in bytes
@@ -65,9 +132,9 @@ JSON OUTPUT (--json, schema_version 1)
     wal_frames_pending       frames not yet checkpointed
     lsn                      LSN of the last committed transaction
     last_checkpoint_lsn      LSN covered by the last checkpoint
-    last_checkpoint          time of the last checkpoint (RFC 3339, UTC) or
+    last_checkpoint_at       time of the last checkpoint (RFC 3339, UTC) or
                              null if there never was one
-    created                  creation time of the database (RFC 3339, UTC)
+    created_at               creation time of the database (RFC 3339, UTC)
     node_count, edge_count   number of nodes and edges
     labels                   [{label, count}] node labels, most used first
     edge_labels              [{label, count}] edge labels, most used first
@@ -95,6 +162,8 @@ const example = `  sombra-info --db /data/production.db
   sombra-info --db /data/production.db --fragmentation
   sombra-info --db /data/production.db --indexes
   sombra-info --db /data/production.db --metrics prometheus
+  sombra-info --db /data/production.db --metrics json --interval 10s | jq .transactions_per_second
+  sombra-info --db /data/production.db --metrics prometheus --listen :9090
   sombra-info --db /data/production.db --json | jq '.node_count'`
 
 // NewCommand returns the sombra-info root command on streams.
@@ -112,10 +181,16 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	f.BoolVar(&opts.WALSize, "wal-size", false, "print only the WAL size in bytes (an integer)")
 	f.BoolVar(&opts.Fragmentation, "fragmentation", false, "print only the fragmentation as an integer percentage (rounded down)")
 	f.BoolVar(&opts.Indexes, "indexes", false, "print index statistics: name, kind, entries, distinct values, selectivity")
-	f.Var(cli.Choice(&opts.Metrics, "prometheus", "json", "statsd"), "metrics", "print the connection's performance metrics in `format` prometheus|json|statsd")
+	f.Var(cli.Choice(&opts.Metrics, "prometheus", "json", "statsd"), "metrics", "print the database-wide metrics in `format` prometheus|json|statsd")
+	f.DurationVar(&opts.Interval, "interval", time.Second, "with --metrics, time between the two readings the rates come from")
+	f.StringVar(&opts.Listen, "listen", "", "with --metrics prometheus, serve /metrics at `addr` (host:port; no host means 127.0.0.1) until SIGINT/SIGTERM")
 	cmd.MarkFlagsMutuallyExclusive("wal-size", "fragmentation", "indexes", "metrics")
 	_ = cmd.RegisterFlagCompletionFunc("metrics", cobra.FixedCompletions([]string{"prometheus", "json", "statsd"}, cobra.ShellCompDirectiveNoFileComp))
-	cmd.RunE = func(*cobra.Command, []string) error {
+	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		opts.Ctx = c.Context()
+		if err := checkMetricsFlags(c, opts); err != nil {
+			return err
+		}
 		if runF != nil {
 			return runF(opts)
 		}
@@ -127,7 +202,7 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 // Result is the --json document of the default view.
 type Result struct {
 	SchemaVersion         int          `json:"schema_version"`
-	Path                  string       `json:"path"`
+	Path                  string       `json:"db"`
 	FormatVersion         uint32       `json:"format_version"`
 	PageSize              int          `json:"page_size"`
 	FileSize              int64        `json:"file_size"`
@@ -141,8 +216,8 @@ type Result struct {
 	WALFramesPending      int          `json:"wal_frames_pending"`
 	LSN                   uint64       `json:"lsn"`
 	LastCheckpointLSN     uint64       `json:"last_checkpoint_lsn"`
-	LastCheckpoint        *time.Time   `json:"last_checkpoint"`
-	Created               time.Time    `json:"created"`
+	LastCheckpoint        *time.Time   `json:"last_checkpoint_at"`
+	Created               time.Time    `json:"created_at"`
 	NodeCount             uint64       `json:"node_count"`
 	EdgeCount             uint64       `json:"edge_count"`
 	Labels                []LabelCount `json:"labels"`
@@ -187,20 +262,23 @@ type IndexesResult struct {
 
 // MetricsResult is the --json document of --metrics.
 type MetricsResult struct {
-	SchemaVersion int                       `json:"schema_version"`
-	Format        string                    `json:"format"`
-	Metrics       engine.PerformanceMetrics `json:"metrics"`
+	SchemaVersion int                   `json:"schema_version"`
+	Format        string                `json:"format"`
+	Metrics       engine.DatabaseReport `json:"metrics"`
 }
 
 // Run opens the database read-only and prints the requested view.
 func Run(opts *Options) error {
 	g := &opts.Globals
-	db, err := cli.OpenDB(g, engine.Config{ReadOnly: true, BusyTimeout: g.BusyTimeout(cli.DefaultBusyTimeout)})
+	p := cli.NewPrinter(opts.IO, g)
+	if opts.Listen != "" {
+		return serveMetrics(opts) // opens the database at each scrape (metrics.go)
+	}
+	db, err := openDB(g)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	p := cli.NewPrinter(opts.IO, g)
 	switch {
 	case opts.Metrics != "":
 		return printMetrics(opts, p, db)
@@ -251,7 +329,7 @@ func newResult(in engine.Info, stats []IndexStat) Result {
 		FragmentationPercent: in.FragmentationPercent, ReclaimableBytes: in.ReclaimableBytes,
 		WALSize: in.WALSize, WALFrames: in.WALFrames, WALFramesCheckpointed: in.WALFramesCheckpointed,
 		WALFramesPending: max(in.WALFrames-in.WALFramesCheckpointed, 0), LSN: in.LSN,
-		LastCheckpointLSN: in.LastCheckpointLSN, LastCheckpoint: in.LastCheckpoint, Created: in.Created.UTC(),
+		LastCheckpointLSN: in.LastCheckpointLSN, LastCheckpoint: cli.TimestampPtr(in.LastCheckpoint), Created: cli.Timestamp(in.Created),
 		NodeCount: in.NodeCount, EdgeCount: in.EdgeCount, Labels: labelCounts(in.Labels),
 		EdgeLabels: labelCounts(in.EdgeLabels), PropertyIndexes: in.PropertyIndexes, Indexes: stats}
 	if r.PropertyIndexes == nil {
@@ -301,13 +379,13 @@ func summary(h *cli.Human, r Result) {
 	h.KeyValues([][2]string{
 		{"path", r.Path},
 		{"format version", strconv.FormatUint(uint64(r.FormatVersion), 10)},
-		{"page size", cli.FormatBytes(int64(r.PageSize))},
-		{"file size", cli.FormatBytesExact(r.FileSize)},
+		{"page size", h.Bytes(int64(r.PageSize))},
+		{"file size", h.BytesExact(r.FileSize)},
 		{"page count", strconv.FormatUint(r.PageCount, 10)},
 		{"free pages", strconv.FormatUint(r.FreePages, 10)},
 		{"fragmentation", frag},
-		{"reclaimable", cli.FormatBytesExact(r.ReclaimableBytes)},
-		{"wal size", cli.FormatBytesExact(r.WALSize)},
+		{"reclaimable", h.BytesExact(r.ReclaimableBytes)},
+		{"wal size", h.BytesExact(r.WALSize)},
 		{"wal frames", fmt.Sprintf("%d (%d checkpointed, %d pending)", r.WALFrames, r.WALFramesCheckpointed, r.WALFramesPending)},
 		{"last checkpoint", lastCkpt},
 		{"lsn", strconv.FormatUint(r.LSN, 10)},
@@ -346,26 +424,8 @@ func indexTable(h *cli.Human, stats []IndexStat) {
 	h.Table([]string{"name", "kind", "entries", "distinct", "selectivity"}, rows)
 }
 
-func printMetrics(opts *Options, p *cli.Printer, db *engine.DB) error {
-	// Read the summary once so the cache and WAL figures describe this
-	// database rather than an untouched connection.
-	if _, err := db.Info(); err != nil {
-		return err
-	}
-	m := db.GetPerformanceMetrics()
-	if opts.Globals.JSON {
-		return p.Result(MetricsResult{SchemaVersion: cli.SchemaVersion, Format: opts.Metrics, Metrics: m}, nil)
-	}
-	var text string
-	switch opts.Metrics {
-	case "prometheus":
-		text = m.ToPrometheusFormat()
-	case "json":
-		text = m.ToJSON()
-	case "statsd":
-		text = m.ToStatsD()
-	}
-	h := p.Human()
-	h.Line("%s", strings.TrimRight(text, "\n"))
-	return nil
+// openDB opens the database read-only, failing at once on a busy lock
+// unless --wait says otherwise.
+func openDB(g *cli.Globals) (*engine.DB, error) {
+	return cli.OpenDB(g, engine.Config{ReadOnly: true, BusyTimeout: g.BusyTimeout(cli.DefaultBusyTimeout)})
 }

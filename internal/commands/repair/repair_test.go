@@ -3,6 +3,7 @@ package repair_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,7 +108,7 @@ func decode(t *testing.T, out string) map[string]any {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if doc["schema_version"] != float64(1) {
+	if doc["schema_version"] != float64(2) {
 		t.Fatalf("schema_version = %v", doc["schema_version"])
 	}
 	return doc
@@ -343,5 +344,45 @@ func TestDamagedMagic(t *testing.T) {
 	out, errOut, code := run(t, "--db", path, "--salvage-to", filepath.Join(dir, "out.db"))
 	if code != 0 {
 		t.Errorf("salvage: code %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestFixDryRun (issue 12 #18): --fix --dry-run reports the actions and
+// outcome --fix would have (the repair runs on a scratch copy), exits as
+// --fix would, leaves every byte and mtime of the database directory as it
+// was, and leaves no scratch copy behind; --fix then does what it said.
+func TestFixDryRun(t *testing.T) {
+	for _, name := range []string{fixtures.DanglingEdge, fixtures.TornWAL} {
+		t.Run(name, func(t *testing.T) {
+			dir, path := copyFixture(t, name)
+			run(t, "--db", path) // a first read-only open may create -shm
+			before := fixture.DirState(t, dir)
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			out, errOut, code := run(t, "--db", path, "--fix", "--dry-run", "--json")
+			dry := decode(t, out)
+			if code != 0 || dry["dry_run"] != true || dry["success"] != true || dry["db"] != path || len(dry["actions"].([]any)) == 0 {
+				t.Fatalf("dry run: code=%d stderr=%s\n%s", code, errOut, out)
+			}
+			if after := fixture.DirState(t, dir); after != before {
+				t.Errorf("--dry-run changed the directory:\nbefore\n%s\nafter\n%s", before, after)
+			}
+			if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+				t.Errorf("scratch copy left in $TMPDIR: %v", ents)
+			}
+			if out, _, _ := run(t, "--db", path, "--fix", "--dry-run"); !strings.Contains(out, "actions --fix would take") ||
+				!strings.Contains(out, "dry run: the database was not changed") {
+				t.Errorf("human dry run:\n%s", out)
+			}
+			out, _, code = run(t, "--db", path, "--fix", "--json")
+			real := decode(t, out)
+			if code != 0 || real["dry_run"] != false || fmt.Sprint(real["actions"]) != fmt.Sprint(dry["actions"]) ||
+				real["issues_fixed"] != dry["issues_fixed"] {
+				t.Errorf("--fix did not do what --dry-run said:\ndry  %v\nreal %v", dry, real)
+			}
+		})
+	}
+	if _, errOut, code := run(t, "--db", "x.db", "--dry-run"); code != 2 || !strings.Contains(errOut, "--dry-run goes with --fix") {
+		t.Errorf("--dry-run without --fix: code=%d stderr=%q", code, errOut)
 	}
 }
