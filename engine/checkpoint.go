@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -60,10 +61,17 @@ func (db *DB) Checkpoint() (CheckpointResult, error) { return db.CheckpointWithM
 // "checkpoint"; the checkpoints the engine runs itself (automatic, on
 // close) are not checked.
 func (db *DB) CheckpointWithMode(mode CheckpointMode) (CheckpointResult, error) {
-	return db.checkpoint(db.cfg.User, mode)
+	return db.checkpoint(context.Background(), db.cfg.User, mode)
 }
 
-func (db *DB) checkpoint(user string, mode CheckpointMode) (res CheckpointResult, err error) {
+// CheckpointContext is CheckpointWithMode whose waits for the writer and
+// readers end when ctx is cancelled (within a few milliseconds), with an
+// error matching ctx.Err(); frames already copied stay copied.
+func (db *DB) CheckpointContext(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
+	return db.checkpoint(ctx, db.cfg.User, mode)
+}
+
+func (db *DB) checkpoint(ctx context.Context, user string, mode CheckpointMode) (res CheckpointResult, err error) {
 	target := fmt.Sprintf("mode:%s", mode)
 	st, err := db.secNow()
 	if err != nil {
@@ -83,7 +91,7 @@ func (db *DB) checkpoint(user string, mode CheckpointMode) (res CheckpointResult
 		return CheckpointResult{Mode: mode.String()}, fmt.Errorf("checkpoint (%s): %w", mode, err)
 	}
 	defer done(&err)
-	r, err := db.p.Checkpoint(mode)
+	r, err := db.p.CheckpointContext(ctx, mode)
 	res = CheckpointResult{Mode: mode.String(), WALFrames: r.WALFrames, FramesCheckpointed: r.Checkpointed,
 		PagesWritten: r.Copied, WALSizeBefore: r.WALSizeBefore, WALSizeAfter: r.WALSizeAfter,
 		BlockedByReaders: r.BlockedByReaders, BlockedByWriter: r.BlockedByWriter, WALRestarted: r.Restarted,

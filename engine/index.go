@@ -2,11 +2,13 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 
 	"github.com/sombradb/sombra/engine/internal/btree"
 	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/internal/record"
 )
 
@@ -131,6 +133,9 @@ func (tx *Tx) forEachNode(fn func(NodeID, *record.Node) error) error {
 	}
 	c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootNodes])
 	for ok := c.First(); ok; ok = c.Next() {
+		if err := tx.work.Add(1); err != nil {
+			return err
+		}
 		id := NodeID(binary.BigEndian.Uint64(c.Key()))
 		v, err := c.Value()
 		if err != nil {
@@ -150,17 +155,28 @@ func (tx *Tx) forEachNode(fn func(NodeID, *record.Node) error) error {
 // RebuildPropertyIndex drops and refills one property index. Under access
 // control it runs as user "" (see Session.RebuildPropertyIndex).
 func (db *DB) RebuildPropertyIndex(name string) error {
-	return db.rebuildPropertyIndex(db.cfg.User, name)
+	return db.rebuildPropertyIndex(db.cfg.User, name, nil)
 }
 
-func (db *DB) rebuildPropertyIndex(user, name string) (err error) {
+// RebuildPropertyIndexContext is RebuildPropertyIndex, stopped when ctx is
+// cancelled (checked at every node; the transaction is rolled back, so the
+// index is as it was, and the error matches ctx.Err()). progress, if not
+// nil, gets nodes visited and the node count (throttled).
+func (db *DB) RebuildPropertyIndexContext(ctx context.Context, name string, progress func(done, total int64)) error {
+	return db.rebuildPropertyIndex(db.cfg.User, name, rebuildWork(ctx, progress))
+}
+
+func (db *DB) rebuildPropertyIndex(user, name string, work *progress.Tracker) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.
 	done, err := db.secGuard(user, PermissionConfigure, OpIndexRebuild, "property:"+name)
 	if err != nil {
 		return err
 	}
 	defer done(&err)
+	defer work.Finish()
 	return db.UpdateAs(user, func(tx *Tx) error {
+		tx.work = work
+		work.SetTotal(int64(tx.meta.NodeCount))
 		idx, err := tx.propIndexes()
 		if err != nil {
 			return err
@@ -178,16 +194,27 @@ func (db *DB) rebuildPropertyIndex(user, name string) (err error) {
 // RebuildLabelIndex rebuilds the label index entries of one label from the
 // node records. Under access control it runs as user "" (see
 // Session.RebuildLabelIndex).
-func (db *DB) RebuildLabelIndex(label string) error { return db.rebuildLabelIndex(db.cfg.User, label) }
+func (db *DB) RebuildLabelIndex(label string) error {
+	return db.rebuildLabelIndex(db.cfg.User, label, nil)
+}
 
-func (db *DB) rebuildLabelIndex(user, label string) (err error) {
+// RebuildLabelIndexContext is RebuildLabelIndex, stopped when ctx is
+// cancelled (see RebuildPropertyIndexContext).
+func (db *DB) RebuildLabelIndexContext(ctx context.Context, label string, progress func(done, total int64)) error {
+	return db.rebuildLabelIndex(db.cfg.User, label, rebuildWork(ctx, progress))
+}
+
+func (db *DB) rebuildLabelIndex(user, label string, work *progress.Tracker) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.
 	done, err := db.secGuard(user, PermissionConfigure, OpIndexRebuild, "label:"+label)
 	if err != nil {
 		return err
 	}
 	defer done(&err)
+	defer work.Finish()
 	return db.UpdateAs(user, func(tx *Tx) error {
+		tx.work = work
+		work.SetTotal(int64(tx.meta.NodeCount))
 		prefix := append([]byte(label), 0)
 		keys, err := tx.keys(page.RootLabels, prefix)
 		if err != nil {
@@ -223,16 +250,40 @@ func (db *DB) rebuildLabelIndex(user, label string) (err error) {
 // RebuildAllIndexes rebuilds the label index, every property index and the
 // catalog counters from the node and edge records, in one transaction.
 // Under access control it runs as user "" (see Session.RebuildAllIndexes).
-func (db *DB) RebuildAllIndexes() error { return db.rebuildAllIndexes(db.cfg.User) }
+func (db *DB) RebuildAllIndexes() error { return db.rebuildAllIndexes(db.cfg.User, nil) }
 
-func (db *DB) rebuildAllIndexes(user string) (err error) {
+// RebuildAllIndexesContext is RebuildAllIndexes, stopped when ctx is
+// cancelled (checked at every record; the transaction is rolled back and
+// the error matches ctx.Err()). progress, if not nil, gets records (nodes,
+// then edges) visited and their count (throttled).
+func (db *DB) RebuildAllIndexesContext(ctx context.Context, progress func(done, total int64)) error {
+	return db.rebuildAllIndexes(db.cfg.User, rebuildWork(ctx, progress))
+}
+
+// progressTracker is progress.New for the engine's own long reads.
+func progressTracker(ctx context.Context, fn func(done, total int64), total int64) *progress.Tracker {
+	return progress.New(ctx, fn, total)
+}
+
+// rebuildWork returns the tracker of an index rebuild; its total (the
+// records the rebuild visits) is set from the rebuild's transaction.
+func rebuildWork(ctx context.Context, fn func(done, total int64)) *progress.Tracker {
+	return progress.New(ctx, fn, 0)
+}
+
+func (db *DB) rebuildAllIndexes(user string, work *progress.Tracker) (err error) {
 	// Access control + audit hook (engine/access.go): needs Configure.
 	done, err := db.secGuard(user, PermissionConfigure, OpIndexRebuild, "all")
 	if err != nil {
 		return err
 	}
 	defer done(&err)
-	return db.UpdateAs(user, func(tx *Tx) error { return tx.rebuildAll() })
+	defer work.Finish()
+	return db.UpdateAs(user, func(tx *Tx) error {
+		tx.work = work
+		work.SetTotal(int64(tx.meta.NodeCount + tx.meta.EdgeCount))
+		return tx.rebuildAll()
+	})
 }
 
 func (tx *Tx) rebuildAll() error {
@@ -286,6 +337,9 @@ func (tx *Tx) rebuildAll() error {
 	var edges uint64
 	c := btree.NewCursor(tx.w, tx.meta.Roots[page.RootEdges])
 	for ok := c.First(); ok; ok = c.Next() {
+		if err := tx.work.Add(1); err != nil {
+			return err
+		}
 		v, err := c.Value()
 		if err != nil {
 			return err

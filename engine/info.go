@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -53,9 +54,17 @@ type Info struct {
 }
 
 // Info gathers the summary as of the latest commit.
-func (db *DB) Info() (Info, error) {
+func (db *DB) Info() (Info, error) { return db.InfoContext(context.Background(), nil) }
+
+// InfoContext is Info, stopped when ctx is cancelled. Info is read from
+// the header, except for a file written before the header kept space
+// statistics: they are then counted from every page once (until the next
+// compaction), and progress (if not nil) gets the bytes read and the
+// file's size; ctx is checked at every page.
+func (db *DB) InfoContext(ctx context.Context, progress func(done, total int64)) (Info, error) {
 	var out Info
 	err := db.View(func(tx *Tx) error {
+		tx.work = progressTracker(ctx, progress, int64(tx.meta.PageCount)*int64(tx.meta.PageSize))
 		m := tx.meta
 		out = Info{Path: db.p.Path, FormatVersion: m.Version, PageSize: int(m.PageSize), PageCount: m.PageCount,
 			FreePages: m.FreeCount, LSN: uint64(m.LastLSN), NodeCount: m.NodeCount, EdgeCount: m.EdgeCount,
@@ -198,12 +207,16 @@ func (tx *Tx) spaceStats() (page.SpaceStats, error) {
 		if isFree[id] {
 			continue
 		}
+		if err := tx.work.Add(int64(m.PageSize)); err != nil {
+			return page.SpaceStats{}, err
+		}
 		b, err := r.Page(id)
 		if err != nil {
 			return page.SpaceStats{}, tx.db.annotate(err)
 		}
 		st.Add(pager.PageStats(b))
 	}
+	tx.work.Finish()
 	return st, nil
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/lhash"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/progress"
 )
 
 // Pager gives engine sub-packages (backup, integrity, compact) access to the
@@ -23,6 +25,30 @@ func (db *DB) Pager() *pager.Pager { return db.p }
 // the order records are visited in (see engine/internal/lhash), so a
 // backup computes the same value in its pass over the file's pages.
 func (tx *Tx) LogicalHash() (string, error) {
+	return tx.LogicalHashContext(context.Background())
+}
+
+// SnapshotLogicalHash is the logical hash of what snap sees, read as the
+// system: no access check, as for every caller of Pager(). Compaction
+// uses it to prove the file it writes holds the same graph.
+func (db *DB) SnapshotLogicalHash(snap *pager.Snapshot) (string, error) {
+	return db.SnapshotLogicalHashContext(context.Background(), snap)
+}
+
+// SnapshotLogicalHashContext is SnapshotLogicalHash, stopped at the next
+// page read once ctx is cancelled (the error then matches ctx.Err()).
+func (db *DB) SnapshotLogicalHashContext(ctx context.Context, snap *pager.Snapshot) (string, error) {
+	m, err := snap.Meta()
+	if err != nil {
+		return "", db.annotate(err)
+	}
+	h, err := logicalHash(progress.New(ctx, nil, 0).Reader(snap), m)
+	return h, db.annotate(err)
+}
+
+// LogicalHashContext is LogicalHash, stopped at the next page read once
+// ctx is cancelled (the error then matches ctx.Err()).
+func (tx *Tx) LogicalHashContext(ctx context.Context) (string, error) {
 	if err := tx.check(false); err != nil {
 		return "", err
 	}
@@ -32,20 +58,8 @@ func (tx *Tx) LogicalHash() (string, error) {
 	if err := tx.settleAll(); err != nil {
 		return "", err
 	}
-	h, err := logicalHash(tx.reader(), tx.meta)
+	h, err := logicalHash(progress.New(ctx, nil, 0).Reader(tx.reader()), tx.meta)
 	return h, tx.db.annotate(err)
-}
-
-// SnapshotLogicalHash is the logical hash of what snap sees, read as the
-// system: no access check, as for every caller of Pager(). Compaction
-// uses it to prove the file it writes holds the same graph.
-func (db *DB) SnapshotLogicalHash(snap *pager.Snapshot) (string, error) {
-	m, err := snap.Meta()
-	if err != nil {
-		return "", db.annotate(err)
-	}
-	h, err := logicalHash(snap, m)
-	return h, db.annotate(err)
 }
 
 func logicalHash(r btree.Reader, meta *page.Meta) (string, error) {
@@ -112,6 +126,12 @@ func (db *DB) LogicalHash() (string, error) {
 	return view(db, func(tx *Tx) (string, error) { return tx.LogicalHash() })
 }
 
+// LogicalHashContext is LogicalHash, stopped at the next page read once
+// ctx is cancelled.
+func (db *DB) LogicalHashContext(ctx context.Context) (string, error) {
+	return view(db, func(tx *Tx) (string, error) { return tx.LogicalHashContext(ctx) })
+}
+
 // HashTrees computes the logical hash of the trees with the given roots,
 // read through r. Compaction uses it on the file it built, read back from
 // the disk, before that file replaces the original.
@@ -127,4 +147,10 @@ func (tx *Tx) SpilledFrames() int {
 		return 0
 	}
 	return tx.w.Spilled()
+}
+
+// HashTreesContext is HashTrees, stopped at the next page read once ctx is
+// cancelled.
+func HashTreesContext(ctx context.Context, r btree.Reader, roots [page.NumRoots]common.PageID) (string, error) {
+	return logicalHash(progress.New(ctx, nil, 0).Reader(r), &page.Meta{Roots: roots})
 }

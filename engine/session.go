@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Session is a DB seen as one user: the transactions it begins carry the
 // user, whose permissions the installed AccessChecker checks and whose name
@@ -95,16 +98,16 @@ func (s *Session) DropPropertyIndex(name string) error { return s.db.dropPropert
 
 // RebuildPropertyIndex rebuilds a property index; needs Configure.
 func (s *Session) RebuildPropertyIndex(name string) error {
-	return s.db.rebuildPropertyIndex(s.user, name)
+	return s.db.rebuildPropertyIndex(s.user, name, nil)
 }
 
 // RebuildLabelIndex rebuilds one label's index entries; needs Configure.
 func (s *Session) RebuildLabelIndex(label string) error {
-	return s.db.rebuildLabelIndex(s.user, label)
+	return s.db.rebuildLabelIndex(s.user, label, nil)
 }
 
 // RebuildAllIndexes rebuilds every index and counter; needs Configure.
-func (s *Session) RebuildAllIndexes() error { return s.db.rebuildAllIndexes(s.user) }
+func (s *Session) RebuildAllIndexes() error { return s.db.rebuildAllIndexes(s.user, nil) }
 
 // UpdateCacheSize changes the page cache budget; needs Configure.
 func (s *Session) UpdateCacheSize(bytes int64) error { return s.db.updateCacheSize(s.user, bytes) }
@@ -123,7 +126,7 @@ func (s *Session) Checkpoint() (CheckpointResult, error) {
 // CheckpointWithMode runs a checkpoint (see DB.CheckpointWithMode); needs
 // Configure and is audited as "checkpoint".
 func (s *Session) CheckpointWithMode(mode CheckpointMode) (CheckpointResult, error) {
-	return s.db.checkpoint(s.user, mode)
+	return s.db.checkpoint(context.Background(), s.user, mode)
 }
 
 // SetWALArchiveDir turns WAL archiving on or off (see

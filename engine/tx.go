@@ -12,6 +12,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/internal/shm"
 )
 
@@ -39,6 +40,10 @@ type Tx struct {
 	newLo, newHi NodeID
 	nodesDeleted bool
 	checked      map[NodeID]struct{} // nodes CreateEdge looked up and found
+
+	// work, during an index rebuild, counts the records visited and
+	// stops the rebuild once its context is cancelled (nil: neither).
+	work *progress.Tracker
 }
 
 // noteCreated records that node id was created by this transaction.

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,7 +50,15 @@ type Result struct {
 // (".backup" is appended when missing; a bare name goes into the manager's
 // directory). It refuses an existing output unless Options.Force.
 func (m *BackupManager) CreateFullBackup(dstPath string) (*Result, error) {
-	return m.create(dstPath, TypeFull)
+	return m.create(context.Background(), dstPath, TypeFull)
+}
+
+// CreateFullBackupContext is CreateFullBackup, stopped when ctx is
+// cancelled: it then returns an error matching ctx.Err() (checked at every
+// page, so within milliseconds), having removed its temporary file; the
+// database and the backup directory's earlier backups are as they were.
+func (m *BackupManager) CreateFullBackupContext(ctx context.Context, dstPath string) (*Result, error) {
+	return m.create(ctx, dstPath, TypeFull)
 }
 
 // CreateIncrementalBackup writes the pages changed since the newest backup
@@ -62,12 +71,19 @@ func (m *BackupManager) CreateFullBackup(dstPath string) (*Result, error) {
 // Options.FullIfNoBase makes it take a full backup (with a warning in
 // Result.Warnings) as sombra-backup --full-if-no-base does.
 func (m *BackupManager) CreateIncrementalBackup(dstPath string) (*Result, error) {
-	return m.create(dstPath, TypeIncremental)
+	return m.create(context.Background(), dstPath, TypeIncremental)
 }
 
-func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
+// CreateIncrementalBackupContext is CreateIncrementalBackup, stopped when
+// ctx is cancelled (see CreateFullBackupContext).
+func (m *BackupManager) CreateIncrementalBackupContext(ctx context.Context, dstPath string) (*Result, error) {
+	return m.create(ctx, dstPath, TypeIncremental)
+}
+
+func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Result, error) {
 	start := time.Now()
 	o := m.opts
+	o.ctx = ctx
 	dir, name, err := splitName(m.dir, dst)
 	if err != nil {
 		return nil, err
@@ -186,13 +202,22 @@ func (m *BackupManager) create(dst string, typ Type) (*Result, error) {
 		// and walks the node and edge trees for it.
 		hashInPass := !o.NoLogicalHash && (typ == TypeFull || res.ChangeSource == "scan")
 		if !o.NoLogicalHash && !hashInPass {
-			if h.LogicalHash, err = tx.LogicalHash(); err != nil {
+			if h.LogicalHash, err = tx.LogicalHashContext(o.context()); err != nil {
 				return err
 			}
+		}
+		if err := o.canceled(); err != nil {
+			return err
 		}
 		return writeBackup(o, tmp, h, snap, p, meta, ids, hashInPass, res)
 	})
 	if err != nil {
+		o.FS.Remove(tmp)
+		return nil, err
+	}
+	// The last moment a cancel leaves nothing behind: past the rename (or
+	// the upload's publication) the backup is complete and is kept.
+	if err := o.canceled(); err != nil {
 		o.FS.Remove(tmp)
 		return nil, err
 	}
@@ -473,9 +498,20 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 	w.Checksum = true
 	var rh [recHdrSize]byte
 	var records uint64
+	// Progress counts database bytes read: every page for a full backup
+	// or a scan, the candidate pages otherwise.
+	pages := h.PageCount
+	if h.Type == TypeIncremental && res.ChangeSource != "scan" {
+		pages = uint64(len(ids))
+	}
+	tr := o.tracker(int64(pages) * int64(h.PageSize))
+	defer tr.Finish()
 	// img is the image as stored (sealed on an encrypted database), pg the
 	// page it holds (opened); both are img on a plaintext one.
 	emit := func(id common.PageID, img, pg []byte) error {
+		if err := tr.Add(int64(len(img))); err != nil {
+			return err
+		}
 		res.PagesRead++
 		if lh != nil {
 			if err := lh.page(id, pg); err != nil {

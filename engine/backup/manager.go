@@ -62,6 +62,7 @@
 package backup
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -71,6 +72,7 @@ import (
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -130,7 +132,36 @@ type Options struct {
 	// SOMBRA_ENCRYPTION_KEY). Taking a backup needs no key beyond the open
 	// database's: its pages are copied sealed as they are.
 	Encryption engine.PageCipher
+	// Progress, if set, is called as a backup, verification, restore or
+	// replay goes with the bytes done and the total (0 while unknown):
+	// database bytes read for a backup, backup bytes read and then
+	// database bytes checked for a verification, backup bytes read for a
+	// restore, archive bytes read for a replay. Calls are throttled (about
+	// 20 a second) and come from the operation's goroutine.
+	Progress func(done, total int64)
+
+	// ctx is the context of the ...Context call running (nil: none). It
+	// travels in the copy of the options each call makes, so that every
+	// step of the operation can check it without a parameter of its own.
+	ctx context.Context
 }
+
+// tracker returns the operation's progress tracker against total.
+func (o Options) tracker(total int64) *progress.Tracker {
+	return progress.New(o.ctx, o.Progress, total)
+}
+
+// context returns the call's context (Background when none).
+func (o Options) context() context.Context {
+	if o.ctx == nil {
+		return context.Background()
+	}
+	return o.ctx
+}
+
+// canceled returns the context's error, wrapped, once the call's context
+// is cancelled.
+func (o Options) canceled() error { return progress.New(o.ctx, nil, 0).Err() }
 
 // cipher returns the key for sealed backups, or nil.
 func (o Options) cipher() engine.PageCipher {
@@ -199,9 +230,21 @@ func (m *BackupManager) VerifyBackup(name string) (*VerifyResult, error) {
 	return Verify(m.dir, name, m.opts)
 }
 
+// VerifyBackupContext is VerifyBackup, stopped when ctx is cancelled (see
+// VerifyContext).
+func (m *BackupManager) VerifyBackupContext(ctx context.Context, name string) (*VerifyResult, error) {
+	return VerifyContext(ctx, m.dir, name, m.opts)
+}
+
 // RestoreFromBackup restores a backup (with its chain) to target (see Restore).
 func (m *BackupManager) RestoreFromBackup(name, target string) (*RestoreResult, error) {
 	return Restore(m.dir, name, target, m.opts)
+}
+
+// RestoreFromBackupContext is RestoreFromBackup, stopped when ctx is
+// cancelled (see RestoreContext).
+func (m *BackupManager) RestoreFromBackupContext(ctx context.Context, name, target string) (*RestoreResult, error) {
+	return RestoreContext(ctx, m.dir, name, target, m.opts)
 }
 
 // RestoreToTime restores the database as of t to target (see RestoreToTime).
@@ -209,10 +252,20 @@ func (m *BackupManager) RestoreToTime(t time.Time, target string) (*RestoreResul
 	return RestoreToTime(m.dir, t, target, m.opts)
 }
 
+// RestoreToTimeContext is RestoreToTime, stopped when ctx is cancelled.
+func (m *BackupManager) RestoreToTimeContext(ctx context.Context, t time.Time, target string) (*RestoreResult, error) {
+	return RestoreToTimeContext(ctx, m.dir, t, target, m.opts)
+}
+
 // ReplayWALUntil applies archived transactions to a restored database (see
 // ReplayWALUntil).
 func (m *BackupManager) ReplayWALUntil(targetDB string, t time.Time) (*ReplayResult, error) {
 	return ReplayWALUntil(m.dir, targetDB, t, m.opts)
+}
+
+// ReplayWALUntilContext is ReplayWALUntil, stopped when ctx is cancelled.
+func (m *BackupManager) ReplayWALUntilContext(ctx context.Context, targetDB string, t time.Time) (*ReplayResult, error) {
+	return ReplayWALUntilContext(ctx, m.dir, targetDB, t, m.opts)
 }
 
 // Prune deletes old backups (see Prune).

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -184,7 +185,17 @@ func checkNotInterrupted(fs vfs.FS, path string) error {
 // interruption leaves a target that refuses to open (ErrInterrupted); use
 // RestoreToTime for an all-or-nothing restore.
 func ReplayWALUntil(dir, targetDB string, t time.Time, opts Options) (*ReplayResult, error) {
+	return ReplayWALUntilContext(context.Background(), dir, targetDB, t, opts)
+}
+
+// ReplayWALUntilContext is ReplayWALUntil, stopped when ctx is cancelled.
+// A cancel before the first page is written leaves the target untouched;
+// one during the replay stops it at the next page and leaves the target
+// refusing to open (ErrInterrupted), as any interruption does: use
+// RestoreToTimeContext for an all-or-nothing restore.
+func ReplayWALUntilContext(ctx context.Context, dir, targetDB string, t time.Time, opts Options) (*ReplayResult, error) {
 	o := opts.withDefaults()
+	o.ctx = ctx
 	targetDB, err := vfs.RealPath(targetDB) // its WAL is named after the real file
 	if err != nil {
 		return nil, err
@@ -255,15 +266,19 @@ func replayInto(o Options, arch *walarchive.Archive, f vfs.File, path string, me
 		}
 		res.LastCommit = timePtr(fromTS)
 	}
-	stop, stopTS, count := from, fromTS, 0
+	stop, stopTS, count, nframes := from, fromTS, 0, 0
 	var next int64
 	err = arch.Walk(meta.FileID, from, fromTS, func(tx walarchive.TxHeader) (bool, error) {
+		if err := o.canceled(); err != nil {
+			return false, err
+		}
 		if tx.CommitTS > tns {
 			next = tx.CommitTS
 			return false, nil
 		}
 		stop, stopTS = tx.LSN, tx.CommitTS
 		count++
+		nframes += tx.Frames
 		return true, nil
 	})
 	var gap *walarchive.GapError
@@ -288,6 +303,11 @@ func replayInto(o Options, arch *walarchive.Archive, f vfs.File, path string, me
 		return res, nil
 	}
 	ps := int(meta.PageSize)
+	if err := o.canceled(); err != nil {
+		return nil, err // nothing written yet
+	}
+	tr := o.tracker(int64(nframes) * int64(ps))
+	defer tr.Finish()
 	if err := markReplaying(f, ps); err != nil {
 		return nil, fmt.Errorf("mark %s: %w", path, err)
 	}
@@ -296,6 +316,9 @@ func replayInto(o Options, arch *walarchive.Archive, f vfs.File, path string, me
 	err = arch.Replay(meta.FileID, from, stop, func(tx walarchive.TxHeader, pg common.PageID, img []byte) error {
 		if len(img) != ps {
 			return fmt.Errorf("archive page size %d, database %d: %w", len(img), ps, common.ErrInvalid)
+		}
+		if err := tr.Add(int64(len(img))); err != nil {
+			return err
 		}
 		frames++
 		if pg == 0 {
@@ -343,8 +366,18 @@ func replayInto(o Options, arch *walarchive.Archive, f vfs.File, path string, me
 // ErrUnreachable when t is after the chosen backup but the archive holds
 // nothing after it (unless Options.AllowEarlier).
 func RestoreToTime(dir string, t time.Time, target string, opts Options) (*RestoreResult, error) {
+	return RestoreToTimeContext(context.Background(), dir, t, target, opts)
+}
+
+// RestoreToTimeContext is RestoreToTime, stopped when ctx is cancelled:
+// until the restored file replaces the target, a cancel removes the
+// temporary file and returns an error matching ctx.Err(), the target (if
+// any) untouched. Progress counts the chain's bytes restored, then the
+// archived pages replayed.
+func RestoreToTimeContext(ctx context.Context, dir string, t time.Time, target string, opts Options) (*RestoreResult, error) {
 	start := time.Now()
 	o := opts.withDefaults()
+	o.ctx = ctx
 	// A target reached through a link: the link's target is replaced.
 	target, err := vfs.RealPath(target)
 	if err != nil {
@@ -423,7 +456,15 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 	if err != nil {
 		return fail(err)
 	}
-	rr, err := replayInto(o, walarchive.New(o.FS, archDir), f, target, meta, t)
+	po := o // the replay's progress continues the restore's
+	if o.Progress != nil {
+		var chainBytes int64
+		for _, l := range chain {
+			chainBytes += l.bytes()
+		}
+		po.Progress = func(done, total int64) { o.Progress(chainBytes+done, chainBytes+total) }
+	}
+	rr, err := replayInto(po, walarchive.New(o.FS, archDir), f, target, meta, t)
 	var ge *gapError
 	if errors.As(err, &ge) {
 		// Name the nearest restorable point after the hole, if a backup
@@ -466,6 +507,9 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 	}
 	m2, err := readMeta(o.FS, tmp)
 	if err != nil {
+		return fail(err)
+	}
+	if err := o.canceled(); err != nil {
 		return fail(err)
 	}
 	id, err := installTarget(o, tmp, target)

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -40,6 +41,9 @@ type link struct {
 	hdr     *Header
 	records uint64
 }
+
+// bytes is the size of the link's page records, what restoring it reads.
+func (l link) bytes() int64 { return int64(l.records) * int64(recHdrSize+l.hdr.PageSize) }
 
 // loadChain returns the backups needed to restore name, full backup first,
 // after checking every header, trailer and link.
@@ -119,6 +123,12 @@ func restoreChain(o Options, chain []link, tmp string) (*page.Meta, uint64, erro
 	}()
 	have := make([]uint64, (last.PageCount+63)/64)
 	var written uint64
+	var total int64
+	for _, l := range chain {
+		total += l.bytes()
+	}
+	tr := o.tracker(total)
+	defer tr.Finish()
 	for _, l := range chain {
 		b, err := openFile(o.FS, l.path)
 		if err != nil {
@@ -131,6 +141,9 @@ func restoreChain(o Options, chain []link, tmp string) (*page.Meta, uint64, erro
 			}
 		}
 		err = b.each(func(id common.PageID, img []byte) error {
+			if err := tr.Add(int64(recHdrSize + len(img))); err != nil {
+				return err
+			}
 			if id == 0 && c != nil {
 				if err := checkKey(c, l.path, img); err != nil {
 					return err
@@ -409,8 +422,17 @@ func setNewFileID(fs vfs.FS, path string) (uint64, error) {
 // refused unless opts.Force, and is never replaced while a connection has
 // it open.
 func Restore(dir, name, target string, opts Options) (*RestoreResult, error) {
+	return RestoreContext(context.Background(), dir, name, target, opts)
+}
+
+// RestoreContext is Restore, stopped when ctx is cancelled: up to the
+// moment the restored file replaces the target, a cancel removes the
+// temporary file and returns an error matching ctx.Err(), the target (if
+// any) untouched; a restore that has replaced the target completes.
+func RestoreContext(ctx context.Context, dir, name, target string, opts Options) (*RestoreResult, error) {
 	start := time.Now()
 	o := opts.withDefaults()
+	o.ctx = ctx
 	dir, name, err := splitName(dir, name)
 	if err != nil {
 		return nil, err
@@ -445,6 +467,10 @@ func Restore(dir, name, target string, opts Options) (*RestoreResult, error) {
 	tmp := tempNear(target, "restore")
 	meta, pages, err := restoreChain(o, chain, tmp)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.canceled(); err != nil {
+		o.FS.Remove(tmp)
 		return nil, err
 	}
 	id, err := installTarget(o, tmp, target)

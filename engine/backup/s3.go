@@ -383,7 +383,7 @@ func (s *s3Store) uploadSum(local, p string) (sums, error) {
 		AutoChecksum: minio.ChecksumCRC32C,
 	}
 	if uploadProgress != nil {
-		po.Progress = &progress{fn: uploadProgress}
+		po.Progress = &uploadCounter{fn: uploadProgress}
 	}
 	_, err = s.c.PutObject(cx, bucket, key, io.NewSectionReader(f, 0, size), size, po)
 	if err != nil {
@@ -400,14 +400,14 @@ func (s *s3Store) uploadSum(local, p string) (sums, error) {
 // mid-upload from it.
 var uploadProgress func(sent int64)
 
-// progress is the io.Reader minio-go advances as it sends bytes.
-type progress struct {
+// uploadCounter is the io.Reader minio-go advances as it sends bytes.
+type uploadCounter struct {
 	mu   sync.Mutex
 	sent int64
 	fn   func(int64)
 }
 
-func (p *progress) Read(b []byte) (int, error) {
+func (p *uploadCounter) Read(b []byte) (int, error) {
 	p.mu.Lock()
 	p.sent += int64(len(b))
 	n := p.sent

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -43,8 +44,16 @@ type VerifyResult struct {
 // default the system's), which says nothing about the backup and is not
 // recorded. Stale trial restores of killed verifications are removed.
 func Verify(dir, name string, opts Options) (*VerifyResult, error) {
+	return VerifyContext(context.Background(), dir, name, opts)
+}
+
+// VerifyContext is Verify, stopped when ctx is cancelled: it then removes
+// its trial restore and returns an error matching ctx.Err(), recording
+// nothing in the catalog (the backup's last verdict stays).
+func VerifyContext(ctx context.Context, dir, name string, opts Options) (*VerifyResult, error) {
 	start := time.Now()
 	o := opts.withDefaults()
+	o.ctx = ctx
 	dir, name, err := splitName(dir, name)
 	if err != nil {
 		return nil, err
@@ -59,7 +68,7 @@ func Verify(dir, name string, opts Options) (*VerifyResult, error) {
 	if len(res.Chain) == 0 && errors.Is(verr, engine.ErrNotFound) {
 		return res, verr // nothing to record for a backup that does not exist
 	}
-	if errors.Is(verr, ErrCannotVerify) {
+	if errors.Is(verr, ErrCannotVerify) || o.canceled() != nil {
 		return res, verr // says nothing about the backup: keep its last verdict
 	}
 	cerr := updateCatalog(o, dir, func(list []BackupInfo) {
@@ -116,6 +125,17 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 	tmp := tempNear(backupPath(tmpDir, name), "verify")
 	ro := o
 	ro.NewFileID = false
+	// Progress: the chain's bytes read by the trial restore, then the
+	// restored file's bytes checked by the integrity check.
+	var chainBytes int64
+	for _, l := range chain {
+		chainBytes += l.bytes()
+	}
+	tr := o.tracker(chainBytes + need)
+	ro.Progress = nil
+	if o.Progress != nil {
+		ro.Progress = func(done, _ int64) { o.Progress(done, chainBytes+need) }
+	}
 	_, pages, err := restoreChain(ro, chain, tmp)
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return fmt.Errorf("trial restore of %s in %s ran out of space (give --tmpdir on a larger file system): %w: %w", name, tmpDir, ErrCannotVerify, err)
@@ -134,7 +154,14 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 		return fmt.Errorf("trial restore of %s does not open: %w", name, err)
 	}
 	defer db.Close()
-	rep, err := integrity.CheckDB(db, integrity.Options{Full: true})
+	io := integrity.Options{Full: true}
+	if o.Progress != nil {
+		io.Progress = func(done, _ int64) { o.Progress(chainBytes+done, chainBytes+need) }
+	}
+	rep, err := integrity.CheckDBContext(o.ctx, db, io)
+	if err := tr.Err(); err != nil {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("trial restore of %s: integrity check: %w", name, err)
 	}
@@ -150,11 +177,14 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 		return fmt.Errorf("trial restore of %s has %d integrity issues (first: %s): %w", name, len(rep.Issues), res.Issues[0], ErrVerifyFailed)
 	}
 	if want := last.hdr.LogicalHash; want != "" {
-		hash := db.LogicalHash
+		hash := func() (string, error) { return db.LogicalHashContext(o.context()) }
 		if last.hdr.LegacyHash {
 			hash = db.LegacyLogicalHash
 		}
 		got, err := hash()
+		if cerr := tr.Err(); cerr != nil {
+			return cerr
+		}
 		if err != nil {
 			return fmt.Errorf("trial restore of %s: %w", name, err)
 		}

@@ -17,6 +17,7 @@
 package compact
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -83,6 +85,10 @@ type Options struct {
 	// they need PermissionConfigure (checked and audited before anything
 	// is done). Empty: the caller acts as the system.
 	User string
+
+	// ctx is the context of the ...Context call running (nil: none),
+	// carried in the call's copy of the options to every step.
+	ctx context.Context
 }
 
 // DatabaseCompactor is the guide's handle for an open database.
@@ -107,18 +113,44 @@ func (c *DatabaseCompactor) CompactWithOptions(opts Options) (*Report, error) {
 	return compactOpen(c.db, opts)
 }
 
+// CompactContext is CompactWithOptions, stopped when ctx is cancelled:
+// until the new file replaces the old one (the last step), a cancel
+// removes the new file and returns an error matching ctx.Err(), the
+// database as it was. The context is checked at every page read or
+// written, so a cancel is noticed within milliseconds.
+func (c *DatabaseCompactor) CompactContext(ctx context.Context, opts Options) (*Report, error) {
+	opts.ctx = ctx
+	return compactOpen(c.db, opts)
+}
+
+// AnalyzeFragmentationContext is AnalyzeFragmentation, stopped when ctx is
+// cancelled (see AnalyzeContext).
+func (c *DatabaseCompactor) AnalyzeFragmentationContext(ctx context.Context, progress func(done, total int64)) (Analysis, error) {
+	return analyzeContext(ctx, c.db, progress)
+}
+
 // Analyze opens path read-only and reports its fragmentation.
 func Analyze(path string) (Analysis, error) {
+	return AnalyzeContext(context.Background(), path, nil)
+}
+
+// AnalyzeContext is Analyze, stopped when ctx is cancelled. The figures
+// come from the header, except for a file written before it kept space
+// statistics, whose pages are then read once: progress (if not nil) gets
+// the bytes read and the file's size.
+func AnalyzeContext(ctx context.Context, path string, progress func(done, total int64)) (Analysis, error) {
 	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true})
 	if err != nil {
 		return Analysis{}, err
 	}
 	defer db.Close()
-	return analyze(db)
+	return analyzeContext(ctx, db, progress)
 }
 
-func analyze(db *engine.DB) (Analysis, error) {
-	info, err := db.Info()
+func analyze(db *engine.DB) (Analysis, error) { return analyzeContext(context.Background(), db, nil) }
+
+func analyzeContext(ctx context.Context, db *engine.DB, progress func(done, total int64)) (Analysis, error) {
+	info, err := db.InfoContext(ctx, progress)
 	if err != nil {
 		return Analysis{}, err
 	}
@@ -136,7 +168,7 @@ var ErrHashMismatch = errors.New("the compacted file's logical hash differs from
 // checkHash reads the new file back from the disk, every page through its
 // checksum (and seal), and compares its logical hash with want, so that the
 // original is only replaced by a file known to hold the same graph.
-func checkHash(fsys vfs.FS, p *pager.Pager, tmp, want string) error {
+func checkHash(ctx context.Context, fsys vfs.FS, p *pager.Pager, tmp, want string) error {
 	f, err := fsys.OpenFile(tmp, os.O_RDONLY, 0)
 	if err != nil {
 		return err
@@ -146,7 +178,7 @@ func checkHash(fsys vfs.FS, p *pager.Pager, tmp, want string) error {
 	if err != nil {
 		return fmt.Errorf("read back %s: %w", tmp, err)
 	}
-	got, err := engine.HashTrees(fileReader{f: f, p: p, path: tmp, ps: p.PageSize()}, m.Roots)
+	got, err := engine.HashTreesContext(ctx, fileReader{f: f, p: p, path: tmp, ps: p.PageSize()}, m.Roots)
 	if err != nil {
 		return fmt.Errorf("read back %s: %w", tmp, err)
 	}
@@ -191,6 +223,13 @@ const defaultFill = engine.CompactFillPercent
 
 // Compact rewrites the database at path densely.
 func Compact(path string, opts Options) (*Report, error) {
+	return CompactContext(context.Background(), path, opts)
+}
+
+// CompactContext is Compact, stopped when ctx is cancelled (see
+// DatabaseCompactor.CompactContext).
+func CompactContext(ctx context.Context, path string, opts Options) (*Report, error) {
+	opts.ctx = ctx
 	db, err := engine.OpenWithConfig(path, engine.Config{BusyTimeout: max(opts.Wait, time.Millisecond), FS: opts.FS, WALAutoCheckpoint: -1,
 		Encryption: opts.Encryption})
 	if err != nil {
@@ -219,7 +258,7 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 		// Their snapshots would pin the WAL and then read a replaced file.
 		return nil, fmt.Errorf("compact %s: %d transactions of this connection are open: %w", path, n, engine.ErrBusy)
 	}
-	if err := p.ExclusiveLock(opts.Wait); err != nil {
+	if err := p.ExclusiveLockContext(opts.context(), opts.Wait); err != nil {
 		return nil, fmt.Errorf("compact %s: %w", path, err)
 	}
 	// Whatever happens next, other connections may open the database
@@ -237,6 +276,11 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 	_ = opts.FS.Remove(tmp) // left by a crashed run
 	rep, err := build(db, opts, tmp)
 	if err != nil {
+		_ = opts.FS.Remove(tmp)
+		return nil, fmt.Errorf("compact %s: %w", path, err)
+	}
+	// The last moment a cancel keeps the old file.
+	if err := progress.New(opts.ctx, nil, 0).Err(); err != nil {
 		_ = opts.FS.Remove(tmp)
 		return nil, fmt.Errorf("compact %s: %w", path, err)
 	}
@@ -267,14 +311,14 @@ func build(db *engine.DB, opts Options, tmp string) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Path: p.Path, PagesBefore: meta.PageCount, SizeBefore: before, lsn: meta.LastLSN}
-	hash, err := db.SnapshotLogicalHash(snap)
+	hash, err := db.SnapshotLogicalHashContext(opts.context(), snap)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
 	}
 	if err := rewrite(opts, p, snap, meta, tmp, rep); err != nil {
 		return nil, err
 	}
-	if err := checkHash(opts.FS, p, tmp, hash); err != nil {
+	if err := checkHash(opts.context(), opts.FS, p, tmp, hash); err != nil {
 		return nil, fmt.Errorf("%w; the original file is unchanged", err)
 	}
 	rep.SizeAfter = int64(rep.PagesAfter) * int64(meta.PageSize)
@@ -299,6 +343,8 @@ func rewrite(opts Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Meta
 	alloc := func() common.PageID { id := next; next++; return id }
 	expected := int64(meta.PageCount - meta.FreeCount)
 	var written int64
+	tr := progress.New(opts.ctx, opts.Progress, expected)
+	reads := progress.New(opts.ctx, nil, 0) // checks the context, counts nothing shown
 	stats := page.SpaceStats{Valid: true}
 	sink := func(id common.PageID, b []byte) error {
 		if id != 0 {
@@ -310,15 +356,12 @@ func rewrite(opts Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Meta
 			return err
 		}
 		written++
-		if opts.Progress != nil && written%256 == 0 {
-			opts.Progress(written, expected)
-		}
-		return nil
+		return tr.Add(1)
 	}
 	nm := *meta
 	for root := 0; root < page.NumRoots; root++ {
 		b := btree.NewBuilder(p.UsableSize(), opts.FillPercent, byte(root)+1, alloc, sink)
-		c := btree.NewCursor(snap, meta.Roots[root])
+		c := btree.NewCursor(reads.Reader(snap), meta.Roots[root])
 		for ok := c.First(); ok; ok = c.Next() {
 			v, err := c.Value()
 			if err != nil {
@@ -357,6 +400,14 @@ func rewrite(opts Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Meta
 	rep.PagesAfter = nm.PageCount
 	rep.PagesMoved = uint64(written - 1)
 	return nil
+}
+
+// context returns the call's context (Background when none).
+func (o Options) context() context.Context {
+	if o.ctx == nil {
+		return context.Background()
+	}
+	return o.ctx
 }
 
 // ErrBusy is engine.ErrBusy, re-exported for callers of this package.

@@ -8,8 +8,10 @@
 package health
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -156,6 +158,13 @@ type Options struct {
 	// DiskUsage reports free and total bytes of the volume holding path
 	// (default: statfs(2)).
 	DiskUsage func(path string) (free, total uint64, err error)
+	// Progress, if set, is called as the integrity check reads the file,
+	// with bytes of it checked and its size (see integrity.Options).
+	Progress func(done, total int64)
+
+	// ctx is CheckFileContext's context (nil: none), carried in the call's
+	// copy of the options.
+	ctx context.Context
 }
 
 func (o Options) withDefaults() Options {
@@ -210,7 +219,16 @@ func Statfs(path string) (free, total uint64, err error) {
 // by a newer version, or held exclusively past BusyTimeout; a damaged
 // database is not an error but an unhealthy report.
 func CheckFile(path string, opts Options) (*Report, error) {
+	return CheckFileContext(context.Background(), path, opts)
+}
+
+// CheckFileContext is CheckFile, stopped when ctx is cancelled: the
+// integrity check stops at the next page read, nothing is recorded (the
+// record of the last verification stays as it was) and the error matches
+// ctx.Err().
+func CheckFileContext(ctx context.Context, path string, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
+	opts.ctx = ctx
 	rep := &Report{Path: path, CheckedAt: opts.Now().UTC()}
 	st, err := os.Stat(path)
 	switch {
@@ -283,11 +301,15 @@ func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("integrity check of %s: %w", db.Path(), err)
 	}
-	io := integrity.Options{Full: opts.Deep, SamplePages: opts.SamplePages}
+	io := integrity.Options{Full: opts.Deep, SamplePages: opts.SamplePages, Progress: opts.Progress}
 	if inc.full {
 		io.SamplePages = 0
 	}
-	ir, err := integrity.CheckDB(db, io)
+	ctx := opts.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ir, err := integrity.CheckDBContext(ctx, db, io)
 	if err != nil && !errors.Is(err, engine.ErrCorrupt) {
 		return fmt.Errorf("integrity check of %s: %w", db.Path(), err)
 	}
@@ -301,6 +323,9 @@ func integrityChecks(db *engine.DB, opts Options, rep *Report) error {
 	}
 	changed, err := checkPages(db, inc.pages)
 	if err != nil {
+		return fmt.Errorf("integrity check of %s: %w", db.Path(), err)
+	}
+	if err := progress.Interrupted(ctx); err != nil { // before anything is recorded
 		return fmt.Errorf("integrity check of %s: %w", db.Path(), err)
 	}
 	sums = mergeIssues(sums, changed)

@@ -10,6 +10,7 @@ package integrity
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/internal/record"
 )
 
@@ -111,6 +113,13 @@ type Options struct {
 	// SamplePages limits the checksum pass to this many pages spread evenly
 	// over the file (0: every page).
 	SamplePages int
+	// Progress, if set, is called as the check goes (throttled) with its
+	// position in bytes and the file's size in bytes. A full check reads
+	// pages in three passes (checksums, tree walks, graph cross-checks);
+	// the position is the share of those reads done, scaled to the file's
+	// size, so the total is the file and a rate computed from it is the
+	// rate at which the file is being checked.
+	Progress func(done, total int64)
 }
 
 // IntegrityChecker is the guide's checker bound to a path.
@@ -127,6 +136,12 @@ func (c *IntegrityChecker) Verify() (*Report, error) { return Check(c.path, Opti
 // database). A damaged header is both: the report holds the issue and the
 // error matches engine.ErrCorrupt.
 func Check(path string, opts Options) (*Report, error) {
+	return CheckContext(context.Background(), path, opts)
+}
+
+// CheckContext is Check, stopped when ctx is cancelled (see
+// CheckDBContext).
+func CheckContext(ctx context.Context, path string, opts Options) (*Report, error) {
 	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true})
 	if err != nil {
 		rep := &Report{Path: path, Mode: mode(opts)}
@@ -136,7 +151,7 @@ func Check(path string, opts Options) (*Report, error) {
 		return rep, err
 	}
 	defer db.Close()
-	return CheckDB(db, opts)
+	return CheckDBContext(ctx, db, opts)
 }
 
 func mode(o Options) string {
@@ -154,9 +169,19 @@ func mode(o Options) string {
 // report that would call the page corrupt and the database in need of
 // repair. The error does not match engine.ErrCorrupt.
 func CheckDB(db *engine.DB, opts Options) (*Report, error) {
+	return CheckDBContext(context.Background(), db, opts)
+}
+
+// CheckDBContext is CheckDB, stopped when ctx is cancelled: the context is
+// checked at every page read, and a cancelled check returns an error
+// matching ctx.Err() (not a report of the pages it did not get to).
+func CheckDBContext(ctx context.Context, db *engine.DB, opts Options) (*Report, error) {
 	start := time.Now()
 	p := db.Pager()
 	rep := &Report{Path: p.Path, Mode: mode(opts)}
+	if err := progress.New(ctx, nil, 0).Err(); err != nil {
+		return rep, err
+	}
 	snap, err := p.BeginRead()
 	if err != nil {
 		return rep, err
@@ -173,12 +198,32 @@ func CheckDB(db *engine.DB, opts Options) (*Report, error) {
 	}
 	rep.PageCount = meta.PageCount
 	rep.Nodes, rep.Edges = meta.NodeCount, meta.EdgeCount
+	n := int64(meta.PageCount)
+	if opts.SamplePages > 0 && int64(opts.SamplePages) < n {
+		n = int64(opts.SamplePages)
+	}
+	// Expected reads: the checksum pass, then (full) about one read per
+	// page in the tree walks and one per tree page in the cross-checks;
+	// refined once the walks have counted the tree pages.
+	expect := n
+	if opts.Full {
+		expect += 2 * int64(meta.PageCount)
+	}
+	r.tr = progress.New(ctx, scaled(opts.Progress, int64(meta.PageCount)*int64(p.PageSize())), expect)
+	defer r.tr.Finish()
 	if err := checksums(r, meta, opts.SamplePages, rep); err != nil {
 		return rep, readFailed(p.Path, err)
 	}
 	if opts.Full {
 		c := &checker{snap: r, meta: meta, rep: rep, owner: make([]byte, meta.PageCount)}
 		c.structure()
+		if r.err == nil {
+			var tree int64
+			for _, k := range rep.TreePages {
+				tree += int64(k)
+			}
+			r.tr.SetTotal(r.tr.Done() + tree)
+		}
 		if err := c.graph(); err != nil {
 			return rep, err
 		}
@@ -193,20 +238,51 @@ func CheckDB(db *engine.DB, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// readFailed wraps the first I/O error met while checking path.
+// scaled maps a count of page reads against their expected number to bytes
+// of a file of size bytes (see Options.Progress); nil stays nil.
+func scaled(fn func(done, total int64), size int64) func(done, total int64) {
+	if fn == nil {
+		return nil
+	}
+	return func(done, total int64) {
+		if total <= 0 {
+			fn(0, size)
+			return
+		}
+		fn(min(int64(float64(done)/float64(total)*float64(size)), size), size)
+	}
+}
+
+// readFailed wraps the first I/O error met while checking path; a
+// cancellation is returned as it is.
 func readFailed(path string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
 	return fmt.Errorf("check %s: a page could not be read, an I/O error and not corruption (retry; check the disk if it persists): %w", path, err)
 }
 
 // ioTrap reads pages through a snapshot and remembers the first error that
 // is not damage (not engine.ErrCorrupt): the tree walks and scans swallow
 // read errors as damage, so this is where an I/O error is kept apart.
+//
+// It is also where the check counts its reads and notices a cancelled
+// context: every pass reads through it, and a read refused as cancelled
+// is kept like an I/O error, so the walks (which go on past unreadable
+// pages) end quickly and CheckDB returns the cancellation.
 type ioTrap struct {
 	snap *pager.Snapshot
 	err  error
+	tr   *progress.Tracker
 }
 
 func (t *ioTrap) Page(id common.PageID) ([]byte, error) {
+	if err := t.tr.Add(1); err != nil {
+		if t.err == nil {
+			t.err = err
+		}
+		return nil, err
+	}
 	b, err := t.snap.Page(id)
 	if err != nil && t.err == nil && !errors.Is(err, common.ErrCorrupt) {
 		t.err = err

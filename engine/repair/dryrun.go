@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,12 @@ func (e *renamedError) Unwrap() error { return e.err }
 // path. Running the real repair on a copy gives the exact actions, not an
 // estimate; the price is room for one copy of the database in tmpDir.
 func (r *DatabaseRepair) DryRun(tmpDir string) (_ *RepairReport, err error) {
+	return r.DryRunContext(context.Background(), tmpDir)
+}
+
+// DryRunContext is DryRun, whose repair of the copy stops when ctx is
+// cancelled (see RepairContext); the copy is removed either way.
+func (r *DatabaseRepair) DryRunContext(ctx context.Context, tmpDir string) (_ *RepairReport, err error) {
 	if err := checkFile(r.path); err != nil {
 		return nil, err
 	}
@@ -43,7 +50,7 @@ func (r *DatabaseRepair) DryRun(tmpDir string) (_ *RepairReport, err error) {
 	}
 	c := *r
 	c.path = cp
-	rep, err := c.Repair()
+	rep, err := c.RepairContext(ctx)
 	if err != nil {
 		// The copy's path means nothing to the caller; the error's kind
 		// (busy, corrupt, I/O) is kept for errors.Is.

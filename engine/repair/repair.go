@@ -22,8 +22,10 @@
 package repair
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -49,6 +51,10 @@ type DatabaseRepair struct {
 	// Repair needs it to open the database; salvage needs it to read the
 	// sealed pages, and seals the salvaged database with it too.
 	Encryption engine.PageCipher
+	// Progress, if set, is called as an integrity check goes (Verify, and
+	// Repair's checks before and after it) with bytes of the file checked
+	// and the file's size (see integrity.Options.Progress).
+	Progress func(done, total int64)
 }
 
 // NewDatabaseRepair returns a DatabaseRepair for the database at path.
@@ -123,7 +129,16 @@ func (r *DatabaseRepair) VerifyIntegrity() (*integrity.Report, error) {
 // too); the error is for failures to check at all: a missing file, not a
 // database, a lock held by compaction or restore.
 func (r *DatabaseRepair) Verify(opts integrity.Options) (_ *integrity.Report, err error) {
+	return r.VerifyContext(context.Background(), opts)
+}
+
+// VerifyContext is Verify, stopped when ctx is cancelled (checked at every
+// page read; the error then matches ctx.Err()).
+func (r *DatabaseRepair) VerifyContext(ctx context.Context, opts integrity.Options) (_ *integrity.Report, err error) {
 	defer guard(r.path, &err)
+	if opts.Progress == nil {
+		opts.Progress = r.Progress
+	}
 	mode := "quick"
 	if opts.Full {
 		mode = "full"
@@ -145,7 +160,7 @@ func (r *DatabaseRepair) Verify(opts integrity.Options) (_ *integrity.Report, er
 	if err != nil {
 		return nil, err
 	}
-	rep, err := integrity.CheckDB(db, opts)
+	rep, err := integrity.CheckDBContext(ctx, db, opts)
 	if err != nil {
 		return rep, err
 	}
@@ -189,7 +204,18 @@ func walTailIssue(st pager.WALState, pageSize int) (integrity.Issue, bool) {
 // see Wait). A database it cannot repair gives a report with Success false
 // and Advice, not an error: errors are for failures to run at all.
 func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
+	return r.RepairContext(context.Background())
+}
+
+// RepairContext is Repair, stopped when ctx is cancelled. A cancel during
+// the check before any change returns an error matching ctx.Err() with
+// the database as it was (but for a WAL folded into it, as every repair
+// does first); once the repair has committed, the check after it is
+// stopped and the error says that the repair was made and what to run to
+// check it.
+func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, err error) {
 	defer guard(r.path, &err)
+	check := integrity.Options{Full: true, Progress: r.Progress}
 	start := time.Now()
 	if err := checkFile(r.path); err != nil {
 		return nil, err
@@ -209,7 +235,7 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 	}
 	defer db.Close()
 	p := db.Pager()
-	if err := p.ExclusiveLock(r.Wait); err != nil {
+	if err := p.ExclusiveLockContext(ctx, r.Wait); err != nil {
 		return nil, fmt.Errorf("repair %s: %w", r.path, err)
 	}
 	st, err := p.WAL()
@@ -217,7 +243,7 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 		return nil, err
 	}
 	walIssue, torn := walTailIssue(st, p.PageSize())
-	ck, err := db.CheckpointWithMode(engine.CheckpointTruncate)
+	ck, err := db.CheckpointContext(ctx, engine.CheckpointTruncate)
 	if err != nil {
 		return nil, fmt.Errorf("repair %s: %w", r.path, err)
 	}
@@ -228,7 +254,7 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 		rep.Actions = append(rep.Actions, fmt.Sprintf("checkpointed the WAL (%d pages) and truncated it", ck.PagesWritten))
 	}
 
-	before, err := integrity.CheckDB(db, integrity.Options{Full: true})
+	before, err := integrity.CheckDBContext(ctx, db, check)
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +270,9 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 		return rep, nil
 	}
 
+	if err := progress.Interrupted(ctx); err != nil {
+		return nil, fmt.Errorf("repair %s: before any change: %w", r.path, err)
+	}
 	tx, err := db.BeginTransaction()
 	if err != nil {
 		return nil, err
@@ -276,8 +305,12 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 	} else {
 		tx.Rollback()
 	}
-	after, err := integrity.CheckDB(db, integrity.Options{Full: true})
+	after, err := integrity.CheckDBContext(ctx, db, check)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("repair %s: the repair was made (%s) but the check after it was interrupted, so verify the database again: %w",
+				r.path, strings.Join(rep.Actions, "; "), err)
+		}
 		return nil, err
 	}
 	if after.Issues != nil {

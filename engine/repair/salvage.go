@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/btree"
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/internal/record"
 	"github.com/sombradb/sombra/engine/internal/shm"
 	"github.com/sombradb/sombra/engine/internal/wal"
@@ -55,7 +57,7 @@ type SalvagedEdge struct {
 // pages, in id order. It does not use the trees, so it works on a database
 // that cannot be opened; see the package documentation.
 func (r *DatabaseRepair) SalvageNodes() ([]SalvagedNode, error) {
-	res, err := r.scan(nil)
+	res, err := r.scan(context.Background(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +67,7 @@ func (r *DatabaseRepair) SalvageNodes() ([]SalvagedNode, error) {
 // SalvageEdges returns every edge that can be read from the database's
 // pages, in id order, whether or not its endpoints were salvaged.
 func (r *DatabaseRepair) SalvageEdges() ([]SalvagedEdge, error) {
-	res, err := r.scan(nil)
+	res, err := r.scan(context.Background(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +306,7 @@ func (s *source) openWAL(res *scanResult) {
 // copied into the database file) and the open lock shared (compaction and
 // restore, which replace the file, wait). Readers may go on. Without a
 // coordination file (a read-only directory) it reads unlocked.
-func lockSource(path string, wait time.Duration, res *scanResult) (func(), error) {
+func lockSource(ctx context.Context, path string, wait time.Duration, res *scanResult) (func(), error) {
 	s, err := shm.Open(vfs.OS, path+"-shm")
 	if err != nil {
 		res.warnings = append(res.warnings, fmt.Sprintf("read without locking the database (%v)", err))
@@ -320,7 +322,7 @@ func lockSource(path string, wait time.Duration, res *scanResult) (func(), error
 		{shm.LockWriter, true, "writer", shm.OffWriter},
 		{shm.LockCkpt, true, "checkpoint", shm.OffCkpt},
 	} {
-		if err := s.LockTimeout(l.b, l.excl, wait, l.what, l.pidAt, path); err != nil {
+		if err := s.LockContext(ctx, l.b, l.excl, wait, l.what, l.pidAt, path); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("salvage %s: %w", path, err)
 		}
@@ -328,9 +330,9 @@ func lockSource(path string, wait time.Duration, res *scanResult) (func(), error
 	return func() { s.Close() }, nil // closing drops every lock
 }
 
-// scan reads every page and collects the records; progress (if set) gets
-// bytes read and the total.
-func (r *DatabaseRepair) scan(progress func(done, total int64)) (*scanResult, error) {
+// scan reads every page and collects the records; report (if set) gets the
+// scan's position scaled to the file's size (see SalvageOptions.Progress).
+func (r *DatabaseRepair) scan(ctx context.Context, report func(done, total int64)) (*scanResult, error) {
 	res := &scanResult{nodes: map[uint64]*SalvagedNode{}, edges: map[uint64]*SalvagedEdge{}, indexes: map[string]bool{}}
 	// The WAL and lock file are those of the real file, as for the engine.
 	path, err := vfs.RealPath(r.path)
@@ -342,7 +344,7 @@ func (r *DatabaseRepair) scan(progress func(done, total int64)) (*scanResult, er
 		return nil, err
 	}
 	defer src.close()
-	unlock, err := lockSource(path, r.Wait, res)
+	unlock, err := lockSource(ctx, path, r.Wait, res)
 	if err != nil {
 		return nil, err
 	}
@@ -356,21 +358,29 @@ func (r *DatabaseRepair) scan(progress func(done, total int64)) (*scanResult, er
 		n = res.meta.PageCount // pages past the logical end are stale
 	}
 	res.pages = n
-	total := int64(n) * int64(src.ps) * 2
-	var done int64
-	step := func() {
-		done += int64(src.ps)
-		if progress != nil && (done/int64(src.ps))%256 == 0 {
-			progress(done, total)
+	// Reads: every page, then the leaves again (a guess of half the pages
+	// until pass 1 has counted them); reported as a share of the file, so
+	// the total is the file's size however many reads it takes.
+	size := int64(n) * int64(src.ps)
+	var scale func(done, total int64)
+	if report != nil {
+		scale = func(done, total int64) {
+			if total > 0 {
+				report(min(int64(float64(done)/float64(total)*float64(size)), size), size)
+			}
 		}
 	}
+	tr := progress.New(ctx, scale, int64(n)+int64(n)/2)
+	step := func() error { return tr.Add(1) }
 
 	// Pass 1: the free list (from every free-list page, so a damaged header
 	// or chain loses nothing), the leaves, the damaged pages.
 	free := map[common.PageID]bool{}
 	var leaves, bad []common.PageID
 	for id := common.PageID(1); uint64(id) < n; id++ {
-		step()
+		if err := step(); err != nil {
+			return nil, fmt.Errorf("salvage %s: %w", path, err)
+		}
 		b, ok, err := src.image(id)
 		if err != nil {
 			return nil, err
@@ -412,8 +422,11 @@ func (r *DatabaseRepair) scan(progress func(done, total int64)) (*scanResult, er
 	}
 	// Pass 2: records of the leaves in use. A freed leaf keeps its old
 	// records on disk; skipping free pages keeps deleted records deleted.
+	tr.SetTotal(int64(n) - 1 + int64(len(leaves))) // pass 1 skips page 0
 	for _, id := range leaves {
-		step()
+		if err := step(); err != nil {
+			return nil, fmt.Errorf("salvage %s: %w", path, err)
+		}
 		if free[id] {
 			continue
 		}
@@ -423,9 +436,7 @@ func (r *DatabaseRepair) scan(progress func(done, total int64)) (*scanResult, er
 		}
 		res.leaf(src, id, b, ok, n)
 	}
-	if progress != nil {
-		progress(total, total)
-	}
+	tr.Finish()
 	return res, nil
 }
 

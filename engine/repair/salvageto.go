@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -22,8 +24,17 @@ type SalvageOptions struct {
 	// SkipDamaged leaves out records read from pages that failed their
 	// checksum (see SalvagedNode.Damaged); by default they are kept.
 	SkipDamaged bool
-	// Progress, if set, is called with the bytes scanned so far and the total.
+	// Progress, if set, is called as the source is scanned with the
+	// scan's position in bytes and the file's size: the scan reads every
+	// page, then the leaves again, and the position is the share of those
+	// reads done, scaled to the file's size.
 	Progress func(done, total int64)
+	// WriteProgress, if set, is called as the records are written to the
+	// new database with records written and records to write.
+	WriteProgress func(done, total int64)
+	// CheckProgress, if set, is called as the new database is checked,
+	// with bytes of it checked and its size (see integrity.Options).
+	CheckProgress func(done, total int64)
 }
 
 // SalvageReport describes a salvage into a new database.
@@ -82,6 +93,14 @@ const batchSize = 5000
 // next ids continue after the old database's. The result is checked with a
 // full integrity check before it is renamed into place.
 func (r *DatabaseRepair) SalvageToWithOptions(newPath string, opts SalvageOptions) (*SalvageReport, error) {
+	return r.SalvageToContext(context.Background(), newPath, opts)
+}
+
+// SalvageToContext is SalvageToWithOptions, stopped when ctx is cancelled
+// (checked at every page scanned and every record written): the new
+// database's temporary file is removed and the error matches ctx.Err();
+// the source and an existing output are untouched.
+func (r *DatabaseRepair) SalvageToContext(ctx context.Context, newPath string, opts SalvageOptions) (*SalvageReport, error) {
 	start := time.Now()
 	if err := sameFile(r.path, newPath); err != nil {
 		return nil, err
@@ -89,7 +108,7 @@ func (r *DatabaseRepair) SalvageToWithOptions(newPath string, opts SalvageOption
 	if _, err := os.Lstat(newPath); err == nil && !opts.Overwrite {
 		return nil, fmt.Errorf("salvage: output %s: %w", newPath, engine.ErrExists)
 	}
-	res, err := r.scan(opts.Progress)
+	res, err := r.scan(ctx, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +129,11 @@ func (r *DatabaseRepair) SalvageToWithOptions(newPath string, opts SalvageOption
 
 	tmp := out + ".salvage-tmp"
 	removeDB(tmp)
-	if err := r.write(tmp, res, rep, opts); err != nil {
+	if err := r.write(ctx, tmp, res, rep, opts); err != nil {
+		removeDB(tmp)
+		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
+	}
+	if err := progress.Interrupted(ctx); err != nil { // the last moment a cancel changes nothing
 		removeDB(tmp)
 		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
 	}
@@ -161,7 +184,7 @@ func removeDB(path string) {
 }
 
 // write builds the new database at path.
-func (r *DatabaseRepair) write(path string, res *scanResult, rep *SalvageReport, opts SalvageOptions) error {
+func (r *DatabaseRepair) write(ctx context.Context, path string, res *scanResult, rep *SalvageReport, opts SalvageOptions) error {
 	enc := r.Encryption
 	if enc == nil && res.meta != nil && res.meta.Encrypted {
 		enc = engine.FallbackEncryption() // salvage of an encrypted file stays encrypted
@@ -176,7 +199,7 @@ func (r *DatabaseRepair) write(path string, res *scanResult, rep *SalvageReport,
 			return err
 		}
 	}
-	b := &batcher{db: db}
+	b := &batcher{db: db, tr: progress.New(ctx, opts.WriteProgress, int64(len(res.nodes)+len(res.edges)))}
 	defer b.abort()
 
 	// Nodes in id order under their own ids; a record whose id is invalid
@@ -207,7 +230,7 @@ func (r *DatabaseRepair) write(path string, res *scanResult, rep *SalvageReport,
 		}
 	}
 	if m := res.meta; m != nil {
-		if err := b.do(func(tx *engine.Tx) error {
+		if err := b.run(func(tx *engine.Tx) error {
 			return tx.ReserveIDs(engine.NodeID(m.NextNodeID), engine.EdgeID(m.NextEdgeID))
 		}); err != nil {
 			return err
@@ -282,10 +305,11 @@ func (r *DatabaseRepair) write(path string, res *scanResult, rep *SalvageReport,
 	if err := b.commit(); err != nil {
 		return err
 	}
+	b.tr.Finish()
 	if _, err := db.CheckpointWithMode(engine.CheckpointTruncate); err != nil {
 		return err
 	}
-	chk, err := integrity.CheckDB(db, integrity.Options{Full: true})
+	chk, err := integrity.CheckDBContext(ctx, db, integrity.Options{Full: true, Progress: opts.CheckProgress})
 	if err != nil {
 		return err
 	}
@@ -302,9 +326,19 @@ type batcher struct {
 	db *engine.DB
 	tx *engine.Tx
 	n  int
+	tr *progress.Tracker // counts records (refused ones too) and checks the context
 }
 
+// do writes one record (fn), counted in the progress.
 func (b *batcher) do(fn func(*engine.Tx) error) error {
+	if err := b.tr.Add(1); err != nil {
+		return err
+	}
+	return b.run(fn)
+}
+
+// run adds fn to the batch.
+func (b *batcher) run(fn func(*engine.Tx) error) error {
 	if b.tx == nil {
 		tx, err := b.db.BeginTransaction()
 		if err != nil {

@@ -58,8 +58,12 @@ func UseHealthExitCodes(root *cobra.Command) {
 }
 
 // Main runs the command built on the process's streams with os.Args, prints
-// any error and returns the exit code. SIGINT/SIGTERM cancel the command's
-// context. main.go is just: os.Exit(cli.Main(info.NewCommand)).
+// any error and returns the exit code. SIGINT and SIGTERM cancel the
+// command's context (cmd.Context()), which every long operation takes: the
+// command stops within a second, removes its temporary files and exits
+// ExitInterrupted (130). Further signals while it cleans up are caught
+// too, so a second Ctrl-C cannot leave a half-removed temporary file.
+// main.go is just: os.Exit(cli.Main(info.NewCommand)).
 func Main(build func(IOStreams) *cobra.Command) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -76,6 +80,12 @@ func Main(build func(IOStreams) *cobra.Command) int {
 // command's error stream and returns the exit code. Tests use it.
 func Run(cmd *cobra.Command, args []string) int {
 	return run(context.Background(), cmd, args)
+}
+
+// RunContext is Run with the command's context: cancelling ctx is what a
+// signal does to Main.
+func RunContext(ctx context.Context, cmd *cobra.Command, args []string) int {
+	return run(ctx, cmd, args)
 }
 
 func run(ctx context.Context, cmd *cobra.Command, args []string) int {
@@ -97,6 +107,12 @@ func run(ctx context.Context, cmd *cobra.Command, args []string) int {
 	// unless it already carries a more specific kind.
 	if err != nil && !st.ran && ExitCode(err) == ExitFailed {
 		err = &UsageError{Err: err}
+	}
+	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+		// The command failed after the signal, from something that did not
+		// say it was interrupted (a lock wait cut short, a closed pipe):
+		// still an interrupted run.
+		err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
 	}
 	code := ExitCode(err)
 	if root.Annotations[annotHealthCodes] != "" {
@@ -169,6 +185,9 @@ func markRun(c *cobra.Command) {
 func started(cmd *cobra.Command) {
 	if st, ok := cmd.Context().Value(runStateKey{}).(*runState); ok {
 		st.ran = true
+	}
+	if g, ok := globalsOf.Load(cmd.Root()); ok {
+		g.(*Globals).ctx = cmd.Context()
 	}
 	// Every database the command opens acts as --user / $SOMBRA_USER
 	// under the access policy stored in it.

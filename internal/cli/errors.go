@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,12 +21,15 @@ const (
 	KindExists       = "exists"
 	KindDenied       = "permission_denied"
 	KindFailed       = "failed"
+	KindInterrupted  = "interrupted"
 )
 
 // ErrorKind names the class of err for scripts reading JSON errors.
 func ErrorKind(err error) string {
 	var ue *UsageError
 	switch {
+	case errors.Is(err, context.Canceled):
+		return KindInterrupted
 	case errors.As(err, &ue):
 		return KindUsage
 	case errors.Is(err, engine.ErrCorrupt):

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -14,6 +15,10 @@ const (
 	ExitUsage   = 2 // bad flags or arguments
 	ExitBusy    = 3 // database busy or locked; retry later
 	ExitCorrupt = 4 // corruption or integrity problems found
+	// ExitInterrupted: stopped by SIGINT or SIGTERM (the shell's 128+2).
+	// The tool removed its temporary files and left the database and
+	// every earlier output as they were. sombra-health-check uses it too.
+	ExitInterrupted = 130
 )
 
 // Exit codes of sombra-health-check, which follows the monitoring-plugin
@@ -71,6 +76,8 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted // outranks the code a command chose
 	case errors.As(err, &ee):
 		return ee.Code
 	case errors.As(err, &ue):
@@ -91,6 +98,8 @@ func healthExitCode(err error) int {
 	switch {
 	case err == nil:
 		return HealthOK
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted // outranks the code a command chose
 	case errors.As(err, &ee):
 		return ee.Code
 	case errors.Is(err, engine.ErrCorrupt):

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/spf13/cobra"
 )
 
 func TestExitCode(t *testing.T) {
@@ -30,6 +33,8 @@ func TestExitCode(t *testing.T) {
 		{"exit error", &ExitError{Code: 4}, 4},
 		{"exit error wins over its cause", &ExitError{Code: 1, Err: engine.ErrBusy}, 1},
 		{"wrapped exit error", fmt.Errorf("ctx: %w", &ExitError{Code: 3}), 3},
+		{"interrupted", fmt.Errorf("backup: interrupted: %w", context.Canceled), ExitInterrupted},
+		{"interrupted outranks a chosen code", &ExitError{Code: 4, Err: context.Canceled}, ExitInterrupted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,5 +72,48 @@ func TestExitErrorMessage(t *testing.T) {
 	e := &ExitError{Code: 1, Err: inner}
 	if e.Error() != "boom" || !errors.Is(e, inner) {
 		t.Errorf("ExitError does not wrap its cause: %q", e.Error())
+	}
+}
+
+// TestRunInterrupted: a command whose context was cancelled (what SIGINT
+// does in Main) exits 130 with one error line, under --json of kind
+// "interrupted", even when its error does not say it was interrupted.
+func TestRunInterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		health bool
+		err    error
+	}{
+		{"says so", false, fmt.Errorf("backup x: %w", context.Canceled)},
+		{"does not say so", false, errors.New("write x: broken pipe")},
+		{"health-check", true, fmt.Errorf("check: %w", context.Canceled)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, json := range []bool{false, true} {
+				s, _, _, errOut := Test()
+				g := &Globals{}
+				root := NewRoot("sombra-demo", "demo", "", "", g, s)
+				if tc.health {
+					UseHealthExitCodes(root)
+				}
+				root.RunE = func(c *cobra.Command, _ []string) error {
+					<-g.Context().Done() // the command sees the cancelled context
+					return tc.err
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				args := []string{}
+				if json {
+					args = append(args, "--json")
+				}
+				if code := RunContext(ctx, root, args); code != ExitInterrupted {
+					t.Errorf("json=%v: exit %d, want %d", json, code, ExitInterrupted)
+				}
+				out := errOut.String()
+				if strings.Count(out, "\n") != 1 || (json && !strings.Contains(out, `"kind":"interrupted"`)) {
+					t.Errorf("json=%v: stderr %q", json, out)
+				}
+			}
+		})
 	}
 }

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,7 +23,31 @@ type Globals struct {
 	LogLevel  string        // --log-level debug|info|warn|error
 	LogFormat string        // --log-format text|json
 	User      string        // --user: who the tool acts as under the stored access policy
+
+	// ctx is the running command's context, cancelled by SIGINT/SIGTERM
+	// (see Main); set when the command starts.
+	ctx context.Context
 }
+
+// Context is the running command's context, which Main cancels on SIGINT
+// or SIGTERM: pass it to every long engine operation (the ...Context
+// calls). context.Background before the command starts.
+func (g *Globals) Context() context.Context {
+	if g.ctx == nil {
+		return context.Background()
+	}
+	return g.ctx
+}
+
+// WithContext returns a copy of g whose Context is ctx.
+func (g Globals) WithContext(ctx context.Context) Globals {
+	g.ctx = ctx
+	return g
+}
+
+// globalsOf maps a root command to the Globals its flags are bound to, so
+// that started can hand the command's context to them.
+var globalsOf sync.Map // *cobra.Command -> *Globals
 
 // UserEnv is the environment variable that names the user the tools act as
 // when --user is not given.
@@ -44,6 +70,7 @@ var (
 // root), so subcommands accept them too. Bad values fail flag parsing and so
 // become usage errors (exit 2).
 func AddGlobalFlags(cmd *cobra.Command, g *Globals) {
+	globalsOf.Store(cmd, g)
 	g.LogLevel, g.LogFormat = "warn", "text"
 	f := cmd.PersistentFlags()
 	f.StringVar(&g.DB, "db", g.DB, "database file `PATH`")

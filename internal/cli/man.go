@@ -112,6 +112,16 @@ func splitExitStatus(long string) (rest, exit string) {
 // exitStatusText is the command's own EXIT STATUS text, or the scheme every
 // tool shares (DESIGN.md, "CLI conventions").
 func exitStatusText(cmd *cobra.Command, own string) string {
+	return exitStatusCodes(cmd, own) + " " + interruptedText
+}
+
+// interruptedText documents ExitInterrupted, the same in every tool, so it
+// is added to every page rather than repeated in each command's help.
+const interruptedText = "130 interrupted by SIGINT or SIGTERM (Ctrl-C): the operation stopped within a second, " +
+	"removed its temporary files and left the database and every earlier output (backups, the catalog, " +
+	"an existing restore or salvage target) as they were."
+
+func exitStatusCodes(cmd *cobra.Command, own string) string {
 	if own != "" {
 		return own
 	}

@@ -91,7 +91,7 @@ func TestManSections(t *testing.T) {
 	for _, want := range []string{
 		".SH SYNOPSIS\n\\fBsombra-demo\\fP ", `[\fB\-\-force\fP]`, `[\fB\-\-age\fP \fIAGE\fP]`, `[\fB\-\-db\fP \fIPATH\fP]`,
 		"\\fBsombra-demo\\fP \\fICOMMAND\\fP",
-		".SH EXIT STATUS\n0 fine; 7 odd and more.\n",
+		".SH EXIT STATUS\n0 fine; 7 odd and more. 130 interrupted by SIGINT or SIGTERM",
 		".SH ENVIRONMENT\n", "\\fBNO_COLOR\\fP", "\\fBSOMBRA_ENCRYPTION_KEY\\fP",
 		".SH FILES\n", `\fB.db\-wal\fP`, `\fB.db\-shm\fP`, `\fB.db\-changes\fP`,
 	} {

@@ -17,6 +17,7 @@ import (
 
 // TestMain removes the binaries built for the end-to-end tests.
 func TestMain(m *testing.M) {
+	clitest.RunHolderIfChild() // the lock holder of TestInterruptCheckpointWait
 	if path := os.Getenv(genGraphEnv); path != "" {
 		os.Exit(genGraphChild(path)) // a generator child of TestStreamingMemoryBound
 	}

@@ -131,7 +131,7 @@ func TestReadOnlyDirectoryTools(t *testing.T) {
 				{"sombra-info", "--db", db, "--json"},
 				{"sombra-health-check", "--db", db},
 				{"sombra-repair", "--db", db},
-				{"sombra-backup", "--type", "full", "--output", bk, "--input", db},
+				{"sombra-backup", "--type", "full", "--output", bk, "--db", db},
 				{"sombra-backup", "verify", bk},
 			} {
 				stdout, stderr, code := runTool(t, bin, top, true, args...)

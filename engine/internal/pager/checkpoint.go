@@ -1,6 +1,7 @@
 package pager
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/page"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/internal/shm"
 	"github.com/sombradb/sombra/engine/internal/wal"
 )
@@ -52,7 +54,15 @@ type CheckpointResult struct {
 // Completed checkpoints, their time and the pages any checkpoint copied
 // are added to the database-wide counters.
 func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
-	res, err := p.checkpoint(mode)
+	return p.CheckpointContext(context.Background(), mode)
+}
+
+// CheckpointContext is Checkpoint, whose waits (for locks, the writer and
+// readers) end when ctx is cancelled, with an error matching ctx.Err().
+// Frames already copied stay copied: a checkpoint's partial work is
+// consistent at every step.
+func (p *Pager) CheckpointContext(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
+	res, err := p.checkpoint(ctx, mode)
 	p.shm.Add(shm.CtrCheckpointPages, uint64(max(res.Copied, 0)))
 	if err == nil {
 		p.shm.Add(shm.CtrCheckpoints, 1)
@@ -61,8 +71,11 @@ func (p *Pager) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 	return res, err
 }
 
-func (p *Pager) checkpoint(mode CheckpointMode) (CheckpointResult, error) {
+func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
 	start := time.Now()
+	interrupted := func(what string) error {
+		return fmt.Errorf("%s: checkpoint (%s) waiting for %s: %w", p.Path, mode, what, progress.Interrupted(ctx))
+	}
 	res := CheckpointResult{Mode: mode}
 	if p.readOnly {
 		return res, fmt.Errorf("%s: checkpoint: %w", p.Path, common.ErrReadOnly)
@@ -81,7 +94,7 @@ func (p *Pager) checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 		return res, &common.BusyError{Path: p.Path, What: "checkpoint", PID: os.Getpid()}
 	}
 	defer p.ckptMu.Unlock()
-	if err := p.shm.LockTimeout(shm.LockCkpt, true, wait, "checkpoint", shm.OffCkpt, p.Path); err != nil {
+	if err := p.shm.LockContext(ctx, shm.LockCkpt, true, wait, "checkpoint", shm.OffCkpt, p.Path); err != nil {
 		return res, err
 	}
 	defer p.shm.Unlock(shm.LockCkpt)
@@ -97,11 +110,14 @@ func (p *Pager) checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 					res.BlockedByWriter = true
 					return res, &common.BusyError{Path: p.Path, What: "writer", PID: os.Getpid()}
 				}
+				if ctx.Err() != nil {
+					return res, interrupted("the writer")
+				}
 				time.Sleep(2 * time.Millisecond)
 			}
 		}
 		defer p.writeMu.Unlock()
-		if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
+		if err := p.shm.LockContext(ctx, shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
 			res.BlockedByWriter = true
 			return res, err
 		}
@@ -120,6 +136,10 @@ func (p *Pager) checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 			res.Duration = time.Since(start)
 			return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.otherReaders())}
 		}
+		if ctx.Err() != nil {
+			res.Duration = time.Since(start)
+			return res, interrupted("readers")
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if mode >= Restart {
@@ -136,6 +156,10 @@ func (p *Pager) checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 				res.BlockedByReaders = true
 				res.Duration = time.Since(start)
 				return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.otherReaders())}
+			}
+			if ctx.Err() != nil {
+				res.Duration = time.Since(start)
+				return res, interrupted("readers")
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

@@ -7,6 +7,7 @@
 package pager
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -672,13 +673,19 @@ func (p *Pager) DBFileSize() (int64, error) {
 // connection may have the database open). It gives up the shared hold this
 // connection has; ReleaseExclusive returns to shared.
 func (p *Pager) ExclusiveLock(wait time.Duration) error {
+	return p.ExclusiveLockContext(context.Background(), wait)
+}
+
+// ExclusiveLockContext is ExclusiveLock, whose wait ends when ctx is
+// cancelled (an error matching ctx.Err()).
+func (p *Pager) ExclusiveLockContext(ctx context.Context, wait time.Duration) error {
 	if p.private {
 		// The exclusive hold is a lock in the -shm, which this connection
 		// does not share: it could not keep shared-memory readers out.
 		return fmt.Errorf("%s: cannot hold the database exclusively: this process reads it without its coordination file %s-shm, which it cannot write: %w",
 			p.Path, p.Path, common.ErrReadOnly)
 	}
-	if err := p.shm.LockTimeout(shm.LockOpen, true, wait, "open", 0, p.Path); err != nil {
+	if err := p.shm.LockContext(ctx, shm.LockOpen, true, wait, "open", 0, p.Path); err != nil {
 		// The error names every live process holding the database open
 		// (shm.LockTimeout); a connection of this process other than p
 		// shows as this pid.

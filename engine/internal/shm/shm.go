@@ -29,6 +29,7 @@
 package shm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -45,6 +46,7 @@ import (
 
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/procs"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -314,6 +316,12 @@ func (s *File) LockWait(b int64, excl bool) error {
 // A request that finds the lock held counts as a busy wait in the
 // database-wide counters (with the time waited, and whether it timed out).
 func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what string, pidOff int64, dbPath string) error {
+	return s.LockContext(context.Background(), b, excl, timeout, what, pidOff, dbPath)
+}
+
+// LockContext is LockTimeout, giving up when ctx is cancelled (between two
+// attempts, at most 50 ms apart) with an error matching ctx.Err().
+func (s *File) LockContext(ctx context.Context, b int64, excl bool, timeout time.Duration, what string, pidOff int64, dbPath string) error {
 	start := time.Now()
 	deadline := start.Add(timeout)
 	sleep := time.Millisecond
@@ -331,6 +339,9 @@ func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what strin
 		if time.Now().After(deadline) {
 			s.countWait(start, true)
 			return s.busy(b, excl, what, pidOff, dbPath)
+		}
+		if err := progress.Interrupted(ctx); err != nil {
+			return fmt.Errorf("%s: waiting for the %s lock: %w", dbPath, what, err)
 		}
 		time.Sleep(sleep)
 		if sleep < 50*time.Millisecond {

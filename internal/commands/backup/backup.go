@@ -7,6 +7,7 @@ package backup
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -253,16 +254,19 @@ func createBackup(opts *Options, input, dir, name string, typ bk.Type, eo *bk.Op
 				"%s: no such backup directory, so no full backup to base an incremental backup on (use --type full, or --full-if-no-base)", dir)}
 		}
 	}
+	// The engine reports the database bytes it has read (every page for
+	// a full backup, the candidates for an incremental one).
+	var stop func()
+	o.Progress, stop = cli.ProgressFunc(opts.IO, g, "backup "+name)
 	m := bk.NewBackupManagerWithOptions(db, dir, o)
 	path := joinRef(dir, name+bk.Ext)
 
 	start := opts.Clock.Now()
-	stop := startProgress(opts, db, path, typ == bk.TypeFull)
 	var res *bk.Result
 	if typ == bk.TypeFull {
-		res, err = m.CreateFullBackup(path)
+		res, err = m.CreateFullBackupContext(g.Context(), path)
 	} else {
-		res, err = m.CreateIncrementalBackup(path)
+		res, err = m.CreateIncrementalBackupContext(g.Context(), path)
 	}
 	stop()
 	if err != nil {
@@ -454,4 +458,9 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// writable reports whether this process may create files in dir.
+func writable(dir string) bool {
+	return unix.Access(dir, unix.W_OK) == nil
 }

@@ -1,8 +1,10 @@
 package backup
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -206,15 +208,21 @@ func RunRestore(opts *RestoreOptions) error {
 	var (
 		r       *bk.RestoreResult
 		skipped []string
+		stop    func()
 	)
+	// Bytes of the chain written to the new file (then, with --until, of
+	// the archived pages replayed).
+	eo.Progress, stop = cli.ProgressFunc(o.IO, &o.Globals, "restore "+filepath.Base(target))
+	ctx := o.Globals.Context()
 	switch {
 	case until != nil:
-		r, err = bk.RestoreToTime(dir, *until, target, eo)
+		r, err = bk.RestoreToTimeContext(ctx, dir, *until, target, eo)
 	case name != "":
-		r, err = bk.Restore(dir, name, target, eo)
+		r, err = bk.RestoreContext(ctx, dir, name, target, eo)
 	default:
-		r, skipped, err = restoreNewestGood(o, dir, target, eo)
+		r, skipped, err = restoreNewestGood(ctx, o, dir, target, eo)
 	}
+	stop()
 	if err != nil {
 		return classify(err)
 	}
@@ -234,7 +242,7 @@ func RunRestore(opts *RestoreOptions) error {
 // are skipped, and so is one whose restore finds it damaged (the next older
 // one is tried). Each skip is returned as a warning naming the backup and
 // why, so the operator learns that the newest restore point was not used.
-func restoreNewestGood(o *Options, dir, target string, eo bk.Options) (*bk.RestoreResult, []string, error) {
+func restoreNewestGood(ctx context.Context, o *Options, dir, target string, eo bk.Options) (*bk.RestoreResult, []string, error) {
 	list, err := listDir(o, dir)
 	if err != nil {
 		return nil, nil, err
@@ -254,11 +262,11 @@ func restoreNewestGood(o *Options, dir, target string, eo bk.Options) (*bk.Resto
 			skipped = append(skipped, fmt.Sprintf("skipped %s: %s", b.Name, why))
 			continue
 		}
-		r, err := bk.Restore(dir, b.Name, target, eo)
+		r, err := bk.RestoreContext(ctx, dir, b.Name, target, eo)
 		if err == nil {
 			return r, skipped, nil
 		}
-		if !integrityProblem(err) {
+		if !integrityProblem(err) || ctx.Err() != nil {
 			return nil, skipped, err
 		}
 		skipped = append(skipped, fmt.Sprintf("skipped %s: %v", b.Name, err))

@@ -28,10 +28,10 @@ func TestS3Commands(t *testing.T) {
 	const bdir = "s3://backups/prod"
 	t.Setenv("TMPDIR", t.TempDir()) // the local staging the checks below look at
 
-	ok(t, "archive-wal", "--input", db, "--dir", bdir, "--enable")
-	ok(t, "--type", "full", "--input", db, "--output", bdir+"/full_1")
+	ok(t, "archive-wal", "--db", db, "--dir", bdir, "--enable")
+	ok(t, "--type", "full", "--db", db, "--output", bdir+"/full_1")
 	addNodes(t, db, 20)
-	ok(t, "--type", "incremental", "--input", db, "--output", bdir+"/inc_1")
+	ok(t, "--type", "incremental", "--db", db, "--output", bdir+"/inc_1")
 
 	var l backup.ListResult
 	if err := json.Unmarshal([]byte(ok(t, "list", "--dir", bdir, "--json")), &l); err != nil {
@@ -66,11 +66,11 @@ func TestS3Commands(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[2]string{}, []string{"--type", "full", "--input", db, "--output", "s3://nosuchbucket/prod/full_2"}, "bucket nosuchbucket does not exist"},
+		{[2]string{}, []string{"--type", "full", "--db", db, "--output", "s3://nosuchbucket/prod/full_2"}, "bucket nosuchbucket does not exist"},
 		{[2]string{}, []string{"list", "--dir", "s3://nosuchbucket/prod"}, "bucket nosuchbucket does not exist"},
-		{[2]string{"AWS_SECRET_ACCESS_KEY", "wrong"}, []string{"--type", "full", "--input", db, "--output", bdir + "/full_2"}, "refused the credentials"},
+		{[2]string{"AWS_SECRET_ACCESS_KEY", "wrong"}, []string{"--type", "full", "--db", db, "--output", bdir + "/full_2"}, "refused the credentials"},
 		{[2]string{"AWS_SECRET_ACCESS_KEY", "wrong"}, []string{"list", "--dir", bdir}, "refused the credentials"},
-		{[2]string{"AWS_ENDPOINT_URL", "http://127.0.0.1:1"}, []string{"--type", "full", "--input", db, "--output", bdir + "/full_2"}, "unreachable"},
+		{[2]string{"AWS_ENDPOINT_URL", "http://127.0.0.1:1"}, []string{"--type", "full", "--db", db, "--output", bdir + "/full_2"}, "unreachable"},
 	} {
 		if c.env[0] != "" {
 			old := os.Getenv(c.env[0])
@@ -88,7 +88,7 @@ func TestS3Commands(t *testing.T) {
 			t.Fatalf("a failed backup wrote %s", k)
 		}
 	}
-	_, errOut, code := run(t, "--type", "full", "--input", db, "--output", "s3://backups")
+	_, errOut, code := run(t, "--type", "full", "--db", db, "--output", "s3://backups")
 	if code != 2 || !strings.Contains(errOut, "give a backup name") {
 		t.Fatalf("--output with no name: exit %d, %q", code, errOut)
 	}
@@ -143,7 +143,7 @@ func TestKillDuringS3Upload(t *testing.T) {
 
 	killed := false
 	for try := 0; try < 5 && !killed; try++ {
-		cmd := exec.Command(bin, "--type", "full", "--input", db, "--output", bdir+"/full")
+		cmd := exec.Command(bin, "--type", "full", "--db", db, "--output", bdir+"/full")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +200,7 @@ func TestKillDuringS3Upload(t *testing.T) {
 			t.Fatalf("prune left %s", k)
 		}
 	}
-	ok(t, "--type", "full", "--input", db, "--output", bdir+"/full")
+	ok(t, "--type", "full", "--db", db, "--output", bdir+"/full")
 	ok(t, "verify", bdir+"/full.backup")
 	if m, _ := filepath.Glob(filepath.Join(os.Getenv("TMPDIR"), "*")); len(m) != 0 {
 		t.Fatalf("local staging left %v", m)

@@ -315,7 +315,9 @@ func (s *scheduler) do(kind string, r *RunReport, log *slog.Logger) error {
 	// The run's own copy of the options: no progress bar between log
 	// lines, the daemon's logger for the engine, and an incremental run
 	// with nothing to build on takes a full backup.
-	bo := &Options{IO: o.IO, Globals: o.Globals, Clock: o.Clock, NoHash: s.opts.NoHash, S3Endpoint: o.S3Endpoint}
+	// A signal stops the schedule, not the run under way: the daemon's
+	// documented contract is that a running backup is finished first.
+	bo := &Options{IO: o.IO, Globals: o.Globals.WithContext(context.WithoutCancel(o.Globals.Context())), Clock: o.Clock, NoHash: s.opts.NoHash, S3Endpoint: o.S3Endpoint}
 	bo.IO.ErrIsTTY = false
 	eo := engineOptions(bo)
 	eo.Logger = s.log // the engine logs "backup created" with name and type

@@ -154,7 +154,12 @@ func RunVerify(opts *VerifyOptions) error {
 	start := o.Clock.Now()
 	eo := engineOptions(o)
 	eo.TempDir = opts.TmpDir
-	v, verr := bk.Verify(dir, name, eo)
+	// Bytes of the chain restored to the scratch file, then of the file
+	// checked.
+	var stop func()
+	eo.Progress, stop = cli.ProgressFunc(o.IO, &o.Globals, "verify "+name)
+	v, verr := bk.VerifyContext(o.Globals.Context(), dir, name, eo)
+	stop()
 	took := o.Clock.Since(start)
 	if verr != nil && !integrityProblem(verr) {
 		if errors.Is(verr, bk.ErrCannotVerify) {

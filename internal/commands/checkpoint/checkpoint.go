@@ -165,7 +165,7 @@ func Run(opts *Options) error {
 	}
 	defer db.Close()
 	start := opts.Clock.Now()
-	r, err := db.CheckpointWithMode(mode)
+	r, err := db.CheckpointContext(g.Context(), mode)
 	if err != nil {
 		var be *engine.BusyError
 		if errors.As(err, &be) && be.PID == 0 {

@@ -179,7 +179,10 @@ func Run(opts *Options) error {
 	if err := cli.CheckDBFile(path); err != nil {
 		return err
 	}
-	a, err := compact.Analyze(path)
+	// Reads every page only for a file from before space statistics.
+	draw, stop := cli.ProgressFunc(opts.IO, g, "analyzing")
+	a, err := compact.AnalyzeContext(g.Context(), path, draw)
+	stop()
 	if err != nil {
 		return err
 	}
@@ -212,10 +215,10 @@ func Run(opts *Options) error {
 		})
 	}
 
-	bar := newBar(opts, int64(a.PageSize))
+	draw, stop = cli.ProgressFunc(opts.IO, g, "compacting")
 	start := opts.Clock.Now()
-	rep, err := compact.Compact(path, compact.Options{Wait: g.Wait, Progress: bar.update})
-	bar.finish()
+	rep, err := compact.CompactContext(g.Context(), path, compact.Options{Wait: g.Wait, Progress: pagesAsBytes(draw, int64(a.PageSize))})
+	stop()
 	if err != nil {
 		return err
 	}
@@ -258,29 +261,11 @@ func compacted(h *cli.Human, r Result) {
 	})
 }
 
-// bar adapts compact's (done, total) page callbacks to a byte progress bar,
-// created on the first callback, when the total is known.
-type bar struct {
-	opts     *Options
-	pageSize int64
-	p        cli.Progress
-	last     int64
-}
-
-func newBar(opts *Options, pageSize int64) *bar { return &bar{opts: opts, pageSize: pageSize} }
-
-func (b *bar) update(done, total int64) {
-	if b.p == nil {
-		b.p = cli.NewProgress(b.opts.IO, &b.opts.Globals, total*b.pageSize, "compacting")
+// pagesAsBytes adapts compact's (done, total) page callbacks to a byte
+// progress bar; nil stays nil.
+func pagesAsBytes(draw func(done, total int64), pageSize int64) func(done, total int64) {
+	if draw == nil {
+		return nil
 	}
-	if done > b.last {
-		b.p.Add64((done - b.last) * b.pageSize)
-		b.last = done
-	}
-}
-
-func (b *bar) finish() {
-	if b.p != nil {
-		b.p.Finish()
-	}
+	return func(done, total int64) { draw(done*pageSize, total*pageSize) }
 }

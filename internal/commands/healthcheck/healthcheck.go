@@ -5,6 +5,7 @@ package healthcheck
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -172,7 +173,10 @@ func Run(opts *Options) error {
 	if err := cli.CheckDBFile(path); err != nil {
 		return err
 	}
-	rep, err := health.CheckFile(path, ho)
+	var stop func()
+	ho.Progress, stop = cli.ProgressFunc(opts.IO, g, "checking "+filepath.Base(path))
+	rep, err := health.CheckFileContext(g.Context(), path, ho)
+	stop()
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -291,7 +292,10 @@ func Run(opts *Options) error {
 			indexTable(h, stats)
 		})
 	}
-	in, err := db.Info()
+	// Reads every page only for a file from before space statistics.
+	draw, stop := cli.ProgressFunc(opts.IO, g, "reading "+filepath.Base(db.Path()))
+	in, err := db.InfoContext(g.Context(), draw)
+	stop()
 	if err != nil {
 		return err // names the file and the problem already
 	}

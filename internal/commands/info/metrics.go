@@ -54,6 +54,8 @@ func printMetrics(opts *Options, p *cli.Printer, db *engine.DB) error {
 		return err
 	}
 	r := engine.NewDatabaseReport(first, second)
+	// Rates are computed; the times are shown in the tools' JSON form.
+	r.ReadAt, r.CountersSince = cli.Timestamp(r.ReadAt), cli.Timestamp(r.CountersSince)
 	if opts.Globals.JSON {
 		return p.Result(MetricsResult{SchemaVersion: cli.SchemaVersion, Format: opts.Metrics, Metrics: r}, nil)
 	}

@@ -6,8 +6,10 @@ package repair
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -259,7 +261,9 @@ func Run(opts *Options) error {
 
 func runVerify(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error {
 	start := opts.Clock.Now()
-	rep, err := r.Verify(integrity.Options{Full: !opts.Quick})
+	draw, stop := cli.ProgressFunc(opts.IO, &opts.Globals, "checking "+filepath.Base(r.Path()))
+	rep, err := r.VerifyContext(opts.Globals.Context(), integrity.Options{Full: !opts.Quick, Progress: draw})
+	stop()
 	if err != nil {
 		return err
 	}
@@ -302,15 +306,31 @@ func runVerify(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 
 func runRepair(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error {
 	start := opts.Clock.Now()
+	// A bar per check: the one before the repair, the one after it.
+	var draw func(done, total int64)
+	stop := func() {}
+	if cli.ShowsProgress(opts.IO, &opts.Globals) {
+		r.Progress = func(done, total int64) {
+			if draw == nil {
+				draw, stop = cli.ProgressFunc(opts.IO, &opts.Globals, "checking "+filepath.Base(r.Path()))
+			}
+			draw(done, total)
+			if done >= total {
+				stop()
+				draw, stop = nil, func() {}
+			}
+		}
+	}
 	var (
 		rep *dbrepair.RepairReport
 		err error
 	)
 	if opts.DryRun {
-		rep, err = r.DryRun("")
+		rep, err = r.DryRunContext(opts.Globals.Context(), "")
 	} else {
-		rep, err = r.Repair()
+		rep, err = r.RepairContext(opts.Globals.Context())
 	}
+	stop()
 	if err != nil {
 		return err
 	}
@@ -381,22 +401,18 @@ func runRepair(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 
 func runSalvage(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error {
 	start := opts.Clock.Now()
-	var (
-		bar  cli.Progress
-		seen int64
-	)
+	g := &opts.Globals
+	// A bar per phase: the scan of the source (its size), the records
+	// written, the check of the new database (its size).
+	scan, stopScan := cli.ProgressFunc(opts.IO, g, "scanning "+filepath.Base(r.Path()))
+	write, stopWrite := cli.CountProgressFunc(opts.IO, g, "writing "+filepath.Base(opts.SalvageTo), "records")
+	check, stopCheck := cli.ProgressFunc(opts.IO, g, "checking "+filepath.Base(opts.SalvageTo))
 	so := dbrepair.SalvageOptions{Overwrite: opts.Force, SkipDamaged: opts.SkipDamaged,
-		Progress: func(done, total int64) {
-			if bar == nil {
-				bar = cli.NewProgress(opts.IO, &opts.Globals, total, "scanning pages")
-			}
-			bar.Add64(done - seen)
-			seen = done
-		}}
-	rep, err := r.SalvageToWithOptions(opts.SalvageTo, so)
-	if bar != nil {
-		bar.Finish()
-	}
+		Progress: scan, WriteProgress: phase(write, stopScan), CheckProgress: phase(check, stopWrite)}
+	rep, err := r.SalvageToContext(g.Context(), opts.SalvageTo, so)
+	stopScan()
+	stopWrite()
+	stopCheck()
 	if errors.Is(err, engine.ErrExists) {
 		return &existsError{path: opts.SalvageTo}
 	}
@@ -448,6 +464,19 @@ func runSalvage(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error
 			h.Line("warning: %s", w)
 		}
 	})
+}
+
+// phase returns draw, first ending the bar of the phase before (once);
+// nil stays nil.
+func phase(draw func(done, total int64), endPrevious func()) func(done, total int64) {
+	if draw == nil {
+		return nil
+	}
+	var once sync.Once
+	return func(done, total int64) {
+		once.Do(endPrevious)
+		draw(done, total)
+	}
 }
 
 // existsError refuses to overwrite the salvage output; it matches
