@@ -467,7 +467,7 @@ type auditHead struct {
 // log's durable head in the transaction, so the database says how long
 // the log was at that commit.
 func (tx *Tx) secAnchor() {
-	if tx.w.Dirty() == 0 {
+	if tx.w.Dirty() == 0 && !tx.pending() {
 		return // nothing to commit: do not make a write of it
 	}
 	name, seq, hash, err := tx.sec.st.anchor.AuditAnchor()

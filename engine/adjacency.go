@@ -44,12 +44,25 @@ func adjEntries(id EdgeID, from, to NodeID, add func(k, v []byte)) {
 	add(adjKey(adjIn, to, id), be64(uint64(from)))
 }
 
-// adjLink stores edge id in the adjacency of both endpoints.
+// adjLink stores edge id in the adjacency of both endpoints. The entries
+// are encoded straight into the write buffer (writebuf.go), which applies
+// them in key order: no per-edge key allocation, one descent per leaf.
 func (tx *Tx) adjLink(id EdgeID, from, to NodeID) error {
-	if err := tx.put(page.RootAdj, adjKey(adjOut, from, id), be64(uint64(to))); err != nil {
+	if err := tx.bufAdj(adjOut, from, id, to); err != nil {
 		return err
 	}
-	return tx.put(page.RootAdj, adjKey(adjIn, to, id), be64(uint64(from)))
+	return tx.bufAdj(adjIn, to, id, from)
+}
+
+// bufAdj buffers the adjacency entry adjKey(dir, n, e) -> other.
+func (tx *Tx) bufAdj(dir adjDir, n NodeID, e EdgeID, other NodeID) error {
+	a := tx.bufSpace(page.RootAdj)
+	off := len(a)
+	a = append(a, byte(dir))
+	a = binary.BigEndian.AppendUint64(a, uint64(n))
+	a = binary.BigEndian.AppendUint64(a, uint64(e))
+	a = binary.BigEndian.AppendUint64(a, uint64(other))
+	return tx.bufAdded(page.RootAdj, a, off, 17)
 }
 
 // adjUnlink removes edge id from the adjacency of both endpoints.
@@ -65,6 +78,9 @@ func (tx *Tx) adjUnlink(id EdgeID, from, to NodeID) error {
 // It is one descent and a walk along a leaf or two, and allocates nothing
 // (the cursor comes from a pool).
 func (tx *Tx) adjScan(dir adjDir, id NodeID, fn func(e EdgeID, other NodeID) bool) (found bool, err error) {
+	if err := tx.settle(page.RootAdj); err != nil {
+		return false, err
+	}
 	var prefix [9]byte
 	prefix[0] = byte(dir)
 	binary.BigEndian.PutUint64(prefix[1:], uint64(id))

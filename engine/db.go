@@ -155,9 +155,11 @@ func (db *DB) updateCacheSize(user string, bytes int64) (err error) {
 }
 
 // EnableGroupCommit batches the fsyncs of concurrent commits: a commit
-// still returns only once durable, but one fsync serves every commit that
-// arrived within interval (or maxTx commits, whichever comes first).
-// An interval of 0 turns it off; a positive interval below
+// still returns only once durable, but one fsync serves every commit whose
+// frames were written while the fsync before it ran (a committer that finds
+// no fsync running starts one at once, so no commit waits for a timer).
+// interval and maxTx are kept as the settings (GroupCommit); the batching
+// itself needs neither. An interval of 0 turns it off; a positive interval below
 // MinGroupCommitInterval is refused with ErrInvalid (it cannot be meant).
 // Under access control it runs as the connection's user (see
 // Session.EnableGroupCommit).

@@ -23,6 +23,10 @@ func (tx *Tx) Nodes() iter.Seq2[*Node, error] {
 		if tx.auditingReads() {
 			tx.auditRead("scan:nodes")() // the loop body is the caller's: its reads are its own
 		}
+		if err := tx.settleAll(); err != nil {
+			yield(nil, err)
+			return
+		}
 		c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootNodes])
 		for ok := c.First(); ok; ok = c.Next() {
 			id := NodeID(binary.BigEndian.Uint64(c.Key()))
@@ -55,6 +59,10 @@ func (tx *Tx) Edges() iter.Seq2[*Edge, error] {
 		}
 		if tx.auditingReads() {
 			tx.auditRead("scan:edges")() // the loop body is the caller's: its reads are its own
+		}
+		if err := tx.settleAll(); err != nil {
+			yield(nil, err)
+			return
 		}
 		c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootEdges])
 		for ok := c.First(); ok; ok = c.Next() {

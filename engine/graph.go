@@ -85,19 +85,33 @@ func (tx *Tx) CreateNodeWithLabels(labels []string, props Properties) (nid NodeI
 	return id, nil
 }
 
-// writeNode stores a new node record and its index entries.
+// writeNode stores a new node record and its index entries. The record
+// and label entries are encoded straight into the write buffer
+// (writebuf.go): no per-node key or record allocation.
 func (tx *Tx) writeNode(id NodeID, n *record.Node) error {
 	if n.Props == nil {
 		n.Props = Properties{}
 	}
-	if err := tx.put(page.RootNodes, be64(uint64(id)), record.EncodeNode(n)); err != nil {
+	a := tx.bufSpace(page.RootNodes)
+	off := len(a)
+	a = binary.BigEndian.AppendUint64(a, uint64(id))
+	a = record.AppendNode(a, n)
+	if err := tx.bufAdded(page.RootNodes, a, off, 8); err != nil {
 		return fmt.Errorf("create node %d: %w", id, err)
 	}
 	for _, l := range n.Labels {
-		if err := tx.put(page.RootLabels, labelKey(l, id), nil); err != nil {
+		a := tx.bufSpace(page.RootLabels)
+		off := len(a)
+		a = append(a, l...)
+		a = append(a, 0)
+		a = binary.BigEndian.AppendUint64(a, uint64(id))
+		if err := tx.bufAdded(page.RootLabels, a, off, len(l)+9); err != nil {
 			return err
 		}
-		tx.countDelta(catLabelCount+l, 1)
+		tx.countDelta(catLabelCount, l, 1)
+	}
+	if len(n.Props) == 0 {
+		return nil
 	}
 	idx, err := tx.propIndexes()
 	if err != nil {
@@ -108,7 +122,7 @@ func (tx *Tx) writeNode(id NodeID, n *record.Node) error {
 			if err := tx.put(page.RootProps, propKey(k, v, id), nil); err != nil {
 				return err
 			}
-			tx.countDelta(catIndexCount+k, 1)
+			tx.countDelta(catIndexCount, k, 1)
 		}
 	}
 	return nil
@@ -198,7 +212,7 @@ func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (eid E
 		return 0, err
 	}
 	for _, n := range [2]NodeID{from, to} {
-		if tx.createdHere(n) {
+		if tx.createdHere(n) || tx.checkedHere(n) {
 			continue
 		}
 		ok, err := tx.NodeExists(n)
@@ -208,6 +222,7 @@ func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (eid E
 		if !ok {
 			return 0, fmt.Errorf("create edge: node %d: %w", n, ErrNotFound)
 		}
+		tx.noteChecked(n)
 	}
 	id := EdgeID(tx.meta.NextEdgeID)
 	if err := tx.writeEdge(id, &record.Edge{From: uint64(from), To: uint64(to), Label: label, Props: props}); err != nil {
@@ -219,17 +234,23 @@ func (tx *Tx) CreateEdge(from, to NodeID, label string, props Properties) (eid E
 	return id, nil
 }
 
+// writeEdge stores a new edge record and its two adjacency entries,
+// encoded straight into the write buffer (writebuf.go).
 func (tx *Tx) writeEdge(id EdgeID, e *record.Edge) error {
 	if e.Props == nil {
 		e.Props = Properties{}
 	}
-	if err := tx.put(page.RootEdges, be64(uint64(id)), record.EncodeEdge(e)); err != nil {
+	a := tx.bufSpace(page.RootEdges)
+	off := len(a)
+	a = binary.BigEndian.AppendUint64(a, uint64(id))
+	a = record.AppendEdge(a, e)
+	if err := tx.bufAdded(page.RootEdges, a, off, 8); err != nil {
 		return fmt.Errorf("create edge %d: %w", id, err)
 	}
 	if err := tx.adjLink(id, NodeID(e.From), NodeID(e.To)); err != nil {
 		return err
 	}
-	tx.countDelta(catEdgeCount+e.Label, 1)
+	tx.countDelta(catEdgeCount, e.Label, 1)
 	return nil
 }
 
@@ -278,7 +299,7 @@ func (tx *Tx) DeleteEdge(id EdgeID) (err error) {
 	if err := tx.adjUnlink(id, e.From, e.To); err != nil {
 		return err
 	}
-	tx.countDelta(catEdgeCount+e.Label, -1)
+	tx.countDelta(catEdgeCount, e.Label, -1)
 	tx.meta.EdgeCount--
 	tx.db.metrics.writes.Add(1)
 	return nil
@@ -321,7 +342,7 @@ func (tx *Tx) DeleteNode(id NodeID) (err error) {
 		if err := tx.del(page.RootLabels, labelKey(l, id)); err != nil {
 			return err
 		}
-		tx.countDelta(catLabelCount+l, -1)
+		tx.countDelta(catLabelCount, l, -1)
 	}
 	idx, err := tx.propIndexes()
 	if err != nil {
@@ -332,7 +353,7 @@ func (tx *Tx) DeleteNode(id NodeID) (err error) {
 			if err := tx.del(page.RootProps, propKey(k, v, id)); err != nil {
 				return err
 			}
-			tx.countDelta(catIndexCount+k, -1)
+			tx.countDelta(catIndexCount, k, -1)
 		}
 	}
 	if err := tx.del(page.RootNodes, be64(uint64(id))); err != nil {
@@ -383,7 +404,7 @@ func (tx *Tx) updateProperty(id NodeID, key string, v *PropertyValue) (err error
 		if err := tx.del(page.RootProps, propKey(key, old, id)); err != nil {
 			return err
 		}
-		tx.countDelta(catIndexCount+key, -1)
+		tx.countDelta(catIndexCount, key, -1)
 	}
 	if v == nil {
 		delete(n.Props, key)
@@ -393,7 +414,7 @@ func (tx *Tx) updateProperty(id NodeID, key string, v *PropertyValue) (err error
 			if err := tx.put(page.RootProps, propKey(key, *v, id), nil); err != nil {
 				return err
 			}
-			tx.countDelta(catIndexCount+key, 1)
+			tx.countDelta(catIndexCount, key, 1)
 		}
 	}
 	tx.db.metrics.writes.Add(1)
@@ -569,6 +590,9 @@ func (tx *Tx) nodeIDs(lo NodeID, fn func(NodeID) bool) error {
 	if tx.auditingReads() {
 		defer tx.auditRead("node_ids from " + nodeTarget(lo))()
 	}
+	if err := tx.settle(page.RootNodes); err != nil {
+		return err
+	}
 	err := btree.ScanKeys(tx.reader(), tx.meta.Roots[page.RootNodes], be64(uint64(lo)), func(k []byte) bool {
 		return fn(NodeID(binary.BigEndian.Uint64(k)))
 	})
@@ -603,6 +627,9 @@ func (tx *Tx) AllNodeIDsOrdered() ([]NodeID, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
 	}
+	if err := tx.settle(page.RootNodes); err != nil {
+		return nil, err
+	}
 	out, err := btree.AppendUint64Keys(tx.reader(), tx.meta.Roots[page.RootNodes], make([]NodeID, 0, tx.meta.NodeCount))
 	return out, tx.db.annotate(err)
 }
@@ -625,6 +652,9 @@ func (tx *Tx) LastNNodes(n int) ([]NodeID, error) {
 	var out []NodeID
 	if n <= 0 {
 		return out, nil
+	}
+	if err := tx.settle(page.RootNodes); err != nil {
+		return nil, err
 	}
 	c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootNodes])
 	for ok := c.Last(); ok && len(out) < n; ok = c.Prev() {

@@ -91,7 +91,7 @@ func (tx *Tx) fillPropertyIndex(name string) error {
 	if err != nil {
 		return err
 	}
-	tx.countDelta(catIndexCount+name, n)
+	tx.countDelta(catIndexCount, name, n)
 	return nil
 }
 
@@ -111,7 +111,7 @@ func (tx *Tx) clearPropertyIndex(name string) error {
 	if err != nil {
 		return err
 	}
-	tx.countDelta(catIndexCount+name, -int64(cur))
+	tx.countDelta(catIndexCount, name, -int64(cur))
 	return nil
 }
 
@@ -128,6 +128,9 @@ func (tx *Tx) keys(root int, prefix []byte) ([][]byte, error) {
 // forEachNode decodes every node in id order. The callback may modify
 // trees other than the node tree.
 func (tx *Tx) forEachNode(fn func(NodeID, *record.Node) error) error {
+	if err := tx.settleAll(); err != nil {
+		return err
+	}
 	c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootNodes])
 	for ok := c.First(); ok; ok = c.Next() {
 		if err := tx.work.Add(1); err != nil {
@@ -239,7 +242,7 @@ func (db *DB) rebuildLabelIndex(user, label string, work *progress.Tracker) (err
 		if err != nil {
 			return err
 		}
-		tx.countDelta(catLabelCount+label, n-int64(cur))
+		tx.countDelta(catLabelCount, label, n-int64(cur))
 		return nil
 	})
 }
@@ -284,6 +287,9 @@ func (db *DB) rebuildAllIndexes(user string, work *progress.Tracker) (err error)
 }
 
 func (tx *Tx) rebuildAll() error {
+	if err := tx.settleAll(); err != nil {
+		return err
+	}
 	for _, root := range []int{page.RootLabels, page.RootProps} {
 		if err := btree.Drop(tx.w, tx.meta.Roots[root]); err != nil {
 			return err
@@ -313,14 +319,14 @@ func (tx *Tx) rebuildAll() error {
 			if err := tx.put(page.RootLabels, labelKey(l, id), nil); err != nil {
 				return err
 			}
-			tx.countDelta(catLabelCount+l, 1)
+			tx.countDelta(catLabelCount, l, 1)
 		}
 		for k, v := range rec.Props {
 			if idx[k] {
 				if err := tx.put(page.RootProps, propKey(k, v, id), nil); err != nil {
 					return err
 				}
-				tx.countDelta(catIndexCount+k, 1)
+				tx.countDelta(catIndexCount, k, 1)
 			}
 		}
 		return nil
@@ -343,7 +349,7 @@ func (tx *Tx) rebuildAll() error {
 			return &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: err.Error()}
 		}
 		edges++
-		tx.countDelta(catEdgeCount+e.Label, 1)
+		tx.countDelta(catEdgeCount, e.Label, 1)
 	}
 	if err := c.Err(); err != nil {
 		return err

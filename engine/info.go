@@ -186,6 +186,9 @@ func usableSize(db *DB, m *page.Meta) int {
 // written before they were kept, counts them by reading every page once
 // (memory stays within the page cache).
 func (tx *Tx) spaceStats() (page.SpaceStats, error) {
+	if err := tx.settleAll(); err != nil {
+		return page.SpaceStats{}, err
+	}
 	m := tx.meta
 	if m.Stats.Valid {
 		return m.Stats, nil

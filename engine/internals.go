@@ -55,6 +55,9 @@ func (tx *Tx) LogicalHashContext(ctx context.Context) (string, error) {
 	if tx.auditingReads() {
 		defer tx.auditRead("logical_hash")()
 	}
+	if err := tx.settleAll(); err != nil {
+		return "", err
+	}
 	h, err := logicalHash(progress.New(ctx, nil, 0).Reader(tx.reader()), tx.meta)
 	return h, tx.db.annotate(err)
 }
@@ -83,6 +86,9 @@ func logicalHash(r btree.Reader, meta *page.Meta) (string, error) {
 // compares against this.
 func (tx *Tx) LegacyLogicalHash() (string, error) {
 	if err := tx.check(false); err != nil {
+		return "", err
+	}
+	if err := tx.settleAll(); err != nil {
 		return "", err
 	}
 	h := sha256.New()

@@ -545,6 +545,10 @@ func runModel(t *testing.T, seed uint64, cfg Config, steps int) { runModelOps(t,
 // just before it ends (TestModelSpill counts spills with it).
 var modelSpillHook func(tx *Tx)
 
+// modelBeginHook, if set, sees every write transaction of the model test
+// as it begins (TestModelWriteBuffer shrinks its write buffer with it).
+var modelBeginHook func(tx *Tx, rng *rand.Rand)
+
 // runModelOps runs the model test with write transactions of up to
 // maxOps operations.
 func runModelOps(t *testing.T, seed uint64, cfg Config, steps, maxOps int) {
@@ -581,6 +585,9 @@ func runModelOps(t *testing.T, seed uint64, cfg Config, steps, maxOps int) {
 			tx, err := db.BeginTransaction()
 			if err != nil {
 				t.Fatal(err)
+			}
+			if modelBeginHook != nil {
+				modelBeginHook(tx, rng)
 			}
 			work := m.clone()
 			nops := 1 + rng.IntN(maxOps)

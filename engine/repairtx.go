@@ -75,6 +75,9 @@ func (tx *Tx) Repair() (*RepairStats, error) {
 	if err := tx.check(true); err != nil {
 		return nil, err
 	}
+	if err := tx.settleAll(); err != nil {
+		return nil, err
+	}
 	st := &RepairStats{}
 	n := tx.meta.PageCount
 	owner := make([]byte, n) // 0 unused, else root+1
@@ -161,6 +164,9 @@ func (tx *Tx) Repair() (*RepairStats, error) {
 // walked or uses a page another tree (or the header) uses, and the error
 // itself if a page could not be read at all (I/O, not damage).
 func (tx *Tx) claimTree(root int, owner []byte) error {
+	if err := tx.settle(root); err != nil {
+		return err
+	}
 	var pages []common.PageID
 	var first *btree.Problem
 	r := &ioTrap{r: tx.w}
@@ -274,6 +280,9 @@ func (tx *Tx) DropDanglingEdges() ([]EdgeID, error) {
 // forEachEdge decodes every edge in id order. The callback may modify
 // trees other than the edge tree.
 func (tx *Tx) forEachEdge(fn func(EdgeID, *record.Edge) error) error {
+	if err := tx.settleAll(); err != nil {
+		return err
+	}
 	c := btree.NewCursor(tx.reader(), tx.meta.Roots[page.RootEdges])
 	for ok := c.First(); ok; ok = c.Next() {
 		id := EdgeID(binary.BigEndian.Uint64(c.Key()))
@@ -346,6 +355,9 @@ func (tx *Tx) wantedIndexes() (labels, props map[string]string, c counts, err er
 // rebuild the tree was abandoned (its root is 0) and is filled from want.
 func (tx *Tx) reconcile(root int, want map[string]string, rebuild bool) (TreeRepair, error) {
 	r := TreeRepair{Rebuilt: rebuild}
+	if err := tx.settle(root); err != nil {
+		return r, err
+	}
 	have := map[string]bool{}
 	if !rebuild {
 		var stale [][]byte
@@ -450,6 +462,11 @@ func (tx *Tx) recount(c counts) (int, error) {
 // free-list page or bad checksum remains in the file.
 func (tx *Tx) repairFreeList(force bool) (FreeListRepair, error) {
 	var r FreeListRepair
+	// Buffered puts (the rebuilt trees) allocate pages when applied: apply
+	// them before the page count is taken.
+	if err := tx.settleAll(); err != nil {
+		return r, err
+	}
 	n := tx.meta.PageCount
 	owner := make([]byte, n)
 	if n > 0 {

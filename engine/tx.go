@@ -28,14 +28,18 @@ type Tx struct {
 	begun  time.Time
 	sec    txSec // user, access control and audit hooks (engine/access.go)
 
-	indexes map[string]bool  // property indexes, loaded on first use
-	counts  map[string]int64 // catalog counter deltas, applied at commit
+	indexes map[string]bool    // property indexes, loaded on first use
+	counts  map[countKey]int64 // catalog counter deltas, applied at commit
+
+	wb    writeBuf // buffered puts to the graph trees (writebuf.go)
+	wbMax int      // the write buffer's byte budget, set on first use
 
 	// newLo..newHi (exclusive) is the latest run of consecutive node ids
 	// this transaction created; unless it deleted a node (nodesDeleted),
 	// CreateEdge knows they exist without looking them up.
 	newLo, newHi NodeID
 	nodesDeleted bool
+	checked      map[NodeID]struct{} // nodes CreateEdge looked up and found
 
 	// work, during an index rebuild, counts the records visited and
 	// stops the rebuild once its context is cancelled (nil: neither).
@@ -48,6 +52,24 @@ func (tx *Tx) noteCreated(id NodeID) {
 		tx.newLo = id
 	}
 	tx.newHi = id + 1
+}
+
+// maxChecked bounds the set of nodes CreateEdge found to exist (a few
+// MiB at most); when full it starts over.
+const maxChecked = 1 << 16
+
+// checkedHere reports whether node id was found to exist earlier in this
+// transaction, with no node deleted since.
+func (tx *Tx) checkedHere(id NodeID) bool {
+	_, ok := tx.checked[id]
+	return ok && !tx.nodesDeleted
+}
+
+func (tx *Tx) noteChecked(id NodeID) {
+	if tx.checked == nil || len(tx.checked) >= maxChecked {
+		tx.checked = make(map[NodeID]struct{})
+	}
+	tx.checked[id] = struct{}{}
 }
 
 // createdHere reports whether node id is known to exist because this
@@ -98,6 +120,13 @@ func (tx *Tx) Commit() error {
 		tx.Rollback()
 		return nil
 	}
+	if err := tx.settleAll(); err != nil {
+		tx.Rollback()
+		return err
+	}
+	// The buffer's chunks are not needed during the commit's fsync and
+	// checkpoint.
+	tx.wb = writeBuf{}
 	if tx.sec.st != nil && tx.sec.st.anchor != nil { // audit log head (engine/access.go)
 		tx.secAnchor()
 	}
@@ -139,6 +168,7 @@ func (tx *Tx) Rollback() error {
 		return nil
 	}
 	tx.closed = true
+	tx.wb = writeBuf{}
 	if tx.w != nil {
 		tx.w.Rollback()
 		tx.db.metrics.rollbacks.Add(1)
@@ -164,11 +194,17 @@ func (tx *Tx) LSN() uint64 { return uint64(tx.meta.LastLSN) }
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func (tx *Tx) get(root int, k []byte) ([]byte, bool, error) {
+	if err := tx.settle(root); err != nil {
+		return nil, false, err
+	}
 	v, ok, err := btree.Get(tx.reader(), tx.meta.Roots[root], k)
 	return v, ok, tx.db.annotate(err)
 }
 
 func (tx *Tx) put(root int, k, v []byte) error {
+	if bufferable(root) {
+		return tx.bufPut(root, k, v)
+	}
 	// Between tree operations no page slice is held: a safe point to move
 	// dirty pages beyond the cache budget out to the WAL.
 	if err := tx.w.MaybeSpill(); err != nil {
@@ -180,6 +216,9 @@ func (tx *Tx) put(root int, k, v []byte) error {
 }
 
 func (tx *Tx) del(root int, k []byte) error {
+	if err := tx.settle(root); err != nil {
+		return err
+	}
 	if err := tx.w.MaybeSpill(); err != nil {
 		return err
 	}
@@ -214,6 +253,9 @@ func (db *DB) annotate(err error) error {
 
 // scan calls fn for every key with the given prefix, in order.
 func (tx *Tx) scan(root int, prefix []byte, fn func(k, v []byte) (bool, error)) error {
+	if err := tx.settle(root); err != nil {
+		return err
+	}
 	c := btree.NewCursor(tx.reader(), tx.meta.Roots[root])
 	for ok := c.Seek(prefix); ok; ok = c.Next() {
 		k := c.Key()
@@ -232,21 +274,30 @@ func (tx *Tx) scan(root int, prefix []byte, fn func(k, v []byte) (bool, error)) 
 	return tx.db.annotate(c.Err())
 }
 
-func (tx *Tx) countDelta(key string, d int64) {
+// countKey names a catalog counter: prefix (catLabelCount, ...) + name.
+// Kept apart so that counting an element builds no string.
+type countKey struct{ prefix, name string }
+
+func (tx *Tx) countDelta(prefix, name string, d int64) {
 	if tx.counts == nil {
-		tx.counts = map[string]int64{}
+		tx.counts = map[countKey]int64{}
 	}
-	tx.counts[key] += d
+	tx.counts[countKey{prefix, name}] += d
 }
 
 func (tx *Tx) flushCounts() error {
+	deltas := make(map[string]int64, len(tx.counts))
 	keys := make([]string, 0, len(tx.counts))
-	for k := range tx.counts {
-		keys = append(keys, k)
+	for ck, d := range tx.counts {
+		k := ck.prefix + ck.name
+		if _, ok := deltas[k]; !ok {
+			keys = append(keys, k)
+		}
+		deltas[k] += d
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		d := tx.counts[k]
+		d := deltas[k]
 		if d == 0 {
 			continue
 		}

@@ -123,12 +123,12 @@ func TestEndToEnd(t *testing.T) {
 	if out := sh.ok(`sombra-info --db "$DB_PATH" --wal-size`); !regexp.MustCompile(`^\d+\n$`).MatchString(out) {
 		t.Errorf("--wal-size printed %q", out)
 	}
-	if out := sh.ok(`sombra-info --db "$DB_PATH" --fragmentation`); out != "63\n" {
-		t.Errorf("--fragmentation printed %q, want 63 (what the compaction below reclaims: 321 -> 117 pages)", out)
+	if out := sh.ok(`sombra-info --db "$DB_PATH" --fragmentation`); out != "23\n" {
+		t.Errorf("--fragmentation printed %q, want 23 (what the compaction below reclaims: 266 -> 204 pages)", out)
 	}
 
 	out := sh.ok(`bash ./maintenance.sh`)
-	for _, want := range []string{"Starting health check...", "Fragmentation is 63%, compacting...", "Maintenance completed successfully"} {
+	for _, want := range []string{"Starting health check...", "Fragmentation is 23%, compacting...", "Maintenance completed successfully"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("maintenance.sh output lacks %q:\n%s", want, out)
 		}

@@ -221,6 +221,26 @@ func (n node) cells() [][]byte {
 	return out
 }
 
+// cellsWith returns the node's cells with c inserted at index i, as slices
+// of one copy of the page: a split costs two allocations, not one per cell.
+func (n node) cellsWith(i int, c []byte) [][]byte {
+	cp := make([]byte, len(n))
+	copy(cp, n)
+	cn := node(cp)
+	cnt := n.count()
+	out := make([][]byte, 0, cnt+1)
+	for j := 0; j < cnt; j++ {
+		if j == i {
+			out = append(out, c)
+		}
+		out = append(out, cn.cell(j))
+	}
+	if i == cnt {
+		out = append(out, c)
+	}
+	return out
+}
+
 // rebuild replaces the node's cells with cells (copies owned by caller).
 func (n node) rebuild(cells [][]byte) {
 	right := n.right()

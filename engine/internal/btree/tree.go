@@ -241,8 +241,7 @@ func insert(w Writer, root common.PageID, path []step, level, i int, cell []byte
 		n.insertCell(i, cell)
 		return root, nil
 	}
-	cells := n.cells()
-	cells = append(cells[:i], append([][]byte{cell}, cells[i:]...)...)
+	cells := n.cellsWith(i, cell)
 	leaf := n.isLeaf()
 	m := splitPoint(cells)
 	if i == len(cells)-1 && len(cells) >= 3 {

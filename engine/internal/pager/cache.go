@@ -68,6 +68,10 @@ type Cache struct {
 	free     []int         // indexes of nil slots
 	hand     int
 	items    map[cacheKey]int // key -> index in slots
+	// reserved pages of the budget are held by the connection's write
+	// transaction as dirty pages: the cache keeps capacity-reserved
+	// pages, so that dirty and cached pages together stay within it.
+	reserved int
 	hits     atomic.Uint64
 	misses   atomic.Uint64
 }
@@ -128,8 +132,8 @@ func (c *Cache) put(k cacheKey, data []byte) {
 // insertLocked adds an entry for k, which the cache does not hold. The
 // caller holds the write lock.
 func (c *Cache) insertLocked(k cacheKey, data []byte) {
-	if len(c.items) >= c.capacity {
-		c.evictTo(c.capacity - 1)
+	if len(c.items) >= c.limit() {
+		c.evictTo(c.limit() - 1)
 	}
 	// A new entry starts unreferenced: it earns its second chance by being
 	// read again, so one scan over many pages does not push out the pages
@@ -211,6 +215,22 @@ func (c *Cache) drop(k cacheKey) {
 	}
 }
 
+// limit is the number of pages the cache keeps: the budget less the
+// pages a write transaction reserved, but never fewer than 16 (the upper
+// levels of the trees). The caller holds the lock.
+func (c *Cache) limit() int { return max(16, c.capacity-c.reserved) }
+
+// reserve moves n pages of the budget to (n < 0: back from) the write
+// transaction's dirty pages, evicting what no longer fits.
+func (c *Cache) reserve(n int) {
+	c.mu.Lock()
+	c.reserved = max(0, c.reserved+n)
+	if len(c.items) > c.limit() {
+		c.evictTo(c.limit())
+	}
+	c.mu.Unlock()
+}
+
 func (c *Cache) capacityPages() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -249,7 +269,7 @@ func (c *Cache) resize(pages int) {
 	}
 	c.mu.Lock()
 	c.capacity = pages
-	c.evictTo(pages)
+	c.evictTo(c.limit())
 	if len(c.slots) > 2*pages {
 		// compact the clock after a large shrink so it does not keep
 		// sweeping (and holding) mostly free slots

@@ -5,113 +5,78 @@ import (
 	"time"
 )
 
-// groupCommit batches the WAL fsyncs of concurrent committers: each commit
-// writes its frames, releases the writer lock and waits here; one fsync every
-// interval (or as soon as maxTx commits wait) makes all of them durable.
+// groupCommit batches the WAL fsyncs of concurrent committers. Each commit
+// writes its frames, releases the writer lock and waits here. A committer
+// that finds no fsync in flight becomes the leader: it fsyncs at once, for
+// every commit whose frames were written by then, its own included.
+// Committers arriving meanwhile wait for that fsync to end; if it did not
+// cover them, one of them leads the next. So an fsync is always either
+// running or unneeded, the next writers build and write their frames while
+// it runs, and each fsync serves every commit written during the one
+// before it: no timer decides when to sync (an earlier version fsynced on
+// a ticker, and 16 writers got 2.6x, not 5x, the single-writer rate).
 type groupCommit struct {
-	p        *Pager
-	interval time.Duration
-	maxTx    int
-	mu       sync.Mutex
-	cond     *sync.Cond
-	waiting  int
-	wantEnd  int64
-	synced   int64
-	err      error
-	stopped  bool // the syncer has exited: waiters must fsync themselves
-	quit     chan struct{}
-	done     chan struct{}
-	kick     chan struct{}
+	p       *Pager
+	mu      sync.Mutex
+	cond    *sync.Cond
+	syncing bool  // a leader's fsync is in flight
+	synced  int64 // commits (p.commitSeq) known durable
+	err     error
 }
 
-// EnableGroupCommit turns group commit on (interval > 0) or off.
+// EnableGroupCommit turns group commit on (interval > 0) or off. The
+// interval and maxTx are not used by the leader batching (see
+// groupCommit); the engine keeps them as the connection's settings.
 func (p *Pager) EnableGroupCommit(interval time.Duration, maxTx int) {
 	p.groupMu.Lock()
 	defer p.groupMu.Unlock()
-	if old := p.group.Swap(nil); old != nil {
-		old.stop() // flushes its waiters; late arrivals sync themselves
-	}
+	// Commits already waiting on a replaced syncer finish with it: its
+	// leaders keep fsyncing until every one of them is durable.
+	p.group.Store(nil)
 	if interval <= 0 {
 		return
 	}
-	if maxTx < 1 {
-		maxTx = 1
-	}
-	g := &groupCommit{p: p, interval: interval, maxTx: maxTx, quit: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	g := &groupCommit{p: p}
 	g.cond = sync.NewCond(&g.mu)
 	p.group.Store(g)
-	go g.loop()
 }
 
+// written returns the number of commits whose frames this connection has
+// written completely (appendFrames counts a commit after its write).
+func (p *Pager) written() int64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.commitSeq
+}
+
+// wait returns once commit number end is durable (or an fsync failed).
 func (g *groupCommit) wait(end int64) error {
 	g.mu.Lock()
-	if g.stopped {
-		// Group commit was turned off after this commit picked the syncer.
-		g.mu.Unlock()
-		return g.p.fsyncWAL()
-	}
-	if end > g.wantEnd {
-		g.wantEnd = end
-	}
-	g.waiting++
-	if g.waiting >= g.maxTx {
-		select {
-		case g.kick <- struct{}{}:
-		default:
-		}
-	}
-	for g.synced < end && g.err == nil && !g.stopped {
-		g.cond.Wait()
-	}
-	g.waiting--
-	err, synced := g.err, g.synced >= end
-	g.mu.Unlock()
-	if err == nil && !synced {
-		return g.p.fsyncWAL() // stopped before reaching our frames
-	}
-	return err
-}
-
-func (g *groupCommit) loop() {
-	defer close(g.done)
-	t := time.NewTicker(g.interval)
-	defer t.Stop()
 	for {
-		select {
-		case <-g.quit:
-			g.flush()
-			return
-		case <-t.C:
-		case <-g.kick:
+		switch {
+		case g.err != nil:
+			err := g.err
+			g.mu.Unlock()
+			return err
+		case g.synced >= end:
+			g.mu.Unlock()
+			return nil
+		case !g.syncing:
+			// Lead: fsync for everything written so far.
+			g.syncing = true
+			g.mu.Unlock()
+			target := g.p.written()
+			err := g.p.fsyncWAL()
+			g.mu.Lock()
+			g.syncing = false
+			if err != nil {
+				g.err = err
+			} else if target > g.synced {
+				g.synced = target
+			}
+			g.cond.Broadcast()
+		default:
+			g.cond.Wait()
 		}
-		g.flush()
 	}
-}
-
-func (g *groupCommit) flush() {
-	g.mu.Lock()
-	target := g.wantEnd
-	if target <= g.synced {
-		g.mu.Unlock()
-		return
-	}
-	g.mu.Unlock()
-	err := g.p.fsyncWAL()
-	g.mu.Lock()
-	if err != nil {
-		g.err = err
-	} else {
-		g.synced = target
-	}
-	g.cond.Broadcast()
-	g.mu.Unlock()
-}
-
-func (g *groupCommit) stop() {
-	close(g.quit)
-	<-g.done
-	g.mu.Lock()
-	g.stopped = true
-	g.cond.Broadcast()
-	g.mu.Unlock()
 }

@@ -577,9 +577,7 @@ func (p *Pager) refreshLocked() error {
 // Close releases the connection. Open snapshots must be closed first.
 func (p *Pager) Close() error {
 	p.groupMu.Lock()
-	if g := p.group.Swap(nil); g != nil {
-		g.stop()
-	}
+	p.group.Store(nil)
 	p.groupMu.Unlock()
 	return p.closeFiles()
 }

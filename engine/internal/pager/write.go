@@ -23,7 +23,9 @@ type WriteTx struct {
 	closed bool
 	lsn    common.LSN // the LSN this transaction commits as
 
-	spillLimit int // dirty pages above which MaybeSpill spills: the cache budget
+	spillLimit int // dirty pages above which MaybeSpill spills (see spillShare)
+	budget     int // the cache budget in pages when the transaction began
+	reserved   int // dirty pages reserved from the cache's budget (Cache.reserve)
 
 	// Spill state: when the dirty pages outgrow the cache budget they are
 	// written to the WAL as frames without a commit frame (see Spill). The
@@ -79,8 +81,8 @@ func (p *Pager) BeginWrite() (*WriteTx, error) {
 		return nil, err
 	}
 	return &WriteTx{p: p, snap: snap, Meta: meta, dirty: make(map[common.PageID][]byte), lsn: meta.LastLSN + 1,
-		spillLimit: p.cache.capacityPages(),
-		base:       make(map[common.PageID]page.SpaceStats), freed: make(map[common.PageID]bool)}, nil
+		spillLimit: p.cache.capacityPages() * spillShare / 8, budget: p.cache.capacityPages(),
+		base: make(map[common.PageID]page.SpaceStats), freed: make(map[common.PageID]bool)}, nil
 }
 
 func (p *Pager) releaseWriter() {
@@ -362,8 +364,35 @@ func (t *WriteTx) Rollback() {
 	}
 	t.closed = true
 	t.dropSpilled()
+	t.unreserve()
 	t.snap.Close()
 	t.p.releaseWriter()
+}
+
+// spillShare is the share, in eighths, of the cache budget a write
+// transaction's dirty pages may take before they spill. The engine's write
+// buffer takes another eighth (see BudgetBytes), and the cache keeps the
+// budget less the dirty pages: together they stay within about the budget.
+const spillShare = 6
+
+// BudgetBytes is the cache budget in bytes, as it was when the transaction
+// began.
+func (t *WriteTx) BudgetBytes() int { return t.budget * t.p.pageSize }
+
+// reserve brings the cache's reservation up to date with the dirty pages.
+func (t *WriteTx) reserve() {
+	if d := len(t.dirty); d != t.reserved {
+		t.p.cache.reserve(d - t.reserved)
+		t.reserved = d
+	}
+}
+
+// unreserve gives the transaction's reservation back to the cache.
+func (t *WriteTx) unreserve() {
+	if t.reserved != 0 {
+		t.p.cache.reserve(-t.reserved)
+		t.reserved = 0
+	}
 }
 
 // Dirty reports how many pages the transaction has changed.
@@ -388,6 +417,9 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	t.closed = true
 	p := t.p
 	defer t.snap.Close()
+	// The dirty pages go to the cache as committed images (appendFrames):
+	// the pages they reserved are the cache's again.
+	t.unreserve()
 	if len(t.dirty) == 0 && len(t.spillRun) == 0 {
 		p.releaseWriter()
 		return CommitInfo{LSN: t.Meta.LastLSN}, nil
@@ -437,6 +469,10 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 			done = p.repl.Committed(img)
 		}
 	}
+	// (After the replicated image is taken.) The dirty pages are the cache's now (or lost with the commit): let
+	// the cache's budget decide what stays in memory during the fsync and
+	// the checkpoint that may follow, not the finished transaction.
+	t.dirty, t.order, t.spilled, t.spillRun, t.base, t.freed = nil, nil, nil, nil, nil, nil
 	p.releaseWriter()
 	if err != nil {
 		return CommitInfo{}, err
@@ -474,20 +510,15 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 		first, sum = t.spillBase+len(t.spillRun), t.spillSum
 	}
 	fsz := int(wal.FrameSize(p.pageSize))
+	// The frames are encoded and written commitBatch at a time, in log
+	// order with the commit frame last: a large transaction's frames are
+	// never all in memory twice (dirty pages and their frames). A crash
+	// between two writes leaves frames without a commit frame, which no
+	// scan takes for a transaction (as a spill's).
+	nb := min(len(t.order), commitBatch)
 	// One spare frame header past the commit: see invalidateAfter.
-	buf := make([]byte, fsz*len(t.order), fsz*len(t.order)+wal.FrameHeaderSize)
+	buf := make([]byte, fsz*nb, fsz*nb+wal.FrameHeaderSize)
 	frames := make([]wal.Frame, len(t.order))
-	for i, id := range t.order {
-		f := wal.Frame{Page: id, LSN: lsn, TxID: common.TxID(lsn)}
-		if i == len(t.order)-1 {
-			f.Commit, f.CommitTS = true, now.UnixNano()
-		}
-		sum = p.encodeFrame(buf[i*fsz:(i+1)*fsz], t.dirty[id], f, ix.Header.Salt, sum)
-		frames[i] = f
-	}
-	off := wal.FrameOffset(p.pageSize, first)
-	buf = p.invalidateAfter(buf, off)
-	p.preallocate(off + int64(len(buf)))
 	// The change counter is bumped before the write and again after it.
 	// Before: a process killed after writing would otherwise leave frames
 	// (even a commit frame) that a connection trusting the unchanged
@@ -496,8 +527,29 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 	// scanned while the write was under way sees the counter move again
 	// and scans once more.
 	p.shm.BumpCounter()
-	if _, err := p.walf.WriteAt(buf, off); err != nil {
-		return 0, CommitInfo{}, fmt.Errorf("write %s: %w", p.WALPath, err)
+	for start := 0; start < len(t.order); start += nb {
+		ids := t.order[start:min(start+nb, len(t.order))]
+		b := buf[:fsz*len(ids)]
+		for j, id := range ids {
+			i := start + j
+			f := wal.Frame{Page: id, LSN: lsn, TxID: common.TxID(lsn)}
+			if i == len(t.order)-1 {
+				f.Commit, f.CommitTS = true, now.UnixNano()
+			}
+			sum = p.encodeFrame(b[j*fsz:(j+1)*fsz], t.dirty[id], f, ix.Header.Salt, sum)
+			frames[i] = f
+		}
+		off := wal.FrameOffset(p.pageSize, first+start)
+		if start+len(ids) == len(t.order) {
+			b = p.invalidateAfter(b, off)
+		}
+		p.preallocate(off + int64(len(b)))
+		if _, err := p.walf.WriteAt(b, off); err != nil {
+			return 0, CommitInfo{}, fmt.Errorf("write %s: %w", p.WALPath, err)
+		}
+		if end := off + int64(len(b)); end > p.walSize {
+			p.walSize = end
+		}
 	}
 	p.shm.Add(shm.CtrWALFrames, uint64(len(frames)))
 	p.shm.Add(shm.CtrWALBytes, uint64(len(buf)))
@@ -511,15 +563,15 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 	// connection's index was current: the next BeginWrite of this
 	// connection need not look at the file (see maybeRestart).
 	p.seenCounter = p.shm.Counter()
-	if end := off + int64(len(buf)); end > p.walSize {
-		p.walSize = end
-	}
 	p.commitSeq++
 	for i, id := range t.order {
 		p.cache.put(cacheKey{pg: id, frame: uint32(first+i) + 1, gen: ix.Header.Salt}, t.dirty[id])
 	}
 	return p.commitSeq, CommitInfo{LSN: lsn, Frames: len(all), Time: now}, nil
 }
+
+// commitBatch is how many frames a commit encodes and writes at a time.
+const commitBatch = 256
 
 // encodeFrame stamps and checksums page b, then fills fb (one frame) with
 // frame f and b's on-disk image, continuing the checksum chain from sum.
@@ -576,8 +628,12 @@ func (p *Pager) preallocate(end int64) {
 // are still going to modify.
 func (t *WriteTx) MaybeSpill() error {
 	if len(t.dirty) <= t.spillLimit {
+		if len(t.dirty) > t.reserved+64 || len(t.dirty) < t.reserved {
+			t.reserve() // in steps, not a lock per page
+		}
 		return nil
 	}
+	defer t.reserve()
 	// Spill the older half (in order of first change) and keep the pages
 	// changed last: random inserts then find more of their leaves still
 	// dirty, and fewer pages are written to the log again and again.

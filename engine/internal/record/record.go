@@ -21,8 +21,11 @@ type Edge struct {
 }
 
 // EncodeNode: version byte, label count, labels, properties.
-func EncodeNode(n *Node) []byte {
-	b := []byte{recVersion}
+func EncodeNode(n *Node) []byte { return AppendNode(nil, n) }
+
+// AppendNode appends n's encoding (EncodeNode) to b.
+func AppendNode(b []byte, n *Node) []byte {
+	b = append(b, recVersion)
 	b = binary.AppendUvarint(b, uint64(len(n.Labels)))
 	for _, l := range n.Labels {
 		b = binary.AppendUvarint(b, uint64(len(l)))
@@ -70,8 +73,11 @@ func DecodeNodeInto(b []byte, n *Node, labelBuf []string) error {
 }
 
 // EncodeEdge: version byte, from, to, label, properties.
-func EncodeEdge(e *Edge) []byte {
-	b := []byte{recVersion}
+func EncodeEdge(e *Edge) []byte { return AppendEdge(nil, e) }
+
+// AppendEdge appends e's encoding (EncodeEdge) to b.
+func AppendEdge(b []byte, e *Edge) []byte {
+	b = append(b, recVersion)
 	b = binary.AppendUvarint(b, e.From)
 	b = binary.AppendUvarint(b, e.To)
 	b = binary.AppendUvarint(b, uint64(len(e.Label)))

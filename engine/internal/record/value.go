@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 )
 
@@ -266,11 +266,14 @@ func (d *decoder) value() Value {
 }
 
 func appendProps(b []byte, p Props) []byte {
-	keys := make([]string, 0, len(p))
+	// A few properties sort on the stack: records are encoded for every
+	// element of a bulk load.
+	var small [8]string
+	keys := small[:0]
 	for k := range p {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
 		b = binary.AppendUvarint(b, uint64(len(k)))

@@ -32,7 +32,7 @@ func newDB(t *testing.T) (dir, path string) {
 	t.Helper()
 	dir = t.TempDir()
 	path = filepath.Join(dir, "app.db")
-	fixture.Create(t, path, fixture.Spec{Nodes: 300, Edges: 600, Seed: 7, Indexes: []string{"age", "email"}, DeleteEvery: 3})
+	fixture.Create(t, path, fixture.Spec{Nodes: 300, Edges: 600, Seed: 7, Indexes: []string{"age", "email"}, DeleteEvery: 2})
 	return dir, path
 }
 
