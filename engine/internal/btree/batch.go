@@ -26,6 +26,22 @@ func PutSorted(w Writer, root common.PageID, n int, kv func(i int) (k, v []byte)
 		err    error
 	)
 	ps := 0
+	// openLeaf descends to the leaf that holds k and makes it writable,
+	// remembering its key range (lo, hi) for the pairs that follow.
+	openLeaf := func(k []byte) error {
+		var id common.PageID
+		var err error
+		id, lo, hi, hasHi, err = descendFences(w, root, k, lo[:0], hi[:0])
+		if err != nil {
+			return err
+		}
+		b, err := w.Mut(id)
+		if err != nil {
+			return err
+		}
+		leaf, ps, from = node(b), len(b), 0
+		return nil
+	}
 	for i := 0; i < n; i++ {
 		k, v := kv(i)
 		if len(k) == 0 || len(k) > MaxKey {
@@ -37,16 +53,9 @@ func PutSorted(w Writer, root common.PageID, n int, kv func(i int) (k, v []byte)
 					return root, err
 				}
 			}
-			var id common.PageID
-			id, lo, hi, hasHi, err = descendFences(w, root, k, lo[:0], hi[:0])
-			if err != nil {
+			if err := openLeaf(k); err != nil {
 				return root, err
 			}
-			b, err := w.Mut(id)
-			if err != nil {
-				return root, err
-			}
-			leaf, ps, from = node(b), len(b), 0
 		}
 		if leaf != nil && bytes.Compare(k, lo) >= 0 && (!hasHi || bytes.Compare(k, hi) < 0) {
 			sz := 6 + len(k) + len(v)
@@ -73,16 +82,9 @@ func PutSorted(w Writer, root common.PageID, n int, kv func(i int) (k, v []byte)
 		if i+1 < n {
 			// The next key most likely lands in the leaf this one went to.
 			nk, _ := kv(i + 1)
-			var id common.PageID
-			id, lo, hi, hasHi, err = descendFences(w, root, nk, lo[:0], hi[:0])
-			if err != nil {
+			if err := openLeaf(nk); err != nil {
 				return root, err
 			}
-			b, err := w.Mut(id)
-			if err != nil {
-				return root, err
-			}
-			leaf, ps, from = node(b), len(b), 0
 		}
 	}
 	return root, nil
