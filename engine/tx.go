@@ -31,8 +31,8 @@ type Tx struct {
 	indexes map[string]bool    // property indexes, loaded on first use
 	counts  map[countKey]int64 // catalog counter deltas, applied at commit
 
-	wb    writeBuf // buffered puts to the graph trees (writebuf.go)
-	wbMax int      // the write buffer's byte budget, set on first use
+	wb    *writeBuf // buffered puts to the graph trees (writebuf.go); nil until the first put, so a read transaction stays small
+	wbMax int       // the write buffer's byte budget, set on first use
 
 	// newLo..newHi (exclusive) is the latest run of consecutive node ids
 	// this transaction created; unless it deleted a node (nodesDeleted),
@@ -126,7 +126,7 @@ func (tx *Tx) Commit() error {
 	}
 	// The buffer's chunks are not needed during the commit's fsync and
 	// checkpoint.
-	tx.wb = writeBuf{}
+	tx.wb = nil
 	if tx.sec.st != nil && tx.sec.st.anchor != nil { // audit log head (engine/access.go)
 		tx.secAnchor()
 	}
@@ -168,7 +168,7 @@ func (tx *Tx) Rollback() error {
 		return nil
 	}
 	tx.closed = true
-	tx.wb = writeBuf{}
+	tx.wb = nil
 	if tx.w != nil {
 		tx.w.Rollback()
 		tx.db.metrics.rollbacks.Add(1)

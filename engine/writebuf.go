@@ -150,6 +150,9 @@ func (tx *Tx) bufPut(root int, k, v []byte) error {
 
 // bufSpace returns the chunk of tree root's buffer to append an entry to.
 func (tx *Tx) bufSpace(root int) []byte {
+	if tx.wb == nil {
+		tx.wb = &writeBuf{}
+	}
 	return tx.wb.trees[root].space()
 }
 
@@ -191,7 +194,7 @@ func (tx *Tx) wbLimit() int {
 
 // settle applies tree root's buffered puts.
 func (tx *Tx) settle(root int) error {
-	if tx.w == nil || !bufferable(root) {
+	if tx.w == nil || tx.wb == nil || !bufferable(root) {
 		return nil
 	}
 	t := &tx.wb.trees[root]
@@ -234,7 +237,7 @@ func (tx *Tx) settle(root int) error {
 
 // settleAll applies every tree's buffered puts.
 func (tx *Tx) settleAll() error {
-	if tx.w == nil {
+	if tx.w == nil || tx.wb == nil {
 		return nil
 	}
 	for root := range tx.wb.trees {
@@ -248,6 +251,9 @@ func (tx *Tx) settleAll() error {
 // pending reports whether puts are buffered (the transaction changed
 // something even when no page is dirty yet).
 func (tx *Tx) pending() bool {
+	if tx.wb == nil {
+		return false
+	}
 	for i := range tx.wb.trees {
 		if len(tx.wb.trees[i].ents) > 0 {
 			return true
