@@ -169,6 +169,10 @@ func TestIncrementalWithoutBase(t *testing.T) {
 	if err != nil || r.Type != "full" || len(r.Warnings) == 0 {
 		t.Fatalf("fallback: %+v, %v", r, err)
 	}
+	// The warning gives the reason once; what to do is moot (it was done).
+	if w := r.Warnings[0]; strings.Contains(w, "CreateFullBackup") || strings.Contains(w, ErrNoBase.Error()) || !strings.Contains(w, "another database file") {
+		t.Errorf("fallback warning: %q", w)
+	}
 }
 
 func TestOutputExistsRefused(t *testing.T) {

@@ -130,7 +130,12 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 		case errors.Is(err, ErrNoBase) && o.FullIfNoBase:
 			typ, parent = TypeFull, nil
 			res.Type = typ.String()
-			res.Warnings = append(res.Warnings, fmt.Sprintf("no base for an incremental backup (%v); took a full backup instead", err))
+			why := err.Error()
+			var nb *noBaseError
+			if errors.As(err, &nb) {
+				why = nb.reason
+			}
+			res.Warnings = append(res.Warnings, "no base for an incremental backup ("+why+"); took a full backup instead")
 		case err != nil:
 			return nil, err
 		default:
@@ -264,6 +269,13 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 const noBaseHint = "take a full backup first (CreateFullBackup, sombra-backup --type full), " +
 	"or let the incremental take one (Options.FullIfNoBase, --full-if-no-base)"
 
+// noBaseError is ErrNoBase with its reason; the message adds what to do,
+// the warning of a FullIfNoBase backup only the reason.
+type noBaseError struct{ reason string }
+
+func (e *noBaseError) Error() string { return e.reason + ": " + noBaseHint + ": " + ErrNoBase.Error() }
+func (e *noBaseError) Unwrap() error { return ErrNoBase }
+
 // pickParent chooses the parent of an incremental backup.
 func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error) {
 	list, err := listBackups(o.FS, dir)
@@ -319,9 +331,9 @@ func pickParent(o Options, dir, self string, fileID uint64) (*BackupInfo, error)
 				dir, broken.Name, strings.TrimPrefix(broken.Chain, "broken: "), ErrNoBase)
 		}
 		if other > 0 {
-			return nil, fmt.Errorf("%s holds backups of another database file (compacted or restored since?): %s: %w", dir, noBaseHint, ErrNoBase)
+			return nil, &noBaseError{dir + " holds backups of another database file (compacted or restored since?)"}
 		}
-		return nil, fmt.Errorf("%s holds no full backup to base an incremental backup on: %s: %w", dir, noBaseHint, ErrNoBase)
+		return nil, &noBaseError{dir + " holds no full backup to base an incremental backup on"}
 	}
 	return best, nil
 }
