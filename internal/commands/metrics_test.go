@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/internal/cli/clitest"
 	"github.com/sombradb/sombra/internal/commands/fixture"
 )
 
@@ -64,21 +65,8 @@ type writerProc struct {
 
 func startWriter(t *testing.T, path string) *writerProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), metricsWriterEnv+"="+path)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w := &writerProc{cmd: cmd, stdin: stdin, out: bufio.NewReader(out)}
+	cmd, stdin, out := clitest.StartSelf(t, metricsWriterEnv+"="+path)
+	w := &writerProc{cmd: cmd, stdin: stdin, out: out}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	return w
 }

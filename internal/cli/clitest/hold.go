@@ -60,8 +60,25 @@ func RunHolderIfChild() {
 // and returns its pid. The process ends when the test does.
 func Hold(t testing.TB, path, mode string) int {
 	t.Helper()
+	cmd, stdin, out := StartSelf(t, holdEnv+"="+mode, holdDBEnv+"="+path)
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	line, err := out.ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		t.Fatalf("holder of %s (%s): %q %v", path, mode, line, err)
+	}
+	return cmd.Process.Pid
+}
+
+// StartSelf starts this test binary again as a child process (running no
+// test; the extra environment tells its TestMain what to do), with pipes
+// to its stdin and from its stdout. The caller registers how it ends.
+func StartSelf(t testing.TB, env ...string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), holdEnv+"="+mode, holdDBEnv+"="+path)
+	cmd.Env = append(os.Environ(), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -74,13 +91,5 @@ func Hold(t testing.TB, path, mode string) int {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
-		t.Fatalf("holder of %s (%s): %q %v", path, mode, line, err)
-	}
-	return cmd.Process.Pid
+	return cmd, stdin, bufio.NewReader(out)
 }
