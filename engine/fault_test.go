@@ -814,7 +814,7 @@ func TestFaultRepairReadEIO(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := tx.Repair()
+			st, err := tx.repair()
 			tx.Rollback()
 			if err == nil {
 				t.Fatalf("repair with %d failed reads succeeded: %+v", failed, st)

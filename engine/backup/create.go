@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"io"
 	"os"
 	"slices"
@@ -120,7 +121,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 		}
 		tmp = fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
 	}
-	p := m.db.Pager()
+	p := handle.Pager(m.db)
 	res := &Result{Name: name, Path: path, Type: typ.String(), ChangeSource: "full"}
 
 	var parent *BackupInfo
@@ -165,7 +166,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 	}
 
 	err = m.db.ViewAs(o.User, func(tx *engine.Tx) error {
-		snap := tx.Snapshot()
+		snap := handle.Snapshot(tx)
 		meta, err := snap.Meta()
 		if err != nil {
 			return err

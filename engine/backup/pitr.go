@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"io"
 	"os"
 	"path/filepath"
@@ -62,7 +63,7 @@ func (m *BackupManager) ArchiveWAL() (*ArchiveResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := m.db.Pager()
+	p := handle.Pager(m.db)
 	if p.Encrypted() {
 		return nil, errEncrypted(p.Path)
 	}

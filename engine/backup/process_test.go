@@ -3,6 +3,7 @@ package backup
 import (
 	"bufio"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,7 +191,7 @@ func TestArchivingAcrossProcesses(t *testing.T) {
 	dir := filepath.Join(tmp, "backups")
 	db := openDB(t, dbPath, engine.Config{WALAutoCheckpoint: -1})
 	defer db.Close()
-	if db.Pager().BeforeRestart == nil {
+	if handle.Pager(db).BeforeRestart == nil {
 		t.Skip("engine.open does not install the WAL archive hook (db.installArchiveHook) yet")
 	}
 	m := NewBackupManager(db, dir)

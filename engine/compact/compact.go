@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"log/slog"
 	"os"
 	"time"
@@ -178,7 +179,7 @@ func checkHash(ctx context.Context, fsys vfs.FS, p *pager.Pager, tmp, want strin
 	if err != nil {
 		return fmt.Errorf("read back %s: %w", tmp, err)
 	}
-	got, err := engine.HashTreesContext(ctx, fileReader{f: f, p: p, path: tmp, ps: p.PageSize()}, m.Roots)
+	got, err := handle.HashTrees(ctx, fileReader{f: f, p: p, path: tmp, ps: p.PageSize()}, m.Roots)
 	if err != nil {
 		return fmt.Errorf("read back %s: %w", tmp, err)
 	}
@@ -247,7 +248,7 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 	if opts.FS == nil {
 		opts.FS = db.Config().FS
 	}
-	p := db.Pager()
+	p := handle.Pager(db)
 	path := p.Path
 	if opts.User != "" {
 		if err := db.Authorize(opts.User, engine.PermissionConfigure); err != nil {
@@ -296,7 +297,7 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 
 // build writes the dense copy of db's file to tmp, from one snapshot.
 func build(db *engine.DB, opts Options, tmp string) (*Report, error) {
-	p := db.Pager()
+	p := handle.Pager(db)
 	snap, err := p.BeginRead()
 	if err != nil {
 		return nil, err
@@ -311,7 +312,7 @@ func build(db *engine.DB, opts Options, tmp string) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Path: p.Path, PagesBefore: meta.PageCount, SizeBefore: before, lsn: meta.LastLSN}
-	hash, err := db.SnapshotLogicalHashContext(opts.context(), snap)
+	hash, err := handle.SnapshotLogicalHash(opts.context(), db, snap)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
 	}

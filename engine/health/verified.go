@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,7 +85,7 @@ func writeVerified(path string, v verified) error {
 // change log does not reach back to after: then only a full pass is
 // complete (or useLog is false: the caller verifies every page anyway).
 func changedSince(db *engine.DB, after common.LSN, useLog bool) (pages []common.PageID, upto common.LSN, covered bool, err error) {
-	p := db.Pager()
+	p := handle.Pager(db)
 	snap, err := p.BeginRead()
 	if err != nil {
 		return nil, 0, false, err
@@ -130,7 +131,7 @@ func changedSince(db *engine.DB, after common.LSN, useLog bool) (pages []common.
 // checkPages verifies the checksums of pages on a snapshot and returns the
 // damaged ones as issues.
 func checkPages(db *engine.DB, pages []common.PageID) ([]integrity.Issue, error) {
-	snap, err := db.Pager().BeginRead()
+	snap, err := handle.Pager(db).BeginRead()
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +161,7 @@ type plan struct {
 }
 
 func planVerification(db *engine.DB, opts Options) (*plan, error) {
-	p := db.Pager()
+	p := handle.Pager(db)
 	pl := &plan{path: p.Path, fileID: p.FileID()}
 	// Keep the change log from now on, so that the next check knows which
 	// pages changed (the backup package starts it at the first backup).

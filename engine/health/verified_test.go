@@ -1,6 +1,7 @@
 package health
 
 import (
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,7 @@ func TestVerifiedRecordIgnoredWhenItCannotApply(t *testing.T) {
 	if _, err := db.CheckpointWithMode(engine.CheckpointTruncate); err != nil {
 		t.Fatal(err)
 	}
-	fileID := db.Pager().FileID()
+	fileID := handle.Pager(db).FileID()
 	db.Close()
 	if m := pageScope(t, path); !strings.HasPrefix(m, "all ") {
 		t.Fatalf("first check: %s", m)

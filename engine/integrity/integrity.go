@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"hash/maphash"
 	"time"
 
@@ -177,7 +178,7 @@ func CheckDB(db *engine.DB, opts Options) (*Report, error) {
 // matching ctx.Err() (not a report of the pages it did not get to).
 func CheckDBContext(ctx context.Context, db *engine.DB, opts Options) (*Report, error) {
 	start := time.Now()
-	p := db.Pager()
+	p := handle.Pager(db)
 	rep := &Report{Path: p.Path, Mode: mode(opts)}
 	if err := progress.New(ctx, nil, 0).Err(); err != nil {
 		return rep, err

@@ -14,6 +14,7 @@ package recovery
 import (
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -98,7 +99,7 @@ func (r *WALRecovery) Recover() (_ *Report, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("recover %s: %w", r.path, err)
 	}
-	err = probe.Pager().ExclusiveLock(r.Wait)
+	err = handle.Pager(probe).ExclusiveLock(r.Wait)
 	probe.Close()
 	if err != nil {
 		return nil, fmt.Errorf("recover %s: %w", r.path, err)
@@ -108,7 +109,7 @@ func (r *WALRecovery) Recover() (_ *Report, err error) {
 		return nil, fmt.Errorf("recover %s: %w", r.path, err)
 	}
 	defer db.Close()
-	p := db.Pager()
+	p := handle.Pager(db)
 	if err := p.ExclusiveLock(r.Wait); err != nil {
 		return nil, fmt.Errorf("recover %s: %w", r.path, err)
 	}
@@ -152,7 +153,7 @@ func (r *WALRecovery) Inspect() (_ *Report, err error) {
 }
 
 func inspect(db *engine.DB, path string) (*Report, error) {
-	p := db.Pager()
+	p := handle.Pager(db)
 	st, err := p.WAL()
 	if err != nil {
 		return nil, fmt.Errorf("read WAL of %s: %w", path, err)
@@ -175,7 +176,7 @@ func inspect(db *engine.DB, path string) (*Report, error) {
 		return nil, err
 	}
 	defer tx.Rollback()
-	frames := tx.Snapshot().Frames()
+	frames := handle.Snapshot(tx).Frames()
 	for i, f := range frames {
 		if f.Commit && i >= st.Backfilled {
 			rep.TransactionsRecovered++

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,7 +37,7 @@ func crashCopy(t *testing.T, n int, extra bool) (string, int) {
 			t.Fatal(err)
 		}
 	}
-	st, err := db.Pager().WAL()
+	st, err := handle.Pager(db).WAL()
 	if err != nil {
 		t.Fatal(err)
 	}

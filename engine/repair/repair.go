@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/progress"
 	"io/fs"
 	"log/slog"
@@ -156,7 +157,7 @@ func (r *DatabaseRepair) VerifyContext(ctx context.Context, opts integrity.Optio
 		return nil, err
 	}
 	defer db.Close()
-	st, err := db.Pager().WAL()
+	st, err := handle.Pager(db).WAL()
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +165,7 @@ func (r *DatabaseRepair) VerifyContext(ctx context.Context, opts integrity.Optio
 	if err != nil {
 		return rep, err
 	}
-	if is, ok := walTailIssue(st, db.Pager().PageSize()); ok {
+	if is, ok := walTailIssue(st, handle.Pager(db).PageSize()); ok {
 		rep.Prepend(is)
 	}
 	if rep.Issues == nil {
@@ -234,7 +235,7 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 		return nil, err
 	}
 	defer db.Close()
-	p := db.Pager()
+	p := handle.Pager(db)
 	if err := p.ExclusiveLockContext(ctx, r.Wait); err != nil {
 		return nil, fmt.Errorf("repair %s: %w", r.path, err)
 	}
@@ -277,7 +278,7 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 	if err != nil {
 		return nil, err
 	}
-	stats, err := tx.Repair()
+	stats, err := handle.Repair(tx)
 	if err != nil {
 		tx.Rollback()
 		if !errors.Is(err, engine.ErrCorrupt) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"log/slog"
 	"os"
 	"sync"
@@ -169,7 +170,7 @@ func (n *Node) Prepare(path string, _ engine.Config) (err error) {
 // another live node holds it.
 func (n *Node) Start(db *engine.DB) error {
 	n.db = db
-	n.fileID = db.Pager().FileID()
+	n.fileID = handle.Pager(db).FileID()
 	lsn, err := db.LastLSN()
 	if err != nil {
 		n.closeConn()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,7 +30,7 @@ func TestLargeTransactionInParts(t *testing.T) {
 	r := openMember(t, dbPath(t, "r.db"), testConfig(s.ClientURL(), "big", "r", Replica, Sync))
 	spilled := false
 	err = p.db.Update(func(tx *engine.Tx) error {
-		defer func() { spilled = tx.SpilledFrames() > 0 }()
+		defer func() { spilled = handle.SpilledFrames(tx) > 0 }()
 		for i := 0; i < 2500; i++ {
 			b := make([]byte, 1000)
 			rand.Read(b) // incompressible: the transaction is several MB

@@ -2,6 +2,7 @@ package walarchive_test
 
 import (
 	"errors"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,7 +29,7 @@ func TestArchiveWALFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	p := db.Pager()
+	p := handle.Pager(db)
 	a := walarchive.New(vfs.OS, filepath.Join(tmp, "wal"))
 	commit(t, db, 5)
 	r, err := a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
@@ -73,7 +74,7 @@ func TestArchiveWALFile(t *testing.T) {
 	other, _ := engine.OpenWithConfig(filepath.Join(tmp, "b.db"), engine.Config{WALAutoCheckpoint: -1})
 	defer other.Close()
 	commit(t, other, 2)
-	op := other.Pager()
+	op := handle.Pager(other)
 	if _, err := a.ArchiveWALFile(op.WALPath, op.FileID(), op.PageSize()); !errors.Is(err, walarchive.ErrForeign) {
 		t.Fatalf("foreign: %v", err)
 	}
