@@ -66,14 +66,13 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	}
 	p, err := pager.Open(path, pager.Options{FS: cfg.FS, ReadOnly: cfg.ReadOnly, PageSize: cfg.PageSize,
 		CacheBytes: cfg.CacheSize, BusyTimeout: cfg.BusyTimeout, Create: true, Exclusive: exclusive, Logger: cfg.Logger,
-		Cipher: cipher, Fallback: fallbackCipher()})
+		Cipher: cipher, Fallback: fallbackCipher(), Validate: validatePage})
 	if err != nil {
 		if cfg.Replication != nil {
 			_ = cfg.Replication.Close() // Prepare connected
 		}
 		return nil, err
 	}
-	p.Validate = validatePage
 	db := &DB{p: p, cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
 	// Wrapped so that SetLogTap can tee the engine's logs (engine/hooks.go).
 	db.log = db.tappedLogger(cfg.Logger)
@@ -86,13 +85,13 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	db.OnClose(func() { close(stopSampler); <-samplerDone })
 	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
 		threshold := cfg.WALAutoCheckpoint
-		p.AfterCommit = func(pending int) {
+		p.SetAfterCommit(func(pending int) {
 			if pending >= threshold {
 				if _, err := p.Checkpoint(pager.Passive); err != nil {
 					db.log.Debug("auto-checkpoint", "err", err)
 				}
 			}
-		}
+		})
 	}
 	if err := db.startReplication(); err != nil { // engine/replicate.go
 		db.Close()

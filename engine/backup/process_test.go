@@ -3,7 +3,6 @@ package backup
 import (
 	"bufio"
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/handle"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,9 +190,6 @@ func TestArchivingAcrossProcesses(t *testing.T) {
 	dir := filepath.Join(tmp, "backups")
 	db := openDB(t, dbPath, engine.Config{WALAutoCheckpoint: -1})
 	defer db.Close()
-	if handle.Pager(db).BeforeRestart == nil {
-		t.Skip("engine.open does not install the WAL archive hook (db.installArchiveHook) yet")
-	}
 	m := NewBackupManager(db, dir)
 	if err := m.EnableWALArchiving(); err != nil {
 		t.Fatal(err)

@@ -211,10 +211,8 @@ func (r fileReader) Page(id common.PageID) ([]byte, error) {
 	if !page.Verify(b) {
 		return nil, &common.CorruptionError{Path: r.path, Page: id, Offset: off, Reason: "checksum mismatch"}
 	}
-	if r.p.Validate != nil {
-		if err := r.p.Validate(b); err != nil {
-			return nil, &common.CorruptionError{Path: r.path, Page: id, Offset: off, Reason: err.Error()}
-		}
+	if err := r.p.Validate(b); err != nil {
+		return nil, &common.CorruptionError{Path: r.path, Page: id, Offset: off, Reason: err.Error()}
 	}
 	return b, nil
 }

@@ -46,6 +46,9 @@ type Options struct {
 	// Fallback opens files that are encrypted when Cipher is nil (the key
 	// operators export for tools); it never creates or opens plaintext files.
 	Fallback Cipher
+	// Validate, if set, checks every page read from disk after its
+	// checksum: the B+tree's structural check (see Pager.Validate).
+	Validate func(b []byte) error
 }
 
 // Cipher seals and opens page images. Seal returns a sealed image
@@ -116,15 +119,19 @@ type Pager struct {
 	group     atomic.Pointer[groupCommit]
 	commitSeq int64 // commits appended by this connection, for group commit
 
-	// Validate, if set, checks every page read from disk after its
-	// checksum (see validate).
-	Validate func(b []byte) error
-	// AfterCommit, if set, is called after every durable commit with the
+	// The hooks of the layer above are unexported so that nothing can
+	// swap them under a running connection: validatePage comes from
+	// Options.Validate, afterCommit and beforeRestart from their setters.
+	//
+	// validatePage, if set, checks every page read from disk after its
+	// checksum (see Validate).
+	validatePage func(b []byte) error
+	// afterCommit, if set, is called after every durable commit with the
 	// number of frames in the WAL not yet checkpointed.
-	AfterCommit func(pending int)
-	// BeforeRestart, if set, is called while a WAL is about to be reset, with
+	afterCommit func(pending int)
+	// beforeRestart, if set, is called while a WAL is about to be reset, with
 	// the frames of the old log still readable. WAL archiving hooks in here.
-	BeforeRestart func(ix *wal.Index, f vfs.File, pageSize int) error
+	beforeRestart func(ix *wal.Index, f vfs.File, pageSize int) error
 
 	repl Replicator // replication hook (replicate.go); nil: none
 }
@@ -176,7 +183,7 @@ func Open(path string, opts Options) (*Pager, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	p := &Pager{fs: fs, Path: path, WALPath: path + "-wal", db: db, readOnly: opts.ReadOnly,
-		busy: opts.BusyTimeout, log: opts.Logger, slot: -1, pid: os.Getpid()}
+		busy: opts.BusyTimeout, log: opts.Logger, slot: -1, pid: os.Getpid(), validatePage: opts.Validate}
 	if err := p.init(opts); err != nil {
 		p.closeFiles()
 		return nil, err

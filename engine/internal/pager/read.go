@@ -282,7 +282,7 @@ func (p *Pager) walPage(id common.PageID, frame int, salt uint64) ([]byte, error
 	if !page.Verify(b) {
 		return nil, &common.CorruptionError{Path: p.WALPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("checksum mismatch in WAL frame %d", frame)}
 	}
-	if err := p.validate(b); err != nil {
+	if err := p.Validate(b); err != nil {
 		return nil, &common.CorruptionError{Path: p.WALPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("WAL frame %d: %v", frame, err)}
 	}
 	p.cache.put(k, b)
@@ -309,7 +309,7 @@ func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
 	if !page.Verify(b) {
 		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "checksum mismatch"}
 	}
-	if err := p.validate(b); err != nil {
+	if err := p.Validate(b); err != nil {
 		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: err.Error()}
 	}
 	p.cache.put(k, b)
@@ -346,14 +346,16 @@ func (s *Snapshot) Frames() []wal.Frame {
 	return append([]wal.Frame(nil), s.ix.Frames[:s.mark]...)
 }
 
-// validate runs the structural check installed by the layer above (the
-// B+tree's page validator) on a page just read from disk. A page can carry
-// a valid checksum and still be garbage (written by a bug, or forged); it
-// is checked once, before it enters the cache, so the tree code that reads
-// cached pages never indexes out of bounds.
-func (p *Pager) validate(b []byte) error {
-	if p.Validate == nil {
+// Validate runs the structural check installed by the layer above
+// (Options.Validate: the B+tree's page validator) on a page just read from
+// disk; without one it accepts every page. A page can carry a valid
+// checksum and still be garbage (written by a bug, or forged); it is
+// checked once, before it enters the cache, so the tree code that reads
+// cached pages never indexes out of bounds. Compaction checks the pages it
+// reads back with it too.
+func (p *Pager) Validate(b []byte) error {
+	if p.validatePage == nil {
 		return nil
 	}
-	return p.Validate(b)
+	return p.validatePage(b)
 }

@@ -160,8 +160,8 @@ func (p *Pager) maybeRestart() error {
 // sequence), optionally truncating the file to zero first. Frames of the old
 // log become invalid because their salt no longer matches.
 func (p *Pager) restartLocked(truncate bool) error {
-	if p.BeforeRestart != nil && p.ix.Valid && p.ix.MaxFrame > 0 {
-		if err := p.BeforeRestart(p.ix, p.walf, p.pageSize); err != nil {
+	if p.beforeRestart != nil && p.ix.Valid && p.ix.MaxFrame > 0 {
+		if err := p.beforeRestart(p.ix, p.walf, p.pageSize); err != nil {
 			return fmt.Errorf("archive WAL before restart: %w", err)
 		}
 	}
@@ -489,9 +489,8 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	// Release our own read mark before the auto-checkpoint, or it would
 	// hold the checkpoint one transaction behind forever.
 	t.snap.Close()
-	if p.AfterCommit != nil {
-		st := p.pendingFrames()
-		p.AfterCommit(st)
+	if p.afterCommit != nil {
+		p.afterCommit(p.pendingFrames())
 	}
 	return info, nil
 }
