@@ -77,7 +77,7 @@ func (db *DB) InfoContext(ctx context.Context, progress func(done, total int64))
 		if err != nil {
 			return err
 		}
-		sp := EstimateSpace(m.PageSize, m.PageCount, out.FileSize, st, usableSize(db, m))
+		sp := estimateSpace(m.PageSize, m.PageCount, out.FileSize, st, usableSize(db, m))
 		out.FragmentationPercent, out.ReclaimableBytes = sp.ReclaimablePercent, sp.ReclaimableBytes
 		out.PageFillPercent, out.EstimatedPagesAfter = sp.PageFillPercent, sp.PagesAfter
 		labels, err := tx.counters(catLabelCount)
@@ -137,11 +137,11 @@ type Space struct {
 	ReclaimablePercent float64
 }
 
-// EstimateSpace estimates a dense rewrite from the space statistics: the
+// estimateSpace estimates a dense rewrite from the space statistics: the
 // bytes each tree's pages use, packed at CompactFillPercent into pages of
 // the usable size, plus overflow pages (copied whole) and the header. What
 // it reclaims is the file (or logical database, if larger) minus that.
-func EstimateSpace(pageSize uint32, pageCount uint64, fileSize int64, st page.SpaceStats, usable int) Space {
+func estimateSpace(pageSize uint32, pageCount uint64, fileSize int64, st page.SpaceStats, usable int) Space {
 	var sp Space
 	u := int64(usable)
 	var used, pages, dense int64
