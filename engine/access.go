@@ -138,10 +138,6 @@ func (p *Permission) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// ErrPermissionDenied is matched (errors.Is) by every error the engine
-// returns because the access policy denied an operation.
-var ErrPermissionDenied = errors.New("permission denied")
-
 // PermissionError says who was denied what. It matches ErrPermissionDenied.
 type PermissionError struct {
 	User       string

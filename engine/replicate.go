@@ -7,19 +7,12 @@ package engine
 // cost one nil check per commit.
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/pager"
 )
-
-// ErrNotPrimary is returned by writes on a connection that replication
-// does not let write: a replica, or a primary whose lease lapsed or whose
-// publish was fenced off by a newer primary. The error names the primary
-// when it is known.
-var ErrNotPrimary = errors.New("not the primary")
 
 // ReplicatedTx is one committed transaction as replication ships it.
 type ReplicatedTx struct {

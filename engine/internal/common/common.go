@@ -41,6 +41,7 @@ var (
 	ErrExists       = errors.New("already exists")
 	ErrInvalid      = errors.New("invalid argument")
 	ErrEncryption   = errors.New("encryption error")
+	ErrPoisoned     = errors.New("connection unusable after a failed fsync; reopen the database")
 )
 
 // CorruptionError describes damage found at a known place. It matches

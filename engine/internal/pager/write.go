@@ -47,8 +47,9 @@ type WriteTx struct {
 	applyTime time.Time // its commit time on the primary
 }
 
-// ErrPoisoned wraps the fsync failure that made a connection unusable.
-var ErrPoisoned = errors.New("connection unusable after a failed fsync; reopen the database")
+// ErrPoisoned wraps the fsync failure that made a connection unusable
+// (engine.ErrPoisoned).
+var ErrPoisoned = common.ErrPoisoned
 
 // BeginWrite takes the writer lock (waiting up to the busy timeout) and
 // starts a write transaction on the latest committed state.
@@ -755,8 +756,12 @@ func (p *Pager) poison() error {
 	return p.poisoned
 }
 
-// setPoison records the first fsync failure and returns it.
+// setPoison records the first fsync failure and returns it, wrapping
+// ErrPoisoned so that every caller can tell why the connection refuses.
 func (p *Pager) setPoison(err error) error {
+	if !errors.Is(err, ErrPoisoned) {
+		err = fmt.Errorf("%w: %w", err, ErrPoisoned)
+	}
 	p.poisonMu.Lock()
 	defer p.poisonMu.Unlock()
 	if p.poisoned == nil {
