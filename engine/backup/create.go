@@ -94,7 +94,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 		return nil, fmt.Errorf("backup of %s: %w", m.db.Path(), err)
 	}
 	if _, err := o.FS.Stat(path); err == nil && !o.Force {
-		return nil, fmt.Errorf("%s: backup exists (use --force to overwrite): %w", path, common.ErrExists)
+		return nil, fmt.Errorf("%s: backup %w", path, common.ErrExists)
 	}
 	st, err := o.store(dir)
 	if err != nil {
@@ -265,16 +265,12 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 	return res, nil
 }
 
-// noBaseHint says what to do when an incremental backup has no parent, in
-// the API's words and the tool's (the guide calls an incremental first).
-const noBaseHint = "take a full backup first (CreateFullBackup, sombra-backup --type full), " +
-	"or let the incremental take one (Options.FullIfNoBase, --full-if-no-base)"
-
-// noBaseError is ErrNoBase with its reason; the message adds what to do,
-// the warning of a FullIfNoBase backup only the reason.
+// noBaseError is ErrNoBase with its reason, which the warning of a
+// FullIfNoBase backup repeats. What to do (a full backup first, or
+// Options.FullIfNoBase) is the caller's to say: the tool says it in flags.
 type noBaseError struct{ reason string }
 
-func (e *noBaseError) Error() string { return e.reason + ": " + noBaseHint + ": " + ErrNoBase.Error() }
+func (e *noBaseError) Error() string { return e.reason + ": " + ErrNoBase.Error() }
 func (e *noBaseError) Unwrap() error { return ErrNoBase }
 
 // pickParent chooses the parent of an incremental backup.

@@ -490,10 +490,9 @@ func RestoreToTimeContext(ctx context.Context, dir string, t time.Time, target s
 			at := fmt.Sprintf("backup %s (LSN %d, %s)", best.Name, best.EndLSN, best.PointInTime().UTC().Format(time.RFC3339Nano))
 			when := t.UTC().Format(time.RFC3339Nano)
 			if !o.AllowEarlier {
-				err = fmt.Errorf("%s cannot be reached: %s; the newest restorable point is %s: restore it with --name %s, or pass --allow-earlier: %w",
-					when, why, at, best.Name, ErrUnreachable)
+				err = &UnreachableError{Newest: best.Name, msg: fmt.Sprintf("%s cannot be reached: %s; the newest restorable point is %s", when, why, at)}
 			} else {
-				rr.Warnings = []string{fmt.Sprintf("%s cannot be reached: %s; restored the newest earlier point, %s (--allow-earlier)", when, why, at)}
+				rr.Warnings = []string{fmt.Sprintf("%s cannot be reached: %s; restored the newest earlier point, %s (AllowEarlier)", when, why, at)}
 			}
 		}
 	}
@@ -547,9 +546,9 @@ func unreachable(o Options, archDir string, b *BackupInfo, rr *ReplayResult, t t
 	case uint64(last) > b.EndLSN:
 		return "", nil // archived past the backup: ArchiveEnd's warning says the rest
 	case last > 0:
-		return fmt.Sprintf("the WAL archive %s ends at LSN %d, not after backup %s (is WAL archiving off? see archive-wal --enable)", arch.Dir, last, b.Name), nil
+		return fmt.Sprintf("the WAL archive %s ends at LSN %d, not after backup %s (is WAL archiving off?)", arch.Dir, last, b.Name), nil
 	}
-	return fmt.Sprintf("WAL archiving is off (%s holds no archived transaction of this database; see archive-wal --enable)", arch.Dir), nil
+	return fmt.Sprintf("WAL archiving is off (%s holds no archived transaction of this database)", arch.Dir), nil
 }
 
 func assignNewFileID(f vfs.File, ps int) error {

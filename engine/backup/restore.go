@@ -239,7 +239,7 @@ func checkTarget(o Options, target string) error {
 			return fmt.Errorf("restore target %s is a directory: %w", target, common.ErrInvalid)
 		}
 		if !o.Force {
-			return fmt.Errorf("%s: restore target exists (use --force to overwrite): %w", target, common.ErrExists)
+			return fmt.Errorf("%s: restore target %w", target, common.ErrExists)
 		}
 	}
 	return nil
