@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/maint"
 	"github.com/sombradb/sombra/engine/internal/progress"
 	"io/fs"
 	"os"
@@ -230,14 +231,8 @@ func CheckFileContext(ctx context.Context, path string, opts Options) (*Report, 
 	opts = opts.withDefaults()
 	opts.ctx = ctx
 	rep := &Report{Path: path, CheckedAt: opts.Now().UTC()}
-	st, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%s: %w", path, engine.ErrNotFound)
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w", path, err)
-	case !st.Mode().IsRegular():
-		return nil, fmt.Errorf("%s: not a regular file: %w", path, engine.ErrNotADatabase)
+	if err := maint.CheckFile(path); err != nil {
+		return nil, err
 	}
 	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true, BusyTimeout: opts.BusyTimeout})
 	var ce *engine.CorruptionError

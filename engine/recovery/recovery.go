@@ -12,12 +12,10 @@
 package recovery
 
 import (
-	"errors"
 	"fmt"
 	"github.com/sombradb/sombra/engine/internal/handle"
-	"io/fs"
+	"github.com/sombradb/sombra/engine/internal/maint"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
@@ -87,9 +85,9 @@ type Report struct {
 // the database to itself (see Wait). A missing file fails with
 // engine.ErrNotFound and is not created.
 func (r *WALRecovery) Recover() (_ *Report, err error) {
-	defer guard(r.path, &err)
+	defer maint.Guard(r.path, &err)
 	start := time.Now()
-	if err := checkFile(r.path); err != nil {
+	if err := maint.CheckFile(r.path); err != nil {
 		return nil, err
 	}
 	// Probe for other connections read-only first: closing a writable
@@ -133,9 +131,9 @@ func (r *WALRecovery) Recover() (_ *Report, err error) {
 // Inspect reports what Recover would find, read-only: the database file and
 // its WAL are not modified, and other connections may stay open.
 func (r *WALRecovery) Inspect() (_ *Report, err error) {
-	defer guard(r.path, &err)
+	defer maint.Guard(r.path, &err)
 	start := time.Now()
-	if err := checkFile(r.path); err != nil {
+	if err := maint.CheckFile(r.path); err != nil {
 		return nil, err
 	}
 	db, err := engine.OpenWithConfig(r.path, r.config(true))
@@ -210,26 +208,4 @@ func (r *WALRecovery) logger() *slog.Logger {
 		return r.Logger
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-// checkFile fails unless path is an existing regular file, so that opening
-// it never creates an empty database.
-func checkFile(path string) error {
-	st, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s: %w", path, engine.ErrNotFound)
-	case err != nil:
-		return err
-	case !st.Mode().IsRegular():
-		return fmt.Errorf("%s: not a regular file: %w", path, engine.ErrNotADatabase)
-	}
-	return nil
-}
-
-// guard turns a panic of the engine on a damaged page into an error.
-func guard(path string, err *error) {
-	if p := recover(); p != nil {
-		*err = fmt.Errorf("%s: the engine failed on a damaged page (%v): %w", path, p, engine.ErrCorrupt)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sombradb/sombra/engine/internal/maint"
 	"io"
 	"os"
 	"slices"
@@ -198,7 +199,7 @@ func (s *source) image(id common.PageID) ([]byte, bool, error) {
 // openSource opens the database file and its WAL for salvage and finds the
 // page size (from the header, or by probing when the header is damaged).
 func openSource(path string, res *scanResult, cipher engine.PageCipher) (*source, error) {
-	if err := checkFile(path); err != nil {
+	if err := maint.CheckFile(path); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(path)
