@@ -89,7 +89,31 @@ type Check struct {
 	Value     *float64 `json:"value"`
 	Threshold *float64 `json:"threshold"`
 	Unit      string   `json:"unit"`
+	// Remedy is the maintenance that answers a check that is not healthy
+	// (RemedyNone when there is none to run). The message does not name a
+	// tool: a tool adds its own command for the remedy.
+	Remedy Remedy `json:"-"`
 }
+
+// Remedy is a maintenance operation that answers a check.
+type Remedy int
+
+// The remedies.
+const (
+	RemedyNone Remedy = iota
+	// RemedyRepair: repair the database (engine/repair).
+	RemedyRepair
+	// RemedyCheckpointTruncate: a truncate checkpoint, the only mode that
+	// shrinks the WAL file (full copies the frames but leaves its size).
+	RemedyCheckpointTruncate
+	// RemedyCompact: compact the database (engine/compact).
+	RemedyCompact
+	// RemedyVerifyBackup: verify a backup by a trial restore.
+	RemedyVerifyBackup
+	// RemedyDeepCheck: run the check with Options.Deep, which verifies
+	// every page and records when it did.
+	RemedyDeepCheck
+)
 
 // Report is the outcome of Check.
 type Report struct {
@@ -372,9 +396,9 @@ func issuesCheck(name, scope string, issues []integrity.Issue) Check {
 	}
 	msg := fmt.Sprintf("%d problem(s): %s", len(issues), issues[0].Description)
 	if len(issues) > 1 {
-		msg += fmt.Sprintf("; and %d more (run sombra-repair)", len(issues)-1)
+		msg += fmt.Sprintf("; and %d more", len(issues)-1)
 	}
-	return Check{Name: name, Status: st, Message: msg}
+	return Check{Name: name, Status: st, Message: msg, Remedy: RemedyRepair}
 }
 
 func walCheck(in engine.Info, opts Options) Check {
@@ -382,11 +406,9 @@ func walCheck(in engine.Info, opts Options) Check {
 	msg := fmt.Sprintf("WAL is %s (threshold %s)", bytesText(in.WALSize), bytesText(opts.WALThreshold))
 	switch {
 	case in.WALSize > 4*opts.WALThreshold:
-		c.Status, msg = Unhealthy, msg+"; run sombra-checkpoint --mode truncate"
+		c.Status, c.Remedy = Unhealthy, RemedyCheckpointTruncate
 	case in.WALSize > opts.WALThreshold:
-		// Only truncate shrinks the file: full copies the frames but
-		// leaves the WAL its size, and the warning with it.
-		c.Status, msg = Degraded, msg+"; run sombra-checkpoint --mode truncate"
+		c.Status, c.Remedy = Degraded, RemedyCheckpointTruncate
 	}
 	c.Message = msg
 	return c
@@ -401,8 +423,7 @@ func fragCheck(in engine.Info, opts Options) Check {
 	case in.ReclaimableBytes < opts.MinReclaim:
 		c.Message += fmt.Sprintf("; less than %s, not worth a compaction", bytesText(opts.MinReclaim))
 	default:
-		c.Status = Degraded
-		c.Message += "; run sombra-compact"
+		c.Status, c.Remedy = Degraded, RemedyCompact
 	}
 	return c
 }
@@ -596,7 +617,8 @@ func verifiedBackupCheck(opts Options) Check {
 	}
 	if verified == nil {
 		c.Status = Degraded
-		c.Message = "no verified backup in " + opts.BackupDir + " (run sombra-backup verify)"
+		c.Message = "no verified backup in " + opts.BackupDir
+		c.Remedy = RemedyVerifyBackup
 		return c
 	}
 	age := max(opts.Now().Sub(verified.Created), 0)

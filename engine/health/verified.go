@@ -206,15 +206,15 @@ func (pl *plan) record(opts Options, clean bool) Check {
 	}
 	if last.IsZero() {
 		c.Status = Degraded
-		c.Message = "no full verification of every page recorded (run sombra-health-check --deep)" + note
+		c.Message = "no full verification of every page recorded" + note
+		c.Remedy = RemedyDeepCheck
 		return c
 	}
 	age := max(now.Sub(last), 0)
 	c.Value = num(float64(int64(age.Seconds())))
 	c.Message = fmt.Sprintf("every page last verified %s ago (threshold %s)", ageText(age), ageText(opts.FullVerifyAge)) + note
 	if age > opts.FullVerifyAge {
-		c.Status = Degraded
-		c.Message += "; run sombra-health-check --deep"
+		c.Status, c.Remedy = Degraded, RemedyDeepCheck
 	}
 	return c
 }
