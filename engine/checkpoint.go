@@ -97,6 +97,7 @@ func (db *DB) checkpoint(ctx context.Context, user string, mode CheckpointMode) 
 		BlockedByReaders: r.BlockedByReaders, BlockedByWriter: r.BlockedByWriter, WALRestarted: r.Restarted,
 		CheckpointLSN: uint64(r.LSN), Duration: r.Duration}
 	if err != nil {
+		db.nameHolder(err)
 		db.log.Warn("checkpoint failed", "mode", mode.String(), "err", err)
 		return res, fmt.Errorf("checkpoint (%s): %w", mode, err)
 	}

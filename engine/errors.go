@@ -65,5 +65,20 @@ var (
 // CorruptionError carries the file, page and offset where damage was found.
 type CorruptionError = common.CorruptionError
 
-// BusyError says which lock could not be taken and, when known, by whom.
+// BusyError says which lock could not be taken (What) and, when known, by
+// whom (PID, Holders).
 type BusyError = common.BusyError
+
+// LockKind names the lock of a BusyError.
+type LockKind = common.LockKind
+
+// The locks a BusyError can name.
+const (
+	LockWriter      = common.LockWriter
+	LockCheckpoint  = common.LockCheckpoint
+	LockReader      = common.LockReader
+	LockExclusive   = common.LockExclusive
+	LockOpen        = common.LockOpen
+	LockPrivateRead = common.LockPrivateRead
+	LockDirectory   = common.LockDirectory
+)

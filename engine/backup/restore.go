@@ -343,7 +343,7 @@ func lockTarget(o Options, target string) (*pager.Pager, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.LockTimeout(shm.LockOpen, true, o.BusyTimeout, "open", shm.OffExcl, target); err != nil {
+	if err := s.LockTimeout(shm.LockOpen, true, o.BusyTimeout, common.LockOpen, shm.OffExcl, target); err != nil {
 		s.Close()
 		return nil, nil, fmt.Errorf("restore target is open in another connection: %w", err)
 	}

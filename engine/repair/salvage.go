@@ -316,12 +316,12 @@ func lockSource(ctx context.Context, path string, wait time.Duration, res *scanR
 	for _, l := range []struct {
 		b     int64
 		excl  bool
-		what  string
+		what  common.LockKind
 		pidAt int64
 	}{
-		{shm.LockOpen, false, "exclusive", shm.OffExcl},
-		{shm.LockWriter, true, "writer", shm.OffWriter},
-		{shm.LockCkpt, true, "checkpoint", shm.OffCkpt},
+		{shm.LockOpen, false, common.LockExclusive, shm.OffExcl},
+		{shm.LockWriter, true, common.LockWriter, shm.OffWriter},
+		{shm.LockCkpt, true, common.LockCheckpoint, shm.OffCkpt},
 	} {
 		if err := s.LockContext(ctx, l.b, l.excl, wait, l.what, l.pidAt, path); err != nil {
 			s.Close()

@@ -15,7 +15,7 @@ func busyFor(n int, calls *int) func() error {
 	return func() error {
 		*calls++
 		if *calls <= n {
-			return fmt.Errorf("open: %w", &engine.BusyError{Path: "a.db", What: "exclusive", PID: 7})
+			return fmt.Errorf("open: %w", &engine.BusyError{Path: "a.db", What: engine.LockExclusive, PID: 7})
 		}
 		return nil
 	}

@@ -91,10 +91,10 @@ func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoint
 	// backfills at once could write an older copy of a page over a newer
 	// one after the newer backfill count was published.
 	if !lockLocal(&p.ckptMu, wait) {
-		return res, &common.BusyError{Path: p.Path, What: "checkpoint", PID: os.Getpid()}
+		return res, &common.BusyError{Path: p.Path, What: common.LockCheckpoint, PID: os.Getpid()}
 	}
 	defer p.ckptMu.Unlock()
-	if err := p.shm.LockContext(ctx, shm.LockCkpt, true, wait, "checkpoint", shm.OffCkpt, p.Path); err != nil {
+	if err := p.shm.LockContext(ctx, shm.LockCkpt, true, wait, common.LockCheckpoint, shm.OffCkpt, p.Path); err != nil {
 		return res, err
 	}
 	defer p.shm.Unlock(shm.LockCkpt)
@@ -108,7 +108,7 @@ func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoint
 			for !p.writeMu.TryLock() {
 				if time.Now().After(deadline) {
 					res.BlockedByWriter = true
-					return res, &common.BusyError{Path: p.Path, What: "writer", PID: os.Getpid()}
+					return res, &common.BusyError{Path: p.Path, What: common.LockWriter, PID: os.Getpid()}
 				}
 				if ctx.Err() != nil {
 					return res, interrupted("the writer")
@@ -117,7 +117,7 @@ func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoint
 			}
 		}
 		defer p.writeMu.Unlock()
-		if err := p.shm.LockContext(ctx, shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
+		if err := p.shm.LockContext(ctx, shm.LockWriter, true, p.busy, common.LockWriter, shm.OffWriter, p.Path); err != nil {
 			res.BlockedByWriter = true
 			return res, err
 		}
@@ -134,7 +134,7 @@ func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoint
 		}
 		if time.Now().After(deadline) {
 			res.Duration = time.Since(start)
-			return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.otherReaders())}
+			return res, &common.BusyError{Path: p.Path, What: common.LockReader, PID: firstPID(p.otherReaders())}
 		}
 		if ctx.Err() != nil {
 			res.Duration = time.Since(start)
@@ -155,7 +155,7 @@ func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoint
 			if time.Now().After(deadline) {
 				res.BlockedByReaders = true
 				res.Duration = time.Since(start)
-				return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.otherReaders())}
+				return res, &common.BusyError{Path: p.Path, What: common.LockReader, PID: firstPID(p.otherReaders())}
 			}
 			if ctx.Err() != nil {
 				res.Duration = time.Since(start)

@@ -236,7 +236,7 @@ func (p *Pager) init(opts Options) error {
 		// last closed by everyone (shm/counters.go).
 		p.shm.ResetCounters(time.Now())
 	}
-	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, "exclusive", shm.OffExcl, p.Path); err != nil {
+	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, common.LockExclusive, shm.OffExcl, p.Path); err != nil {
 		return err
 	}
 	p.shm.AttachCounters()
@@ -692,7 +692,7 @@ func (p *Pager) ExclusiveLockContext(ctx context.Context, wait time.Duration) er
 		return fmt.Errorf("%s: cannot hold the database exclusively: this process reads it without its coordination file %s-shm, which it cannot write: %w",
 			p.Path, p.Path, common.ErrReadOnly)
 	}
-	if err := p.shm.LockContext(ctx, shm.LockOpen, true, wait, "open", 0, p.Path); err != nil {
+	if err := p.shm.LockContext(ctx, shm.LockOpen, true, wait, common.LockOpen, 0, p.Path); err != nil {
 		// The error names every live process holding the database open
 		// (shm.LockTimeout); a connection of this process other than p
 		// shows as this pid.

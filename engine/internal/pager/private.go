@@ -62,7 +62,7 @@ func (p *Pager) openPrivate(cause error) error {
 		if time.Now().After(deadline) {
 			p.unlockPrivate()
 			return &inUseError{path: p.Path, cause: cause,
-				busy: &common.BusyError{Path: p.Path, What: "open", Holders: holders, PID: holderPID(holders)}}
+				busy: &common.BusyError{Path: p.Path, What: common.LockOpen, Holders: holders, PID: holderPID(holders)}}
 		}
 		time.Sleep(sleep)
 		sleep = min(2*sleep, 50*time.Millisecond)
@@ -138,7 +138,7 @@ func (p *Pager) waitPrivateReaders() error {
 		}
 		if time.Now().After(deadline) {
 			holders := procs.LockHolders(p.db, lockPrivate, true)
-			return &common.BusyError{Path: p.Path, What: "private read", Holders: holders, PID: holderPID(holders)}
+			return &common.BusyError{Path: p.Path, What: common.LockPrivateRead, Holders: holders, PID: holderPID(holders)}
 		}
 		time.Sleep(sleep)
 		sleep = min(2*sleep, 50*time.Millisecond)

@@ -49,10 +49,10 @@ func (p *Pager) ReplaceFile(tmp string, asOf common.LSN) error {
 		return fmt.Errorf("%s: replace: %w", p.Path, common.ErrReadOnly)
 	}
 	if !lockLocal(&p.writeMu, p.busy) {
-		return &common.BusyError{Path: p.Path, What: "writer", PID: os.Getpid()}
+		return &common.BusyError{Path: p.Path, What: common.LockWriter, PID: os.Getpid()}
 	}
 	defer p.writeMu.Unlock()
-	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
+	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, common.LockWriter, shm.OffWriter, p.Path); err != nil {
 		return err
 	}
 	defer p.shm.Unlock(shm.LockWriter)

@@ -61,7 +61,7 @@ func (p *Pager) BeginWrite() (*WriteTx, error) {
 		return nil, err
 	}
 	p.writeMu.Lock()
-	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
+	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, common.LockWriter, shm.OffWriter, p.Path); err != nil {
 		p.writeMu.Unlock()
 		return nil, err
 	}
