@@ -30,7 +30,7 @@ func TestFullIncrementalRestoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if full.Path != filepath.Join(dir, "full_1.backup") || full.Pages != full.PageCount || full.ChangeSource != "full" {
+	if full.Path != filepath.Join(dir, "full_1.backup") || full.Pages != full.PageCount || full.ChangeSource != ChangeFull {
 		t.Fatalf("full = %+v", full)
 	}
 	h0, _ := db.LogicalHash()
@@ -52,7 +52,7 @@ func TestFullIncrementalRestoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inc1.Parent != "full_1" || inc1.BaseLSN != full.EndLSN || inc1.ChangeSource != "wal+changelog" {
+	if inc1.Parent != "full_1" || inc1.BaseLSN != full.EndLSN || inc1.ChangeSource != ChangeWALChangelog {
 		t.Fatalf("inc1 = %+v", inc1)
 	}
 	if inc1.Pages == 0 || inc1.Pages >= inc1.PageCount/2 || inc1.PagesRead > 3*inc1.Pages {
@@ -70,7 +70,7 @@ func TestFullIncrementalRestoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inc2.Parent != "inc_1" || inc2.ChangeSource != "scan" || inc2.PagesRead != inc2.PageCount {
+	if inc2.Parent != "inc_1" || inc2.ChangeSource != ChangeScan || inc2.PagesRead != inc2.PageCount {
 		t.Fatalf("inc2 = %+v", inc2)
 	}
 	h2, _ := db.LogicalHash()

@@ -38,14 +38,28 @@ type Result struct {
 	Bytes       int64     `json:"bytes"`      // size of the backup file
 	LogicalHash string    `json:"logical_hash,omitempty"`
 	Created     time.Time `json:"created"`
-	// ChangeSource says how an incremental backup found the changed pages:
-	// "wal" (all still in the WAL), "wal+changelog" (the checkpoint change
-	// log covered the rest), or "scan" (every page's LSN was read).
-	ChangeSource string        `json:"change_source"`
+	// ChangeSource says how the backup found the pages it copied.
+	ChangeSource ChangeSource  `json:"change_source"`
 	Archived     int           `json:"wal_transactions_archived"`
 	Warnings     []string      `json:"warnings,omitempty"`
 	Duration     time.Duration `json:"duration_ns"`
 }
+
+// ChangeSource says how a backup found the pages it copied.
+type ChangeSource string
+
+// The change sources.
+const (
+	// ChangeFull: a full backup copies every page.
+	ChangeFull ChangeSource = "full"
+	// ChangeWAL: every page changed since the parent was still in the WAL.
+	ChangeWAL ChangeSource = "wal"
+	// ChangeWALChangelog: the checkpoint change log covered the pages
+	// checkpointed out of the WAL since the parent.
+	ChangeWALChangelog ChangeSource = "wal+changelog"
+	// ChangeScan: every page's LSN was read.
+	ChangeScan ChangeSource = "scan"
+)
 
 // CreateFullBackup writes every page of one consistent snapshot to dstPath
 // (".backup" is appended when missing; a bare name goes into the manager's
@@ -122,7 +136,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 		tmp = fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
 	}
 	p := handle.Pager(m.db)
-	res := &Result{Name: name, Path: path, Type: typ.String(), ChangeSource: "full"}
+	res := &Result{Name: name, Path: path, Type: typ.String(), ChangeSource: ChangeFull}
 
 	var parent *BackupInfo
 	if typ == TypeIncremental {
@@ -206,7 +220,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 		// A pass that reads every page computes the logical hash as the
 		// pages stream by; one that reads only the changed pages cannot,
 		// and walks the node and edge trees for it.
-		hashInPass := !o.NoLogicalHash && (typ == TypeFull || res.ChangeSource == "scan")
+		hashInPass := !o.NoLogicalHash && (typ == TypeFull || res.ChangeSource == ChangeScan)
 		if !o.NoLogicalHash && !hashInPass {
 			if h.LogicalHash, err = tx.LogicalHashContext(o.context()); err != nil {
 				return err
@@ -402,7 +416,7 @@ func checkSameHistory(parent *BackupInfo, frames []wal.Frame, arch *walarchive.A
 // changedPages returns the pages that may have changed after base, from
 // the snapshot's WAL frames and the checkpoint change log, or nil and
 // "scan" when they cannot tell.
-func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Meta, base common.LSN) ([]common.PageID, string, error) {
+func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Meta, base common.LSN) ([]common.PageID, ChangeSource, error) {
 	frames := snap.Frames()
 	set := map[common.PageID]struct{}{}
 	upto := meta.LastLSN // LSNs (base, upto] are not in the snapshot's frames
@@ -414,19 +428,19 @@ func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Me
 			set[f.Page] = struct{}{}
 		}
 	}
-	source := "wal"
+	source := ChangeWAL
 	if base < upto {
 		pages, covered, err := changelog.Changed(o.FS, p.Path, p.FileID(), base, upto)
 		if err != nil {
 			o.Logger.Warn("read change log", "err", err)
 		}
 		if err != nil || !covered {
-			return nil, "scan", nil
+			return nil, ChangeScan, nil
 		}
 		for _, pg := range pages {
 			set[pg] = struct{}{}
 		}
-		source = "wal+changelog"
+		source = ChangeWALChangelog
 	}
 	ids := make([]common.PageID, 0, len(set))
 	for pg := range set {
@@ -510,7 +524,7 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 	// Progress counts database bytes read: every page for a full backup
 	// or a scan, the candidate pages otherwise.
 	pages := h.PageCount
-	if h.Type == TypeIncremental && res.ChangeSource != "scan" {
+	if h.Type == TypeIncremental && res.ChangeSource != ChangeScan {
 		pages = uint64(len(ids))
 	}
 	tr := o.tracker(int64(pages) * int64(h.PageSize))
@@ -543,7 +557,7 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 		}
 		return nil
 	}
-	if h.Type == TypeFull || res.ChangeSource == "scan" {
+	if h.Type == TypeFull || res.ChangeSource == ChangeScan {
 		if err := scanPages(snap, p, h.PageCount, emit); err != nil {
 			return err
 		}

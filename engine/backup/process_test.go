@@ -151,7 +151,7 @@ func TestBackupWhileAnotherProcessWrites(t *testing.T) {
 	if inc.Pages*4 > inc.PageCount {
 		t.Errorf("incremental holds %d of %d pages", inc.Pages, inc.PageCount)
 	}
-	if inc.ChangeSource == "scan" {
+	if inc.ChangeSource == ChangeScan {
 		t.Errorf("incremental scanned: the child's checkpoints were not recorded in the change log")
 	}
 	w.waitFor(t, w.count()+50)

@@ -278,7 +278,7 @@ func createBackup(opts *Options, input, dir, name string, typ bk.Type, eo *bk.Op
 func newResult(res *bk.Result, input string, took time.Duration) *Result {
 	r := &Result{SchemaVersion: cli.SchemaVersion, Name: res.Name, Path: res.Path, Input: input, Type: res.Type,
 		Parent: strPtr(res.Parent), Size: res.Bytes, PagesCopied: res.Pages, PagesRead: res.PagesRead,
-		PageCount: res.PageCount, BaseLSN: res.BaseLSN, EndLSN: res.EndLSN, ChangeSource: res.ChangeSource,
+		PageCount: res.PageCount, BaseLSN: res.BaseLSN, EndLSN: res.EndLSN, ChangeSource: string(res.ChangeSource),
 		LogicalHash: strPtr(res.LogicalHash), Created: cli.Timestamp(res.Created), WALTransactions: res.Archived,
 		Warnings: nonNil(res.Warnings), DurationMS: ms(took)}
 	if took > 0 {
