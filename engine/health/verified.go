@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/sombradb/sombra/engine/internal/handle"
+	"github.com/sombradb/sombra/internal/units"
 	"os"
 	"path/filepath"
 	"slices"
@@ -212,7 +213,7 @@ func (pl *plan) record(opts Options, clean bool) Check {
 	}
 	age := max(now.Sub(last), 0)
 	c.Value = num(float64(int64(age.Seconds())))
-	c.Message = fmt.Sprintf("every page last verified %s ago (threshold %s)", ageText(age), ageText(opts.FullVerifyAge)) + note
+	c.Message = fmt.Sprintf("every page last verified %s ago (threshold %s)", units.Age(age), units.Age(opts.FullVerifyAge)) + note
 	if age > opts.FullVerifyAge {
 		c.Status, c.Remedy = Degraded, RemedyDeepCheck
 	}
