@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -100,7 +101,7 @@ func (s *scanResult) sortedNodes() []SalvagedNode {
 	for _, n := range s.nodes {
 		out = append(out, *n)
 	}
-	slices.SortFunc(out, func(a, b SalvagedNode) int { return cmpU64(uint64(a.ID), uint64(b.ID)) })
+	slices.SortFunc(out, func(a, b SalvagedNode) int { return cmp.Compare(uint64(a.ID), uint64(b.ID)) })
 	return out
 }
 
@@ -109,18 +110,8 @@ func (s *scanResult) sortedEdges() []SalvagedEdge {
 	for _, e := range s.edges {
 		out = append(out, *e)
 	}
-	slices.SortFunc(out, func(a, b SalvagedEdge) int { return cmpU64(uint64(a.ID), uint64(b.ID)) })
+	slices.SortFunc(out, func(a, b SalvagedEdge) int { return cmp.Compare(uint64(a.ID), uint64(b.ID)) })
 	return out
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // source reads page images of a database without the pager: the newest
