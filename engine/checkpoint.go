@@ -11,19 +11,22 @@ import (
 )
 
 // CheckpointMode selects how hard a checkpoint tries.
-type CheckpointMode = pager.CheckpointMode
+type CheckpointMode int
 
-// Checkpoint modes, as in SQLite.
+// Checkpoint modes, as in SQLite (the pager's, value for value).
 const (
 	// CheckpointPassive copies what it can without waiting.
-	CheckpointPassive = pager.Passive
+	CheckpointPassive = CheckpointMode(pager.Passive)
 	// CheckpointFull waits for the writer and older readers, then copies all.
-	CheckpointFull = pager.Full
+	CheckpointFull = CheckpointMode(pager.Full)
 	// CheckpointRestart is full, then restarts the WAL from its beginning.
-	CheckpointRestart = pager.Restart
+	CheckpointRestart = CheckpointMode(pager.Restart)
 	// CheckpointTruncate is restart, and truncates the WAL file to zero bytes.
-	CheckpointTruncate = pager.Truncate
+	CheckpointTruncate = CheckpointMode(pager.Truncate)
 )
+
+// String returns "passive", "full", "restart" or "truncate".
+func (m CheckpointMode) String() string { return pager.CheckpointMode(m).String() }
 
 // ParseCheckpointMode parses "passive", "full", "restart" or "truncate".
 func ParseCheckpointMode(s string) (CheckpointMode, error) {
@@ -91,7 +94,7 @@ func (db *DB) checkpoint(ctx context.Context, user string, mode CheckpointMode) 
 		return CheckpointResult{Mode: mode.String()}, fmt.Errorf("checkpoint (%s): %w", mode, err)
 	}
 	defer done(&err)
-	r, err := db.p.CheckpointContext(ctx, mode)
+	r, err := db.p.CheckpointContext(ctx, pager.CheckpointMode(mode))
 	res = CheckpointResult{Mode: mode.String(), WALFrames: r.WALFrames, FramesCheckpointed: r.Checkpointed,
 		PagesWritten: r.Copied, WALSizeBefore: r.WALSizeBefore, WALSizeAfter: r.WALSizeAfter,
 		BlockedByReaders: r.BlockedByReaders, BlockedByWriter: r.BlockedByWriter, WALRestarted: r.Restarted,
