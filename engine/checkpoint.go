@@ -26,7 +26,12 @@ const (
 )
 
 // String returns "passive", "full", "restart" or "truncate".
-func (m CheckpointMode) String() string { return pager.CheckpointMode(m).String() }
+func (m CheckpointMode) String() string {
+	if m < CheckpointPassive || m > CheckpointTruncate {
+		return fmt.Sprintf("CheckpointMode(%d)", int(m))
+	}
+	return pager.CheckpointMode(m).String()
+}
 
 // ParseCheckpointMode parses "passive", "full", "restart" or "truncate".
 func ParseCheckpointMode(s string) (CheckpointMode, error) {
