@@ -127,28 +127,19 @@ func (r *DatabaseRepair) SalvageToContext(ctx context.Context, newPath string, o
 	}
 	sort.Strings(rep.PropertyIndexes)
 
+	fsys := r.fs()
 	tmp := out + ".salvage-tmp"
-	removeDB(tmp)
+	removeDB(fsys, tmp)
 	if err := r.write(ctx, tmp, res, rep, opts); err != nil {
-		removeDB(tmp)
+		removeDB(fsys, tmp)
 		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
 	}
 	if err := progress.Interrupted(ctx); err != nil { // the last moment a cancel changes nothing
-		removeDB(tmp)
+		removeDB(fsys, tmp)
 		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
 	}
-	for _, suffix := range []string{"-wal", "-shm"} {
-		_ = os.Remove(tmp + suffix)
-		if opts.Overwrite {
-			_ = os.Remove(out + suffix) // they belong to the file being replaced
-		}
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		removeDB(tmp)
-		return nil, fmt.Errorf("salvage: %w", err)
-	}
-	if err := vfs.SyncParent(vfs.OS, out); err != nil {
-		return nil, fmt.Errorf("salvage: fsync directory of %s: %w", newPath, err)
+	if err := install(fsys, tmp, out, opts.Overwrite); err != nil {
+		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
 	}
 	rep.Duration = time.Since(start)
 	return rep, nil
@@ -177,10 +168,63 @@ func sameFile(src, dst string) error {
 	return nil
 }
 
-func removeDB(path string) {
+func removeDB(fsys vfs.FS, path string) {
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		_ = os.Remove(p)
+		_ = fsys.Remove(p)
 	}
+}
+
+// install renames the finished database tmp (closed, its WAL checkpointed
+// into it and its file fsynced) over out and makes the rename durable. Until
+// that rename an existing output stays whole with its WAL: the WAL of the
+// file being replaced is removed only once the new file is in place, and
+// until then cannot be read as the new file's (its header names the old
+// file's id). A failure before the rename removes tmp.
+func install(fsys vfs.FS, tmp, out string, overwrite bool) error {
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := fsys.Remove(tmp + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			removeDB(fsys, tmp)
+			return fmt.Errorf("remove %s%s: %w", tmp, suffix, err)
+		}
+	}
+	if !overwrite {
+		// Published only where nothing is: a link never replaces a file,
+		// so an output created meanwhile by someone else is kept.
+		if l, ok := fsys.(vfs.Linker); ok {
+			if err := l.Link(tmp, out); err != nil {
+				removeDB(fsys, tmp)
+				if errors.Is(err, os.ErrExist) {
+					return fmt.Errorf("output %s: %w", out, engine.ErrExists)
+				}
+				return err
+			}
+			if err := vfs.SyncParent(fsys, out); err != nil {
+				// The output is in place; whether it survives a power
+				// cut is not known.
+				return fmt.Errorf("fsync the directory of %s: %w", out, err)
+			}
+			// A second name of the output now; one left behind is
+			// removed by the next salvage into out.
+			_ = fsys.Remove(tmp)
+			return nil
+		}
+	}
+	if err := fsys.Rename(tmp, out); err != nil {
+		removeDB(fsys, tmp)
+		return err
+	}
+	if err := vfs.SyncParent(fsys, out); err != nil {
+		return fmt.Errorf("fsync the directory of %s: %w", out, err)
+	}
+	if overwrite {
+		// They belong to the file just replaced.
+		for _, suffix := range []string{"-wal", "-shm"} {
+			if err := fsys.Remove(out + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove %s%s of the replaced output: %w", out, suffix, err)
+			}
+		}
+	}
+	return nil
 }
 
 // write builds the new database at path.
@@ -189,7 +233,7 @@ func (r *DatabaseRepair) write(ctx context.Context, path string, res *scanResult
 	if enc == nil && res.meta != nil && res.meta.Encrypted {
 		enc = engine.FallbackEncryption() // salvage of an encrypted file stays encrypted
 	}
-	db, err := engine.OpenWithConfig(path, engine.Config{PageSize: res.pageSize, Logger: r.Logger, Encryption: enc})
+	db, err := engine.OpenWithConfig(path, engine.Config{PageSize: res.pageSize, Logger: r.Logger, Encryption: enc, FS: r.FS})
 	if err != nil {
 		return err
 	}
