@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -251,28 +250,4 @@ func updateCatalog(o Options, dir string, edit func([]BackupInfo)) error {
 	}
 	b = append(b, '\n')
 	return st.PutFile(joinPath(dir, CatalogFile), b)
-}
-
-func writeFileAtomic(fs vfs.FS, path string, data []byte) error {
-	tmp := fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
-	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		f.Close()
-		fs.Remove(tmp)
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		fs.Remove(tmp)
-		return fmt.Errorf("fsync %s: %w", tmp, err)
-	}
-	f.Close()
-	if err := fs.Rename(tmp, path); err != nil {
-		fs.Remove(tmp)
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	return fs.SyncDir(filepath.Dir(path))
 }
