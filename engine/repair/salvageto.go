@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
@@ -174,12 +175,14 @@ func removeDB(fsys vfs.FS, path string) {
 	}
 }
 
-// install renames the finished database tmp (closed, its WAL checkpointed
-// into it and its file fsynced) over out and makes the rename durable. Until
-// that rename an existing output stays whole with its WAL: the WAL of the
-// file being replaced is removed only once the new file is in place, and
-// until then cannot be read as the new file's (its header names the old
-// file's id). A failure before the rename removes tmp.
+// install publishes the finished database tmp (closed, its WAL
+// checkpointed into it and its file fsynced) as out and makes that durable
+// with one fsync of the directory. A new output is linked into place,
+// which never replaces a file, so an output someone created meanwhile is
+// kept; an output being overwritten is renamed over, and stays whole with
+// its WAL until then: the old file's WAL is removed only once the new file
+// is in place (until then it cannot be read as the new file's: its header
+// names the old file's id). A failure before the publication removes tmp.
 func install(fsys vfs.FS, tmp, out string, overwrite bool) error {
 	for _, suffix := range []string{"-wal", "-shm"} {
 		if err := fsys.Remove(tmp + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -187,27 +190,25 @@ func install(fsys vfs.FS, tmp, out string, overwrite bool) error {
 			return fmt.Errorf("remove %s%s: %w", tmp, suffix, err)
 		}
 	}
-	if !overwrite {
-		// Published only where nothing is: a link never replaces a file,
-		// so an output created meanwhile by someone else is kept.
-		if l, ok := fsys.(vfs.Linker); ok {
-			if err := l.Link(tmp, out); err != nil {
-				removeDB(fsys, tmp)
-				if errors.Is(err, os.ErrExist) {
-					return fmt.Errorf("output %s: %w", out, engine.ErrExists)
-				}
-				return err
-			}
+	if l, ok := fsys.(vfs.Linker); ok && !overwrite {
+		err := l.Link(tmp, out)
+		switch {
+		case err == nil:
+			// tmp is now a second name of the output; the one directory
+			// fsync makes both the link and this removal durable.
+			_ = fsys.Remove(tmp)
 			if err := vfs.SyncParent(fsys, out); err != nil {
-				// The output is in place; whether it survives a power
-				// cut is not known.
 				return fmt.Errorf("fsync the directory of %s: %w", out, err)
 			}
-			// A second name of the output now; one left behind is
-			// removed by the next salvage into out.
-			_ = fsys.Remove(tmp)
 			return nil
+		case errors.Is(err, os.ErrExist):
+			removeDB(fsys, tmp)
+			return fmt.Errorf("output %s: %w", out, engine.ErrExists)
+		case !errors.Is(err, errors.ErrUnsupported) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ENOTSUP):
+			removeDB(fsys, tmp)
+			return err
 		}
+		// No hard links here: renamed, as an overwrite is.
 	}
 	if err := fsys.Rename(tmp, out); err != nil {
 		removeDB(fsys, tmp)
