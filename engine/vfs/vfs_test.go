@@ -311,9 +311,12 @@ func TestFaultCrashHere(t *testing.T) {
 	// the dead process can do nothing more
 	for what, err := range map[string]error{
 		"remove": ffs.Remove(filepath.Join(root, "db")),
-		"create": func() error { _, err := ffs.OpenFile(filepath.Join(root, "x"), os.O_CREATE|os.O_RDWR, 0o644); return err }(),
-		"mkdir":  ffs.MkdirAll(filepath.Join(root, "dir"), 0o755),
-		"stat":   func() error { _, err := ffs.Stat(root); return err }(),
+		"create": func() error {
+			_, err := ffs.OpenFile(filepath.Join(root, "x"), os.O_CREATE|os.O_RDWR, 0o644)
+			return err
+		}(),
+		"mkdir": ffs.MkdirAll(filepath.Join(root, "dir"), 0o755),
+		"stat":  func() error { _, err := ffs.Stat(root); return err }(),
 	} {
 		if !errors.Is(err, ErrCrashed) {
 			t.Errorf("%s after the crash: %v", what, err)
