@@ -47,7 +47,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"sync"
@@ -367,7 +366,7 @@ func (ac *AccessControl) Load(path string) error { return ac.LoadFS(vfs.OS, path
 
 // LoadFS is Load through the file layer fsys.
 func (ac *AccessControl) LoadFS(fsys vfs.FS, path string) error {
-	b, err := readFile(fsys, path)
+	b, err := vfs.ReadFile(fsys, path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("load access policy %s: %w", path, engine.ErrNotFound)
@@ -378,24 +377,6 @@ func (ac *AccessControl) LoadFS(fsys vfs.FS, path string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
-}
-
-// readFile reads a whole (small) file through fsys.
-func readFile(fsys vfs.FS, path string) ([]byte, error) {
-	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, st.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return b, nil
 }
 
 // LoadAccessControl reads a policy saved with Save.

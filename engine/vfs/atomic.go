@@ -1,7 +1,9 @@
 package vfs
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 )
@@ -42,4 +44,22 @@ func WriteFileAtomic(fs FS, path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("fsync the directory of %s: %w", path, err)
 	}
 	return nil
+}
+
+// ReadFile reads the whole of a (small) file through fs.
+func ReadFile(fs FS, path string) ([]byte, error) {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, st.Size())
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b, nil
 }
