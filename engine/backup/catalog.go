@@ -188,21 +188,8 @@ func chainStatus(list []BackupInfo) {
 
 func readCatalog(fs vfs.FS, dir string) (catalog, error) {
 	var c catalog
-	path := joinPath(dir, CatalogFile)
-	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	b, err := vfs.ReadFile(fs, joinPath(dir, CatalogFile), 64<<20)
 	if err != nil {
-		return c, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return c, err
-	}
-	if st.Size() > 64<<20 {
-		return c, fmt.Errorf("%s: implausibly large", path)
-	}
-	b := make([]byte, st.Size())
-	if _, err := f.ReadAt(b, 0); err != nil {
 		return c, err
 	}
 	err = json.Unmarshal(b, &c)

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -18,20 +17,9 @@ import (
 // rename of a file named *.compact: the fsync that makes the new file's
 // name durable.
 func afterRename(fault vfs.Fault) vfs.Rule {
-	var mu sync.Mutex
-	renamed := false
-	return func(op vfs.Op, name string, _ int) *vfs.Fault {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case op == vfs.OpRename && strings.Contains(name, ".compact -> "):
-			renamed = true
-		case op == vfs.OpSyncDir && renamed:
-			renamed = false
-			return &fault
-		}
-		return nil
-	}
+	return vfs.After(func(op vfs.Op, name string) bool {
+		return op == vfs.OpRename && strings.Contains(name, ".compact -> ")
+	}, vfs.NthOp(vfs.OpSyncDir, "", 1, false, fault))
 }
 
 // TestCompactHandleFaults: compaction on an open handle writes, renames

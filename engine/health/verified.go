@@ -34,7 +34,7 @@ type verified struct {
 
 func readVerified(fsys vfs.FS, path string, fileID uint64) (verified, bool) {
 	var v verified
-	b, err := vfs.ReadFile(fsys, path+VerifiedSuffix)
+	b, err := vfs.ReadFile(fsys, path+VerifiedSuffix, 1<<20) // a line of JSON
 	if err != nil || json.Unmarshal(b, &v) != nil || v.FileID != fileID || v.FullTime.IsZero() {
 		return verified{}, false
 	}

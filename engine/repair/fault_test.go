@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -87,20 +86,9 @@ func leftovers(t *testing.T, dir string) []string {
 // afterPublish fails the first directory fsync after the salvage's new
 // database was linked or renamed into place.
 func afterPublish(fault vfs.Fault) vfs.Rule {
-	var mu sync.Mutex
-	published := false
-	return func(op vfs.Op, name string, _ int) *vfs.Fault {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case (op == vfs.OpLink || op == vfs.OpRename) && strings.Contains(name, ".salvage-tmp -> "):
-			published = true
-		case op == vfs.OpSyncDir && published:
-			published = false
-			return &fault
-		}
-		return nil
-	}
+	return vfs.After(func(op vfs.Op, name string) bool {
+		return (op == vfs.OpLink || op == vfs.OpRename) && strings.Contains(name, ".salvage-tmp -> ")
+	}, vfs.NthOp(vfs.OpSyncDir, "", 1, false, fault))
 }
 
 // TestSalvageToFaults: salvage reads its source and writes, publishes and

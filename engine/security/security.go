@@ -364,9 +364,12 @@ func (ac *AccessControl) SaveFS(fsys vfs.FS, path string) error {
 // atomically: on error the policy is unchanged.
 func (ac *AccessControl) Load(path string) error { return ac.LoadFS(vfs.OS, path) }
 
+// maxPolicyFile bounds a policy file: a few roles and users, never this.
+const maxPolicyFile = 16 << 20
+
 // LoadFS is Load through the file layer fsys.
 func (ac *AccessControl) LoadFS(fsys vfs.FS, path string) error {
-	b, err := vfs.ReadFile(fsys, path)
+	b, err := vfs.ReadFile(fsys, path, maxPolicyFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("load access policy %s: %w", path, engine.ErrNotFound)

@@ -46,8 +46,10 @@ func WriteFileAtomic(fs FS, path string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
-// ReadFile reads the whole of a (small) file through fs.
-func ReadFile(fs FS, path string) ([]byte, error) {
+// ReadFile reads the whole of a small file through fs; a file of more
+// than limit bytes is refused (it cannot be what the caller expects, and
+// would only be read into memory).
+func ReadFile(fs FS, path string, limit int64) ([]byte, error) {
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
@@ -56,6 +58,9 @@ func ReadFile(fs FS, path string) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: implausibly large (%d bytes)", path, st.Size())
 	}
 	b := make([]byte, st.Size())
 	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {

@@ -163,6 +163,26 @@ func NthOp(op Op, substr string, nth int, sticky bool, fault Fault) Rule {
 	}
 }
 
+// After returns a rule that consults then only once trigger has matched an
+// operation: "the directory fsync after the rename", say, is
+// After(isTheRename, NthOp(OpSyncDir, "", 1, false, fault)).
+func After(trigger func(op Op, name string) bool, then Rule) Rule {
+	var mu sync.Mutex
+	armed := false
+	return func(op Op, name string, n int) *Fault {
+		mu.Lock()
+		if !armed && trigger(op, name) {
+			armed = true
+		}
+		on := armed
+		mu.Unlock()
+		if !on {
+			return nil
+		}
+		return then(op, name, n)
+	}
+}
+
 // pair is the name a rename or link is checked under.
 func pair(oldpath, newpath string) string { return oldpath + " -> " + newpath }
 

@@ -369,3 +369,24 @@ func TestFaultCrashTornWrite(t *testing.T) {
 		t.Fatalf("file = %q", b)
 	}
 }
+
+// After arms its rule only once the trigger has been seen.
+func TestFaultAfter(t *testing.T) {
+	root := t.TempDir()
+	ffs := NewFaultFS(OS)
+	ffs.SetRule(After(func(op Op, name string) bool { return op == OpRename },
+		NthOp(OpSyncDir, "", 1, false, Fault{})))
+	if err := ffs.SyncDir(root); err != nil {
+		t.Fatalf("fsync before the trigger: %v", err)
+	}
+	create(t, ffs, filepath.Join(root, "a"), "a")
+	if err := ffs.Rename(filepath.Join(root, "a"), filepath.Join(root, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ffs.SyncDir(root); !errors.Is(err, ErrInjected) {
+		t.Fatalf("fsync after the trigger: %v", err)
+	}
+	if err := ffs.SyncDir(root); err != nil {
+		t.Fatalf("the second fsync after the trigger: %v", err)
+	}
+}
