@@ -13,7 +13,7 @@ import (
 type Op int
 
 const (
-	OpRead     Op = iota
+	OpRead     Op = iota // File.ReadAt
 	OpWrite       // File.WriteAt
 	OpSync        // File.Sync or File.Datasync
 	OpTruncate    // File.Truncate

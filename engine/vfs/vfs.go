@@ -44,7 +44,8 @@ type FS interface {
 	Remove(name string) error
 	Rename(oldpath, newpath string) error
 	Stat(name string) (os.FileInfo, error)
-	// SyncDir fsyncs a directory so that a create or rename in it is durable.
+	// SyncDir fsyncs a directory so that a create, rename, remove or link
+	// in it is durable (CrashFS loses each at a power cut until then).
 	SyncDir(dir string) error
 	// MkdirAll creates a directory and any missing parents. A new directory
 	// is durable only once its parent is synced (see MkdirAllDurable).
