@@ -14,18 +14,18 @@ type Op int
 
 const (
 	OpRead     Op = iota // File.ReadAt
-	OpWrite       // File.WriteAt
-	OpSync        // File.Sync or File.Datasync
-	OpTruncate    // File.Truncate
-	OpCreate      // OpenFile with O_CREATE (whether or not the file exists)
-	OpOpen        // OpenFile without O_CREATE
-	OpRename      // name is "OLD -> NEW" (see Rule)
-	OpRemove      // FS.Remove
-	OpSyncDir     // FS.SyncDir; name is the directory
-	OpMkdir       // FS.MkdirAll; name is the path asked for
-	OpReadDir     // FS.ReadDir
-	OpLink        // Link; name is "OLD -> NEW"
-	OpLock        // File.Lock
+	OpWrite              // File.WriteAt
+	OpSync               // File.Sync or File.Datasync
+	OpTruncate           // File.Truncate
+	OpCreate             // OpenFile with O_CREATE (whether or not the file exists)
+	OpOpen               // OpenFile without O_CREATE
+	OpRename             // name is "OLD -> NEW" (see Rule)
+	OpRemove             // FS.Remove
+	OpSyncDir            // FS.SyncDir; name is the directory
+	OpMkdir              // FS.MkdirAll; name is the path asked for
+	OpReadDir            // FS.ReadDir
+	OpLink               // Link; name is "OLD -> NEW"
+	OpLock               // File.Lock
 )
 
 var opNames = [...]string{"read", "write", "sync", "truncate", "create", "open", "rename", "remove", "syncdir",
