@@ -294,7 +294,7 @@ func NewAuditLoggerWithOptions(path string, o Options) (*AuditLogger, error) {
 		return fail(err)
 	}
 	a.syncedSeq, a.syncedHash = a.seq, a.prev
-	if created {
+	if created || a.size == 0 { // (an empty log may be the one a crashed logger made)
 		if err := vfs.SyncParent(fsys, path); err != nil {
 			return fail(fmt.Errorf("audit log %s: fsync its directory: %w", path, err))
 		}
