@@ -2,13 +2,13 @@ package engine
 
 import (
 	"errors"
-	"github.com/sombradb/sombra/engine/internal/sysmem"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sombradb/sombra/engine/internal/sysmem"
 	"github.com/sombradb/sombra/engine/logging"
 )
 

@@ -3,12 +3,13 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/sysmem"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sombradb/sombra/engine/internal/sysmem"
 )
 
 // metricsState accumulates counters and a window of recent commit

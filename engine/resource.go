@@ -12,10 +12,11 @@ package engine
 
 import (
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/sysmem"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/sombradb/sombra/engine/internal/sysmem"
 )
 
 // ResourceProcessMemory is the resource the memory monitor watches

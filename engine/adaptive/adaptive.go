@@ -28,7 +28,6 @@ package adaptive
 
 import (
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/handle"
 	"log/slog"
 	"math"
 	"sync"
@@ -36,6 +35,7 @@ import (
 	"time"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 )
 
 // Rule names (Action.Rule).

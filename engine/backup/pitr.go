@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/handle"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/walarchive"

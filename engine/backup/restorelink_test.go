@@ -3,13 +3,13 @@ package backup
 import (
 	"errors"
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/handle"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 

@@ -32,7 +32,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/handle"
 	"log/slog"
 	"os"
 	"slices"
@@ -42,6 +41,7 @@ import (
 	"time"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 )
 
 // Traceable operations.

@@ -11,9 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/maint"
-	"github.com/sombradb/sombra/engine/internal/progress"
-	"github.com/sombradb/sombra/internal/units"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,8 +22,11 @@ import (
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/backup"
 	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/internal/maint"
 	"github.com/sombradb/sombra/engine/internal/procs"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/vfs"
+	"github.com/sombradb/sombra/internal/units"
 )
 
 // Status is a health verdict. Its JSON form is "healthy", "degraded" or
@@ -256,7 +256,7 @@ func CheckFileContext(ctx context.Context, path string, opts Options) (*Report, 
 	opts = opts.withDefaults()
 	opts.ctx = ctx
 	rep := &Report{Path: path, CheckedAt: opts.Now().UTC()}
-	if err := maint.CheckFile(path); err != nil {
+	if err := maint.CheckFile(nil, path); err != nil {
 		return nil, err
 	}
 	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true, BusyTimeout: opts.BusyTimeout})

@@ -1,13 +1,14 @@
 package health
 
 import (
-	"github.com/sombradb/sombra/engine/internal/handle"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 func pageScope(t *testing.T, path string) string {
@@ -52,7 +53,7 @@ func TestVerifiedRecordIgnoredWhenItCannotApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, ok := readVerified(path, fileID)
+	v, ok := readVerified(vfs.OS, path, fileID)
 	if !ok {
 		t.Fatalf("record unreadable: %s", good)
 	}
@@ -61,7 +62,7 @@ func TestVerifiedRecordIgnoredWhenItCannotApply(t *testing.T) {
 	other := v
 	other.FileID++
 	for name, rec := range map[string]verified{"ahead": ahead, "other file": other} {
-		if err := writeVerified(path, rec); err != nil {
+		if err := writeVerified(vfs.OS, path, rec); err != nil {
 			t.Fatal(err)
 		}
 		if m := pageScope(t, path); !strings.HasPrefix(m, "all ") {

@@ -13,12 +13,12 @@ package recovery
 
 import (
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/handle"
-	"github.com/sombradb/sombra/engine/internal/maint"
 	"log/slog"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
+	"github.com/sombradb/sombra/engine/internal/maint"
 	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/wal"
 )
@@ -87,7 +87,7 @@ type Report struct {
 func (r *WALRecovery) Recover() (_ *Report, err error) {
 	defer maint.Guard(r.path, &err)
 	start := time.Now()
-	if err := maint.CheckFile(r.path); err != nil {
+	if err := maint.CheckFile(nil, r.path); err != nil {
 		return nil, err
 	}
 	// Probe for other connections read-only first: closing a writable
@@ -133,7 +133,7 @@ func (r *WALRecovery) Recover() (_ *Report, err error) {
 func (r *WALRecovery) Inspect() (_ *Report, err error) {
 	defer maint.Guard(r.path, &err)
 	start := time.Now()
-	if err := maint.CheckFile(r.path); err != nil {
+	if err := maint.CheckFile(nil, r.path); err != nil {
 		return nil, err
 	}
 	db, err := engine.OpenWithConfig(r.path, r.config(true))

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
-	"github.com/sombradb/sombra/engine/internal/handle"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/wal"
 )
 

@@ -25,17 +25,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/handle"
-	"github.com/sombradb/sombra/engine/internal/maint"
-	"github.com/sombradb/sombra/engine/internal/progress"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/internal/handle"
+	"github.com/sombradb/sombra/engine/internal/maint"
 	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/internal/wal"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // DatabaseRepair verifies, repairs and salvages the database at one path.
@@ -55,6 +56,18 @@ type DatabaseRepair struct {
 	// Repair's checks before and after it) with bytes of the file checked
 	// and the file's size (see integrity.Options.Progress).
 	Progress func(done, total int64)
+	// FS is the file layer (default: the OS): the database's, and salvage's
+	// for reading the source and for writing, renaming and syncing its
+	// output, so that tests can fail or cut any of those steps.
+	FS vfs.FS
+}
+
+// fs is the file layer in use.
+func (r *DatabaseRepair) fs() vfs.FS {
+	if r.FS == nil {
+		return vfs.OS
+	}
+	return r.FS
 }
 
 // NewDatabaseRepair returns a DatabaseRepair for the database at path.
@@ -90,7 +103,7 @@ type RepairReport struct {
 
 func (r *DatabaseRepair) config(readOnly bool) engine.Config {
 	return engine.Config{ReadOnly: readOnly, BusyTimeout: max(r.Wait, time.Millisecond),
-		WALAutoCheckpoint: -1, Logger: r.Logger, Encryption: r.Encryption}
+		WALAutoCheckpoint: -1, Logger: r.Logger, Encryption: r.Encryption, FS: r.FS}
 }
 
 // headerIssue turns a failure to open because of a damaged header into a
@@ -131,7 +144,7 @@ func (r *DatabaseRepair) VerifyContext(ctx context.Context, opts integrity.Optio
 	if opts.Full {
 		mode = "full"
 	}
-	if err := maint.CheckFile(r.path); err != nil {
+	if err := maint.CheckFile(r.fs(), r.path); err != nil {
 		return nil, err
 	}
 	db, err := engine.OpenWithConfig(r.path, r.config(true))
@@ -205,7 +218,7 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 	defer maint.Guard(r.path, &err)
 	check := integrity.Options{Full: true, Progress: r.Progress}
 	start := time.Now()
-	if err := maint.CheckFile(r.path); err != nil {
+	if err := maint.CheckFile(r.fs(), r.path); err != nil {
 		return nil, err
 	}
 	rep := &RepairReport{Path: r.path, Issues: []integrity.Issue{}, Actions: []string{}, Remaining: []integrity.Issue{}}

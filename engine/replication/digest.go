@@ -2,10 +2,10 @@ package replication
 
 import (
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/handle"
 	"hash/crc32"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/page"
 )
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"github.com/sombradb/sombra/engine/internal/handle"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,7 +13,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 )
 
 // A transaction larger than a NATS message goes out in parts and is

@@ -3,13 +3,14 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"github.com/sombradb/sombra/internal/units"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/sombradb/sombra/internal/units"
 )
 
 // FormatBytes renders n for a person in binary units: "512 B", "1.5 KiB",

@@ -8,16 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // CheckFile fails with common.ErrNotFound for a missing path and
-// common.ErrNotADatabase for anything but a regular file, so that a tool
-// asked to repair or recover a file never creates one.
-func CheckFile(path string) error {
-	st, err := os.Stat(path)
+// common.ErrNotADatabase for anything but a regular file on fsys (nil:
+// vfs.OS), so that a tool asked to repair or recover a file never creates
+// one.
+func CheckFile(fsys vfs.FS, path string) error {
+	if fsys == nil {
+		fsys = vfs.OS
+	}
+	st, err := fsys.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%s: %w", path, common.ErrNotFound)

@@ -2,13 +2,13 @@ package walarchive_test
 
 import (
 	"errors"
-	"github.com/sombradb/sombra/engine/internal/handle"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/walarchive"
 	"github.com/sombradb/sombra/engine/vfs"
 )
