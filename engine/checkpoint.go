@@ -13,16 +13,25 @@ import (
 // CheckpointMode selects how hard a checkpoint tries.
 type CheckpointMode int
 
-// Checkpoint modes, as in SQLite (the pager's, value for value).
+// Checkpoint modes, as in SQLite.
 const (
 	// CheckpointPassive copies what it can without waiting.
-	CheckpointPassive = CheckpointMode(pager.Passive)
+	CheckpointPassive CheckpointMode = iota
 	// CheckpointFull waits for the writer and older readers, then copies all.
-	CheckpointFull = CheckpointMode(pager.Full)
+	CheckpointFull
 	// CheckpointRestart is full, then restarts the WAL from its beginning.
-	CheckpointRestart = CheckpointMode(pager.Restart)
+	CheckpointRestart
 	// CheckpointTruncate is restart, and truncates the WAL file to zero bytes.
-	CheckpointTruncate = CheckpointMode(pager.Truncate)
+	CheckpointTruncate
+)
+
+// The pager's modes have the same values, so a mode converts as it is:
+// each line fails to compile if they drift apart.
+var (
+	_ [CheckpointPassive - CheckpointMode(pager.Passive)]struct{}   = [0]struct{}{}
+	_ [CheckpointFull - CheckpointMode(pager.Full)]struct{}         = [0]struct{}{}
+	_ [CheckpointRestart - CheckpointMode(pager.Restart)]struct{}   = [0]struct{}{}
+	_ [CheckpointTruncate - CheckpointMode(pager.Truncate)]struct{} = [0]struct{}{}
 )
 
 // String returns "passive", "full", "restart" or "truncate".
