@@ -476,7 +476,7 @@ func (tx *Tx) secAnchor() {
 		}
 	}
 	if err != nil {
-		tx.db.log.Error("audit anchor not recorded; a cut of the audit log's tail may go undetected", "path", tx.db.p.Path, "err", err)
+		tx.db.log.Error("audit anchor not recorded; a cut of the audit log's tail may go undetected", "path", tx.db.p.Path(), "err", err)
 	}
 }
 

@@ -100,7 +100,7 @@ func (db *DB) checkpoint(ctx context.Context, user string, mode CheckpointMode) 
 		// file whose catalog, and so the stored policy, is damaged. Only
 		// this connection's own checker applies then.
 		db.log.Warn("stored access policy unreadable; checkpoint checked against this connection's policy only",
-			"path", db.p.Path, "err", st.policyErr)
+			"path", db.p.Path(), "err", st.policyErr)
 		st = db.sec.p.Load()
 	}
 	done, err := db.guardWith(st, user, PermissionConfigure, OpCheckpoint, target)

@@ -104,7 +104,7 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 }
 
 // Path returns the database file's path.
-func (db *DB) Path() string { return db.p.Path }
+func (db *DB) Path() string { return db.p.Path() }
 
 // Config returns the connection's configuration.
 func (db *DB) Config() Config { return db.cfg }
@@ -127,7 +127,7 @@ func (db *DB) Close() error {
 	}
 	db.slow.flush(db.log)
 	db.publishShared()
-	db.log.Info("database closed", "path", db.p.Path)
+	db.log.Info("database closed", "path", db.p.Path())
 	return db.p.Close()
 }
 
@@ -262,7 +262,7 @@ func (db *DB) readMeta(s *pager.Snapshot) (*page.Meta, error) {
 	}
 	m, err := page.DecodeMeta(b)
 	if err != nil {
-		return nil, &CorruptionError{Path: db.p.Path, Page: 0, Offset: 0, Reason: err.Error()}
+		return nil, &CorruptionError{Path: db.p.Path(), Page: 0, Offset: 0, Reason: err.Error()}
 	}
 	db.meta.Store(&metaMemo{img: &b[0], meta: m})
 	return m, nil

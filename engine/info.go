@@ -66,7 +66,7 @@ func (db *DB) InfoContext(ctx context.Context, progress func(done, total int64))
 	err := db.View(func(tx *Tx) error {
 		tx.work = progressTracker(ctx, progress, int64(tx.meta.PageCount)*int64(tx.meta.PageSize))
 		m := tx.meta
-		out = Info{Path: db.p.Path, FormatVersion: m.Version, PageSize: int(m.PageSize), PageCount: m.PageCount,
+		out = Info{Path: db.p.Path(), FormatVersion: m.Version, PageSize: int(m.PageSize), PageCount: m.PageCount,
 			FreePages: m.FreeCount, LSN: uint64(m.LastLSN), NodeCount: m.NodeCount, EdgeCount: m.EdgeCount,
 			Created: time.Unix(0, m.Created).UTC()}
 		var err error
@@ -196,7 +196,7 @@ func (tx *Tx) spaceStats() (page.SpaceStats, error) {
 	r := tx.reader()
 	free, err := pager.FreeListPages(r.Page, m.FreeHead, m.PageCount)
 	if err != nil {
-		return page.SpaceStats{}, fmt.Errorf("%s: free list: %w", tx.db.p.Path, err)
+		return page.SpaceStats{}, fmt.Errorf("%s: free list: %w", tx.db.p.Path(), err)
 	}
 	isFree := make(map[common.PageID]bool, len(free))
 	for _, id := range free {

@@ -173,9 +173,9 @@ func (tx *Tx) claimTree(root int, owner []byte) error {
 	_, err := btree.Walk(r, tx.meta.Roots[root], func(id common.PageID, _ page.Type) error {
 		switch {
 		case uint64(id) >= uint64(len(owner)):
-			return &CorruptionError{Path: tx.db.p.Path, Page: id, Offset: -1, Reason: fmt.Sprintf("the %s tree refers to page %d past the end of the database (%d pages)", rootName(root), id, len(owner))}
+			return &CorruptionError{Path: tx.db.p.Path(), Page: id, Offset: -1, Reason: fmt.Sprintf("the %s tree refers to page %d past the end of the database (%d pages)", rootName(root), id, len(owner))}
 		case owner[id] != 0:
-			return &CorruptionError{Path: tx.db.p.Path, Page: id, Offset: -1, Reason: fmt.Sprintf("page %d is used by the %s tree and %s", id, rootName(root), ownerLabel(owner[id]))}
+			return &CorruptionError{Path: tx.db.p.Path(), Page: id, Offset: -1, Reason: fmt.Sprintf("page %d is used by the %s tree and %s", id, rootName(root), ownerLabel(owner[id]))}
 		}
 		pages = append(pages, id)
 		return nil
@@ -196,7 +196,7 @@ func (tx *Tx) claimTree(root int, owner []byte) error {
 		if _, err := tx.w.Page(first.Page); errors.As(err, &ce) {
 			reason = ce.Reason // without the path and offset the problem repeats
 		}
-		return &CorruptionError{Path: tx.db.p.Path, Page: first.Page, Offset: -1, Reason: fmt.Sprintf("the %s tree is damaged at page %d (%s)", rootName(root), first.Page, reason)}
+		return &CorruptionError{Path: tx.db.p.Path(), Page: first.Page, Offset: -1, Reason: fmt.Sprintf("the %s tree is damaged at page %d (%s)", rootName(root), first.Page, reason)}
 	}
 	for _, id := range pages {
 		owner[id] = byte(root) + 1
@@ -292,7 +292,7 @@ func (tx *Tx) forEachEdge(fn func(EdgeID, *record.Edge) error) error {
 		}
 		e, err := record.DecodeEdge(v)
 		if err != nil {
-			return &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: fmt.Sprintf("edge %d: %v", id, err)}
+			return &CorruptionError{Path: tx.db.p.Path(), Offset: -1, Reason: fmt.Sprintf("edge %d: %v", id, err)}
 		}
 		if err := fn(id, e); err != nil {
 			return err

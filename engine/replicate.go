@@ -81,15 +81,15 @@ func (db *DB) startReplication() error {
 		return nil
 	}
 	if db.p.Encrypted() {
-		return fmt.Errorf("%s: replication of an encrypted database is not supported: %w", db.p.Path, ErrEncryption)
+		return fmt.Errorf("%s: replication of an encrypted database is not supported: %w", db.p.Path(), ErrEncryption)
 	}
 	db.p.SetReplicator(replHook{r})
 	if err := r.Start(db); err != nil { // Start releases what Prepare took when it fails
-		return fmt.Errorf("%s: start replication: %w", db.p.Path, err)
+		return fmt.Errorf("%s: start replication: %w", db.p.Path(), err)
 	}
 	db.OnClose(func() {
 		if err := r.Close(); err != nil {
-			db.log.Warn("stop replication", "path", db.p.Path, "err", err)
+			db.log.Warn("stop replication", "path", db.p.Path(), "err", err)
 		}
 	})
 	return nil
@@ -111,10 +111,10 @@ func (db *DB) ApplyReplicated(tx ReplicatedTx) error {
 	}
 	if err := w.Install(img); err != nil {
 		w.Rollback()
-		return fmt.Errorf("%s: apply: %w", db.p.Path, err)
+		return fmt.Errorf("%s: apply: %w", db.p.Path(), err)
 	}
 	if _, err := w.Commit(); err != nil {
-		return fmt.Errorf("%s: apply LSN %d: %w", db.p.Path, tx.LSN, err)
+		return fmt.Errorf("%s: apply LSN %d: %w", db.p.Path(), tx.LSN, err)
 	}
 	db.meta.Store(nil)
 	return nil

@@ -187,13 +187,13 @@ func (m *MemoryMonitor) Check() []ResourceAlert {
 			m.alerting[s.Resource] = true
 			m.db.log.Warn("resource alert", "resource", s.Resource, "usage", round3(s.Usage), "threshold", s.Threshold,
 				"used_bytes", s.UsedBytes, "limit_bytes", s.LimitBytes, "cache_used_bytes", cacheUsed,
-				"path", m.db.p.Path)
+				"path", m.db.p.Path())
 			out = append(out, s)
 		case m.alerting[s.Resource] && s.Usage < m.opts.Threshold-m.opts.Hysteresis:
 			m.alerting[s.Resource] = false
 			s.Cleared = true
 			m.db.log.Info("resource alert cleared", "resource", s.Resource, "usage", round3(s.Usage),
-				"threshold", s.Threshold, "used_bytes", s.UsedBytes, "limit_bytes", s.LimitBytes, "path", m.db.p.Path)
+				"threshold", s.Threshold, "used_bytes", s.UsedBytes, "limit_bytes", s.LimitBytes, "path", m.db.p.Path())
 			out = append(out, s)
 		}
 	}

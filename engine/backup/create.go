@@ -166,7 +166,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 	arch := (*walarchive.Archive)(nil)
 	if archDir != "" {
 		arch = walarchive.New(o.FS, archDir)
-		ar, err := arch.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+		ar, err := arch.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 		if err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("archive WAL: %v", err))
 			o.Logger.Warn("archive WAL before backup", "err", err)
@@ -175,7 +175,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 	}
 	// The change log must exist before the snapshot is taken, so that every
 	// checkpoint after the snapshot is recorded.
-	if err := changelog.Enable(o.FS, p.Path, p.FileID()); err != nil {
+	if err := changelog.Enable(o.FS, p.Path(), p.FileID()); err != nil {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("change tracking off, next incremental will scan: %v", err))
 	}
 
@@ -189,10 +189,10 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 			FileID: meta.FileID, Created: o.Now().UTC(), Sealed: p.Encrypted()}
 		frames := snap.Frames()
 		if parent != nil {
-			if err := checkParent(parent, h, p.Path); err != nil {
+			if err := checkParent(parent, h, p.Path()); err != nil {
 				return err
 			}
-			if err := checkSameHistory(parent, frames, arch, meta.FileID, p.Path); err != nil {
+			if err := checkSameHistory(parent, frames, arch, meta.FileID, p.Path()); err != nil {
 				return err
 			}
 			h.BaseLSN, h.Parent = parent.EndLSN, parent.Name
@@ -430,7 +430,7 @@ func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Me
 	}
 	source := ChangeWAL
 	if base < upto {
-		pages, covered, err := changelog.Changed(o.FS, p.Path, p.FileID(), base, upto)
+		pages, covered, err := changelog.Changed(o.FS, p.Path(), p.FileID(), base, upto)
 		if err != nil {
 			o.Logger.Warn("read change log", "err", err)
 		}
@@ -460,10 +460,10 @@ func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Me
 // backup stores) and the page returned is its opened copy; otherwise both
 // are buf.
 func readPage(snap *pager.Snapshot, p *pager.Pager, id common.PageID, buf []byte) ([]byte, error) {
-	src, off := p.Path, int64(id)*int64(len(buf))
+	src, off := p.Path(), int64(id)*int64(len(buf))
 	var err error
 	if f := snap.Source(id); f >= 0 {
-		src = p.WALPath
+		src = p.WALPath()
 		err = snap.ReadFrame(f, buf)
 	} else {
 		err = p.RawDBPage(id, buf)
@@ -474,7 +474,7 @@ func readPage(snap *pager.Snapshot, p *pager.Pager, id common.PageID, buf []byte
 		}
 		return nil, fmt.Errorf("read %s page %d: %w", src, id, err)
 	}
-	if src == p.WALPath {
+	if src == p.WALPath() {
 		off = -1
 	}
 	return openPage(p, id, buf, src, off)
@@ -513,7 +513,7 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 	}()
 	var lh *leafHasher
 	if hashInPass {
-		if lh, err = newLeafHasher(snap, meta, p.Path); err != nil {
+		if lh, err = newLeafHasher(snap, meta, p.Path()); err != nil {
 			return err
 		}
 	}
@@ -545,7 +545,7 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 			return nil
 		}
 		if l := uint64(page.LSN(pg)); l > h.EndLSN {
-			return &common.CorruptionError{Path: p.Path, Page: id, Offset: -1, Reason: fmt.Sprintf("page LSN %d is above the snapshot's LSN %d", l, h.EndLSN)}
+			return &common.CorruptionError{Path: p.Path(), Page: id, Offset: -1, Reason: fmt.Sprintf("page LSN %d is above the snapshot's LSN %d", l, h.EndLSN)}
 		}
 		putRecordHeader(rh[:], id, img)
 		records++
@@ -622,13 +622,13 @@ func scanPages(snap *pager.Snapshot, p *pager.Pager, count uint64, fn func(id co
 		n := min(uint64(len(buf))/ps, count-start)
 		got, err := p.RawDBPages(common.PageID(start), buf[:n*ps])
 		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read %s at page %d: %w", p.Path, start, err)
+			return fmt.Errorf("read %s at page %d: %w", p.Path(), start, err)
 		}
 		for i := range n {
 			id := common.PageID(start + i)
-			img, src, off := buf[i*ps:(i+1)*ps], p.Path, int64(id)*int64(ps)
+			img, src, off := buf[i*ps:(i+1)*ps], p.Path(), int64(id)*int64(ps)
 			if fr := snap.Source(id); fr >= 0 {
-				img, src, off = frame, p.WALPath, -1
+				img, src, off = frame, p.WALPath(), -1
 				if err := snap.ReadFrame(fr, img); err != nil {
 					if errors.Is(err, io.EOF) {
 						return &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "WAL frame lies beyond the end of the file"}

@@ -65,7 +65,7 @@ func (m *BackupManager) ArchiveWAL() (*ArchiveResult, error) {
 	}
 	p := handle.Pager(m.db)
 	if p.Encrypted() {
-		return nil, errEncrypted(p.Path)
+		return nil, errEncrypted(p.Path())
 	}
 	if dir == "" {
 		dir = m.opts.archiveDir(m.dir)
@@ -75,7 +75,7 @@ func (m *BackupManager) ArchiveWAL() (*ArchiveResult, error) {
 			}
 		}
 	}
-	r, err := walarchive.New(m.opts.FS, dir).ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+	r, err := walarchive.New(m.opts.FS, dir).ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 	if err != nil {
 		return nil, err
 	}

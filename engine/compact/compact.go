@@ -247,7 +247,7 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 		opts.FS = db.Config().FS
 	}
 	p := handle.Pager(db)
-	path := p.Path
+	path := p.Path()
 	if opts.User != "" {
 		if err := db.Authorize(opts.User, engine.PermissionConfigure); err != nil {
 			return nil, fmt.Errorf("compact %s: %w", path, err)
@@ -309,7 +309,7 @@ func build(db *engine.DB, opts Options, tmp string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Path: p.Path, PagesBefore: meta.PageCount, SizeBefore: before, lsn: meta.LastLSN}
+	rep := &Report{Path: p.Path(), PagesBefore: meta.PageCount, SizeBefore: before, lsn: meta.LastLSN}
 	hash, err := handle.SnapshotLogicalHash(opts.context(), db, snap)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)

@@ -91,7 +91,7 @@ func changedSince(db *engine.DB, after common.LSN, useLog bool) (pages []common.
 		return nil, upto, false, nil
 	}
 	if after < upto {
-		ch, ok, err := changelog.Changed(vfs.OS, p.Path, p.FileID(), after, upto)
+		ch, ok, err := changelog.Changed(vfs.OS, p.Path(), p.FileID(), after, upto)
 		if err != nil || !ok {
 			return nil, upto, false, err
 		}
@@ -143,13 +143,13 @@ type plan struct {
 
 func planVerification(db *engine.DB, opts Options) (*plan, error) {
 	p := handle.Pager(db)
-	pl := &plan{path: p.Path, fileID: p.FileID(), fs: db.Config().FS}
+	pl := &plan{path: p.Path(), fileID: p.FileID(), fs: db.Config().FS}
 	// Keep the change log from now on, so that the next check knows which
 	// pages changed (the backup package starts it at the first backup).
 	// Before the snapshot below: every checkpoint after it is recorded. It
 	// is a sidecar; in a directory we cannot write the check just stays
 	// complete by verifying every page.
-	_ = changelog.Enable(pl.fs, p.Path, p.FileID())
+	_ = changelog.Enable(pl.fs, p.Path(), p.FileID())
 	pl.prev, pl.ok = readVerified(pl.fs, pl.path, pl.fileID)
 	var covered bool
 	var err error

@@ -27,8 +27,8 @@ func (p *Pager) noteBackfill(ix *wal.Index, from, bound int, pages []common.Page
 	lo := ix.Frames[from].LSN - 1
 	hi := ix.Frames[bound-1].LSN
 	p.mu.RUnlock()
-	if err := changelog.Append(p.fs, p.Path, p.fileID, lo, hi, pages); err != nil {
-		p.log.Warn("change log append failed; the next incremental backup will scan", "path", p.Path, "err", err)
+	if err := changelog.Append(p.fs, p.path, p.fileID, lo, hi, pages); err != nil {
+		p.log.Warn("change log append failed; the next incremental backup will scan", "path", p.path, "err", err)
 	}
 }
 

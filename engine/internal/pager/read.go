@@ -169,7 +169,7 @@ func (p *Pager) registerLocked(s *Snapshot) error {
 		}
 		if slot < 0 {
 			p.freeSnapshot(s)
-			return fmt.Errorf("%s: all %d read slots are in use: %w", p.Path, shm.Slots, common.ErrBusy)
+			return fmt.Errorf("%s: all %d read slots are in use: %w", p.path, shm.Slots, common.ErrBusy)
 		}
 		p.slot, p.slotMark = slot, shm.Idle
 		// The pid is written once per slot; tools read it to name readers.
@@ -231,7 +231,7 @@ func (s *Snapshot) Meta() (*page.Meta, error) {
 	}
 	m, err := page.DecodeMeta(b)
 	if err != nil {
-		return nil, &common.CorruptionError{Path: s.p.Path, Page: 0, Offset: 0, Reason: err.Error()}
+		return nil, &common.CorruptionError{Path: s.p.path, Page: 0, Offset: 0, Reason: err.Error()}
 	}
 	return m, nil
 }
@@ -275,15 +275,15 @@ func (p *Pager) walPage(id common.PageID, frame int, salt uint64) ([]byte, error
 	if err := wal.ReadPage(p.walf, p.pageSize, frame, b); err != nil {
 		return nil, err
 	}
-	b, err := p.OpenRaw(id, b, p.WALPath, wal.FrameOffset(p.pageSize, frame))
+	b, err := p.OpenRaw(id, b, p.walPath, wal.FrameOffset(p.pageSize, frame))
 	if err != nil {
 		return nil, err
 	}
 	if !page.Verify(b) {
-		return nil, &common.CorruptionError{Path: p.WALPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("checksum mismatch in WAL frame %d", frame)}
+		return nil, &common.CorruptionError{Path: p.walPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("checksum mismatch in WAL frame %d", frame)}
 	}
 	if err := p.Validate(b); err != nil {
-		return nil, &common.CorruptionError{Path: p.WALPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("WAL frame %d: %v", frame, err)}
+		return nil, &common.CorruptionError{Path: p.walPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("WAL frame %d: %v", frame, err)}
 	}
 	p.cache.put(k, b)
 	return b, nil
@@ -298,19 +298,19 @@ func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
 	off := int64(id) * int64(p.pageSize)
 	if _, err := p.db.ReadAt(b, off); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "page lies beyond the end of the file (truncated?)"}
+			return nil, &common.CorruptionError{Path: p.path, Page: id, Offset: off, Reason: "page lies beyond the end of the file (truncated?)"}
 		}
-		return nil, fmt.Errorf("read %s page %d: %w", p.Path, id, err)
+		return nil, fmt.Errorf("read %s page %d: %w", p.path, id, err)
 	}
-	b, err := p.OpenRaw(id, b, p.Path, off)
+	b, err := p.OpenRaw(id, b, p.path, off)
 	if err != nil {
 		return nil, err
 	}
 	if !page.Verify(b) {
-		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "checksum mismatch"}
+		return nil, &common.CorruptionError{Path: p.path, Page: id, Offset: off, Reason: "checksum mismatch"}
 	}
 	if err := p.Validate(b); err != nil {
-		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: err.Error()}
+		return nil, &common.CorruptionError{Path: p.path, Page: id, Offset: off, Reason: err.Error()}
 	}
 	p.cache.put(k, b)
 	return b, nil

@@ -55,13 +55,13 @@ var ErrPoisoned = common.ErrPoisoned
 // starts a write transaction on the latest committed state.
 func (p *Pager) BeginWrite() (*WriteTx, error) {
 	if p.readOnly {
-		return nil, fmt.Errorf("%s: %w", p.Path, common.ErrReadOnly)
+		return nil, fmt.Errorf("%s: %w", p.path, common.ErrReadOnly)
 	}
 	if err := p.poison(); err != nil {
 		return nil, err
 	}
 	p.writeMu.Lock()
-	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, common.LockWriter, shm.OffWriter, p.Path); err != nil {
+	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, common.LockWriter, shm.OffWriter, p.path); err != nil {
 		p.writeMu.Unlock()
 		return nil, err
 	}
@@ -169,10 +169,10 @@ func (p *Pager) restartLocked(truncate bool) error {
 	seq := p.ix.Header.CkptSeq + 1
 	if truncate {
 		if err := p.walf.Truncate(0); err != nil {
-			return fmt.Errorf("truncate %s: %w", p.WALPath, err)
+			return fmt.Errorf("truncate %s: %w", p.walPath, err)
 		}
 		if err := p.walf.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", p.WALPath, err)
+			return fmt.Errorf("fsync %s: %w", p.walPath, err)
 		}
 		p.ix = wal.NewIndex(wal.Header{CkptSeq: seq}, false, p.pageSize)
 		p.walSize, p.walAlloc = 0, 0
@@ -180,7 +180,7 @@ func (p *Pager) restartLocked(truncate bool) error {
 		h := wal.Header{PageSize: uint32(p.pageSize), CkptSeq: seq, Salt: randU64(), FileID: p.fileID}
 		hb := h.Encode()
 		if _, err := p.walf.WriteAt(hb, 0); err != nil {
-			return fmt.Errorf("write %s header: %w", p.WALPath, err)
+			return fmt.Errorf("write %s header: %w", p.walPath, err)
 		}
 		// The new header must be on disk before any frame of the new log:
 		// frames are written over the old log's, and if a power loss kept
@@ -188,7 +188,7 @@ func (p *Pager) restartLocked(truncate bool) error {
 		// (already in the database file, and older than it) would scan as
 		// committed again. One fdatasync per log cycle, as SQLite does.
 		if err := p.walf.Datasync(); err != nil {
-			return p.setPoison(fmt.Errorf("fsync %s header: %w: %w", p.WALPath, err, ErrPoisoned))
+			return p.setPoison(fmt.Errorf("fsync %s header: %w: %w", p.walPath, err, ErrPoisoned))
 		}
 		p.ix = wal.NewIndex(h, true, p.pageSize)
 	}
@@ -268,7 +268,7 @@ func (t *WriteTx) popFree() (common.PageID, error) {
 		return 0, err
 	}
 	if page.PageType(b) != page.TypeFreeList {
-		return 0, &common.CorruptionError{Path: t.p.Path, Page: head, Offset: -1, Reason: "free-list head is not a free-list page"}
+		return 0, &common.CorruptionError{Path: t.p.path, Page: head, Offset: -1, Reason: "free-list head is not a free-list page"}
 	}
 	n := int(binary.LittleEndian.Uint32(b[24:]))
 	t.Meta.FreeCount--
@@ -545,7 +545,7 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 		}
 		p.preallocate(off + int64(len(b)))
 		if _, err := p.walf.WriteAt(b, off); err != nil {
-			return 0, CommitInfo{}, fmt.Errorf("write %s: %w", p.WALPath, err)
+			return 0, CommitInfo{}, fmt.Errorf("write %s: %w", p.walPath, err)
 		}
 		if end := off + int64(len(b)); end > p.walSize {
 			p.walSize = end
@@ -697,7 +697,7 @@ func (t *WriteTx) spill(n int) error {
 		out := p.invalidateAfter(buf[:n*fsz], off)
 		p.preallocate(off + int64(len(out)))
 		if _, err := p.walf.WriteAt(out, off); err != nil {
-			return fmt.Errorf("spill to %s: %w", p.WALPath, err)
+			return fmt.Errorf("spill to %s: %w", p.walPath, err)
 		}
 		p.shm.Add(shm.CtrWALFrames, uint64(n))
 		p.shm.Add(shm.CtrWALBytes, uint64(len(out)))
@@ -745,7 +745,7 @@ func (p *Pager) fsyncWAL() error {
 		// After a failed fsync the kernel may have dropped the dirty pages;
 		// retrying could report success for lost data (the PostgreSQL
 		// "fsyncgate" lesson). Refuse further writes on this connection.
-		return p.setPoison(fmt.Errorf("fsync %s: %w: %w", p.WALPath, err, ErrPoisoned))
+		return p.setPoison(fmt.Errorf("fsync %s: %w: %w", p.walPath, err, ErrPoisoned))
 	}
 	return nil
 }

@@ -32,17 +32,17 @@ func TestArchiveWALFile(t *testing.T) {
 	p := handle.Pager(db)
 	a := walarchive.New(vfs.OS, filepath.Join(tmp, "wal"))
 	commit(t, db, 5)
-	r, err := a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+	r, err := a.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 	if err != nil || r.Txs != 5 || r.FirstLSN != 1 || r.LastLSN != 5 {
 		t.Fatalf("first run: %+v, %v", r, err)
 	}
 	// Idempotent: nothing new, nothing written.
-	r, err = a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+	r, err = a.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 	if err != nil || r.Txs != 0 || r.Skipped != 5 || len(r.Segments) != 0 {
 		t.Fatalf("second run: %+v, %v", r, err)
 	}
 	commit(t, db, 3)
-	r, err = a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+	r, err = a.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 	if err != nil || r.Txs != 3 || r.FirstLSN != 6 {
 		t.Fatalf("third run: %+v, %v", r, err)
 	}
@@ -75,7 +75,7 @@ func TestArchiveWALFile(t *testing.T) {
 	defer other.Close()
 	commit(t, other, 2)
 	op := handle.Pager(other)
-	if _, err := a.ArchiveWALFile(op.WALPath, op.FileID(), op.PageSize()); !errors.Is(err, walarchive.ErrForeign) {
+	if _, err := a.ArchiveWALFile(op.WALPath(), op.FileID(), op.PageSize()); !errors.Is(err, walarchive.ErrForeign) {
 		t.Fatalf("foreign: %v", err)
 	}
 	// Damage inside a segment is found and named.
