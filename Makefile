@@ -2,7 +2,7 @@
 # with only Go installed (and jq for the CLI pipe tests, which .ci/run installs).
 GO       ?= go
 BIN      ?= bin
-TOOLS    := sombra-backup sombra-checkpoint sombra-compact sombra-health-check sombra-info sombra-repair
+TOOLS    := sombra-backup sombra-checkpoint sombra-compact sombra-health-check sombra-info sombra-repair sombra-server
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 # SOURCE_DATE_EPOCH (reproducible builds) fixes the build date when set.
