@@ -241,7 +241,9 @@ func (s *Server) queryNodes(w http.ResponseWriter, r *http.Request, user string)
 			s.fail(w, fmt.Errorf("min %q / max %q: want numbers: %w", q.Get("min"), q.Get("max"), engine.ErrInvalid))
 			return
 		}
-		run = func(tx *engine.Tx) ([]engine.NodeID, error) { return tx.NodesByPropertyRange(q.Get("property"), lo, hi) }
+		run = func(tx *engine.Tx) ([]engine.NodeID, error) {
+			return tx.NodesByPropertyRange(q.Get("property"), lo, hi)
+		}
 	case q.Has("from_id") && q.Has("to_id"):
 		lo, err1 := strconv.ParseUint(q.Get("from_id"), 10, 64)
 		hi, err2 := strconv.ParseUint(q.Get("to_id"), 10, 64)
