@@ -322,3 +322,11 @@ const (
 	KindBusy         = "busy"
 	KindInternal     = "internal"
 )
+
+// HashResult answers GET /v1/hash: the database's logical hash (the
+// engine's LogicalHash) at LSN: two instances at the same LSN hold the
+// same graph exactly when their hashes are equal.
+type HashResult struct {
+	Hash string `json:"hash"`
+	LSN  uint64 `json:"lsn"`
+}

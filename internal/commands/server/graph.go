@@ -283,3 +283,19 @@ func queryValue(s string) engine.PropertyValue {
 	}
 	return engine.StringValue(s)
 }
+
+// logicalHash answers GET /v1/hash: the logical hash and the LSN of the
+// snapshot it was computed on, together, so replicas compare exactly.
+func (s *Server) logicalHash(w http.ResponseWriter, r *http.Request, user string) {
+	var res cluster.HashResult
+	var err error
+	res.LSN, err = s.view(user, func(tx *engine.Tx) (err error) {
+		res.Hash, err = tx.LogicalHashContext(r.Context())
+		return err
+	})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeLSN(w, http.StatusOK, res.LSN, res)
+}

@@ -44,6 +44,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/nodes/{id}/neighbors", s.read(s.neighbors))
 	mux.HandleFunc("GET /v1/nodes", s.read(s.queryNodes))
 	mux.HandleFunc("GET /v1/edges/{id}", s.read(s.getEdge))
+	mux.HandleFunc("GET /v1/hash", s.read(s.logicalHash))
 	mux.HandleFunc("POST /v1/nodes", s.authed(s.createNode))
 	mux.HandleFunc("PATCH /v1/nodes/{id}/properties", s.authed(s.updateProperties))
 	mux.HandleFunc("DELETE /v1/nodes/{id}", s.authed(s.deleteNode))

@@ -90,6 +90,7 @@ ENDPOINTS (JSON; errors are {"error", "kind", "primary"})
     GET    /v1/edges/{id}, DELETE /v1/edges/{id}
     POST   /v1/batch                        {ops: [...]}: all or nothing
     GET    /v1/status                       role, applied_lsn, lag, primary
+    GET    /v1/hash                         {hash, lsn}: the logical hash
     GET    /healthz                         200 while the process runs
     GET    /readyz                          200 when the database is open and
                                             a replica lags less than --max-lag
