@@ -1,0 +1,176 @@
+package cluster_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sombradb/sombra/cluster"
+	"github.com/sombradb/sombra/internal/cli"
+	"github.com/sombradb/sombra/internal/commands/server"
+	"github.com/sombradb/sombra/internal/natstest"
+)
+
+// argsEnv carries a child's sombra-server arguments (JSON list).
+const argsEnv = "SOMBRA_TEST_SERVER_ARGS"
+
+// TestMain runs sombra-server when started as a child by startServer:
+// each instance is a separate process, as in production, that the tests
+// can SIGKILL.
+func TestMain(m *testing.M) {
+	if v := os.Getenv(argsEnv); v != "" {
+		var args []string
+		if err := json.Unmarshal([]byte(v), &args); err != nil {
+			panic(err)
+		}
+		os.Args = append([]string{"sombra-server"}, args...)
+		os.Exit(cli.Main(server.NewCommand))
+	}
+	os.Exit(m.Run())
+}
+
+// instance is one sombra-server process.
+type instance struct {
+	t    *testing.T
+	name string
+	db   string
+	url  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	code int
+}
+
+// startServer starts sombra-server on a loopback port with args and waits
+// until it serves (it prints its start document then).
+func startServer(t *testing.T, name, db string, args ...string) *instance {
+	t.Helper()
+	args = append([]string{"--db", db, "--listen", "127.0.0.1:0", "--json"}, args...)
+	enc, _ := json.Marshal(args)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), argsEnv+"="+string(enc))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{t: t, name: name, db: db, cmd: cmd, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		var doc struct {
+			URL  string `json:"url"`
+			Role string `json:"role"`
+		}
+		err := json.NewDecoder(bufio.NewReader(out)).Decode(&doc)
+		in.url = doc.URL
+		started <- err
+	}()
+	go func() {
+		_ = cmd.Wait()
+		in.code = cmd.ProcessState.ExitCode()
+		close(in.done)
+	}()
+	t.Cleanup(in.kill)
+	select {
+	case err := <-started:
+		if err != nil {
+			<-in.done
+			t.Fatalf("%s did not start (exit %d): %v", name, in.code, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not start in 30s", name)
+	}
+	return in
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (in *instance) stop() int {
+	in.t.Helper()
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-in.done:
+	case <-time.After(20 * time.Second):
+		in.t.Fatalf("%s did not stop on SIGTERM", in.name)
+	}
+	return in.code
+}
+
+func (in *instance) kill() {
+	select {
+	case <-in.done:
+	default:
+		_ = in.cmd.Process.Signal(syscall.SIGKILL)
+		<-in.done
+	}
+}
+
+// replicated are the flags of a member of the test's set: short leases
+// so a failover takes about a second.
+func replicated(natsURL, node, role string) []string {
+	return []string{"--replicate", natsURL, "--name", "graph", "--node", node, "--role", role, "--mode", "sync",
+		"--lease-ttl", "1s", "--sync-timeout", "2s", "--snapshot-interval=-1s", "--start-timeout", "20s", "--max-lag", "2s"}
+}
+
+// startSet starts NATS, a primary and two replicas.
+func startSet(t *testing.T) (natsURL string, a, b, c *instance) {
+	t.Helper()
+	natsURL = natstest.Start(t, t.TempDir(), 0).ClientURL()
+	dir := t.TempDir()
+	a = startServer(t, "a", filepath.Join(dir, "a.db"), replicated(natsURL, "a", "primary")...)
+	b = startServer(t, "b", filepath.Join(dir, "b.db"), replicated(natsURL, "b", "replica")...)
+	c = startServer(t, "c", filepath.Join(dir, "c.db"), replicated(natsURL, "c", "replica")...)
+	return natsURL, a, b, c
+}
+
+// waitHealthy waits until every instance of lb reports healthy.
+func waitHealthy(t *testing.T, lb *cluster.LoadBalancer) []cluster.Health {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		hs, err := lb.HealthCheckAll(context.Background())
+		all := err == nil
+		for _, h := range hs {
+			all = all && h.Healthy
+		}
+		if all {
+			return hs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not all healthy: %+v (%v)", hs, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sameGraph checks that every client is at LSN lsn with one logical hash.
+func sameGraph(t *testing.T, lsn uint64, clients ...*cluster.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var first cluster.HashResult
+	for i, c := range clients {
+		h, err := c.AtLeast(lsn).LogicalHash(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Addr(), err)
+		}
+		if h.LSN != lsn {
+			t.Fatalf("%s at LSN %d, want %d", c.Addr(), h.LSN, lsn)
+		}
+		if i == 0 {
+			first = h
+		} else if h.Hash != first.Hash {
+			t.Fatalf("%s: hash %s at LSN %d, %s has %s", c.Addr(), h.Hash, lsn, clients[0].Addr(), first.Hash)
+		}
+	}
+}
+
+func isNotPrimary(err error) bool { return errors.Is(err, cluster.ErrNotPrimary) }
