@@ -174,3 +174,41 @@ func sameGraph(t *testing.T, lsn uint64, clients ...*cluster.Client) {
 }
 
 func isNotPrimary(err error) bool { return errors.Is(err, cluster.ErrNotPrimary) }
+
+// Alone, a standalone instance serves both reads and writes; an address
+// nobody listens on is reported unreachable, and with nothing reachable
+// the load balancer says so instead of waiting forever.
+func TestLoadBalancerStandaloneAndDown(t *testing.T) {
+	s := startServer(t, "solo", filepath.Join(t.TempDir(), "solo.db"), "--create")
+	dead := "127.0.0.1:1" // nothing listens on port 1
+	lb, err := cluster.NewLoadBalancer([]string{s.url, dead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	hs, err := lb.HealthCheckAll(ctx)
+	if err != nil || !hs[0].Healthy || hs[0].Role != cluster.RoleStandalone || hs[1].Healthy || !errors.Is(hs[1].Err, cluster.ErrUnreachable) {
+		t.Fatalf("health %+v %v", hs, err)
+	}
+	r, err := lb.GetReadConnection(ctx)
+	if err != nil || r.Addr() != s.url {
+		t.Fatalf("read connection %v %v", r, err)
+	}
+	w, err := lb.GetWriteConnection(ctx)
+	if err != nil || w.Addr() != s.url {
+		t.Fatalf("write connection %v %v", w, err)
+	}
+	if _, _, err := w.CreateNode(ctx, []string{"x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.NewLoadBalancer(nil); !errors.Is(err, cluster.ErrInvalid) {
+		t.Fatalf("no addresses: %v", err)
+	}
+	down, _ := cluster.NewLoadBalancer([]string{dead}, cluster.WithWriteWait(200*time.Millisecond))
+	if _, err := down.HealthCheckAll(ctx); !errors.Is(err, cluster.ErrNoInstance) {
+		t.Fatalf("all down: %v", err)
+	}
+	if _, err := down.GetWriteConnection(ctx); !errors.Is(err, cluster.ErrNoInstance) {
+		t.Fatalf("no primary: %v", err)
+	}
+}
