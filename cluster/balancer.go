@@ -61,7 +61,9 @@ func NewLoadBalancer(addrs []string, opts ...Option) (*LoadBalancer, error) {
 }
 
 // New is NewLoadBalancer under the guide's name (LoadBalancer::new).
-func New(addrs []string, opts ...Option) (*LoadBalancer, error) { return NewLoadBalancer(addrs, opts...) }
+func New(addrs []string, opts ...Option) (*LoadBalancer, error) {
+	return NewLoadBalancer(addrs, opts...)
+}
 
 // HealthCheckAll asks every instance for its status, in parallel, and
 // reports role, health, lag and latency for each, in the order the

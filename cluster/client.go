@@ -34,12 +34,11 @@ type Client struct {
 type Option func(*options)
 
 type options struct {
-	hc          *http.Client
-	token       string
-	maxLag      time.Duration
-	checkEvery  time.Duration
-	writeWait   time.Duration
-	readWait    time.Duration
+	hc           *http.Client
+	token        string
+	maxLag       time.Duration
+	writeWait    time.Duration
+	readWait     time.Duration
 	checkTimeout time.Duration
 }
 
