@@ -30,24 +30,14 @@ func (tx *Tx) NodesByPropertyRange(key string, lo, hi PropertyValue) ([]NodeID, 
 	if err != nil {
 		return nil, err
 	}
-	var out []NodeID
 	if !idx[key] {
 		loK, hiK := record.IndexKey(nil, lo), record.IndexKey(nil, hi)
-		err := tx.scan(page.RootNodes, nil, func(k, val []byte) (bool, error) {
-			n, err := record.DecodeNode(val)
-			if err != nil {
-				return false, &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: err.Error()}
-			}
-			if pv, ok := n.Props[key]; ok && pv.Kind() == lo.Kind() {
-				vk := record.IndexKey(nil, pv)
-				if bytes.Compare(vk, loK) >= 0 && bytes.Compare(vk, hiK) <= 0 {
-					out = append(out, NodeID(binary.BigEndian.Uint64(k)))
-				}
-			}
-			return true, nil
+		return tx.scanNodesWhere(key, func(pv PropertyValue) bool {
+			vk := record.IndexKey(nil, pv)
+			return pv.Kind() == lo.Kind() && bytes.Compare(vk, loK) >= 0 && bytes.Compare(vk, hiK) <= 0
 		})
-		return out, err
 	}
+	var out []NodeID
 	// Index keys are name, value key (kind byte and 8 order-preserving
 	// bytes), node id: every key of this kind shares the prefix up to
 	// the kind byte, and the value part compares as the values do.
@@ -68,6 +58,23 @@ func (tx *Tx) NodesByPropertyRange(key string, lo, hi PropertyValue) ([]NodeID, 
 		}
 	}
 	return out, tx.db.annotate(c.Err())
+}
+
+// scanNodesWhere returns, in id order, the nodes whose property key
+// matches: the query plan when the property has no index.
+func (tx *Tx) scanNodesWhere(key string, match func(PropertyValue) bool) ([]NodeID, error) {
+	var out []NodeID
+	err := tx.scan(page.RootNodes, nil, func(k, val []byte) (bool, error) {
+		n, err := record.DecodeNode(val)
+		if err != nil {
+			return false, &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: err.Error()}
+		}
+		if pv, ok := n.Props[key]; ok && match(pv) {
+			out = append(out, NodeID(binary.BigEndian.Uint64(k)))
+		}
+		return true, nil
+	})
+	return out, err
 }
 
 // NodesByPropertyRange is Tx.NodesByPropertyRange in a read transaction.

@@ -22,21 +22,15 @@ import (
 // machines can reach: an open database on the network must be asked for
 // twice, once by the address and once by the credentials.
 func listenAddr(addr string, secured bool) (string, error) {
-	if !strings.Contains(addr, ":") {
-		addr = ":" + addr // a bare port
-	}
-	host, port, err := net.SplitHostPort(addr)
+	host, hostport, err := cli.ListenAddr(addr)
 	if err != nil {
-		return "", cli.Usagef("--listen %q: %w", addr, err)
-	}
-	if host == "" {
-		host = "127.0.0.1"
+		return "", err
 	}
 	if !secured && !loopback(host) {
 		return "", cli.Usagef("--listen %s: not a loopback address, and the server has neither --token-file nor --tls-cert: "+
 			"anyone who can reach it could read and write the database; give a token file (and TLS), or listen on 127.0.0.1", addr)
 	}
-	return net.JoinHostPort(host, port), nil
+	return hostport, nil
 }
 
 func loopback(host string) bool {
