@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +13,10 @@ import (
 
 	"github.com/sombradb/sombra/cluster"
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/replication"
+	"github.com/sombradb/sombra/internal/cli"
+	"github.com/sombradb/sombra/internal/commands/healthcheck"
+	"github.com/sombradb/sombra/internal/commands/info"
 )
 
 // One primary and two replicas, each its own sombra-server process on a
@@ -98,8 +104,13 @@ func TestClusterReplicatesAndRedirects(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// The operator tools show the replica's role and lag from its file.
+	toolsSeeReplica(t, b.db, lsn)
 	if code := b.stop(); code != 0 {
 		t.Fatalf("SIGTERM: exit %d, want 0", code)
+	}
+	if _, err := os.Stat(b.db + replication.StatusFileSuffix); !os.IsNotExist(err) {
+		t.Fatalf("a cleanly stopped replica left its status file: %v", err)
 	}
 	if code := a.stop(); code != 0 {
 		t.Fatalf("SIGTERM of the primary: exit %d, want 0", code)
@@ -230,5 +241,49 @@ func TestClusterFailoverAfterSIGKILL(t *testing.T) {
 	}
 	if ids, _ := w.NodesByLabel(ctx, "stale"); len(ids) != 0 {
 		t.Fatalf("stale write reached the primary: %v", ids)
+	}
+}
+
+// toolsSeeReplica runs sombra-info and sombra-health-check on a running
+// replica's file.
+func toolsSeeReplica(t *testing.T, db string, lsn uint64) {
+	t.Helper()
+	// The node rewrites its status file every second.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, _, out, errOut := cli.Test()
+		if code := cli.Run(info.NewCommand(s), []string{"--db", db, "--json"}); code != 0 {
+			t.Fatalf("sombra-info: exit %d: %s", code, errOut)
+		}
+		var doc info.Result
+		if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		r := doc.Replication
+		if r != nil && r.Role == cluster.RoleReplica && !r.Stale && r.AppliedLSN >= lsn && r.Primary != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sombra-info replication: %+v, want a replica at LSN %d at least", r, lsn)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s, _, out, errOut := cli.Test()
+	code := cli.Run(healthcheck.NewCommand(s), []string{"--db", db, "--json", "--max-lag", "30s", "--min-free-disk", "1KiB"})
+	var hc healthcheck.Result
+	if err := json.Unmarshal(out.Bytes(), &hc); err != nil {
+		t.Fatalf("sombra-health-check: exit %d: %v: %s", code, err, errOut)
+	}
+	found := false
+	for _, c := range hc.Checks {
+		if c.Name == "replication" {
+			found = true
+			if !c.Healthy || !strings.Contains(c.Message, "replica") {
+				t.Errorf("replication check: %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("sombra-health-check has no replication check (exit %d): %s", code, out)
 	}
 }

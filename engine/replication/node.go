@@ -32,9 +32,10 @@ type Node struct {
 	db     *engine.DB
 	fileID uint64
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	ctx        context.Context
+	cancel     context.CancelFunc
+	done       chan struct{}
+	statusDone chan struct{} // statusfile.go's loop ended (file removed)
 
 	mu          sync.Mutex
 	cond        *sync.Cond // queue and role changes
@@ -178,6 +179,8 @@ func (n *Node) Start(db *engine.DB) error {
 	n.applied = lsn
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	go n.run()
+	n.statusDone = make(chan struct{})
+	go func() { defer close(n.statusDone); n.statusFileLoop() }()
 	if n.cfg.Role != Primary {
 		return nil
 	}
@@ -325,6 +328,7 @@ func (n *Node) Close() error {
 	n.cond.Broadcast()
 	n.mu.Unlock()
 	<-n.done
+	<-n.statusDone
 	n.mu.Lock()
 	primary, rev, left := n.role == rolePrimary, n.leaseRev, len(n.queue)
 	n.mu.Unlock()
