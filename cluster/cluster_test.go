@@ -3,9 +3,9 @@ package cluster_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
