@@ -2,8 +2,18 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"math"
+	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -239,4 +249,86 @@ func TestServerRefusesOpenListen(t *testing.T) {
 	if code := cli.Run(NewCmd(&Options{IO: s}, nil), []string{"--db", filepath.Join(t.TempDir(), "missing.db")}); code != cli.ExitFailed || !strings.Contains(errOut.String(), "--create") {
 		t.Errorf("missing database: exit %d: %s", code, errOut)
 	}
+}
+
+// Concurrent writers through HTTP share the one connection's writer
+// lock: each waits its turn (the busy timeout), none fails.
+func TestServerConcurrentWrites(t *testing.T) {
+	c := cluster.NewClient(serve(t, "--db", newDB(t, nil)))
+	ctx := context.Background()
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 25 {
+				if _, _, err := c.CreateNode(ctx, []string{"c"}, nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids, err := c.NodesByLabel(ctx, "c"); err != nil || len(ids) != 200 {
+		t.Fatalf("%d nodes, %v", len(ids), err)
+	}
+}
+
+// With a certificate the server speaks HTTPS, and may listen beyond
+// loopback (TLS is one of the two credentials that allow it).
+func TestServerTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	url := serve(t, "--db", newDB(t, nil), "--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.HasPrefix(url, "http://") {
+		t.Fatal(url)
+	}
+	url = "https://" + strings.TrimPrefix(url, "http://")
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	c := cluster.NewClient(url, cluster.WithHTTPClient(hc))
+	if _, _, err := c.CreateNode(context.Background(), []string{"x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cluster.NewClient(strings.Replace(url, "https", "http", 1)).CreateNode(context.Background(), nil, nil); err == nil {
+		t.Fatal("plain HTTP accepted by a TLS server")
+	}
+	if _, err := listenAddr("0.0.0.0:0", true); err != nil {
+		t.Fatalf("TLS or tokens allow any address: %v", err)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sombra test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
 }

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/sombradb/sombra/cluster"
+	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/internal/natstest"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// NATS stops under a sync primary: reads go on, writes fail with 503
+// unavailable (or 421 once the lease lapsed), nothing refused commits,
+// and writes resume when NATS is back.
+func TestServerSyncWritesWhileNATSDown(t *testing.T) {
+	dir, port := t.TempDir(), freePort(t)
+	nats := natstest.Start(t, dir, port)
+	c := cluster.NewClient(serve(t, "--db", newDB(t, nil), "--replicate", nats.ClientURL(), "--name", "down", "--node", "p",
+		"--role", "primary", "--mode", "sync", "--lease-ttl", "3s", "--sync-timeout", "500ms", "--snapshot-interval=-1s"))
+	ctx := context.Background()
+	id, _, err := c.CreateNode(ctx, []string{"x"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nats.Shutdown()
+	nats.WaitForShutdown()
+	if _, err := c.GetNode(ctx, id); err != nil {
+		t.Fatalf("read while NATS is down: %v", err)
+	}
+	_, _, err = c.CreateNode(ctx, []string{"x"}, nil)
+	var ce *cluster.Error
+	if !errors.As(err, &ce) || (ce.Status != 503 && ce.Status != 421) {
+		t.Fatalf("sync write with NATS down: %v", err)
+	}
+	t.Log(err)
+	st, _ := c.Status(ctx)
+	before := st.AppliedLSN
+	if _, _, err := c.CreateNode(ctx, []string{"x"}, nil); !errors.Is(err, cluster.ErrUnavailable) && !errors.Is(err, cluster.ErrNotPrimary) {
+		t.Fatalf("second write with NATS down: %v", err)
+	}
+	if st, _ := c.Status(ctx); st.AppliedLSN != before {
+		t.Fatalf("a refused write was published: LSN %d -> %d", before, st.AppliedLSN)
+	}
+	natstest.Start(t, dir, port)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, _, err := c.CreateNode(ctx, []string{"x"}, engine.Properties{"after": engine.BoolValue(true)})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes did not resume after NATS came back: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
