@@ -104,10 +104,23 @@ instance has applied LSN N (read your writes on a replica). A write sent
 to a replica answers 421 with kind "not_primary" and the primary's
 address in "primary".
 
-On start the server prints where it listens (with --json: {schema_version,
-listen, url, role, node}); SIGINT or SIGTERM stops it gracefully: running
-requests finish, the database is closed, a primary hands back its lease,
-and the exit status is 0.
+SIGINT or SIGTERM stops the server gracefully: running requests finish,
+the database is closed, a primary hands back its lease, and the exit
+status is 0. While a replicated node runs, NAME.db-replication holds its
+role and lag for sombra-info and sombra-health-check.
+
+JSON OUTPUT (--json, schema_version 2)
+
+On start the server prints where it listens; with --json one document:
+
+    schema_version   always 2
+    listen           the address bound (host:port; the port chosen when 0)
+    url              http://listen or https://listen
+    role             standalone, primary or replica
+    node             the node's name in the replicated set (if any)
+
+The API's own documents are not versioned by schema_version but by the
+/v1 path prefix.
 
 EXIT STATUS
 
