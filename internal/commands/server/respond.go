@@ -52,7 +52,10 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	var busy *engine.BusyError
 	switch {
-	case errors.Is(err, engine.ErrNotPrimary):
+	// A fenced commit is not a failure of the request's content: another
+	// node became primary first, and this commit is set aside with the
+	// diverged file, so sending it to the new primary applies it once.
+	case errors.Is(err, engine.ErrNotPrimary), errors.Is(err, replication.ErrFenced):
 		code, body.Kind = http.StatusMisdirectedRequest, cluster.KindNotPrimary
 		if s.node != nil {
 			if st := s.node.Status(); st.Role != cluster.RolePrimary {
