@@ -23,10 +23,11 @@ import (
 // real NATS JetStream: writes through the load balancer reach both
 // replicas (same logical hash at the same LSN), reads go to a replica
 // that has the write, a write sent to a replica is refused with the
-// primary's address and a following client gets there, and SIGTERM stops
-// an instance cleanly.
+// primary's address and a following client gets there, a SIGKILLed
+// replica catches up when restarted, and SIGTERM stops an instance
+// cleanly.
 func TestClusterReplicatesAndRedirects(t *testing.T) {
-	_, a, b, c := startSet(t)
+	natsURL, a, b, c := startSet(t)
 	lb, err := cluster.NewLoadBalancer([]string{a.url, b.url, c.url}, cluster.WithWriteWait(15*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +80,17 @@ func TestClusterReplicatesAndRedirects(t *testing.T) {
 		t.Fatalf("read on %s: %+v %v", r.Addr(), nb, err)
 	}
 	sameGraph(t, lsn, cluster.NewClient(a.url), cluster.NewClient(b.url), cluster.NewClient(c.url))
+
+	// A replica SIGKILLed while writes go on catches up when restarted
+	// on its file.
+	c.kill()
+	for i := range 10 {
+		if _, lsn, err = w.CreateNode(ctx, []string{"while-c-was-down"}, engine.Properties{"i": engine.IntValue(int64(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := startServer(t, "c again", c.db, replicated(natsURL, "c", "replica")...)
+	sameGraph(t, lsn, cluster.NewClient(a.url), cluster.NewClient(b.url), cluster.NewClient(c2.url))
 
 	// A write sent to a replica names the primary; a following client
 	// goes there.

@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sombradb/sombra/cluster"
+	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/internal/cli"
 	"github.com/sombradb/sombra/internal/commands/server"
 	"github.com/sombradb/sombra/internal/natstest"
@@ -210,5 +212,57 @@ func TestLoadBalancerStandaloneAndDown(t *testing.T) {
 	}
 	if _, err := down.GetWriteConnection(ctx); !errors.Is(err, cluster.ErrNoInstance) {
 		t.Fatalf("no primary: %v", err)
+	}
+}
+
+// runServer runs sombra-server to its end and returns its exit code and
+// stderr: for starts that must fail.
+func runServer(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	enc, _ := json.Marshal(append(args, "--listen", "127.0.0.1:0"))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), argsEnv+"="+string(enc))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("sombra-server %v did not exit", args)
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// A replica started on the file of another database is refused with a
+// clear error, and the file is left as it was.
+func TestReplicaOfAnotherDatabaseRefused(t *testing.T) {
+	natsURL := natstest.Start(t, t.TempDir(), 0).ClientURL()
+	dir := t.TempDir()
+	a := startServer(t, "a", filepath.Join(dir, "a.db"), replicated(natsURL, "a", "primary")...)
+	if _, _, err := cluster.NewClient(a.url).CreateNode(context.Background(), []string{"x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.db")
+	db, err := engine.Open(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.LogicalHash(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before, _ := os.ReadFile(other)
+	code, stderr := runServer(t, append([]string{"--db", other}, replicated(natsURL, "o", "replica")...)...)
+	if code != cli.ExitFailed || !strings.Contains(stderr, "replicates database") || !strings.Contains(stderr, "nothing was changed") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	t.Log(strings.TrimSpace(stderr))
+	if after, _ := os.ReadFile(other); string(after) != string(before) {
+		t.Fatal("the refused file was changed")
 	}
 }
