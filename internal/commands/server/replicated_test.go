@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sombradb/sombra/cluster"
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/internal/cli"
 	"github.com/sombradb/sombra/internal/natstest"
 )
 
@@ -65,5 +69,33 @@ func TestServerSyncWritesWhileNATSDown(t *testing.T) {
 			t.Fatalf("writes did not resume after NATS came back: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// While a new replica waits for the primary's snapshot, /healthz answers
+// and the API says it is starting; with no primary it gives up after
+// --start-timeout with an error saying why.
+func TestServerStartingReplica(t *testing.T) {
+	nats := natstest.Start(t, t.TempDir(), 0)
+	s, _, _, errOut := cli.Test()
+	addr := make(chan string, 1)
+	opts := &Options{IO: s, Listening: func(a string) { addr <- a }}
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Run(NewCmd(opts, nil), []string{"--db", filepath.Join(t.TempDir(), "new.db"), "--listen", "127.0.0.1:0",
+			"--replicate", nats.ClientURL(), "--name", "empty", "--start-timeout", "2s"})
+	}()
+	url := "http://" + <-addr
+	resp, err := http.Get(url + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz while starting: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	_, err = cluster.NewClient(url).Status(context.Background())
+	if !errors.Is(err, cluster.ErrUnavailable) || !strings.Contains(err.Error(), "starting") {
+		t.Fatalf("/v1/status while starting: %v", err)
+	}
+	if code := <-done; code != cli.ExitFailed || !strings.Contains(errOut.String(), "no snapshot") {
+		t.Fatalf("replica without a primary: exit %d: %s", code, errOut)
 	}
 }

@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sombradb/sombra/cluster"
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/replication"
 	"github.com/sombradb/sombra/internal/cli"
@@ -45,9 +47,10 @@ type Options struct {
 	SnapshotInterval time.Duration
 	StartTimeout     time.Duration
 
-	// Ready, if set, receives the address the server listens on once it
-	// accepts connections (tests listening on port 0 learn it here).
-	Ready func(addr string)
+	// Listening, if set, receives the bound address as soon as requests
+	// are answered (the database may still be opening); Ready receives it
+	// once the database is open. Tests listening on port 0 learn it here.
+	Listening, Ready func(addr string)
 }
 
 const long = `Serve one Sombra database over HTTP/JSON: node, edge and property reads and
@@ -230,15 +233,29 @@ func Run(ctx context.Context, opts *Options) error {
 	}
 	advertise := opts.Advertise
 	if advertise == "" {
+		if opts.Replicate != "" && ln.Addr().(*net.TCPAddr).IP.IsUnspecified() {
+			return cli.Usagef("--listen %s listens on every interface: give --advertise, the address clients are sent to for writes", opts.Listen)
+		}
 		advertise = scheme + "://" + bound
 	}
-	s, err := open(opts, advertise, log)
-	if err != nil {
-		return err
-	}
-	s.tokens = tokens
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Serve at once: while the database opens (a new replica waits for
+	// the primary's snapshot) /healthz answers and the rest says why not
+	// yet, instead of connections hanging in the listen queue.
+	var ready atomic.Pointer[http.Handler]
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h := ready.Load(); h != nil {
+				(*h).ServeHTTP(w, r)
+				return
+			}
+			if r.URL.Path == "/healthz" {
+				writeJSON(w, http.StatusOK, map[string]string{"status": "starting"})
+				return
+			}
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, cluster.ErrorBody{Error: "starting: the database is being opened", Kind: cluster.KindUnavailable})
+		})}
 	served := make(chan error, 1)
 	go func() {
 		if tlsConf != nil {
@@ -247,6 +264,17 @@ func Run(ctx context.Context, opts *Options) error {
 			served <- srv.Serve(ln)
 		}
 	}()
+	if opts.Listening != nil {
+		opts.Listening(bound)
+	}
+	s, err := open(opts, advertise, log)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	s.tokens = tokens
+	h := s.Handler()
+	ready.Store(&h)
 	st := s.status()
 	if err := announce(opts, bound, scheme+"://"+bound, st); err != nil {
 		log.Warn("print the start line", "err", err)

@@ -241,7 +241,18 @@ func TestServerRefusesOpenListen(t *testing.T) {
 			t.Errorf("--listen %s: exit %d: %s", listen, code, errOut)
 		}
 	}
+	// Listening everywhere, a replicated instance must say where clients
+	// reach it: 0.0.0.0 is no address to send writes to.
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("a-token-of-enough-length u\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	s, _, _, errOut := cli.Test()
+	code := cli.Run(NewCmd(&Options{IO: s}, nil), []string{"--db", path, "--listen", "0.0.0.0:0", "--token-file", tokens, "--replicate", "nats://127.0.0.1:1"})
+	if code != cli.ExitUsage || !strings.Contains(errOut.String(), "give --advertise") {
+		t.Errorf("0.0.0.0 without --advertise: exit %d: %s", code, errOut)
+	}
+	s, _, _, errOut = cli.Test()
 	if code := cli.Run(NewCmd(&Options{IO: s}, nil), []string{"--db", path, "--mode", "sync"}); code != cli.ExitUsage || !strings.Contains(errOut.String(), "--mode needs --replicate") {
 		t.Errorf("--mode without --replicate: exit %d: %s", code, errOut)
 	}
