@@ -238,24 +238,9 @@ func Run(ctx context.Context, opts *Options) error {
 		}
 		advertise = scheme + "://" + bound
 	}
-	// Serve at once: while the database opens (a new replica waits for
-	// the primary's snapshot) /healthz answers and the rest says why not
-	// yet, instead of connections hanging in the listen queue.
 	var ready atomic.Pointer[http.Handler]
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if h := ready.Load(); h != nil {
-				(*h).ServeHTTP(w, r)
-				return
-			}
-			if r.URL.Path == "/healthz" {
-				writeJSON(w, http.StatusOK, map[string]string{"status": "starting"})
-				return
-			}
-			w.Header().Set("Retry-After", "1")
-			writeJSON(w, http.StatusServiceUnavailable, cluster.ErrorBody{Error: "starting: the database is being opened", Kind: cluster.KindUnavailable})
-		})}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf, Handler: gate(&ready),
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() {
 		if tlsConf != nil {
@@ -302,6 +287,25 @@ func Run(ctx context.Context, opts *Options) error {
 	}
 	log.Info("stopped", "db", opts.Globals.DB)
 	return nil // a requested stop is a success, not an interruption
+}
+
+// gate serves at once: while the database opens (a new replica waits for
+// the primary's snapshot) /healthz answers and the rest says why not yet,
+// instead of connections hanging in the listen queue; then ready's
+// handler serves everything.
+func gate(ready *atomic.Pointer[http.Handler]) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := ready.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/healthz" {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "starting"})
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, cluster.ErrorBody{Error: "starting: the database is being opened", Kind: cluster.KindUnavailable})
+	})
 }
 
 // startDoc is what the server prints when it starts.
