@@ -21,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/sombradb/sombra/cluster"
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/internal/cli"
@@ -342,4 +345,36 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// /metrics is valid Prometheus text: the engine's database-wide export
+// and the replication gauges, each family once.
+func TestServerMetricsExposition(t *testing.T) {
+	url := serve(t, "--db", newDB(t, nil))
+	if _, _, err := cluster.NewClient(url).CreateNode(context.Background(), []string{"x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("not valid exposition text: %v", err)
+	}
+	for _, name := range []string{"sombra_transactions_total", "sombra_replication_role", "sombra_replication_applied_lsn", "sombra_ready"} {
+		if families[name] == nil {
+			t.Errorf("no %s", name)
+		}
+	}
+	for _, m := range families["sombra_replication_role"].GetMetric() {
+		if m.GetLabel()[0].GetValue() == cluster.RoleStandalone && m.GetGauge().GetValue() != 1 {
+			t.Errorf("standalone role gauge %v", m.GetGauge().GetValue())
+		}
+	}
+	if v := families["sombra_replication_applied_lsn"].GetMetric()[0].GetGauge().GetValue(); v < 1 {
+		t.Errorf("applied LSN %v after a write", v)
+	}
 }
