@@ -41,21 +41,11 @@ func replicationCheck(path string, opts Options) (Check, bool) {
 	case st.Role == "primary":
 		c.Message = fmt.Sprintf("primary %s (%s mode), LSN %d, %d commits unpublished", st.Node, st.Mode, st.AppliedLSN, st.Pending)
 	default:
-		c.Message = fmt.Sprintf("replica %s of %s, applied LSN %d, lag %.3fs", st.Node, primaryName(st.Status), st.AppliedLSN, lag)
+		c.Message = fmt.Sprintf("replica %s of %s, applied LSN %d, lag %.3fs", st.Node, st.Primary(), st.AppliedLSN, lag)
 		if st.Lag > opts.ReplicationLag {
 			c.Status = Degraded
 			c.Message += fmt.Sprintf(" (above %s)", opts.ReplicationLag)
 		}
 	}
 	return c, true
-}
-
-func primaryName(st replication.Status) string {
-	switch {
-	case st.PrimaryAddr != "":
-		return st.PrimaryAddr
-	case st.PrimaryNode != "":
-		return st.PrimaryNode
-	}
-	return "an unknown primary"
 }

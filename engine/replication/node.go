@@ -245,11 +245,17 @@ func (n *Node) BeforeCommit() error {
 }
 
 func (n *Node) primaryDesc() string {
+	return Status{PrimaryAddr: n.primaryAddr, PrimaryNode: n.primaryNode}.Primary()
+}
+
+// Primary names the primary: its address, else its node name, else
+// "unknown".
+func (s Status) Primary() string {
 	switch {
-	case n.primaryAddr != "":
-		return n.primaryAddr
-	case n.primaryNode != "":
-		return n.primaryNode
+	case s.PrimaryAddr != "":
+		return s.PrimaryAddr
+	case s.PrimaryNode != "":
+		return s.PrimaryNode
 	}
 	return "unknown"
 }

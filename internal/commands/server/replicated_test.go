@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -16,21 +15,11 @@ import (
 	"github.com/sombradb/sombra/internal/natstest"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // NATS stops under a sync primary: reads go on, writes fail with 503
 // unavailable (or 421 once the lease lapsed), nothing refused commits,
 // and writes resume when NATS is back.
 func TestServerSyncWritesWhileNATSDown(t *testing.T) {
-	dir, port := t.TempDir(), freePort(t)
+	dir, port := t.TempDir(), natstest.FreePort(t)
 	nats := natstest.Start(t, dir, port)
 	c := cluster.NewClient(serve(t, "--db", newDB(t, nil), "--replicate", nats.ClientURL(), "--name", "down", "--node", "p",
 		"--role", "primary", "--mode", "sync", "--lease-ttl", "3s", "--sync-timeout", "500ms", "--snapshot-interval=-1s"))
