@@ -65,7 +65,9 @@ instances apply it and refuse writes with the primary's --advertise
 address. With --failover (default on) a replica takes over when the
 primary's lease (--lease-ttl) lapses; a deposed primary that comes back
 cannot write. --mode sync makes a write's response wait until JetStream
-acknowledged it, so no acknowledged write is lost with the primary.
+acknowledged it, so no acknowledged write is lost with the primary. A sync
+write answered 503 "unavailable" after it began may be committed on the
+primary and published once JetStream is back: read before repeating it.
 
 SECURITY
 
