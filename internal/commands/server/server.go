@@ -168,6 +168,11 @@ func NewCmd(opts *Options, runF func(context.Context, *Options) error) *cobra.Co
 	f.DurationVar(&opts.SyncTimeout, "sync-timeout", 5*time.Second, "in sync mode, how long a write waits for JetStream")
 	f.DurationVar(&opts.SnapshotInterval, "snapshot-interval", 10*time.Minute, "the primary stores a snapshot for new replicas this often (negative: only when none exists)")
 	f.DurationVar(&opts.StartTimeout, "start-timeout", 30*time.Second, "how long to wait at start for a snapshot (new replica) or the lease (primary)")
+	// Requests share one connection and take turns at its writer lock, so
+	// the server waits for it by default rather than failing at once.
+	if w := cmd.PersistentFlags().Lookup("wait"); w != nil {
+		w.Usage = "how long a write waits for the database's writer lock (requests take turns; default 5s), e.g. 30s"
+	}
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		if err := checkFlags(c, opts); err != nil {
 			return err
