@@ -171,7 +171,7 @@ func NewCmd(opts *Options, runF func(context.Context, *Options) error) *cobra.Co
 	// Requests share one connection and take turns at its writer lock, so
 	// the server waits for it by default rather than failing at once.
 	if w := cmd.PersistentFlags().Lookup("wait"); w != nil {
-		w.Usage = "how long a write waits for the database's writer lock (requests take turns; default 5s), e.g. 30s"
+		w.Usage, w.DefValue = "how long a write waits up to `DURATION` for the database's writer lock (requests take turns)", "5s"
 	}
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		if err := checkFlags(c, opts); err != nil {
