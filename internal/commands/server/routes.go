@@ -51,7 +51,34 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/edges", s.authed(s.createEdge))
 	mux.HandleFunc("DELETE /v1/edges/{id}", s.authed(s.deleteEdge))
 	mux.HandleFunc("POST /v1/batch", s.authed(s.batch))
-	return mux
+	return s.logged(mux)
+}
+
+// statusRecorder keeps the status a handler answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// logged logs every request at debug level (--log-level debug) and the
+// server's own failures (5xx other than "unavailable") as warnings.
+func (s *Server) logged(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		level := slog.LevelDebug
+		if rec.code == http.StatusInternalServerError {
+			level = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.code,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
+	})
 }
 
 type userHandler func(w http.ResponseWriter, r *http.Request, user string)
