@@ -16,9 +16,9 @@ const CheckReplication = "replication"
 const DefaultReplicationLag = 10 * time.Second
 
 // replicationCheck judges the node's status file: a replica lagging more
-// than opts.ReplicationLag is degraded, a diverged node or one that stopped
-// applying is unhealthy, and a file nobody rewrites any more (its
-// process was killed) is degraded.
+// than opts.ReplicationLag or cut off from NATS is degraded, a diverged
+// node or one that stopped applying is unhealthy, and a file nobody
+// rewrites any more (its process was killed) is degraded.
 func replicationCheck(path string, opts Options) (Check, bool) {
 	st, err := replication.ReadStatusFile(path)
 	if err != nil {
@@ -38,6 +38,9 @@ func replicationCheck(path string, opts Options) (Check, bool) {
 	case st.Role == "diverged" || st.Err != "":
 		c.Status = Unhealthy
 		c.Message = fmt.Sprintf("%s %s: %s", st.Role, st.Node, st.Err)
+	case st.Disconnected:
+		c.Status = Degraded
+		c.Message = fmt.Sprintf("%s %s is not connected to NATS: it replicates nothing (last applied LSN %d)", st.Role, st.Node, st.AppliedLSN)
 	case st.Role == "primary":
 		c.Message = fmt.Sprintf("primary %s (%s mode), LSN %d, %d commits unpublished", st.Node, st.Mode, st.AppliedLSN, st.Pending)
 	default:

@@ -50,6 +50,7 @@ func TestReplicationCheck(t *testing.T) {
 		{"lagging", replication.FileStatus{Status: replication.Status{Role: "replica", Node: "b", Lag: 3 * time.Second}, UpdatedAt: now}, Degraded, "above 2s"},
 		{"killed", replication.FileStatus{Status: replication.Status{Role: "primary", Node: "a"}, UpdatedAt: now.Add(-time.Minute), PID: 4242}, Degraded, "PID 4242"},
 		{"diverged", replication.FileStatus{Status: replication.Status{Role: "diverged", Node: "a", Err: "lost commits"}, UpdatedAt: now}, Unhealthy, "lost commits"},
+		{"cut off", replication.FileStatus{Status: replication.Status{Role: "replica", Node: "b", Disconnected: true}, UpdatedAt: now}, Degraded, "not connected to NATS"},
 		{"primary", replication.FileStatus{Status: replication.Status{Role: "primary", Node: "a", Mode: "sync", AppliedLSN: 7}, UpdatedAt: now}, Healthy, "LSN 7"},
 	} {
 		b, _ := json.Marshal(tt.st)

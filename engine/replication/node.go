@@ -365,6 +365,9 @@ type Status struct {
 	Lag         time.Duration `json:"lag_ns"`      // replica: commit-to-apply delay of the last applied transaction; while messages are pending, at least the age of that commit
 	LastCommit  time.Time     `json:"last_commit"`
 	Err         string        `json:"error,omitempty"`
+	// Disconnected: the node has lost its NATS connection, so a
+	// replica's lag says nothing about what it is missing.
+	Disconnected bool `json:"disconnected,omitempty"`
 }
 
 // Status reports the node's state.
@@ -373,6 +376,7 @@ func (n *Node) Status() Status {
 	defer n.mu.Unlock()
 	st := Status{Node: n.cfg.Node, Role: n.role, Mode: n.cfg.Mode.String(), PrimaryNode: n.primaryNode, PrimaryAddr: n.primaryAddr,
 		AppliedLSN: n.applied, LastCommit: n.lastCommit}
+	st.Disconnected = n.nc != nil && !n.nc.IsConnected()
 	if n.role == rolePrimary {
 		st.StreamSeq, st.Pending = n.lastSeq, uint64(len(n.queue))
 		st.PrimaryNode, st.PrimaryAddr = n.cfg.Node, n.cfg.Address

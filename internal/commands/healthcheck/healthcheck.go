@@ -72,9 +72,10 @@ behind it:
     replication          (a replicated database, while its sombra-server or
                          application runs) role and lag from
                          NAME.db-replication: degraded when a replica lags
-                         more than --max-lag or the file is no longer
-                         updated (its process was killed), unhealthy when
-                         the node diverged or stopped applying
+                         more than --max-lag, the node lost its NATS
+                         connection, or the file is no longer updated (its
+                         process was killed), unhealthy when the node
+                         diverged or stopped applying
 
 The database is opened read-only and never modified. What was verified is
 recorded next to it in NAME.db-verified (LSN and times, JSON), and the check

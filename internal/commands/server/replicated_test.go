@@ -88,3 +88,43 @@ func TestServerStartingReplica(t *testing.T) {
 		t.Fatalf("replica without a primary: exit %d: %s", code, errOut)
 	}
 }
+
+// A replica that loses NATS is no longer ready: its lag figure would
+// hide what it is missing. It is ready again once it reconnects.
+func TestServerReplicaNotReadyWithoutNATS(t *testing.T) {
+	dir, port := t.TempDir(), natstest.FreePort(t)
+	nats := natstest.Start(t, dir, port)
+	flags := []string{"--replicate", nats.ClientURL(), "--name", "ready", "--lease-ttl", "3s", "--snapshot-interval=-1s"}
+	p := cluster.NewClient(serve(t, append([]string{"--db", filepath.Join(t.TempDir(), "p.db"), "--role", "primary", "--node", "p"}, flags...)...))
+	r := cluster.NewClient(serve(t, append([]string{"--db", filepath.Join(t.TempDir(), "r.db"), "--node", "r", "--failover=false"}, flags...)...))
+	ctx := context.Background()
+	_, lsn, err := p.CreateNode(ctx, []string{"x"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AtLeast(lsn).GetNode(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady := func(want bool) cluster.Status {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st, err := r.Status(ctx)
+			if err == nil && st.Ready == want {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica ready=%v, want %v: %v", st.Ready, want, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitReady(true)
+	nats.Shutdown()
+	nats.WaitForShutdown()
+	if st := waitReady(false); !strings.Contains(st.Error, "not connected") {
+		t.Fatalf("status without NATS: %+v", st)
+	}
+	natstest.Start(t, dir, port)
+	waitReady(true)
+}

@@ -62,7 +62,10 @@ func (s *Server) status() statusView {
 	case cluster.RolePrimary:
 		st.Ready = true
 	case cluster.RoleReplica: // ready while it applies and keeps up
-		st.Ready = ns.Err == "" && ns.Lag <= s.maxLag
+		st.Ready = ns.Err == "" && ns.Lag <= s.maxLag && !ns.Disconnected
+		if ns.Disconnected && st.Error == "" {
+			st.Error = "not connected to NATS: the lag is not known"
+		}
 	}
 	return st
 }
