@@ -52,8 +52,10 @@ func ReadStatusFile(dbPath string) (*FileStatus, error) {
 	return &st, nil
 }
 
-// writeStatusFile replaces the file atomically (temporary name, rename),
-// so a reader never sees half a document.
+// writeStatusFile replaces the file atomically (temporary name, rename)
+// through the database's file system, so a reader never sees half a
+// document. It is not fsynced: after a power cut the file is stale or
+// missing, and the next second rewrites it.
 func (n *Node) writeStatusFile() error {
 	b, err := json.Marshal(FileStatus{Status: n.Status(), UpdatedAt: time.Now().UTC(), PID: os.Getpid()})
 	if err != nil {
@@ -61,10 +63,20 @@ func (n *Node) writeStatusFile() error {
 	}
 	path := n.path + StatusFileSuffix
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	f, err := n.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if _, err := f.WriteAt(b, 0); err != nil {
+		f.Close()
+		n.fs.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		n.fs.Remove(tmp)
+		return err
+	}
+	return n.fs.Rename(tmp, path)
 }
 
 // statusFileLoop rewrites the file until the node closes, then removes
@@ -78,7 +90,7 @@ func (n *Node) statusFileLoop() {
 		}
 		select {
 		case <-n.ctx.Done():
-			_ = os.Remove(n.path + StatusFileSuffix)
+			_ = n.fs.Remove(n.path + StatusFileSuffix)
 			return
 		case <-t.C:
 		}
