@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/internal/natstest"
 )
 
 // A transaction larger than a NATS message goes out in parts and is
@@ -94,14 +94,7 @@ func TestReplicaRestartCatchesUp(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return natstest.FreePort(t) }
 
 // With NATS stopped the primary still serves reads; a sync write fails
 // clearly (committed locally, not acknowledged), the next is refused
