@@ -1,6 +1,7 @@
 package walarchive
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -38,6 +39,14 @@ type Archive struct {
 	Dir string
 	// LockTimeout bounds the wait for another archiver (default 30s).
 	LockTimeout time.Duration
+	// Sealed says the database whose transactions are archived or read is
+	// encrypted: its segments are written sealed, and reading or writing
+	// a plaintext segment of it fails with ErrMixed (as a sealed one does
+	// for a plaintext database). Cipher is its key, needed to write, read
+	// or verify sealed segments (ErrKeyRequired without it). Listing
+	// segments (Segments, LastLSN) needs neither.
+	Sealed bool
+	Cipher Cipher
 }
 
 // New returns the archive in dir (created on first write).
@@ -53,6 +62,31 @@ type Segment struct {
 	Header
 	Path string
 	Size int64
+}
+
+// bodyEnd is the offset where the transactions end: the trailer, or the
+// authenticator of a sealed segment.
+func (s Segment) bodyEnd() int64 {
+	if s.Sealed {
+		return s.Size - trailerSize - AuthSize
+	}
+	return s.Size - trailerSize
+}
+
+// kind names a segment's form for messages.
+func kind(sealed bool) string {
+	if sealed {
+		return "sealed (encrypted database)"
+	}
+	return "plaintext"
+}
+
+// checkKind refuses a segment whose form is not the database's.
+func (a *Archive) checkKind(s Segment) error {
+	if s.Sealed != a.Sealed {
+		return fmt.Errorf("%s is %s but the database is %s: %w", s.Path, kind(s.Sealed), kind(a.Sealed), ErrMixed)
+	}
+	return nil
 }
 
 // BadSegment is a segment file that failed validation.
@@ -123,7 +157,11 @@ func (a *Archive) readSegmentInfo(path string) (Segment, error) {
 	if err != nil {
 		return Segment{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if st.Size() < HeaderSize+trailerSize {
+	minSize := int64(HeaderSize + trailerSize)
+	if h.Sealed {
+		minSize += AuthSize
+	}
+	if st.Size() < minSize {
 		return Segment{}, fmt.Errorf("%s: %w: short file", path, ErrBadSegment)
 	}
 	tb := make([]byte, trailerSize)
@@ -137,7 +175,17 @@ func (a *Archive) readSegmentInfo(path string) (Segment, error) {
 	if int(t.txs) != h.Txs {
 		return Segment{}, fmt.Errorf("%s: %w: trailer counts %d transactions, header %d", path, ErrBadSegment, t.txs, h.Txs)
 	}
-	return Segment{Header: h, Path: path, Size: st.Size()}, nil
+	s := Segment{Header: h, Path: path, Size: st.Size()}
+	if h.Sealed {
+		ab := make([]byte, AuthSize)
+		if _, err := f.ReadAt(ab, s.bodyEnd()); err != nil {
+			return Segment{}, fmt.Errorf("%s: %w", path, err)
+		}
+		if _, err := decodeAuth(ab); err != nil {
+			return Segment{}, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return s, nil
 }
 
 // LastLSN returns the highest archived LSN of a database (0 if none).
@@ -248,6 +296,9 @@ func (a *Archive) Append(fileID uint64, src Source) (Result, error) {
 	if len(txs) == 0 {
 		return res, nil
 	}
+	if a.Sealed && a.Cipher == nil {
+		return res, fmt.Errorf("archive %s into %s: %w", src.Path, a.Dir, ErrKeyRequired)
+	}
 	if err := vfs.MkdirAllDurable(a.FS, a.Dir); err != nil {
 		return res, fmt.Errorf("create archive %s: %w", a.Dir, err)
 	}
@@ -264,6 +315,9 @@ func (a *Archive) Append(fileID uint64, src Source) (Result, error) {
 	first, last := txs[0].lsn, txs[len(txs)-1].lsn
 	for _, s := range segs {
 		if s.FileID == fileID {
+			if err := a.checkKind(s); err != nil {
+				return res, fmt.Errorf("archive into %s: %w (archive into a new directory)", a.Dir, err)
+			}
 			archived = max(archived, s.LastLSN)
 		} else if s.FirstLSN <= last && s.LastLSN >= first {
 			return res, fmt.Errorf("%s: LSNs %d-%d are archived for database file %016x, this is %016x: %w",
@@ -278,7 +332,7 @@ func (a *Archive) Append(fileID uint64, src Source) (Result, error) {
 			if t.lsn != check {
 				continue
 			}
-			ts, ok, err := a.commitTimeIn(segs, fileID, check)
+			ts, ok, err := a.commitTimeIn(segs, fileID, check, false)
 			if err != nil {
 				return res, err
 			}
@@ -335,16 +389,30 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string
 			a.FS.Remove(tmp)
 		}
 	}()
+	h := Header{PageSize: ps, FileID: fileID, FirstLSN: txs[0].lsn, LastLSN: txs[len(txs)-1].lsn,
+		FirstTime: txs[0].ts, LastTime: txs[len(txs)-1].ts, Txs: len(txs), Sealed: a.Sealed}
+	hb := h.encode()
+	// A sealed segment's digest covers every byte but the sealed digest
+	// itself, in file order.
+	digest := sha256.New()
+	digest.Write(hb)
 	w := vfs.NewSeqWriter(f, HeaderSize)
 	w.Checksum = true
+	write := func(b []byte) error {
+		if a.Sealed {
+			digest.Write(b)
+		}
+		return w.Write(b)
+	}
 	fsz := int(wal.FrameSize(ps))
 	frame := make([]byte, fsz)
 	var rec = make([]byte, frameHdr)
 	var th [txHdrSize]byte
+	var opened []byte
 	frames := 0
 	for _, t := range txs {
 		TxHeader{LSN: t.lsn, CommitTS: t.ts, Frames: t.to - t.from}.encode(th[:])
-		if err := w.Write(th[:]); err != nil {
+		if err := write(th[:]); err != nil {
 			return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 		}
 		for i := t.from; i < t.to; i++ {
@@ -361,7 +429,14 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string
 			} else if err := wal.ReadPage(src.R, ps, i, img); err != nil {
 				return "", 0, err
 			}
-			if !page.Verify(img) || page.LSN(img) != fr.LSN {
+			// The WAL of an encrypted database holds sealed images: they
+			// are archived as they are, once they open and check out.
+			pg, good := img, true
+			if a.Sealed && fr.Page != 0 {
+				opened, good = openImage(a.Cipher, fr.Page, img, opened)
+				pg = opened
+			}
+			if !good || !page.Verify(pg) || page.LSN(pg) != fr.LSN {
 				if src.Recheck {
 					return "", 0, fmt.Errorf("%s frame %d: %w", src.Path, i, ErrLogReset)
 				}
@@ -369,25 +444,38 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string
 			}
 			binary.LittleEndian.PutUint64(rec[0:], uint64(fr.Page))
 			binary.LittleEndian.PutUint32(rec[8:], common.ChecksumUpdate(common.Checksum(rec[:8]), img))
-			if err := w.Write(rec); err != nil {
+			if err := write(rec); err != nil {
 				return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 			}
-			if err := w.Write(img); err != nil {
+			if err := write(img); err != nil {
 				return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 			}
 			frames++
 		}
 	}
 	w.Checksum = false
-	if err := w.Write(trailer{frames: uint64(frames), bodySum: w.Sum, txs: uint32(len(txs))}.encode()); err != nil {
+	tb := trailer{frames: uint64(frames), bodySum: w.Sum, txs: uint32(len(txs))}.encode()
+	if a.Sealed {
+		ab, err := newAuth(a.Cipher, nil)
+		if err != nil {
+			return "", 0, err
+		}
+		digest.Write(ab)
+		digest.Write(tb)
+		if ab, err = newAuth(a.Cipher, digest.Sum(nil)); err != nil {
+			return "", 0, err
+		}
+		if err := w.Write(ab); err != nil {
+			return "", 0, fmt.Errorf("write %s: %w", tmp, err)
+		}
+	}
+	if err := w.Write(tb); err != nil {
 		return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := w.Flush(); err != nil {
 		return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 	}
-	h := Header{PageSize: ps, FileID: fileID, FirstLSN: txs[0].lsn, LastLSN: txs[len(txs)-1].lsn,
-		FirstTime: txs[0].ts, LastTime: txs[len(txs)-1].ts, Txs: len(txs)}
-	if _, err := f.WriteAt(h.encode(), 0); err != nil {
+	if _, err := f.WriteAt(hb, 0); err != nil {
 		return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -407,20 +495,86 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string
 	return name, frames, nil
 }
 
-// segReader reads a segment's transactions in order.
-type segReader struct {
-	f    vfs.File
-	seg  Segment
-	off  int64
-	left int
+// openImage opens the sealed image of page pg with c, copying it into buf
+// (reused) first, and reports whether it opened.
+func openImage(c Cipher, pg common.PageID, img, buf []byte) ([]byte, bool) {
+	// A copy: a PageCipher may open in place, and img is what is stored.
+	buf = append(buf[:0], img...)
+	b, err := c.Open(uint64(pg), buf)
+	if err != nil || len(b) != len(img)-c.Overhead() {
+		return buf, false
+	}
+	return b, true
 }
 
-func (a *Archive) openSegment(s Segment) (*segReader, error) {
+// segReader reads a segment's transactions in order.
+type segReader struct {
+	f      vfs.File
+	seg    Segment
+	off    int64
+	left   int
+	cipher Cipher // opens the frames of a sealed segment
+	opened []byte // reused for opened images
+}
+
+// openSegment opens s for reading. A sealed segment is authenticated as a
+// whole first, so nothing of an altered one is ever used; forDB says s is
+// read as the history of the archive's database (Sealed must match).
+func (a *Archive) openSegment(s Segment, forDB bool) (*segReader, error) {
+	if forDB {
+		if err := a.checkKind(s); err != nil {
+			return nil, err
+		}
+	}
+	if s.Sealed && a.Cipher == nil {
+		return nil, fmt.Errorf("%s: %w", s.Path, ErrKeyRequired)
+	}
 	f, err := a.FS.OpenFile(s.Path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &segReader{f: f, seg: s, off: HeaderSize, left: s.Txs}, nil
+	r := &segReader{f: f, seg: s, off: HeaderSize, left: s.Txs}
+	if s.Sealed {
+		r.cipher = a.Cipher
+		if err := r.authenticate(); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// authenticate checks the key, then the sealed digest of the whole file.
+func (r *segReader) authenticate() error {
+	s := r.seg
+	ab := make([]byte, AuthSize)
+	tb := make([]byte, trailerSize)
+	if _, err := r.f.ReadAt(ab, s.bodyEnd()); err != nil {
+		return r.corrupt(s.bodyEnd(), 0, "sealed segment truncated (no authenticator)")
+	}
+	if _, err := r.f.ReadAt(tb, s.bodyEnd()+AuthSize); err != nil {
+		return r.corrupt(s.bodyEnd()+AuthSize, 0, "sealed segment truncated (no trailer)")
+	}
+	au, err := decodeAuth(ab)
+	if err != nil {
+		return r.corrupt(s.bodyEnd(), 0, err.Error())
+	}
+	if err := au.checkKey(r.cipher); err != nil {
+		return fmt.Errorf("%s: %w", s.Path, err)
+	}
+	h := sha256.New()
+	if n, err := io.Copy(h, io.NewSectionReader(r.f, 0, s.bodyEnd())); err != nil || n != s.bodyEnd() {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("read %s: %w", s.Path, err)
+	}
+	h.Write(ab[:AuthSize-digestSize-cipherOverhead])
+	h.Write(tb)
+	if !au.verify(r.cipher, h.Sum(nil)) {
+		return r.corrupt(s.bodyEnd(), 0, "sealed segment fails authentication (altered, cut short or replaced)")
+	}
+	return nil
 }
 
 func (r *segReader) close() { r.f.Close() }
@@ -435,6 +589,9 @@ func (r *segReader) next() (TxHeader, bool, error) {
 		return TxHeader{}, false, nil
 	}
 	var b [txHdrSize]byte
+	if r.off+txHdrSize > r.seg.bodyEnd() {
+		return TxHeader{}, false, r.corrupt(r.off, 0, "truncated transaction header")
+	}
 	if _, err := r.f.ReadAt(b[:], r.off); err != nil {
 		return TxHeader{}, false, r.corrupt(r.off, 0, "truncated transaction header")
 	}
@@ -454,11 +611,15 @@ func (r *segReader) skip(t TxHeader) {
 	r.off += int64(t.Frames) * int64(frameHdr+r.seg.PageSize)
 }
 
-// frames reads and verifies the frames of t, calling fn with each image.
+// frames reads and verifies the frames of t, calling fn with each image
+// as stored (sealed in a sealed segment; it is checked opened).
 func (r *segReader) frames(t TxHeader, buf []byte, fn func(common.PageID, []byte) error) error {
 	ps := r.seg.PageSize
 	buf = buf[:frameHdr+ps]
 	for i := 0; i < t.Frames; i++ {
+		if r.off+int64(len(buf)) > r.seg.bodyEnd() {
+			return r.corrupt(r.off, 0, "segment truncated")
+		}
 		if _, err := r.f.ReadAt(buf, r.off); err != nil {
 			if errors.Is(err, io.EOF) {
 				return r.corrupt(r.off, 0, "segment truncated")
@@ -470,7 +631,15 @@ func (r *segReader) frames(t TxHeader, buf []byte, fn func(common.PageID, []byte
 		if binary.LittleEndian.Uint32(buf[8:]) != common.ChecksumUpdate(common.Checksum(buf[:8]), img) {
 			return r.corrupt(r.off, pg, fmt.Sprintf("frame checksum mismatch (LSN %d)", t.LSN))
 		}
-		if !page.Verify(img) || page.LSN(img) != t.LSN {
+		plain := img
+		if r.cipher != nil && pg != 0 {
+			var good bool
+			if r.opened, good = openImage(r.cipher, pg, img, r.opened); !good {
+				return r.corrupt(r.off, pg, fmt.Sprintf("sealed page image does not open (LSN %d)", t.LSN))
+			}
+			plain = r.opened
+		}
+		if !page.Verify(plain) || page.LSN(plain) != t.LSN {
 			return r.corrupt(r.off, pg, fmt.Sprintf("page image invalid (LSN %d)", t.LSN))
 		}
 		if err := fn(pg, img); err != nil {
@@ -481,18 +650,24 @@ func (r *segReader) frames(t TxHeader, buf []byte, fn func(common.PageID, []byte
 	return nil
 }
 
-func (a *Archive) commitTimeIn(segs []Segment, fileID uint64, lsn common.LSN) (int64, bool, error) {
+// commitTimeIn finds the commit time of lsn in segs. The header's times
+// answer for a segment's first and last transaction when trustHeader is
+// set (archiving's timeline check); otherwise a sealed segment is
+// authenticated first, like every read of a restore.
+func (a *Archive) commitTimeIn(segs []Segment, fileID uint64, lsn common.LSN, trustHeader bool) (int64, bool, error) {
 	for _, s := range segs {
 		if s.FileID != fileID || lsn < s.FirstLSN || lsn > s.LastLSN {
 			continue
 		}
-		if lsn == s.FirstLSN {
-			return s.FirstTime, true, nil
+		if trustHeader || !s.Sealed {
+			if lsn == s.FirstLSN {
+				return s.FirstTime, true, nil
+			}
+			if lsn == s.LastLSN {
+				return s.LastTime, true, nil
+			}
 		}
-		if lsn == s.LastLSN {
-			return s.LastTime, true, nil
-		}
-		r, err := a.openSegment(s)
+		r, err := a.openSegment(s, true)
 		if err != nil {
 			return 0, false, err
 		}
@@ -517,7 +692,7 @@ func (a *Archive) CommitTime(fileID uint64, lsn common.LSN) (int64, bool, error)
 	if err != nil {
 		return 0, false, err
 	}
-	return a.commitTimeIn(segs, fileID, lsn)
+	return a.commitTimeIn(segs, fileID, lsn, false)
 }
 
 // GapError says that the archive misses transactions after After.
@@ -606,7 +781,7 @@ func (a *Archive) iterate(fileID uint64, after common.LSN, afterTime int64, fn f
 		if s.FirstLSN > cur+1 {
 			return &GapError{Dir: a.Dir, After: cur, AfterTime: curTime, Next: s.FirstLSN, NextTime: s.FirstTime, Bad: bad}
 		}
-		r, err := a.openSegment(s)
+		r, err := a.openSegment(s, true)
 		if err != nil {
 			return err
 		}
@@ -642,9 +817,11 @@ func (a *Archive) iterate(fileID uint64, after common.LSN, afterTime int64, fn f
 }
 
 // Verify reads a whole segment and checks every checksum, including the
-// body checksum in the trailer.
+// body checksum in the trailer; a sealed segment is authenticated and each
+// page image opened with the archive's Cipher (ErrKeyRequired without one,
+// ErrWrongKey with another key's).
 func (a *Archive) Verify(s Segment) error {
-	r, err := a.openSegment(s)
+	r, err := a.openSegment(s, false)
 	if err != nil {
 		return err
 	}
@@ -662,8 +839,8 @@ func (a *Archive) Verify(s Segment) error {
 		if !ok {
 			break
 		}
-		if prev != 0 && t.LSN != prev+1 {
-			return r.corrupt(start, 0, fmt.Sprintf("transaction LSN %d follows %d", t.LSN, prev))
+		if (prev != 0 && t.LSN != prev+1) || (prev == 0 && t.LSN != s.FirstLSN) {
+			return r.corrupt(start, 0, fmt.Sprintf("transaction LSN %d follows %d (the segment starts at %d)", t.LSN, prev, s.FirstLSN))
 		}
 		prev = t.LSN
 		var th [txHdrSize]byte
@@ -677,13 +854,16 @@ func (a *Archive) Verify(s Segment) error {
 			return err
 		}
 	}
+	if prev != s.LastLSN || r.off != s.bodyEnd() {
+		return r.corrupt(r.off, 0, fmt.Sprintf("segment body ends at LSN %d, offset %d; the header says LSN %d, the file %d", prev, r.off, s.LastLSN, s.bodyEnd()))
+	}
 	tb := make([]byte, trailerSize)
-	if _, err := r.f.ReadAt(tb, r.off); err != nil {
-		return r.corrupt(r.off, 0, "missing trailer")
+	if _, err := r.f.ReadAt(tb, s.Size-trailerSize); err != nil {
+		return r.corrupt(s.Size-trailerSize, 0, "missing trailer")
 	}
 	tr, err := decodeTrailer(tb)
 	if err != nil {
-		return r.corrupt(r.off, 0, err.Error())
+		return r.corrupt(s.Size-trailerSize, 0, err.Error())
 	}
 	if tr.bodySum != sum || int(tr.frames) != frames {
 		return r.corrupt(r.off, 0, "segment body checksum mismatch")
