@@ -57,6 +57,16 @@ func New(fs vfs.FS, dir string) *Archive {
 	return &Archive{FS: fs, Dir: dir, LockTimeout: 30 * time.Second}
 }
 
+// SealedWith makes a the archive of a database sealed with c (Sealed and
+// Cipher set) when c is not nil, and returns it: pass the pager's cipher,
+// nil for a plaintext database.
+func (a *Archive) SealedWith(c Cipher) *Archive {
+	if c != nil {
+		a.Sealed, a.Cipher = true, c
+	}
+	return a
+}
+
 // Segment is one valid segment file.
 type Segment struct {
 	Header
