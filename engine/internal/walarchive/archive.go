@@ -466,15 +466,13 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string
 	w.Checksum = false
 	tb := trailer{frames: uint64(frames), bodySum: w.Sum, txs: uint32(len(txs))}.encode()
 	if a.Sealed {
-		ab, err := newAuth(a.Cipher, nil)
+		ab, err := newAuth(a.Cipher)
 		if err != nil {
 			return "", 0, err
 		}
 		digest.Write(ab)
 		digest.Write(tb)
-		if ab, err = newAuth(a.Cipher, digest.Sum(nil)); err != nil {
-			return "", 0, err
-		}
+		ab = append(ab, a.Cipher.Seal(AuthPageID, digest.Sum(nil))...)
 		if err := w.Write(ab); err != nil {
 			return "", 0, fmt.Errorf("write %s: %w", tmp, err)
 		}

@@ -244,18 +244,17 @@ type auth struct {
 	digest   []byte // sealed digest, digestSize+cipherOverhead bytes
 }
 
-func newAuth(c Cipher, digest []byte) ([]byte, error) {
+// newAuth returns the start of an authenticator: the magic and a fresh
+// key check; the sealed digest, which covers these bytes, is appended by
+// the writer.
+func newAuth(c Cipher) ([]byte, error) {
 	kc := c.Seal(page.KeyCheckPageID, []byte(page.KeyCheckText))
 	if c.Overhead() != cipherOverhead || len(kc) != page.KeyCheckSize {
 		return nil, fmt.Errorf("page cipher overhead %d is not supported: %w", c.Overhead(), common.ErrEncryption)
 	}
 	b := make([]byte, 0, AuthSize)
 	b = append(b, authMagic...)
-	b = append(b, kc...)
-	if digest != nil {
-		b = append(b, c.Seal(AuthPageID, digest)...)
-	}
-	return b, nil
+	return append(b, kc...), nil
 }
 
 // decodeAuth splits an authenticator. It never panics.
