@@ -113,7 +113,7 @@ var (
 	// database (sealed segments for a plaintext one or the reverse): one
 	// file is encrypted or not, and replaying a mix would write both kinds
 	// of page into it.
-	ErrMixed = fmt.Errorf("WAL archive mixes sealed (encrypted) and plaintext segments: %w", common.ErrEncryption)
+	ErrMixed = fmt.Errorf("sealed (encrypted) and plaintext pieces cannot be mixed: %w", common.ErrEncryption)
 )
 
 // Cipher seals and opens page images: an engine.PageCipher (the database's
