@@ -54,7 +54,8 @@ encrypted database are sealed: each is authenticated as a whole and its
 pages opened with the key from SOMBRA_ENCRYPTION_KEY. Without that key (or
 with another one) they are reported "could not verify: key required"
 (exit 1), not as damaged. Its --json document: schema_version, dir,
-archive_dir, ok, verified (segments that passed), segments (name, path,
+archive_dir, ok, verdict ("ok", "damaged" or "could not verify"),
+verified (segments that passed), segments (name, path,
 db_file_id, first_lsn, last_lsn, first_commit, last_commit, transactions,
 size, sealed, error), gaps, error, duration_ms.
 

@@ -12,15 +12,18 @@ import (
 
 // VerifyWALResult is the --json document of verify --wal.
 type VerifyWALResult struct {
-	SchemaVersion int              `json:"schema_version"`
-	Dir           string           `json:"dir"`
-	ArchiveDir    string           `json:"archive_dir"`
-	OK            bool             `json:"ok"`
-	Verified      int              `json:"verified"`
-	Segments      []bk.SegmentInfo `json:"segments"`
-	Gaps          []string         `json:"gaps"`
-	Error         *string          `json:"error"`
-	DurationMS    float64          `json:"duration_ms"`
+	SchemaVersion int    `json:"schema_version"`
+	Dir           string `json:"dir"`
+	ArchiveDir    string `json:"archive_dir"`
+	OK            bool   `json:"ok"`
+	// Verdict is "ok", "damaged", or "could not verify" (sealed segments
+	// without their key: not a verdict on them).
+	Verdict    string           `json:"verdict"`
+	Verified   int              `json:"verified"`
+	Segments   []bk.SegmentInfo `json:"segments"`
+	Gaps       []string         `json:"gaps"`
+	Error      *string          `json:"error"`
+	DurationMS float64          `json:"duration_ms"`
 }
 
 // RunVerifyWAL verifies the WAL archive of opts.Dir and prints the outcome.
@@ -40,9 +43,14 @@ func RunVerifyWAL(opts *VerifyOptions) error {
 	if res.Segments == nil {
 		res.Segments = []bk.SegmentInfo{}
 	}
+	res.Verdict = "ok"
 	if verr != nil {
 		msg := verr.Error()
 		res.Error = &msg
+		res.Verdict = "could not verify"
+		if errors.Is(verr, engine.ErrCorrupt) {
+			res.Verdict = "damaged"
+		}
 	}
 	if err := cli.NewPrinter(o.IO, &o.Globals).Result(res, func(h *cli.Human) { verifyWALSummary(h, res) }); err != nil {
 		return err
@@ -63,8 +71,11 @@ func RunVerifyWAL(opts *VerifyOptions) error {
 
 func verifyWALSummary(h *cli.Human, r VerifyWALResult) {
 	result := h.Good("ok")
-	if !r.OK {
-		result = h.Bad("FAILED")
+	switch r.Verdict {
+	case "damaged":
+		result = h.Bad("FAILED: damaged")
+	case "could not verify":
+		result = h.Warn("could not verify (key required or another key)")
 	}
 	sealed := 0
 	for _, s := range r.Segments {
@@ -80,7 +91,7 @@ func verifyWALSummary(h *cli.Human, r VerifyWALResult) {
 	})
 	for _, s := range r.Segments {
 		if s.Error != "" {
-			h.Line("%s %s: %s", h.Bad("segment:"), s.Name, s.Error)
+			h.Line("%s %s", h.Bad("segment:"), s.Error)
 		}
 	}
 	for _, g := range r.Gaps {
