@@ -93,16 +93,11 @@ func VerifyArchive(ctx context.Context, dir string, opts Options) (*ArchiveVerif
 	o.ctx = ctx
 	archDir := o.archiveDir(dir)
 	res := &ArchiveVerifyResult{Dir: archDir, Segments: []SegmentInfo{}}
-	if IsRemote(archDir) {
-		local, cleanup, err := o.stageDir("verify-wal")
-		if err != nil {
-			return nil, err
-		}
-		defer cleanup()
-		if archDir, err = stageArchive(o, archDir, local); err != nil {
-			return nil, err
-		}
+	archDir, cleanup, err := o.localArchive(archDir, "verify-wal")
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	arch := walarchive.New(o.FS, archDir)
 	if c := o.cipher(); c != nil {
 		arch.Cipher = c

@@ -227,16 +227,11 @@ func ReplayWALUntilContext(ctx context.Context, dir, targetDB string, t time.Tim
 	}
 	defer f.Close()
 	archDir := o.archiveDir(dir)
-	if IsRemote(archDir) {
-		local, cleanup, err := o.stageDir("replay")
-		if err != nil {
-			return nil, err
-		}
-		defer cleanup()
-		if archDir, err = stageArchive(o, archDir, local); err != nil {
-			return nil, err
-		}
+	archDir, cleanup, err := o.localArchive(archDir, "replay")
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	arch := walarchive.New(o.FS, archDir).SealedWith(p.Cipher())
 	if err := checkArchiveKind(arch, meta.FileID, targetDB); err != nil {
 		return nil, err
@@ -458,16 +453,11 @@ func RestoreToTimeContext(ctx context.Context, dir string, t time.Time, target s
 		defer cleanup()
 		src = local
 	}
-	if IsRemote(archDir) {
-		local, cleanup, err := o.stageDir("pitr-wal")
-		if err != nil {
-			return nil, err
-		}
-		defer cleanup()
-		if archDir, err = stageArchive(o, archDir, local); err != nil {
-			return nil, err
-		}
+	archDir, cleanup, err := o.localArchive(archDir, "pitr-wal")
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	chain, err := loadChain(o.FS, src, best.Name)
 	if err != nil {
 		return nil, err

@@ -166,10 +166,15 @@ func RunList(opts *ListOptions) error {
 	if err != nil || len(unreadable) == 0 {
 		return err
 	}
-	first := unreadable[0]
-	msg := fmt.Sprintf("%s: unreadable backup: %s", first.Path, *first.Error)
-	if len(unreadable) > 1 {
-		msg += fmt.Sprintf(" (and %d more)", len(unreadable)-1)
+	return damagedFiles(unreadable[0].Path, "unreadable backup", *unreadable[0].Error, len(unreadable))
+}
+
+// damagedFiles is list's exit 4 after the listing: the first of n damaged
+// files, what it is and why.
+func damagedFiles(path, what, why string, n int) error {
+	msg := fmt.Sprintf("%s: %s: %s", path, what, why)
+	if n > 1 {
+		msg += fmt.Sprintf(" (and %d more)", n-1)
 	}
 	return &cli.ExitError{Code: cli.ExitCorrupt, Err: fmt.Errorf("%s", msg)}
 }

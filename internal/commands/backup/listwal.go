@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -38,11 +37,7 @@ func RunListWAL(opts *ListOptions) error {
 	if err != nil || len(damaged) == 0 {
 		return err
 	}
-	msg := fmt.Sprintf("%s: damaged WAL archive segment: %s", damaged[0].Path, damaged[0].Error)
-	if len(damaged) > 1 {
-		msg += fmt.Sprintf(" (and %d more)", len(damaged)-1)
-	}
-	return &cli.ExitError{Code: cli.ExitCorrupt, Err: fmt.Errorf("%s", msg)}
+	return damagedFiles(damaged[0].Path, "damaged WAL archive segment", damaged[0].Error, len(damaged))
 }
 
 func listWALTable(h *cli.Human, res ListWALResult) {
