@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
@@ -47,7 +48,7 @@ func ListArchive(dir string, opts Options) (string, []SegmentInfo, error) {
 		out = append(out, segmentInfo(s))
 	}
 	for _, b := range bad {
-		si := SegmentInfo{Name: filepath.Base(b.Path), Path: b.Path, Error: b.Err.Error()}
+		si := badSegment(b)
 		if st, err := o.FS.Stat(b.Path); err == nil {
 			si.Size = st.Size()
 		}
@@ -60,6 +61,12 @@ func segmentInfo(s walarchive.Segment) SegmentInfo {
 	return SegmentInfo{Name: filepath.Base(s.Path), Path: s.Path, DBFileID: fmt.Sprintf("%016x", s.FileID),
 		FirstLSN: uint64(s.FirstLSN), LastLSN: uint64(s.LastLSN), FirstCommit: time.Unix(0, s.FirstTime).UTC(),
 		LastCommit: time.Unix(0, s.LastTime).UTC(), Transactions: s.Txs, Size: s.Size, Sealed: s.Sealed}
+}
+
+// badSegment describes a file that is not a readable segment; Error does
+// not repeat its path.
+func badSegment(b walarchive.BadSegment) SegmentInfo {
+	return SegmentInfo{Name: filepath.Base(b.Path), Path: b.Path, Error: strings.TrimPrefix(b.Err.Error(), b.Path+": ")}
 }
 
 // ArchiveVerifyResult reports a verification of a WAL archive.
@@ -142,7 +149,7 @@ func VerifyArchive(ctx context.Context, dir string, opts Options) (*ArchiveVerif
 		res.Segments = append(res.Segments, si)
 	}
 	for _, b := range bad {
-		res.Segments = append(res.Segments, SegmentInfo{Name: filepath.Base(b.Path), Path: b.Path, Error: b.Err.Error()})
+		res.Segments = append(res.Segments, badSegment(b))
 		if corrupt == nil {
 			corrupt = fmt.Errorf("%w: %w", b.Err, engine.ErrCorrupt)
 		}

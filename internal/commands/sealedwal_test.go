@@ -146,4 +146,20 @@ func TestToolsSealedArchivePointInTime(t *testing.T) {
 	if out, errOut, code := sh.run(`sombra-backup verify --dir b --wal`); code != 4 {
 		t.Errorf("verify --wal of a tampered segment: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
+	// Cut short: list --wal flags it (exit 4, no key needed), and restore
+	// --until past it fails rather than stopping early.
+	if err := os.WriteFile(last, b[:len(b)-64], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = sh.run(`SOMBRA_ENCRYPTION_KEY= sombra-backup list --dir b --wal`)
+	if code != 4 || !strings.Contains(out, "DAMAGED") || strings.Count(errOut, filepath.Base(last)) != 1 {
+		t.Errorf("list --wal with a truncated segment: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	out, errOut, code = sh.run(fmt.Sprintf(`sombra-backup restore --dir b --until %s --db cut.db`, until(3)))
+	if code != 4 || !strings.Contains(errOut, filepath.Base(last)) {
+		t.Errorf("restore over a truncated segment: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cut.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cut.db written (%v)", err)
+	}
 }
