@@ -361,16 +361,26 @@ func (a *Archive) Append(fileID uint64, src Source) (Result, error) {
 		}
 		todo = append(todo, t)
 	}
+	// A sealed segment records the digest of the one it follows. Best
+	// effort: a predecessor whose seal does not open (damaged, another key)
+	// is reported by every reader of it; the new segment starts a chain.
+	var prev []byte
+	if len(todo) > 0 && a.Sealed {
+		if p := predecessor(segs, fileID, todo[0].lsn); p != nil {
+			prev, _ = a.sealedDigest(*p)
+		}
+	}
 	// One segment per run of consecutive LSNs.
 	for len(todo) > 0 {
 		n := 1
 		for n < len(todo) && todo[n].lsn == todo[n-1].lsn+1 {
 			n++
 		}
-		name, frames, err := a.writeSegment(fileID, src, todo[:n])
+		name, frames, digest, err := a.writeSegment(fileID, src, todo[:n], prev)
 		if err != nil {
 			return res, err
 		}
+		prev = digest
 		if res.FirstLSN == 0 {
 			res.FirstLSN = todo[0].lsn
 		}
@@ -385,12 +395,15 @@ func (a *Archive) Append(fileID uint64, src Source) (Result, error) {
 
 func fmtTS(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 
-func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string, int, error) {
+// writeSegment writes txs as one segment and returns its name, its frame
+// count and, sealed, its digest; prev is the digest of the segment it
+// follows (nil: none).
+func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange, prev []byte) (string, int, []byte, error) {
 	ps := src.PageSize
 	tmp := filepath.Join(a.Dir, fmt.Sprintf(".segment-%d-%d.tmp", os.Getpid(), time.Now().UnixNano()))
 	f, err := a.FS.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return "", 0, fmt.Errorf("create %s: %w", tmp, err)
+		return "", 0, nil, fmt.Errorf("create %s: %w", tmp, err)
 	}
 	ok := false
 	defer func() {
@@ -423,21 +436,21 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string
 	for _, t := range txs {
 		TxHeader{LSN: t.lsn, CommitTS: t.ts, Frames: t.to - t.from}.encode(th[:])
 		if err := write(th[:]); err != nil {
-			return "", 0, fmt.Errorf("write %s: %w", tmp, err)
+			return "", 0, nil, fmt.Errorf("write %s: %w", tmp, err)
 		}
 		for i := t.from; i < t.to; i++ {
 			fr := src.Frames[i]
 			img := frame[wal.FrameHeaderSize:]
 			if src.Recheck {
 				if _, err := src.R.ReadAt(frame, wal.FrameOffset(ps, i)); err != nil {
-					return "", 0, fmt.Errorf("read %s frame %d: %w", src.Path, i, err)
+					return "", 0, nil, fmt.Errorf("read %s frame %d: %w", src.Path, i, err)
 				}
 				le := binary.LittleEndian
 				if le.Uint64(frame[40:]) != src.Header.Salt || common.PageID(le.Uint64(frame[0:])) != fr.Page || common.LSN(le.Uint64(frame[8:])) != fr.LSN {
-					return "", 0, fmt.Errorf("%s frame %d: %w", src.Path, i, ErrLogReset)
+					return "", 0, nil, fmt.Errorf("%s frame %d: %w", src.Path, i, ErrLogReset)
 				}
 			} else if err := wal.ReadPage(src.R, ps, i, img); err != nil {
-				return "", 0, err
+				return "", 0, nil, err
 			}
 			// The WAL of an encrypted database holds sealed images: they
 			// are archived as they are, once they open and check out.
@@ -448,59 +461,61 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange) (string
 			}
 			if !good || !page.Verify(pg) || page.LSN(pg) != fr.LSN {
 				if src.Recheck {
-					return "", 0, fmt.Errorf("%s frame %d: %w", src.Path, i, ErrLogReset)
+					return "", 0, nil, fmt.Errorf("%s frame %d: %w", src.Path, i, ErrLogReset)
 				}
-				return "", 0, &common.CorruptionError{Path: src.Path, Page: fr.Page, Offset: wal.FrameOffset(ps, i), Reason: fmt.Sprintf("checksum mismatch in WAL frame %d while archiving", i)}
+				return "", 0, nil, &common.CorruptionError{Path: src.Path, Page: fr.Page, Offset: wal.FrameOffset(ps, i), Reason: fmt.Sprintf("checksum mismatch in WAL frame %d while archiving", i)}
 			}
 			binary.LittleEndian.PutUint64(rec[0:], uint64(fr.Page))
 			binary.LittleEndian.PutUint32(rec[8:], common.ChecksumUpdate(common.Checksum(rec[:8]), img))
 			if err := write(rec); err != nil {
-				return "", 0, fmt.Errorf("write %s: %w", tmp, err)
+				return "", 0, nil, fmt.Errorf("write %s: %w", tmp, err)
 			}
 			if err := write(img); err != nil {
-				return "", 0, fmt.Errorf("write %s: %w", tmp, err)
+				return "", 0, nil, fmt.Errorf("write %s: %w", tmp, err)
 			}
 			frames++
 		}
 	}
 	w.Checksum = false
 	tb := trailer{frames: uint64(frames), bodySum: w.Sum, txs: uint32(len(txs))}.encode()
+	var sum []byte
 	if a.Sealed {
 		ab, err := newAuth(a.Cipher)
 		if err != nil {
-			return "", 0, err
+			return "", 0, nil, err
 		}
 		digest.Write(ab)
 		digest.Write(tb)
-		ab = append(ab, a.Cipher.Seal(AuthPageID, digest.Sum(nil))...)
+		sum = digest.Sum(nil)
+		ab = append(ab, sealDigests(a.Cipher, sum, prev)...)
 		if err := w.Write(ab); err != nil {
-			return "", 0, fmt.Errorf("write %s: %w", tmp, err)
+			return "", 0, nil, fmt.Errorf("write %s: %w", tmp, err)
 		}
 	}
 	if err := w.Write(tb); err != nil {
-		return "", 0, fmt.Errorf("write %s: %w", tmp, err)
+		return "", 0, nil, fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := w.Flush(); err != nil {
-		return "", 0, fmt.Errorf("write %s: %w", tmp, err)
+		return "", 0, nil, fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if _, err := f.WriteAt(hb, 0); err != nil {
-		return "", 0, fmt.Errorf("write %s: %w", tmp, err)
+		return "", 0, nil, fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
-		return "", 0, fmt.Errorf("fsync %s: %w", tmp, err)
+		return "", 0, nil, fmt.Errorf("fsync %s: %w", tmp, err)
 	}
 	if err := f.Close(); err != nil {
-		return "", 0, err
+		return "", 0, nil, err
 	}
 	name := SegmentName(h.FirstLSN, h.LastLSN)
 	if err := a.FS.Rename(tmp, filepath.Join(a.Dir, name)); err != nil {
-		return "", 0, fmt.Errorf("rename %s: %w", tmp, err)
+		return "", 0, nil, fmt.Errorf("rename %s: %w", tmp, err)
 	}
 	ok = true
 	if err := a.FS.SyncDir(a.Dir); err != nil {
-		return "", 0, fmt.Errorf("fsync %s: %w", a.Dir, err)
+		return "", 0, nil, fmt.Errorf("fsync %s: %w", a.Dir, err)
 	}
-	return name, frames, nil
+	return name, frames, sum, nil
 }
 
 // openImage opens the sealed image of page pg with c, copying it into buf
@@ -523,6 +538,61 @@ type segReader struct {
 	left   int
 	cipher Cipher // opens the frames of a sealed segment
 	opened []byte // reused for opened images
+	// digest and prev are a sealed segment's authenticated digest and
+	// that of the segment it follows (all zero: none).
+	digest, prev []byte
+}
+
+// predecessor returns the segment of fileID that ends at LSN first-1.
+func predecessor(segs []Segment, fileID uint64, first common.LSN) *Segment {
+	for i := range segs {
+		if segs[i].FileID == fileID && segs[i].LastLSN+1 == first {
+			return &segs[i]
+		}
+	}
+	return nil
+}
+
+// sealedDigest returns the digest sealed in s's authenticator, without
+// reading the rest of s: what a segment following s records.
+func (a *Archive) sealedDigest(s Segment) ([]byte, error) {
+	if !s.Sealed {
+		return nil, fmt.Errorf("%s: %w", s.Path, ErrMixed)
+	}
+	if a.Cipher == nil {
+		return nil, fmt.Errorf("%s: %w", s.Path, ErrKeyRequired)
+	}
+	f, err := a.FS.OpenFile(s.Path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ab := make([]byte, AuthSize)
+	if _, err := f.ReadAt(ab, s.bodyEnd()); err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.Path, err)
+	}
+	au, err := decodeAuth(ab)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Path, err)
+	}
+	if err := au.checkKey(a.Cipher); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Path, err)
+	}
+	d, _, ok := au.open(a.Cipher)
+	if !ok {
+		return nil, &common.CorruptionError{Path: s.Path, Page: 0, Offset: s.bodyEnd(), Reason: "sealed segment fails authentication (altered, cut short or replaced)"}
+	}
+	return d, nil
+}
+
+// checkFollows fails unless sealed segment r records prev (the digest of
+// the segment p before it) as its predecessor. A segment that records none
+// started a chain (archiving began there, or its predecessor was damaged).
+func (r *segReader) checkFollows(p *Segment, prev []byte) error {
+	if r.prev == nil || noPrev(r.prev) || sameDigest(r.prev, prev) {
+		return nil
+	}
+	return r.corrupt(r.seg.bodyEnd(), 0, fmt.Sprintf("sealed segment does not follow %s (from another history of the database?)", filepath.Base(p.Path)))
 }
 
 // openSegment opens s for reading. A sealed segment is authenticated as a
@@ -577,11 +647,14 @@ func (r *segReader) authenticate() error {
 		}
 		return fmt.Errorf("read %s: %w", s.Path, err)
 	}
-	h.Write(ab[:AuthSize-digestSize-cipherOverhead])
+	h.Write(ab[:8+page.KeyCheckSize])
 	h.Write(tb)
-	if !au.verify(r.cipher, h.Sum(nil)) {
+	sum := h.Sum(nil)
+	digest, prev, ok := au.open(r.cipher)
+	if !ok || !sameDigest(digest, sum) {
 		return r.corrupt(s.bodyEnd(), 0, "sealed segment fails authentication (altered, cut short or replaced)")
 	}
+	r.digest, r.prev = sum, prev
 	return nil
 }
 
@@ -782,6 +855,7 @@ func (a *Archive) iterate(fileID uint64, after common.LSN, afterTime int64, fn f
 		return err
 	}
 	cur, curTime := after, afterTime
+	var last *segReader // the sealed segment read before, authenticated
 	for _, s := range segs {
 		if s.FileID != fileID || s.LastLSN <= cur {
 			continue
@@ -792,6 +866,13 @@ func (a *Archive) iterate(fileID uint64, after common.LSN, afterTime int64, fn f
 		r, err := a.openSegment(s, true)
 		if err != nil {
 			return err
+		}
+		if s.Sealed {
+			if err := a.checkChain(r, segs, last); err != nil {
+				r.close()
+				return err
+			}
+			last = r
 		}
 		stop, err := func() (bool, error) {
 			defer r.close()
@@ -822,6 +903,27 @@ func (a *Archive) iterate(fileID uint64, after common.LSN, afterTime int64, fn f
 		}
 	}
 	return nil
+}
+
+// checkChain checks that sealed segment r follows its predecessor: last
+// when that is the one before it, else the predecessor in segs, which is
+// then authenticated as a whole (a replay that starts at r reads nothing
+// else of it). With no predecessor (pruned, or archiving began at r) there
+// is nothing to check.
+func (a *Archive) checkChain(r *segReader, segs []Segment, last *segReader) error {
+	if last != nil && last.seg.LastLSN+1 == r.seg.FirstLSN {
+		return r.checkFollows(&last.seg, last.digest)
+	}
+	p := predecessor(segs, r.seg.FileID, r.seg.FirstLSN)
+	if p == nil || noPrev(r.prev) {
+		return nil
+	}
+	pr, err := a.openSegment(*p, true)
+	if err != nil {
+		return err
+	}
+	pr.close()
+	return r.checkFollows(p, pr.digest)
 }
 
 // Verify reads a whole segment and checks every checksum, including the
@@ -875,6 +977,22 @@ func (a *Archive) Verify(s Segment) error {
 	}
 	if tr.bodySum != sum || int(tr.frames) != frames {
 		return r.corrupt(r.off, 0, "segment body checksum mismatch")
+	}
+	if !s.Sealed || noPrev(r.prev) {
+		return nil
+	}
+	// The predecessor's sealed digest is enough here: verifying the
+	// archive verifies the predecessor itself too.
+	segs, _, err := a.Segments()
+	if err != nil {
+		return err
+	}
+	if p := predecessor(segs, s.FileID, s.FirstLSN); p != nil {
+		d, err := a.sealedDigest(*p)
+		if err != nil {
+			return fmt.Errorf("check that %s follows %s: %w", filepath.Base(s.Path), filepath.Base(p.Path), err)
+		}
+		return r.checkFollows(p, d)
 	}
 	return nil
 }

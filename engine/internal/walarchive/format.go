@@ -43,18 +43,24 @@
 // sealed by the database's PageCipher (AES-256-GCM, page number as
 // additional data, a random nonce per seal). The CRCs above only catch
 // accidents, so a sealed segment also carries an authenticator between the
-// body and the trailer, 112 bytes:
+// body and the trailer, 144 bytes:
 //
 //	[0:8]    magic "SOMBRAWK"
 //	[8:52]   key check: the cipher's seal of page.KeyCheckText under
 //	         page.KeyCheckPageID (tells a wrong key from a damaged segment)
-//	[52:112] the cipher's seal, under AuthPageID, of the SHA-256 of the
-//	         header, the body, bytes [0:52] of this block and the trailer
+//	[52:144] the cipher's seal, under AuthPageID, of 64 bytes: the digest
+//	         (SHA-256 of the header, the body, bytes [0:52] of this block
+//	         and the trailer), then the digest of the segment this one
+//	         follows (the one ending at LSN first-1 when it was written;
+//	         zero when there was none)
 //
 // Nobody without the key can produce a seal that opens, so a segment whose
 // header, transaction headers, frames or trailer were altered, cut short,
 // or taken from another segment fails to authenticate; readers check it
-// before they use anything in the segment. The header, transaction headers
+// before they use anything in the segment. The predecessor's digest chains
+// the segments: one put in the place of another (a segment of the same
+// database and key from a history that diverged after a restore) does not
+// follow the segment before it. The header, transaction headers
 // and page numbers (LSNs, commit times, which pages changed) stay readable
 // without the key, as in the WAL itself; page contents do not.
 package walarchive
@@ -89,7 +95,7 @@ const (
 	cipherOverhead = 28
 	digestSize     = 32
 	// AuthSize is the size of a sealed segment's authenticator.
-	AuthSize = 8 + page.KeyCheckSize + digestSize + cipherOverhead
+	AuthSize = 8 + page.KeyCheckSize + 2*digestSize + cipherOverhead
 	// HeaderSize is the size of a segment header.
 	HeaderSize  = 64
 	txHdrSize   = 24
@@ -241,12 +247,12 @@ func SegmentName(first, last common.LSN) string {
 // auth is a decoded authenticator of a sealed segment.
 type auth struct {
 	keyCheck []byte // page.KeyCheckSize bytes
-	digest   []byte // sealed digest, digestSize+cipherOverhead bytes
+	sealed   []byte // sealed digests, 2*digestSize+cipherOverhead bytes
 }
 
 // newAuth returns the start of an authenticator: the magic and a fresh
-// key check; the sealed digest, which covers these bytes, is appended by
-// the writer.
+// key check; the sealed digests, which cover these bytes, are appended by
+// the writer (sealDigests).
 func newAuth(c Cipher) ([]byte, error) {
 	kc := c.Seal(page.KeyCheckPageID, []byte(page.KeyCheckText))
 	if c.Overhead() != cipherOverhead || len(kc) != page.KeyCheckSize {
@@ -257,13 +263,21 @@ func newAuth(c Cipher) ([]byte, error) {
 	return append(b, kc...), nil
 }
 
+// sealDigests seals a segment's digest and its predecessor's (nil: none).
+func sealDigests(c Cipher, digest, prev []byte) []byte {
+	pt := make([]byte, 2*digestSize)
+	copy(pt, digest)
+	copy(pt[digestSize:], prev)
+	return c.Seal(AuthPageID, pt)
+}
+
 // decodeAuth splits an authenticator. It never panics.
 func decodeAuth(b []byte) (auth, error) {
 	if len(b) != AuthSize || string(b[:8]) != authMagic {
 		return auth{}, fmt.Errorf("%w: sealed segment has no authenticator", ErrBadSegment)
 	}
 	kcEnd := 8 + page.KeyCheckSize
-	return auth{keyCheck: b[8:kcEnd], digest: b[kcEnd:]}, nil
+	return auth{keyCheck: b[8:kcEnd], sealed: b[kcEnd:]}, nil
 }
 
 // checkKey tells a wrong key from a damaged segment.
@@ -274,8 +288,17 @@ func (a auth) checkKey(c Cipher) error {
 	return nil
 }
 
-// verify opens the sealed digest and compares it with want.
-func (a auth) verify(c Cipher, want []byte) bool {
-	got, err := c.Open(AuthPageID, a.digest)
-	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
+// open returns the sealed digest and predecessor digest (all zero: none).
+func (a auth) open(c Cipher) (digest, prev []byte, ok bool) {
+	pt, err := c.Open(AuthPageID, a.sealed)
+	if err != nil || len(pt) != 2*digestSize {
+		return nil, nil, false
+	}
+	return pt[:digestSize], pt[digestSize:], true
 }
+
+// noPrev reports whether a predecessor digest says "none".
+func noPrev(prev []byte) bool { return subtle.ConstantTimeCompare(prev, make([]byte, digestSize)) == 1 }
+
+// sameDigest compares two digests.
+func sameDigest(a, b []byte) bool { return len(a) == digestSize && subtle.ConstantTimeCompare(a, b) == 1 }

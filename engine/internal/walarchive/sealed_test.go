@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
@@ -329,4 +330,120 @@ func FuzzSealedSegment(f *testing.F) {
 			_, _, _ = a.CommitTime(s.FileID, s.FirstLSN+1)
 		}
 	})
+}
+
+// A sealed segment records the digest of the one before it, so a segment
+// of the same database and key from a history that diverged (a copy of the
+// file written differently) put in the place of the right one is found:
+// the segment after it does not follow it.
+func TestSealedSegmentChain(t *testing.T) {
+	tmp := t.TempDir()
+	c := testCipher(t, 7)
+	cfg := engine.Config{Encryption: c, WALAutoCheckpoint: -1}
+	put := func(db *engine.DB, n int, label string) {
+		for i := 0; i < n; i++ {
+			if err := db.Update(func(tx *engine.Tx) error { _, err := tx.CreateNode(label, nil); return err }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	archiveNow := func(db *engine.DB, dir string) walarchive.Result {
+		p := db.Pager()
+		r, err := walarchive.New(vfs.OS, dir).SealedWith(p.Cipher()).ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+		if err != nil || len(r.Segments) != 1 {
+			t.Fatalf("archive: %+v, %v", r, err)
+		}
+		return r
+	}
+	dirA, dirB := filepath.Join(tmp, "walA"), filepath.Join(tmp, "walB")
+	pathA, pathB := filepath.Join(tmp, "a.db"), filepath.Join(tmp, "b.db")
+	dbA, err := engine.OpenWithConfig(pathA, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(dbA, 5, "A")
+	first := archiveNow(dbA, dirA) // LSNs 1-5
+	fileID := dbA.Pager().FileID()
+	if err := dbA.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// b.db: the same file (id, key, LSN 5) from here on written otherwise,
+	// archiving into its own directory that starts with the common segment.
+	b, err := os.ReadFile(pathA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pathB, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seg0, err := os.ReadFile(filepath.Join(dirA, first.Segments[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dirB, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirB, first.Segments[0]), seg0, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dbB, err := engine.OpenWithConfig(pathB, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dbB.Close()
+	put(dbB, 3, "B")
+	forked := archiveNow(dbB, dirB) // LSNs 6-8, history B
+	dbA, err = engine.OpenWithConfig(pathA, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dbA.Close()
+	put(dbA, 3, "A")
+	mid := archiveNow(dbA, dirA) // LSNs 6-8, history A
+	put(dbA, 2, "A")
+	archiveNow(dbA, dirA) // LSNs 9-10
+	if forked.Segments[0] != mid.Segments[0] {
+		t.Fatalf("the histories' segments cover other LSNs: %v %v", forked.Segments, mid.Segments)
+	}
+	a := walarchive.New(vfs.OS, dirA).SealedWith(c)
+	replay := func() error {
+		return a.Replay(fileID, 0, 10, func(walarchive.TxHeader, common.PageID, []byte) error { return nil }, nil)
+	}
+	if err := replay(); err != nil {
+		t.Fatalf("intact archive: %v", err)
+	}
+	// History B's 6-8 in the place of A's: it authenticates on its own and
+	// follows 1-5, but 9-10 does not follow it.
+	bseg, err := os.ReadFile(filepath.Join(dirB, forked.Segments[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirA, mid.Segments[0]), bseg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ce *common.CorruptionError
+	if err := replay(); !errors.As(err, &ce) || !strings.Contains(err.Error(), "does not follow") {
+		t.Fatalf("replay over a segment of another history: %v", err)
+	}
+	segs, _, err := a.Segments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, s := range segs {
+		if err := a.Verify(s); err != nil {
+			failed++
+			if !strings.Contains(err.Error(), "does not follow") {
+				t.Errorf("verify %s: %v", s.Path, err)
+			}
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("verify: %d segments failed, want the one after the spliced one", failed)
+	}
+	// Replay that starts after the spliced segment checks it too (the
+	// predecessor of the first replayed segment is authenticated).
+	if err := a.Replay(fileID, 8, 10, func(walarchive.TxHeader, common.PageID, []byte) error { return nil }, nil); !errors.As(err, &ce) {
+		t.Fatalf("replay from LSN 8: %v", err)
+	}
 }
