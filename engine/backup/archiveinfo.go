@@ -89,8 +89,8 @@ type ArchiveVerifyResult struct {
 // (Options.Encryption, default the engine's fallback key). It also reports
 // gaps between the segments of one database.
 //
-// The error is a *engine.CorruptionError (matching engine.ErrCorrupt) for
-// the first damaged segment; or ErrCannotVerify, with ErrKeyRequired or a
+// The error matches engine.ErrCorrupt for the first damaged segment (a
+// *engine.CorruptionError naming the file for damage inside one); or ErrCannotVerify, with ErrKeyRequired or a
 // wrong-key error inside (matching engine.ErrEncryption), when sealed
 // segments could not be checked for want of the right key: that says
 // nothing about them. Corruption outranks a missing key.
