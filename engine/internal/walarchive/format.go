@@ -301,4 +301,6 @@ func (a auth) open(c Cipher) (digest, prev []byte, ok bool) {
 func noPrev(prev []byte) bool { return subtle.ConstantTimeCompare(prev, make([]byte, digestSize)) == 1 }
 
 // sameDigest compares two digests.
-func sameDigest(a, b []byte) bool { return len(a) == digestSize && subtle.ConstantTimeCompare(a, b) == 1 }
+func sameDigest(a, b []byte) bool {
+	return len(a) == digestSize && subtle.ConstantTimeCompare(a, b) == 1
+}
