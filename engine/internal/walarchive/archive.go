@@ -431,7 +431,7 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange, prev []
 	frame := make([]byte, fsz)
 	var rec = make([]byte, frameHdr)
 	var th [txHdrSize]byte
-	var opened []byte
+	var scratch []byte
 	frames := 0
 	for _, t := range txs {
 		TxHeader{LSN: t.lsn, CommitTS: t.ts, Frames: t.to - t.from}.encode(th[:])
@@ -456,8 +456,7 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange, prev []
 			// are archived as they are, once they open and check out.
 			pg, good := img, true
 			if a.Sealed && fr.Page != 0 {
-				opened, good = openImage(a.Cipher, fr.Page, img, opened)
-				pg = opened
+				pg, good = openImage(a.Cipher, fr.Page, img, &scratch)
 			}
 			if !good || !page.Verify(pg) || page.LSN(pg) != fr.LSN {
 				if src.Recheck {
@@ -518,26 +517,23 @@ func (a *Archive) writeSegment(fileID uint64, src Source, txs []txRange, prev []
 	return name, frames, sum, nil
 }
 
-// openImage opens the sealed image of page pg with c, copying it into buf
-// (reused) first, and reports whether it opened.
-func openImage(c Cipher, pg common.PageID, img, buf []byte) ([]byte, bool) {
-	// A copy: a PageCipher may open in place, and img is what is stored.
-	buf = append(buf[:0], img...)
-	b, err := c.Open(uint64(pg), buf)
-	if err != nil || len(b) != len(img)-c.Overhead() {
-		return buf, false
-	}
-	return b, true
+// openImage opens the sealed image of page pg with c and reports whether
+// it opened. It opens a copy in *scratch (reused): a PageCipher may open in
+// place, and img is what is stored.
+func openImage(c Cipher, pg common.PageID, img []byte, scratch *[]byte) ([]byte, bool) {
+	*scratch = append((*scratch)[:0], img...)
+	b, err := c.Open(uint64(pg), *scratch)
+	return b, err == nil && len(b) == len(img)-c.Overhead()
 }
 
 // segReader reads a segment's transactions in order.
 type segReader struct {
-	f      vfs.File
-	seg    Segment
-	off    int64
-	left   int
-	cipher Cipher // opens the frames of a sealed segment
-	opened []byte // reused for opened images
+	f       vfs.File
+	seg     Segment
+	off     int64
+	left    int
+	cipher  Cipher // opens the frames of a sealed segment
+	scratch []byte // reused to open images
 	// digest and prev are a sealed segment's authenticated digest and
 	// that of the segment it follows (all zero: none).
 	digest, prev []byte
@@ -715,10 +711,9 @@ func (r *segReader) frames(t TxHeader, buf []byte, fn func(common.PageID, []byte
 		plain := img
 		if r.cipher != nil && pg != 0 {
 			var good bool
-			if r.opened, good = openImage(r.cipher, pg, img, r.opened); !good {
+			if plain, good = openImage(r.cipher, pg, img, &r.scratch); !good {
 				return r.corrupt(r.off, pg, fmt.Sprintf("sealed page image does not open (LSN %d)", t.LSN))
 			}
-			plain = r.opened
 		}
 		if !page.Verify(plain) || page.LSN(plain) != t.LSN {
 			return r.corrupt(r.off, pg, fmt.Sprintf("page image invalid (LSN %d)", t.LSN))
