@@ -65,10 +65,10 @@ func TestToolsSealedArchivePointInTime(t *testing.T) {
 
 	var list struct {
 		Segments []struct {
-			Name   string `json:"name"`
-			Path   string `json:"path"`
-			Sealed bool   `json:"sealed"`
-			Error  string `json:"error"`
+			Name   string  `json:"name"`
+			Path   string  `json:"path"`
+			Sealed bool    `json:"sealed"`
+			Error  *string `json:"error"`
 		} `json:"segments"`
 	}
 	// Listing needs no key.
@@ -83,7 +83,7 @@ func TestToolsSealedArchivePointInTime(t *testing.T) {
 		if !filepath.IsAbs(s.Path) {
 			s.Path = filepath.Join(dir, s.Path)
 		}
-		if !s.Sealed || s.Error != "" {
+		if !s.Sealed || s.Error != nil {
 			t.Fatalf("segment %+v: want sealed and readable", s)
 		}
 		b, err := os.ReadFile(s.Path)

@@ -18,12 +18,12 @@ type VerifyWALResult struct {
 	OK            bool   `json:"ok"`
 	// Verdict is "ok", "damaged", or "could not verify" (sealed segments
 	// without their key: not a verdict on them).
-	Verdict    string           `json:"verdict"`
-	Verified   int              `json:"verified"`
-	Segments   []bk.SegmentInfo `json:"segments"`
-	Gaps       []string         `json:"gaps"`
-	Error      *string          `json:"error"`
-	DurationMS float64          `json:"duration_ms"`
+	Verdict    string       `json:"verdict"`
+	Verified   int          `json:"verified"`
+	Segments   []WALSegment `json:"segments"`
+	Gaps       []string     `json:"gaps"`
+	Error      *string      `json:"error"`
+	DurationMS float64      `json:"duration_ms"`
 }
 
 // RunVerifyWAL verifies the WAL archive of opts.Dir and prints the outcome.
@@ -39,10 +39,7 @@ func RunVerifyWAL(opts *VerifyOptions) error {
 		return classify(verr)
 	}
 	res := VerifyWALResult{SchemaVersion: cli.SchemaVersion, Dir: opts.Dir, ArchiveDir: v.Dir, OK: verr == nil,
-		Verified: v.Verified, Segments: v.Segments, Gaps: nonNil(v.Gaps), DurationMS: ms(o.Clock.Since(start))}
-	if res.Segments == nil {
-		res.Segments = []bk.SegmentInfo{}
-	}
+		Verified: v.Verified, Segments: walSegments(v.Segments), Gaps: nonNil(v.Gaps), DurationMS: ms(o.Clock.Since(start))}
 	res.Verdict = "ok"
 	if verr != nil {
 		msg := verr.Error()
@@ -90,8 +87,8 @@ func verifyWALSummary(h *cli.Human, r VerifyWALResult) {
 		{"duration", cli.FormatDuration(msDuration(r.DurationMS))},
 	})
 	for _, s := range r.Segments {
-		if s.Error != "" {
-			h.Line("%s %s", h.Bad("segment:"), s.Error)
+		if s.Error != nil {
+			h.Line("%s %s", h.Bad("segment:"), *s.Error)
 		}
 	}
 	for _, g := range r.Gaps {
