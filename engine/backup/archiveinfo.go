@@ -87,7 +87,8 @@ type ArchiveVerifyResult struct {
 // checksum and LSN; a sealed segment (of an encrypted database) is first
 // authenticated as a whole and its pages opened, which needs the key
 // (Options.Encryption, default the engine's fallback key). It also reports
-// gaps between the segments of one database.
+// gaps between the segments of one database. An archive with no segment
+// (or no directory) is engine.ErrNotFound.
 //
 // The error matches engine.ErrCorrupt for the first damaged segment (a
 // *engine.CorruptionError naming the file for damage inside one); or ErrCannotVerify, with ErrKeyRequired or a
@@ -112,6 +113,10 @@ func VerifyArchive(ctx context.Context, dir string, opts Options) (*ArchiveVerif
 	segs, bad, err := arch.Segments()
 	if err != nil {
 		return nil, err
+	}
+	if len(segs)+len(bad) == 0 {
+		// Nothing checked is no verdict (a wrong --dir, archiving never on).
+		return nil, fmt.Errorf("%s holds no WAL archive segments: %w", res.Dir, engine.ErrNotFound)
 	}
 	var corrupt, keyErr error
 	last := map[uint64]walarchive.Segment{}

@@ -49,6 +49,9 @@ func walSegments(segs []bk.SegmentInfo) []WALSegment {
 // no key: sealed segments are listed from their headers.
 func RunListWAL(opts *ListOptions) error {
 	o := opts.Root
+	if _, err := listDir(o, opts.Dir); err != nil {
+		return err // no such backup directory, said as list says it
+	}
 	archDir, segs, err := bk.ListArchive(opts.Dir, engineOptions(o))
 	if err != nil {
 		return err
