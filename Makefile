@@ -2,7 +2,7 @@
 # with only Go installed (and jq for the CLI pipe tests, which .ci/run installs).
 GO       ?= go
 BIN      ?= bin
-TOOLS    := sombra-backup sombra-checkpoint sombra-compact sombra-health-check sombra-info sombra-repair
+TOOLS    := sombra-backup sombra-checkpoint sombra-compact sombra-health-check sombra-info sombra-repair sombra-server
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 # SOURCE_DATE_EPOCH (reproducible builds) fixes the build date when set.
@@ -15,7 +15,7 @@ DEMO     ?= demo
 FUZZTIME ?= 30s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build install test test-race fuzz bench bench-peers demo man man-check lint cross ci clean crash-long
+.PHONY: all build install test test-race fuzz bench bench-peers demo demo-cluster nats-server man man-check lint cross ci clean crash-long
 
 all: build
 
@@ -79,6 +79,17 @@ demo: build
 	cat $(DEMO)/maintenance.log
 	$(BIN)/sombra-info --db $(DEMO)/graph.db
 	$(BIN)/sombra-backup list --dir $(DEMO)/backups
+
+# Beyond one machine: nats-server (built from the module's own dependency)
+# and three sombra-server instances on loopback; writes through
+# cluster.LoadBalancer, SIGKILL of the primary, failover (README).
+DEMO_CLUSTER ?= demo-cluster
+demo-cluster: build nats-server
+	$(GO) run ./scripts/democluster -bin $(BIN) -dir $(DEMO_CLUSTER)
+
+nats-server:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
 # Install the tools, their man pages and shell completions (bash, zsh, fish)
 # under $(DESTDIR)$(PREFIX): make install PREFIX=$$HOME/.local

@@ -31,9 +31,6 @@ func (db *DB) SetWALArchiveDir(dir string) error { return db.setWALArchiveDir(db
 
 func (db *DB) setWALArchiveDir(user, dir string) error {
 	val := []byte(nil)
-	if dir != "" && db.p.Encrypted() {
-		return fmt.Errorf("%s: WAL archiving of an encrypted database is not supported: %w", db.p.Path(), ErrEncryption)
-	}
 	if dir != "" {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -168,7 +165,7 @@ func (db *DB) installArchiveHook() error {
 		if dir == "" {
 			return nil
 		}
-		res, err := walarchive.New(db.cfg.FS, dir).ArchiveIndex(p.FileID(), ix, f, pageSize, p.WALPath())
+		res, err := walarchive.New(db.cfg.FS, dir).SealedWith(p.Cipher()).ArchiveIndex(p.FileID(), ix, f, pageSize, p.WALPath())
 		if err != nil {
 			db.log.Error("WAL archiving failed; the archive will have a gap", "path", p.Path(), "dir", dir, "err", err)
 			return nil

@@ -544,20 +544,10 @@ func (tx *Tx) NodesByProperty(key string, v PropertyValue) ([]NodeID, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []NodeID
 	if !idx[key] {
-		err := tx.scan(page.RootNodes, nil, func(k, val []byte) (bool, error) {
-			n, err := record.DecodeNode(val)
-			if err != nil {
-				return false, &CorruptionError{Path: tx.db.p.Path(), Offset: -1, Reason: err.Error()}
-			}
-			if pv, ok := n.Props[key]; ok && pv.Equal(v) {
-				out = append(out, NodeID(binary.BigEndian.Uint64(k)))
-			}
-			return true, nil
-		})
-		return out, err
+		return tx.scanNodesWhere(key, v.Equal)
 	}
+	var out []NodeID
 	prefix := propPrefix(key, v)
 	err = tx.scan(page.RootProps, prefix, func(k, _ []byte) (bool, error) {
 		if len(k) == len(prefix)+8 {

@@ -26,7 +26,11 @@ type Tx struct {
 	meta   *page.Meta
 	closed bool
 	begun  time.Time
-	sec    txSec // user, access control and audit hooks (engine/access.go)
+	// commitLSN is the LSN Commit gave the transaction (0 before, or
+	// when it wrote nothing): what a server hands back for
+	// read-your-writes.
+	commitLSN uint64
+	sec       txSec // user, access control and audit hooks (engine/access.go)
 
 	indexes map[string]bool    // property indexes, loaded on first use
 	counts  map[countKey]int64 // catalog counter deltas, applied at commit
@@ -149,6 +153,7 @@ func (tx *Tx) Commit() error {
 		tx.db.log.Error("commit failed", "path", tx.db.p.Path(), "err", err)
 		return fmt.Errorf("commit: %w", err)
 	}
+	tx.commitLSN = uint64(info.LSN)
 	tx.db.metrics.recordCommit(d, info.Frames)
 	s := tx.db.p.Shm() // database-wide counters (engine/dbmetrics.go)
 	s.Add(shm.CtrCommits, 1)
@@ -190,6 +195,12 @@ func (tx *Tx) Rollback() error {
 
 // LSN returns the LSN of the last transaction visible to tx.
 func (tx *Tx) LSN() uint64 { return uint64(tx.meta.LastLSN) }
+
+// CommitLSN returns the LSN a successful Commit gave this write
+// transaction: a reader that waits until a replica applied it sees the
+// write. It is 0 before Commit; a transaction that changed nothing gets
+// the LSN it saw.
+func (tx *Tx) CommitLSN() uint64 { return tx.commitLSN }
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 

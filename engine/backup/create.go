@@ -165,7 +165,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 	}
 	arch := (*walarchive.Archive)(nil)
 	if archDir != "" {
-		arch = walarchive.New(o.FS, archDir)
+		arch = walarchive.New(o.FS, archDir).SealedWith(p.Cipher())
 		ar, err := arch.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 		if err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("archive WAL: %v", err))

@@ -2,9 +2,7 @@ package backup
 
 import (
 	"errors"
-	"fmt"
 
-	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/walarchive"
 )
 
@@ -47,6 +45,16 @@ var (
 	// ErrTimeline is returned when the database has diverged from the
 	// archived history (it was restored to an earlier point and written).
 	ErrTimeline = walarchive.ErrTimeline
+	// ErrMixedArchive is returned when the WAL archive and the backup chain
+	// (or the database) are not both sealed or both plaintext, or the
+	// archive mixes both for one database: an encrypted file takes sealed
+	// pages only, a plaintext file plaintext ones. It matches
+	// engine.ErrEncryption too.
+	ErrMixedArchive = walarchive.ErrMixed
+	// ErrKeyRequired is returned when sealed archive segments are to be
+	// read or verified without the database's key (Options.Encryption,
+	// SOMBRA_ENCRYPTION_KEY). It matches engine.ErrEncryption too.
+	ErrKeyRequired = walarchive.ErrKeyRequired
 )
 
 // UnreachableError is ErrUnreachable with the backup that can be restored
@@ -75,9 +83,3 @@ func (e *gapError) Error() string {
 func (e *gapError) Is(target error) bool { return target == ErrArchiveGap }
 
 func (e *gapError) Unwrap() error { return e.GapError }
-
-// errEncrypted is returned by WAL archiving of an encrypted database,
-// which this version does not support (full backups are: sealed pages).
-func errEncrypted(path string) error {
-	return fmt.Errorf("%s: WAL archiving of an encrypted database is not supported (full backups are, and stay encrypted): %w", path, engine.ErrEncryption)
-}

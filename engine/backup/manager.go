@@ -127,7 +127,8 @@ type Options struct {
 	// environment).
 	S3 S3Config
 	// Encryption is the key of a sealed backup (one of an encrypted
-	// database), needed to verify and restore it; default: the engine's
+	// database), needed to verify and restore it, and to replay or verify
+	// the sealed segments of its WAL archive; default: the engine's
 	// fallback key (engine.SetFallbackEncryption, which the tools set from
 	// SOMBRA_ENCRYPTION_KEY). Taking a backup needs no key beyond the open
 	// database's: its pages are copied sealed as they are.

@@ -64,9 +64,6 @@ func (m *BackupManager) ArchiveWAL() (*ArchiveResult, error) {
 		return nil, err
 	}
 	p := handle.Pager(m.db)
-	if p.Encrypted() {
-		return nil, errEncrypted(p.Path())
-	}
 	if dir == "" {
 		dir = m.opts.archiveDir(m.dir)
 		if url := m.opts.remoteArchiveOf(m.dir); url != "" {
@@ -75,7 +72,7 @@ func (m *BackupManager) ArchiveWAL() (*ArchiveResult, error) {
 			}
 		}
 	}
-	r, err := walarchive.New(m.opts.FS, dir).ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
+	r, err := walarchive.New(m.opts.FS, dir).SealedWith(p.Cipher()).ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +201,9 @@ func ReplayWALUntilContext(ctx context.Context, dir, targetDB string, t time.Tim
 	if err := checkNotInterrupted(o.FS, targetDB); err != nil {
 		return nil, err
 	}
-	p, err := pager.Open(targetDB, pager.Options{FS: o.FS, CacheBytes: 1 << 20, BusyTimeout: o.BusyTimeout, Logger: o.Logger})
+	// An encrypted target opens with the key sealed backups are restored
+	// with; a plaintext one ignores it.
+	p, err := pager.Open(targetDB, pager.Options{FS: o.FS, CacheBytes: 1 << 20, BusyTimeout: o.BusyTimeout, Logger: o.Logger, Fallback: o.cipher()})
 	if err != nil {
 		return nil, err
 	}
@@ -229,17 +228,16 @@ func ReplayWALUntilContext(ctx context.Context, dir, targetDB string, t time.Tim
 	}
 	defer f.Close()
 	archDir := o.archiveDir(dir)
-	if IsRemote(archDir) {
-		local, cleanup, err := o.stageDir("replay")
-		if err != nil {
-			return nil, err
-		}
-		defer cleanup()
-		if archDir, err = stageArchive(o, archDir, local); err != nil {
-			return nil, err
-		}
+	archDir, cleanup, err := o.localArchive(archDir, "replay")
+	if err != nil {
+		return nil, err
 	}
-	res, err := replayInto(o, walarchive.New(o.FS, archDir), f, targetDB, meta, t)
+	defer cleanup()
+	arch := walarchive.New(o.FS, archDir).SealedWith(p.Cipher())
+	if err := checkArchiveKind(arch, meta.FileID, targetDB); err != nil {
+		return nil, err
+	}
+	res, err := replayInto(o, arch, f, targetDB, meta, t)
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +248,29 @@ func ReplayWALUntilContext(ctx context.Context, dir, targetDB string, t time.Tim
 		return nil, err
 	}
 	return res, nil
+}
+
+// checkArchiveKind fails with ErrMixedArchive when arch holds a segment of
+// database fileID that is not of the database's kind (sealed for an
+// encrypted one, plaintext otherwise; what names the database or backup),
+// so that no replay starts that would have to stop there.
+func checkArchiveKind(arch *walarchive.Archive, fileID uint64, what string) error {
+	segs, _, err := arch.Segments()
+	if err != nil {
+		return err
+	}
+	for _, s := range segs {
+		if s.FileID != fileID {
+			continue
+		}
+		if s.Sealed != arch.Sealed {
+			if arch.Sealed {
+				return fmt.Errorf("%s is sealed (encrypted database) but %s is plaintext: %w", what, s.Path, ErrMixedArchive)
+			}
+			return fmt.Errorf("%s is plaintext but %s is sealed (encrypted database): %w", what, s.Path, ErrMixedArchive)
+		}
+	}
+	return nil
 }
 
 func replayInto(o Options, arch *walarchive.Archive, f vfs.File, path string, meta *page.Meta, t time.Time) (*ReplayResult, error) {
@@ -296,6 +317,15 @@ func replayInto(o Options, arch *walarchive.Archive, f vfs.File, path string, me
 	if next != 0 {
 		res.NextCommit = timePtr(next)
 	} else {
+		// A segment cut short or damaged at the end of the archive is not
+		// a gap (nothing follows it), yet it may hold the transactions up
+		// to t: stopping here would quietly restore an earlier point.
+		if _, bad, err := arch.Segments(); err != nil {
+			return nil, err
+		} else if len(bad) > 0 {
+			return nil, fmt.Errorf("the archive %s ends at LSN %d (%s) but holds a damaged segment, which may hold later transactions (%v): restore to an earlier point in time, or move the segment away to accept the end: %w",
+				arch.Dir, stop, fmtTime(stopTS), bad[0].Err, common.ErrCorrupt)
+		}
 		res.ArchiveEnd = true
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the archive %s ends at LSN %d (%s): commits after it, if any, were not archived yet",
 			arch.Dir, stop, fmtTime(stopTS)))
@@ -424,18 +454,22 @@ func RestoreToTimeContext(ctx context.Context, dir string, t time.Time, target s
 		defer cleanup()
 		src = local
 	}
-	if IsRemote(archDir) {
-		local, cleanup, err := o.stageDir("pitr-wal")
-		if err != nil {
-			return nil, err
-		}
-		defer cleanup()
-		if archDir, err = stageArchive(o, archDir, local); err != nil {
-			return nil, err
-		}
+	archDir, cleanup, err := o.localArchive(archDir, "pitr-wal")
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	chain, err := loadChain(o.FS, src, best.Name)
 	if err != nil {
+		return nil, err
+	}
+	// The archive of a sealed chain is sealed with the same key; refused
+	// before anything is written when either is the other kind.
+	arch := walarchive.New(o.FS, archDir)
+	if last := chain[len(chain)-1].hdr; last.Sealed {
+		arch.Sealed, arch.Cipher = true, o.cipher()
+	}
+	if err := checkArchiveKind(arch, chain[0].hdr.FileID, "backup "+best.Name); err != nil {
 		return nil, err
 	}
 	if err := vfs.MkdirAllDurable(o.FS, filepath.Dir(target)); err != nil {
@@ -465,7 +499,7 @@ func RestoreToTimeContext(ctx context.Context, dir string, t time.Time, target s
 		}
 		po.Progress = func(done, total int64) { o.Progress(chainBytes+done, chainBytes+total) }
 	}
-	rr, err := replayInto(po, walarchive.New(o.FS, archDir), f, target, meta, t)
+	rr, err := replayInto(po, arch, f, target, meta, t)
 	var ge *gapError
 	if errors.As(err, &ge) {
 		// Name the nearest restorable point after the hole, if a backup

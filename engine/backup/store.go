@@ -220,6 +220,23 @@ func (o Options) stageDir(what string) (string, func(), error) {
 	return d, func() { os.RemoveAll(d) }, nil
 }
 
+// localArchive returns archDir itself, or, when it is on object storage, a
+// local copy of its segments, which cleanup removes.
+func (o Options) localArchive(archDir, what string) (string, func(), error) {
+	if !IsRemote(archDir) {
+		return archDir, func() {}, nil
+	}
+	local, cleanup, err := o.stageDir(what)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := stageArchive(o, archDir, local); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return local, cleanup, nil
+}
+
 // stageChain downloads backup name of the remote directory dir and every
 // backup it depends on into a local temporary directory, and returns it.
 // The chain is read from the remote headers first (ranged GETs), so only

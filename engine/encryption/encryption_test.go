@@ -430,10 +430,6 @@ func TestSealedBackup(t *testing.T) {
 	if _, err := backup.Verify(bdir, "full", o); !errors.Is(err, engine.ErrCorrupt) {
 		t.Fatalf("damaged sealed page: %v", err)
 	}
-	// WAL archiving (and so point-in-time restore) stays refused.
-	if err := db.SetWALArchiveDir(filepath.Join(dir, "arch")); !errors.Is(err, engine.ErrEncryption) {
-		t.Fatalf("WAL archiving of an encrypted database: %v", err)
-	}
 }
 
 func TestSalvage(t *testing.T) {

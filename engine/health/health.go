@@ -76,6 +76,7 @@ const (
 	CheckBackupAge      = "backup_age"
 	CheckVerifiedBackup = "verified_backup_age"
 	CheckFullVerify     = "full_verification_age"
+	// CheckReplication is in replication.go.
 )
 
 // Check is one health indicator.
@@ -174,6 +175,8 @@ type Options struct {
 	// succeeded (from the backup catalog) must be younger than BackupAge.
 	BackupDir string
 	BackupAge time.Duration
+	// ReplicationLag: a replica lagging more is degraded (default 10s).
+	ReplicationLag time.Duration
 	// ListBackups reads the backup catalog (default backup.ListBackups).
 	ListBackups func(dir string) ([]backup.BackupInfo, error)
 	// BusyTimeout is how long to wait to open a database that compaction
@@ -196,6 +199,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.SamplePages <= 0 {
 		o.SamplePages = DefaultSamplePages
+	}
+	if o.ReplicationLag <= 0 {
+		o.ReplicationLag = DefaultReplicationLag
 	}
 	if o.FullVerifyAge <= 0 {
 		o.FullVerifyAge = DefaultFullVerifyAge
@@ -274,6 +280,9 @@ func CheckFileContext(ctx context.Context, path string, opts Options) (*Report, 
 		}
 	}
 	rep.add(diskCheck(path, opts))
+	if c, ok := replicationCheck(path, opts); ok {
+		rep.add(c)
+	}
 	if opts.BackupDir != "" {
 		rep.add(backupCheck(opts))
 		if _, err := os.Stat(opts.BackupDir); err == nil {

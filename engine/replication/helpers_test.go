@@ -11,26 +11,13 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/internal/natstest"
 )
 
-// startNATS runs a real NATS server with JetStream in the test process,
-// on a loopback port (random when port is 0), storing in dir.
+// startNATS runs a real NATS server with JetStream in the test process
+// (internal/natstest), on a loopback port (random when port is 0).
 func startNATS(t testing.TB, dir string, port int) *server.Server {
-	t.Helper()
-	if port == 0 {
-		port = server.RANDOM_PORT
-	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir,
-		NoLog: true, NoSigs: true, ServerName: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server did not start")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	return natstest.Start(t, dir, port)
 }
 
 // member is one open node of a replicated set.

@@ -35,9 +35,10 @@ type Node struct {
 	db     *engine.DB
 	fileID uint64
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	ctx        context.Context
+	cancel     context.CancelFunc
+	done       chan struct{}
+	statusDone chan struct{} // statusfile.go's loop ended (file removed)
 
 	mu          sync.Mutex
 	cond        *sync.Cond // queue and role changes
@@ -184,6 +185,8 @@ func (n *Node) Start(db *engine.DB) error {
 	n.applied = lsn
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	go n.run()
+	n.statusDone = make(chan struct{})
+	go func() { defer close(n.statusDone); n.statusFileLoop() }()
 	if n.cfg.Role != Primary {
 		return nil
 	}
@@ -248,11 +251,17 @@ func (n *Node) BeforeCommit() error {
 }
 
 func (n *Node) primaryDesc() string {
+	return Status{PrimaryAddr: n.primaryAddr, PrimaryNode: n.primaryNode}.Primary()
+}
+
+// Primary names the primary: its address, else its node name, else
+// "unknown".
+func (s Status) Primary() string {
 	switch {
-	case n.primaryAddr != "":
-		return n.primaryAddr
-	case n.primaryNode != "":
-		return n.primaryNode
+	case s.PrimaryAddr != "":
+		return s.PrimaryAddr
+	case s.PrimaryNode != "":
+		return s.PrimaryNode
 	}
 	return "unknown"
 }
@@ -331,6 +340,7 @@ func (n *Node) Close() error {
 	n.cond.Broadcast()
 	n.mu.Unlock()
 	<-n.done
+	<-n.statusDone
 	n.mu.Lock()
 	primary, rev, left := n.role == rolePrimary, n.leaseRev, len(n.queue)
 	n.mu.Unlock()
@@ -361,6 +371,9 @@ type Status struct {
 	Lag         time.Duration `json:"lag_ns"`      // replica: commit-to-apply delay of the last applied transaction; while messages are pending, at least the age of that commit
 	LastCommit  time.Time     `json:"last_commit"`
 	Err         string        `json:"error,omitempty"`
+	// Disconnected: the node has lost its NATS connection, so a
+	// replica's lag says nothing about what it is missing.
+	Disconnected bool `json:"disconnected,omitempty"`
 }
 
 // Status reports the node's state.
@@ -369,6 +382,7 @@ func (n *Node) Status() Status {
 	defer n.mu.Unlock()
 	st := Status{Node: n.cfg.Node, Role: n.role, Mode: n.cfg.Mode.String(), PrimaryNode: n.primaryNode, PrimaryAddr: n.primaryAddr,
 		AppliedLSN: n.applied, LastCommit: n.lastCommit}
+	st.Disconnected = n.nc != nil && !n.nc.IsConnected()
 	if n.role == rolePrimary {
 		st.StreamSeq, st.Pending = n.lastSeq, uint64(len(n.queue))
 		st.PrimaryNode, st.PrimaryAddr = n.cfg.Node, n.cfg.Address

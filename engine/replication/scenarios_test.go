@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/handle"
+	"github.com/sombradb/sombra/internal/natstest"
 )
 
 // A transaction larger than a NATS message goes out in parts and is
@@ -96,14 +96,7 @@ func TestReplicaRestartCatchesUp(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return natstest.FreePort(t) }
 
 // With NATS stopped the primary still serves reads; a sync write fails
 // clearly (committed locally, not acknowledged), the next is refused

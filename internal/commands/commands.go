@@ -15,6 +15,7 @@ import (
 	"github.com/sombradb/sombra/internal/commands/healthcheck"
 	"github.com/sombradb/sombra/internal/commands/info"
 	"github.com/sombradb/sombra/internal/commands/repair"
+	"github.com/sombradb/sombra/internal/commands/server"
 )
 
 // All builds every binary's root command. Adding a binary is one line here
@@ -27,6 +28,7 @@ var All = []func(cli.IOStreams) *cobra.Command{
 	healthcheck.NewCommand,
 	info.NewCommand,
 	repair.NewCommand,
+	server.NewCommand,
 }
 
 // GenerateMan writes the man pages of every command in All into dir.

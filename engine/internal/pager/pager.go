@@ -507,6 +507,10 @@ func (p *Pager) UsableSize() int { return p.usable }
 // Encrypted reports whether the file's pages are sealed.
 func (p *Pager) Encrypted() bool { return p.cipher != nil }
 
+// Cipher returns the key the file's pages are sealed with (nil for a
+// plaintext file): what seals this database's WAL archive too.
+func (p *Pager) Cipher() Cipher { return p.cipher }
+
 // OpenRaw turns an on-disk image of page id (pageSize bytes) into the
 // page the layers above see: on an encrypted file it opens the seal
 // (failing with a CorruptionError naming where if the image was altered);

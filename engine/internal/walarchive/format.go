@@ -37,14 +37,42 @@
 //
 // Segments are written to a temporary name, fsynced and renamed, so a
 // segment that has its final name is complete.
+//
+// A segment of an encrypted database is sealed (format version 2). Its
+// page images are stored as the WAL holds them: every page but page 0
+// sealed by the database's PageCipher (AES-256-GCM, page number as
+// additional data, a random nonce per seal). The CRCs above only catch
+// accidents, so a sealed segment also carries an authenticator between the
+// body and the trailer, 144 bytes:
+//
+//	[0:8]    magic "SOMBRAWK"
+//	[8:52]   key check: the cipher's seal of page.KeyCheckText under
+//	         page.KeyCheckPageID (tells a wrong key from a damaged segment)
+//	[52:144] the cipher's seal, under AuthPageID, of 64 bytes: the digest
+//	         (SHA-256 of the header, the body, bytes [0:52] of this block
+//	         and the trailer), then the digest of the segment this one
+//	         follows (the one ending at LSN first-1 when it was written;
+//	         zero when there was none)
+//
+// Nobody without the key can produce a seal that opens, so a segment whose
+// header, transaction headers, frames or trailer were altered, cut short,
+// or taken from another segment fails to authenticate; readers check it
+// before they use anything in the segment. The predecessor's digest chains
+// the segments: one put in the place of another (a segment of the same
+// database and key from a history that diverged after a restore) does not
+// follow the segment before it. The header, transaction headers
+// and page numbers (LSNs, commit times, which pages changed) stay readable
+// without the key, as in the WAL itself; page contents do not.
 package walarchive
 
 import (
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/page"
 )
 
 const (
@@ -53,6 +81,21 @@ const (
 	magic        = "SOMBRAWA"
 	trailerMagic = "SOMBRAWE"
 	version      = 1
+	// versionSealed marks a sealed segment (of an encrypted database).
+	// Builds that predate it refuse such a segment as an unsupported
+	// version rather than misread it.
+	versionSealed = 2
+	authMagic     = "SOMBRAWK"
+	// AuthPageID is the page id the segment digest is sealed under: no
+	// page of a file can have it (nor the key check's page.KeyCheckPageID),
+	// so a digest seal never opens as a page or the other way round.
+	AuthPageID = ^uint64(0) - 1
+	// cipherOverhead is the nonce and tag of the only supported cipher
+	// (the engine refuses others; the key check relies on it too).
+	cipherOverhead = 28
+	digestSize     = 32
+	// AuthSize is the size of a sealed segment's authenticator.
+	AuthSize = 8 + page.KeyCheckSize + 2*digestSize + cipherOverhead
 	// HeaderSize is the size of a segment header.
 	HeaderSize  = 64
 	txHdrSize   = 24
@@ -63,6 +106,30 @@ const (
 // ErrBadSegment is returned for a segment that fails validation.
 var ErrBadSegment = errors.New("invalid WAL archive segment")
 
+// Errors of sealed segments; each also matches common.ErrEncryption.
+var (
+	// ErrKeyRequired is returned when a sealed segment is to be read or
+	// verified without the database's key.
+	ErrKeyRequired = fmt.Errorf("sealed WAL archive segment: the database's encryption key is required: %w", common.ErrEncryption)
+	// ErrWrongKey is returned when a sealed segment was sealed with
+	// another key than the one given.
+	ErrWrongKey = fmt.Errorf("WAL archive segment was sealed with another key: %w", common.ErrEncryption)
+	// ErrMixed is returned when an archive mixes sealed and plaintext
+	// segments for one database, or the segments do not match the
+	// database (sealed segments for a plaintext one or the reverse): one
+	// file is encrypted or not, and replaying a mix would write both kinds
+	// of page into it.
+	ErrMixed = fmt.Errorf("sealed (encrypted) and plaintext pieces cannot be mixed: %w", common.ErrEncryption)
+)
+
+// Cipher seals and opens page images: an engine.PageCipher (the database's
+// key), the same primitive sealed backups and the pager use.
+type Cipher interface {
+	Overhead() int
+	Seal(pageID uint64, plain []byte) []byte
+	Open(pageID uint64, sealed []byte) ([]byte, error)
+}
+
 // Header is a decoded segment header.
 type Header struct {
 	PageSize  int
@@ -72,13 +139,19 @@ type Header struct {
 	FirstTime int64
 	LastTime  int64
 	Txs       int
+	// Sealed is set for a segment of an encrypted database (version 2).
+	Sealed bool
 }
 
 func (h *Header) encode() []byte {
 	b := make([]byte, HeaderSize)
 	le := binary.LittleEndian
 	copy(b, magic)
-	le.PutUint32(b[8:], version)
+	v := uint32(version)
+	if h.Sealed {
+		v = versionSealed
+	}
+	le.PutUint32(b[8:], v)
 	le.PutUint32(b[12:], uint32(h.PageSize))
 	le.PutUint64(b[16:], h.FileID)
 	le.PutUint64(b[24:], uint64(h.FirstLSN))
@@ -99,10 +172,11 @@ func DecodeHeader(b []byte) (Header, error) {
 	if le.Uint32(b[60:]) != common.Checksum(b[:60]) {
 		return Header{}, fmt.Errorf("%w: header checksum mismatch", ErrBadSegment)
 	}
-	if v := le.Uint32(b[8:]); v != version {
+	v := le.Uint32(b[8:])
+	if v != version && v != versionSealed {
 		return Header{}, fmt.Errorf("segment version %d: %w", v, common.ErrVersion)
 	}
-	h := Header{PageSize: int(le.Uint32(b[12:])), FileID: le.Uint64(b[16:]),
+	h := Header{Sealed: v == versionSealed, PageSize: int(le.Uint32(b[12:])), FileID: le.Uint64(b[16:]),
 		FirstLSN: common.LSN(le.Uint64(b[24:])), LastLSN: common.LSN(le.Uint64(b[32:])),
 		FirstTime: int64(le.Uint64(b[40:])), LastTime: int64(le.Uint64(b[48:])), Txs: int(le.Uint32(b[56:]))}
 	if h.PageSize < 1024 || h.PageSize > 65536 || h.PageSize&(h.PageSize-1) != 0 {
@@ -168,4 +242,65 @@ func decodeTxHeader(b []byte) (TxHeader, bool) {
 // SegmentName is the file name of a segment holding LSNs first..last.
 func SegmentName(first, last common.LSN) string {
 	return fmt.Sprintf("%020d-%020d%s", first, last, Ext)
+}
+
+// auth is a decoded authenticator of a sealed segment.
+type auth struct {
+	keyCheck []byte // page.KeyCheckSize bytes
+	sealed   []byte // sealed digests, 2*digestSize+cipherOverhead bytes
+}
+
+// newAuth returns the start of an authenticator: the magic and a fresh
+// key check; the sealed digests, which cover these bytes, are appended by
+// the writer (sealDigests).
+func newAuth(c Cipher) ([]byte, error) {
+	kc := c.Seal(page.KeyCheckPageID, []byte(page.KeyCheckText))
+	if c.Overhead() != cipherOverhead || len(kc) != page.KeyCheckSize {
+		return nil, fmt.Errorf("page cipher overhead %d is not supported: %w", c.Overhead(), common.ErrEncryption)
+	}
+	b := make([]byte, 0, AuthSize)
+	b = append(b, authMagic...)
+	return append(b, kc...), nil
+}
+
+// sealDigests seals a segment's digest and its predecessor's (nil: none).
+func sealDigests(c Cipher, digest, prev []byte) []byte {
+	pt := make([]byte, 2*digestSize)
+	copy(pt, digest)
+	copy(pt[digestSize:], prev)
+	return c.Seal(AuthPageID, pt)
+}
+
+// decodeAuth splits an authenticator. It never panics.
+func decodeAuth(b []byte) (auth, error) {
+	if len(b) != AuthSize || string(b[:8]) != authMagic {
+		return auth{}, fmt.Errorf("%w: sealed segment has no authenticator", ErrBadSegment)
+	}
+	kcEnd := 8 + page.KeyCheckSize
+	return auth{keyCheck: b[8:kcEnd], sealed: b[kcEnd:]}, nil
+}
+
+// checkKey tells a wrong key from a damaged segment.
+func (a auth) checkKey(c Cipher) error {
+	if pt, err := c.Open(page.KeyCheckPageID, a.keyCheck); err != nil || string(pt) != page.KeyCheckText {
+		return ErrWrongKey
+	}
+	return nil
+}
+
+// open returns the sealed digest and predecessor digest (all zero: none).
+func (a auth) open(c Cipher) (digest, prev []byte, ok bool) {
+	pt, err := c.Open(AuthPageID, a.sealed)
+	if err != nil || len(pt) != 2*digestSize {
+		return nil, nil, false
+	}
+	return pt[:digestSize], pt[digestSize:], true
+}
+
+// noPrev reports whether a predecessor digest says "none".
+func noPrev(prev []byte) bool { return subtle.ConstantTimeCompare(prev, make([]byte, digestSize)) == 1 }
+
+// sameDigest compares two digests.
+func sameDigest(a, b []byte) bool {
+	return len(a) == digestSize && subtle.ConstantTimeCompare(a, b) == 1
 }

@@ -33,6 +33,13 @@ lock (see --wait); without them archive-wal only reads the database.
 Backups archive the log too before they copy anything, so with archiving
 enabled the archive always reaches the newest backup.
 
+The archive of an encrypted database is sealed with the database's key
+(given in SOMBRA_ENCRYPTION_KEY, as for opening it): page images stay
+encrypted and every segment is authenticated as a whole, so restore
+--until and verify --wal need the key and detect a segment altered, cut
+short or replaced. LSNs, commit times and page numbers stay readable, which
+list --wal shows without the key.
+
 With --dir s3://bucket/prefix the archive is DIR/wal in the bucket: the
 database archives into a local spool, DB.walspool (a commit never waits
 for the network), and archive-wal and every backup upload the segments the

@@ -18,6 +18,7 @@ import (
 type ListOptions struct {
 	Root *Options
 	Dir  string // --dir
+	WAL  bool   // --wal: list the WAL archive's segments instead
 }
 
 const listLong = `List the backups in a backup directory, oldest first (by end LSN, then
@@ -32,6 +33,14 @@ reads.
 
 The LSN column is base..end: the backup holds the transactions with an LSN
 above base (0 for a full backup) up to and including end.
+
+--wal lists the segments of the WAL archive (DIR/wal, see archive-wal)
+instead, from their headers: LSN range, commit times, size, and whether a
+segment is sealed (that of an encrypted database: its pages stay
+encrypted; listing needs no key, verify --wal does). Damaged files are
+flagged (exit 4). Its --json document: schema_version, dir, archive_dir,
+segments (name, path, db_file_id, first_lsn, last_lsn, first_commit,
+last_commit, transactions, size, sealed, error).
 
 JSON OUTPUT (--json, schema_version 2)
 
@@ -62,6 +71,7 @@ EXIT STATUS
     directory, I/O); 2 usage error; 4 a backup file is unreadable or corrupt.`
 
 const listExample = `  sombra-backup list --dir /backups/sombra
+  sombra-backup list --dir /backups/sombra --wal
   sombra-backup list --dir /backups/sombra --json | jq -r '.backups[] | select(.restorable) | .name'`
 
 // NewListCmd builds `sombra-backup list` on root's streams and globals;
@@ -76,11 +86,15 @@ func NewListCmd(root *Options, runF func(*ListOptions) error) *cobra.Command {
 		Args:    cobra.NoArgs,
 	}
 	cmd.Flags().StringVar(&opts.Dir, "dir", "", "backup `DIR`ectory")
+	cmd.Flags().BoolVar(&opts.WAL, "wal", false, "list the segments of the WAL archive (DIR/wal) instead of the backups")
 	_ = cmd.MarkFlagRequired("dir")
 	_ = cmd.MarkFlagDirname("dir")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		if runF != nil {
 			return runF(opts)
+		}
+		if opts.WAL {
+			return RunListWAL(opts)
 		}
 		return RunList(opts)
 	}
@@ -152,10 +166,15 @@ func RunList(opts *ListOptions) error {
 	if err != nil || len(unreadable) == 0 {
 		return err
 	}
-	first := unreadable[0]
-	msg := fmt.Sprintf("%s: unreadable backup: %s", first.Path, *first.Error)
-	if len(unreadable) > 1 {
-		msg += fmt.Sprintf(" (and %d more)", len(unreadable)-1)
+	return damagedFiles(unreadable[0].Path, "unreadable backup", *unreadable[0].Error, len(unreadable))
+}
+
+// damagedFiles is list's exit 4 after the listing: the first of n damaged
+// files, what it is and why.
+func damagedFiles(path, what, why string, n int) error {
+	msg := fmt.Sprintf("%s: %s: %s", path, what, why)
+	if n > 1 {
+		msg += fmt.Sprintf(" (and %d more)", n-1)
 	}
 	return &cli.ExitError{Code: cli.ExitCorrupt, Err: fmt.Errorf("%s", msg)}
 }

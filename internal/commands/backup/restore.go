@@ -58,7 +58,11 @@ nearest restorable points. A TIME after the end of the archive restores
 everything archived, with a warning. A TIME after the newest backup when
 the archive holds nothing after it (WAL archiving off) cannot be reached:
 the restore fails naming the newest restorable point, unless
---allow-earlier is given, which restores that point instead.
+--allow-earlier is given, which restores that point instead. For an
+encrypted database the backups and the archive are sealed: --until needs
+the key (SOMBRA_ENCRYPTION_KEY) and fails before writing anything without
+it, with another key, at a damaged or altered segment, or when sealed and
+plaintext pieces (backup chain, archive) would be mixed.
 
 --new-file-id gives the restored database a new identity, so it starts a
 new history: backups of the original chain and its WAL archive no longer

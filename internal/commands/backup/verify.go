@@ -25,6 +25,7 @@ type VerifyOptions struct {
 	Name   string // --name, the same as the argument
 	Backup string // the argument: a path or a name
 	TmpDir string // --tmpdir
+	WAL    bool   // --wal: verify the WAL archive instead of a backup
 }
 
 const verifyLong = `Verify a backup and the chain it depends on: the header and trailer of
@@ -46,6 +47,18 @@ backup's last recorded verdict is kept.
 The backup is named as in every other subcommand, --dir DIR --name NAME,
 or by the argument: a backup file (DIR/NAME.backup) or, with --dir, a
 backup name.
+
+--wal verifies the WAL archive of --dir (DIR/wal, see archive-wal) instead
+of a backup: every segment's header, trailer and checksums, every page
+image, and the gaps between the segments of one database. Segments of an
+encrypted database are sealed: each is authenticated as a whole and its
+pages opened with the key from SOMBRA_ENCRYPTION_KEY. Without that key (or
+with another one) they are reported "could not verify: key required"
+(exit 1), not as damaged. Its --json document: schema_version, dir,
+archive_dir, ok, verdict ("ok", "damaged" or "could not verify"),
+verified (segments that passed), segments (name, path,
+db_file_id, first_lsn, last_lsn, first_commit, last_commit, transactions,
+size, sealed, error), gaps, error, duration_ms.
 
 JSON OUTPUT (--json, schema_version 2)
 
@@ -72,21 +85,23 @@ error is also reported on stderr.
 EXIT STATUS
 
     0 the backup is good; 1 failed (no such backup, not a backup file, I/O,
-    could not verify: no room for the trial restore);
+    could not verify: no room for the trial restore, or --wal without the
+    key of sealed segments);
     2 usage error; 4 verification failed: corruption (the error names the
     backup file and page), a broken chain or a trial restore that does not
     match.`
 
 const verifyExample = `  sombra-backup verify --dir /backups/sombra --name inc_20240116_120000
   sombra-backup verify /backups/sombra/full_20240115_120000.backup
-  sombra-backup verify /backups/sombra/inc_20240116_120000.backup --json | jq .ok`
+  sombra-backup verify /backups/sombra/inc_20240116_120000.backup --json | jq .ok
+  SOMBRA_ENCRYPTION_KEY=... sombra-backup verify --dir /backups/sombra --wal`
 
 // NewVerifyCmd builds `sombra-backup verify` on root's streams and globals;
 // runF (nil: RunVerify) does the work.
 func NewVerifyCmd(root *Options, runF func(*VerifyOptions) error) *cobra.Command {
 	opts := &VerifyOptions{Root: root}
 	cmd := &cobra.Command{
-		Use:     "verify {--dir DIR --name NAME | PATH}",
+		Use:     "verify {--dir DIR --name NAME | PATH | --dir DIR --wal}",
 		Short:   "Verify a backup and its chain with checksums and a trial restore",
 		Long:    verifyLong,
 		Example: verifyExample,
@@ -96,10 +111,23 @@ func NewVerifyCmd(root *Options, runF func(*VerifyOptions) error) *cobra.Command
 	cmd.Flags().StringVar(&opts.Name, "name", "", "backup `NAME` to verify (or give DIR/NAME.backup as the argument)")
 	_ = cmd.RegisterFlagCompletionFunc("name", cli.CompleteBackupNames("dir"))
 	cmd.Flags().StringVar(&opts.TmpDir, "tmpdir", "", "`DIR`ectory for the trial restore (default $TMPDIR, else /tmp)")
+	cmd.Flags().BoolVar(&opts.WAL, "wal", false, "verify the WAL archive of --dir (DIR/wal) instead of a backup")
 	_ = cmd.MarkFlagDirname("dir")
 	_ = cmd.MarkFlagDirname("tmpdir")
 	cmd.ValidArgsFunction = cli.CompleteBackupNames("dir")
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		if opts.WAL {
+			if len(args) > 0 || opts.Name != "" {
+				return cli.Usagef("--wal verifies the WAL archive of --dir, not a backup: give no backup name")
+			}
+			if opts.Dir == "" {
+				return cli.Usagef("--wal needs --dir DIR (the archive is DIR/wal)")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return RunVerifyWAL(opts)
+		}
 		switch {
 		case len(args) == 1 && opts.Name != "":
 			return cli.Usagef("give the backup as --name or as an argument, not both")

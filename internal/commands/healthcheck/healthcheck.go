@@ -34,6 +34,7 @@ type Options struct {
 	MinFreeDisk   string // SIZE or PCT%; "" = the default
 	BackupDir     string
 	BackupAge     time.Duration
+	MaxLag        time.Duration
 }
 
 const long = `Check the health of a Sombra database and print a verdict — healthy,
@@ -68,6 +69,13 @@ behind it:
                          degraded above --backup-age or when none is
                          verified, unhealthy when the newest backup failed
                          verification
+    replication          (a replicated database, while its sombra-server or
+                         application runs) role and lag from
+                         NAME.db-replication: degraded when a replica lags
+                         more than --max-lag, the node lost its NATS
+                         connection, or the file is no longer updated (its
+                         process was killed), unhealthy when the node
+                         diverged or stopped applying
 
 The database is opened read-only and never modified. What was verified is
 recorded next to it in NAME.db-verified (LSN and times, JSON), and the check
@@ -125,6 +133,7 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	f.StringVar(&opts.MinFreeDisk, "min-free-disk", "", "free disk space below which the database is degraded: a `SIZE` or PCT% (default: 1GiB or 5%, whichever is less)")
 	f.StringVar(&opts.BackupDir, "backup-dir", "", "also check the backups in `DIR`")
 	cli.DurationVar(f, &opts.BackupAge, "backup-age", health.DefaultBackupAge, "age above which the newest backup is too old (e.g. 26h, 2d, 1w)")
+	cli.DurationVar(f, &opts.MaxLag, "max-lag", health.DefaultReplicationLag, "replication lag above which a replica is degraded (e.g. 10s, 1m)")
 	_ = cmd.MarkFlagDirname("backup-dir")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		if opts.SamplePages <= 0 {
@@ -133,8 +142,8 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 		if opts.FragThreshold <= 0 || opts.FragThreshold > 100 {
 			return cli.Usagef("--frag-threshold %g: want a percentage above 0 and up to 100", opts.FragThreshold)
 		}
-		if opts.WALThreshold <= 0 || opts.CheckpointAge <= 0 || opts.BackupAge <= 0 || opts.FullVerifyAge <= 0 {
-			return cli.Usagef("--wal-threshold, --checkpoint-age, --backup-age and --full-verify-age must be positive")
+		if opts.WALThreshold <= 0 || opts.CheckpointAge <= 0 || opts.BackupAge <= 0 || opts.FullVerifyAge <= 0 || opts.MaxLag <= 0 {
+			return cli.Usagef("--wal-threshold, --checkpoint-age, --backup-age, --full-verify-age and --max-lag must be positive")
 		}
 		if runF != nil {
 			return runF(opts)
@@ -174,7 +183,7 @@ func Run(opts *Options) error {
 	}
 	ho := health.Options{Deep: opts.Deep, SamplePages: opts.SamplePages, FullVerifyAge: opts.FullVerifyAge, WALThreshold: int64(opts.WALThreshold),
 		FragThreshold: opts.FragThreshold, CheckpointAge: opts.CheckpointAge, BackupDir: opts.BackupDir,
-		BackupAge: opts.BackupAge, BusyTimeout: g.BusyTimeout(time.Second), Now: opts.Clock.Now,
+		BackupAge: opts.BackupAge, ReplicationLag: opts.MaxLag, BusyTimeout: g.BusyTimeout(time.Second), Now: opts.Clock.Now,
 		DiskUsage: opts.DiskUsage}
 	if err := parseMinFree(opts.MinFreeDisk, &ho); err != nil {
 		return err

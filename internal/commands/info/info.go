@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/replication"
 	"github.com/sombradb/sombra/internal/cli"
 )
 
@@ -146,6 +147,12 @@ JSON OUTPUT (--json, schema_version 2)
                              more than 10000 entries are estimated from its
                              first 10000 (estimated: true), so the summary
                              stays fast; --indexes counts them exactly
+    replication              only while a replication node (sombra-server
+                             --replicate, or an application) runs on the
+                             file: {role, node, mode, primary, applied_lsn,
+                             lag_seconds, pending, updated_at, stale, error}
+                             from NAME.db-replication; stale: its process
+                             stopped updating it (killed)
 
 With --wal-size, --fragmentation, --indexes or --metrics, --json prints
 {schema_version, wal_size}, {schema_version, fragmentation_percent},
@@ -225,6 +232,22 @@ type Result struct {
 	EdgeLabels            []LabelCount `json:"edge_labels"`
 	PropertyIndexes       []string     `json:"property_indexes"`
 	Indexes               []IndexStat  `json:"indexes"`
+	// Replication is present while a replication node runs on the file.
+	Replication *Replication `json:"replication,omitempty"`
+}
+
+// Replication is a replicated database's state, from NAME.db-replication.
+type Replication struct {
+	Role       string    `json:"role"`
+	Node       string    `json:"node"`
+	Mode       string    `json:"mode"`
+	Primary    string    `json:"primary,omitempty"`
+	AppliedLSN uint64    `json:"applied_lsn"`
+	LagSeconds float64   `json:"lag_seconds"`
+	Pending    uint64    `json:"pending"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	Stale      bool      `json:"stale"` // the writing process stopped updating it
+	Error      string    `json:"error,omitempty"`
 }
 
 // LabelCount is a label and how many nodes (or edges) carry it.
@@ -313,6 +336,9 @@ func Run(opts *Options) error {
 		return err
 	}
 	res := newResult(in, stats)
+	if res.Replication, err = replicationState(db.Path()); err != nil {
+		return err
+	}
 	return p.Result(res, func(h *cli.Human) { summary(h, res) })
 }
 
@@ -340,6 +366,16 @@ func newResult(in engine.Info, stats []IndexStat) Result {
 		r.PropertyIndexes = []string{}
 	}
 	return r
+}
+
+// replicationState reads the replication status file, if any.
+func replicationState(path string) (*Replication, error) {
+	st, err := replication.ReadStatusFile(path)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	return &Replication{Role: st.Role, Node: st.Node, Mode: st.Mode, Primary: st.PrimaryAddr, AppliedLSN: st.AppliedLSN,
+		LagSeconds: st.Lag.Seconds(), Pending: st.Pending, UpdatedAt: cli.Timestamp(st.UpdatedAt), Stale: st.Stale(time.Now()), Error: st.Err}, nil
 }
 
 func labelCounts(in []engine.LabelCount) []LabelCount {
@@ -398,6 +434,16 @@ func summary(h *cli.Human, r Result) {
 		{"edges", strconv.FormatUint(r.EdgeCount, 10)},
 		{"property indexes", props},
 	})
+	if rp := r.Replication; rp != nil {
+		state := fmt.Sprintf("%s %s (%s), applied LSN %d, lag %.3fs", rp.Role, rp.Node, rp.Mode, rp.AppliedLSN, rp.LagSeconds)
+		if rp.Primary != "" && rp.Role != "primary" {
+			state += ", primary " + rp.Primary
+		}
+		if rp.Stale {
+			state = h.Warn(state + fmt.Sprintf(" (not updated since %s)", rp.UpdatedAt.Format(time.RFC3339)))
+		}
+		h.KeyValues([][2]string{{"replication", state}})
+	}
 	if len(r.Labels) > 0 {
 		h.Line("")
 		h.Table([]string{"node label", "nodes"}, countRows(r.Labels))

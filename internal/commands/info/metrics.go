@@ -83,17 +83,8 @@ func ctxOf(opts *Options) context.Context {
 // listenAddr makes an address without a host listen on loopback only: an
 // exporter reachable from the network must be asked for.
 func listenAddr(addr string) (string, error) {
-	if !strings.Contains(addr, ":") {
-		addr = ":" + addr // a bare port
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", cli.Usagef("--listen %q: %w", addr, err)
-	}
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port), nil
+	_, hostport, err := cli.ListenAddr(addr)
+	return hostport, err
 }
 
 // exporter serves /metrics. Each scrape opens the database, reads the
