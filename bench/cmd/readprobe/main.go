@@ -80,6 +80,7 @@ func run(dir string, nodes, edges int, cache int64, getOps, hop2Ops, passes int,
 			defer pprof.StopCPUProfile()
 		}
 		m0 := db.GetPerformanceMetrics()
+		fmt.Printf("pass %d: cache %d of %d MiB in use\n", p, m0.CacheUsedBytes>>20, m0.CacheSizeBytes>>20)
 		var ms0, ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
 		cpu0 := cpuTime()

@@ -294,6 +294,9 @@ func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
 	if b, ok := p.cache.get(k); ok {
 		return b, nil
 	}
+	if b, ok, err := p.readAhead(id, epoch); ok || err != nil {
+		return b, err
+	}
 	b := make([]byte, p.pageSize)
 	off := int64(id) * int64(p.pageSize)
 	if _, err := p.db.ReadAt(b, off); err != nil {
@@ -302,15 +305,9 @@ func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("read %s page %d: %w", p.Path, id, err)
 	}
-	b, err := p.OpenRaw(id, b, p.Path, off)
+	b, err := p.checkFilePage(id, b, off)
 	if err != nil {
 		return nil, err
-	}
-	if !page.Verify(b) {
-		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "checksum mismatch"}
-	}
-	if err := p.validate(b); err != nil {
-		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: err.Error()}
 	}
 	p.cache.put(k, b)
 	return b, nil
