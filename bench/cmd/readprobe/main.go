@@ -157,32 +157,24 @@ func extra(db *engine.DB, cfg bench.Config, report func(bench.Result)) error {
 		report(bench.Result{Engine: "sombra", Workload: w, Ops: int64(len(ids)), Nanos: time.Since(t0).Nanoseconds(), Check: n})
 		return nil
 	}
-	if err := timed("get_node_1tx", func() (n int64, err error) {
-		err = db.View(func(tx *engine.Tx) error {
-			for _, id := range ids {
-				if _, err := tx.GetNode(id); err != nil {
-					return err
+	inOneTx := func(ids []engine.NodeID) func() (int64, error) {
+		return func() (n int64, err error) {
+			err = db.View(func(tx *engine.Tx) error {
+				for _, id := range ids {
+					if _, err := tx.GetNode(id); err != nil {
+						return err
+					}
+					n++
 				}
-				n++
-			}
-			return nil
-		})
-		return n, err
-	}); err != nil {
+				return nil
+			})
+			return n, err
+		}
+	}
+	if err := timed("get_node_1tx", inOneTx(ids)); err != nil {
 		return err
 	}
-	if err := timed("get_node_1tx_hot", func() (n int64, err error) {
-		err = db.View(func(tx *engine.Tx) error {
-			for _, id := range hot {
-				if _, err := tx.GetNode(id); err != nil {
-					return err
-				}
-				n++
-			}
-			return nil
-		})
-		return n, err
-	}); err != nil {
+	if err := timed("get_node_1tx_hot", inOneTx(hot)); err != nil {
 		return err
 	}
 	return timed("exists", func() (n int64, err error) {

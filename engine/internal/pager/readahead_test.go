@@ -22,6 +22,24 @@ func readAheadFile(t *testing.T, n int) (*Pager, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	commitLeaves(t, p, n)
+	if _, err := p.Checkpoint(Truncate); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = Open(path, opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, path
+}
+
+// commitLeaves commits n new leaves, each holding its page number at byte
+// 100.
+func commitLeaves(t *testing.T, p *Pager, n int) {
+	t.Helper()
 	tx, err := p.BeginWrite()
 	if err != nil {
 		t.Fatal(err)
@@ -36,17 +54,6 @@ func readAheadFile(t *testing.T, n int) (*Pager, string) {
 	if _, err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Checkpoint(Truncate); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if p, err = Open(path, opts); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p, path
 }
 
 func readPageValue(t *testing.T, s *Snapshot, id common.PageID) byte {
