@@ -20,13 +20,16 @@ import (
 // its own changes; a read transaction (View) sees the snapshot taken when it
 // began, whatever other connections commit meanwhile.
 type Tx struct {
-	db     *DB
-	w      *pager.WriteTx  // write transactions
-	snap   *pager.Snapshot // read transactions
-	meta   *page.Meta
-	closed bool
-	begun  time.Time
-	sec    txSec // user, access control and audit hooks (engine/access.go)
+	db   *DB
+	w    *pager.WriteTx  // write transactions
+	snap *pager.Snapshot // read transactions
+	// snapBuf holds snap for a read transaction begun by
+	// BeginReadTransaction: one allocation per read, not two.
+	snapBuf pager.Snapshot
+	meta    *page.Meta
+	closed  bool
+	begun   time.Time
+	sec     txSec // user, access control and audit hooks (engine/access.go)
 
 	indexes map[string]bool    // property indexes, loaded on first use
 	counts  map[countKey]int64 // catalog counter deltas, applied at commit
