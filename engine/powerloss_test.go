@@ -358,44 +358,77 @@ func plReopen(t *testing.T, fs vfs.FS, path string) *engine.DB {
 
 // Compaction rewrites the file under a new name and renames it over the
 // old one; at every cut the database holds every commit (old file or new),
-// and commits after the compaction survive too.
+// and commits after the compaction survive too: those of a new connection
+// after a compaction of the closed file, and those of the very handle that
+// compacted (DatabaseCompactor), which carries on with the new file.
+// Besides the cutter's random cuts, every rename, link, remove and
+// directory fsync gets three (see plNamespaceCuts).
 func TestPowerLossCompaction(t *testing.T) {
 	seed := plSeed(t)
-	for round := range 2 * plScale() {
-		fs, db, path := plOpen(t, engine.Config{WALAutoCheckpoint: 8})
-		if err := db.CreatePropertyIndex("seq"); err != nil {
-			t.Fatal(err)
-		}
-		var acked atomic.Int64
-		acked.Store(plCommits(t, db, 40))
-		// delete some blobs' worth of space so compaction has work
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-		cut := newCutter(t, fs, seed+uint64(round), 4, 30, func() any { return acked.Load() })
-		rep, err := compact.Compact(path, compact.Options{FS: fs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		db = plReopen(t, fs, path)
-		for range 10 {
-			s, err := plCommit(db)
-			if err != nil {
-				t.Fatal(err)
+	for _, onHandle := range []bool{false, true} {
+		name := map[bool]string{false: "closed-file", true: "open-handle"}[onHandle]
+		t.Run(name, func(t *testing.T) {
+			for round := range 2 * plScale() {
+				fs, db, path := plOpen(t, engine.Config{WALAutoCheckpoint: 8})
+				if err := db.CreatePropertyIndex("seq"); err != nil {
+					t.Fatal(err)
+				}
+				var acked atomic.Int64
+				acked.Store(plCommits(t, db, 40))
+				cut := newCutter(t, fs, seed+uint64(round), 6, 150, func() any { return acked.Load() })
+				plNamespaceCuts(fs, cut)
+				var rep *compact.Report
+				var err error
+				if onHandle {
+					rep, err = compact.NewDatabaseCompactor(db).Compact()
+				} else {
+					if err := db.Close(); err != nil {
+						t.Fatal(err)
+					}
+					rep, err = compact.Compact(path, compact.Options{FS: fs})
+					db = plReopen(t, fs, path)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range 10 {
+					s, err := plCommit(db)
+					if err != nil {
+						t.Fatal(err)
+					}
+					acked.Store(s)
+				}
+				if err := db.Close(); err != nil {
+					t.Fatal(err)
+				}
+				cuts := cut.final(t)
+				for _, c := range cuts {
+					if _, err := plCheckDB(filepath.Join(c.dir, "crash.db"), c.ack.(int64), 1); err != nil {
+						t.Fatalf("round %d, %s, %d acknowledged: %v", round, c, c.ack.(int64), err)
+					}
+				}
+				t.Logf("round %d: compaction %d -> %d pages, %d cuts", round, rep.PagesBefore, rep.PagesAfter, len(cuts))
 			}
-			acked.Store(s)
-		}
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-		cuts := cut.final(t)
-		for _, c := range cuts {
-			if _, err := plCheckDB(filepath.Join(c.dir, "crash.db"), c.ack.(int64), 1); err != nil {
-				t.Fatalf("round %d, %s, %d acknowledged: %v", round, c, c.ack.(int64), err)
-			}
-		}
-		t.Logf("round %d: compaction %d -> %d pages, %d cuts", round, rep.PagesBefore, rep.PagesAfter, len(cuts))
+		})
 	}
+}
+
+// plNamespaceCuts wraps the cutter's hook so that, besides its random
+// cuts, every rename, link, remove and directory fsync gets three cuts (in
+// random modes): the moments a file is replaced are few among the writes,
+// and they are where old-or-new can go wrong.
+func plNamespaceCuts(fs *vfs.CrashFS, c *cutter) {
+	fs.SetHook(func(ev vfs.CrashEvent) {
+		switch ev.Op {
+		case "rename", "link", "remove", "syncdir":
+			c.mu.Lock()
+			for range 3 {
+				c.cutLocked(ev)
+			}
+			c.mu.Unlock()
+		}
+		c.hook(ev)
+	})
 }
 
 // plBackups is what the backup test had acknowledged at a cut: the commits

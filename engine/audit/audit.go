@@ -45,9 +45,11 @@
 //
 // # Durability
 //
-// A record is written with one write(2) to a file opened O_APPEND, so a
-// crash leaves at most one incomplete last line; NewAuditLogger cuts it off
-// (it never became a record) before appending. By default (SyncAtBoundaries)
+// A record is written with one write(2) at the end of the file, so a crash
+// leaves at most one incomplete last line; NewAuditLogger cuts it off (it
+// never became a record) before appending. A new log's directory is
+// fsynced before NewAuditLogger returns, so the file cannot vanish with a
+// directory entry that never reached the disk. By default (SyncAtBoundaries)
 // the file is fsync'd after every record that is not a node or edge
 // operation: transaction commits and rollbacks, permission denials, index
 // and configuration changes. A transaction's node and edge records are thus
@@ -81,9 +83,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // Record is one audited operation.
@@ -168,8 +169,9 @@ type AuditLogger struct {
 	path string
 	ops  atomic.Pointer[map[string]bool] // nil: log everything
 
+	fs     vfs.FS
 	mu     sync.Mutex
-	f      *os.File
+	f      vfs.File
 	seq    uint64
 	prev   string
 	size   int64 // bytes of complete records in the file
@@ -210,6 +212,10 @@ type Options struct {
 	// AuditReads asks the engine to record reads too (op "read", one
 	// record per read operation: GetNode, Neighbors, NodesByLabel, scans...).
 	AuditReads bool
+	// FS is the file layer the log is written and read through (default:
+	// the OS). Pass the database's (db.Config().FS) so that the tests that
+	// fail or cut the database's files reach its audit log too.
+	FS vfs.FS
 }
 
 // KeyFromEnv returns the key in $SOMBRA_AUDIT_KEY (nil when it is unset):
@@ -254,27 +260,43 @@ func NewAuditLoggerWithOptions(path string, o Options) (*AuditLogger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	fsys := o.FS
+	if fsys == nil {
+		fsys = vfs.OS
+	}
+	// Knowing whether this call made the file lets a failure take it back.
+	created := true
+	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		created = false
+		f, err = fsys.OpenFile(path, os.O_RDWR, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	fail := func(err error) (*AuditLogger, error) {
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("audit log %s is open in another logger: %w", path, engine.ErrBusy)
+		if created {
+			_ = fsys.Remove(path)
 		}
-		return nil, fmt.Errorf("lock audit log %s: %w", path, err)
-	}
-	a := &AuditLogger{path: path, f: f, prev: GenesisHash, now: time.Now, key: key, reads: o.AuditReads, name: abs}
-	if err := a.recover(); err != nil {
-		f.Close()
 		return nil, err
 	}
+	if err := f.Lock(); err != nil {
+		if errors.Is(err, vfs.ErrLocked) {
+			// Never a file another logger just made: that one holds it.
+			f.Close()
+			return nil, fmt.Errorf("audit log %s is open in another logger: %w", path, engine.ErrBusy)
+		}
+		return fail(fmt.Errorf("lock audit log %s: %w", path, err))
+	}
+	a := &AuditLogger{path: path, fs: fsys, f: f, prev: GenesisHash, now: time.Now, key: key, reads: o.AuditReads, name: abs}
+	if err := a.recover(); err != nil {
+		return fail(err)
+	}
 	a.syncedSeq, a.syncedHash = a.seq, a.prev
-	if a.size == 0 { // a new file: make its directory entry durable
-		if d, err := os.Open(filepath.Dir(path)); err == nil {
-			d.Sync()
-			d.Close()
+	if created || a.size == 0 { // (an empty log may be the one a crashed logger made)
+		if err := vfs.SyncParent(fsys, path); err != nil {
+			return fail(fmt.Errorf("audit log %s: fsync its directory: %w", path, err))
 		}
 	}
 	return a, nil
@@ -328,7 +350,7 @@ func (a *AuditLogger) recover() error {
 }
 
 // lastNewline returns the offset just past the last '\n' before end, or 0.
-func lastNewline(f *os.File, end int64) (int64, error) {
+func lastNewline(f vfs.File, end int64) (int64, error) {
 	buf := make([]byte, 4096)
 	for end > 0 {
 		n := int64(len(buf))
@@ -432,7 +454,7 @@ func (a *AuditLogger) Record(op, user, target string, err error) {
 		a.fail(e)
 		return
 	}
-	n, e := a.f.Write(line)
+	n, e := a.f.WriteAt(line, a.size)
 	if e != nil {
 		// Take back a partial line so the next record starts clean.
 		if n > 0 {
@@ -611,7 +633,7 @@ func (a *AuditLogger) QueryOperations(from, to time.Time, user *string) ([]Recor
 // ScanOperations calls fn for each record QueryOperations would return,
 // until fn returns false. Records appended during the scan are not seen.
 func (a *AuditLogger) ScanOperations(from, to time.Time, user *string, fn func(Record) bool) error {
-	return scan(a.path, a.limit(), filter(from, to, user, fn))
+	return scan(a.fs, a.path, a.limit(), filter(from, to, user, fn))
 }
 
 // Verify checks the whole hash chain with the logger's key (and, given
@@ -623,14 +645,14 @@ func (a *AuditLogger) Verify(opts ...VerifyOption) error {
 	for _, o := range opts {
 		o(&c)
 	}
-	_, err := verify(a.path, a.limit(), c)
+	_, err := verify(a.fs, a.path, a.limit(), c)
 	return err
 }
 
 // ScanFile streams the records of the audit log at path (which may be in
 // use by a logger) like ScanOperations. It does not check hashes.
 func ScanFile(path string, from, to time.Time, user *string, fn func(Record) bool) error {
-	return scan(path, -1, filter(from, to, user, fn))
+	return scan(vfs.OS, path, -1, filter(from, to, user, fn))
 }
 
 // VerifyResult describes a verified log.
@@ -685,7 +707,7 @@ func VerifyFile(path string, opts ...VerifyOption) (VerifyResult, error) {
 		}
 		c.key = k
 	}
-	return verify(path, -1, c)
+	return verify(vfs.OS, path, -1, c)
 }
 
 func filter(from, to time.Time, user *string, fn func(Record) bool) func(Record) bool {
@@ -700,7 +722,7 @@ func filter(from, to time.Time, user *string, fn func(Record) bool) func(Record)
 	}
 }
 
-func verify(path string, limit int64, c verifyConfig) (VerifyResult, error) {
+func verify(fsys vfs.FS, path string, limit int64, c verifyConfig) (VerifyResult, error) {
 	res := VerifyResult{LastHash: GenesisHash, Keyed: c.key != nil}
 	var anchorSeq uint64
 	var anchorHash string
@@ -719,7 +741,7 @@ func verify(path string, limit int64, c verifyConfig) (VerifyResult, error) {
 	}
 	var err error
 	var size int64
-	res.TornTail, err = lines(path, limit, func(n int, off int64, line []byte) error {
+	res.TornTail, err = lines(fsys, path, limit, func(n int, off int64, line []byte) error {
 		size = off + int64(len(line)) + 1
 		r, err := parseLine(line, c.key)
 		if err != nil {
@@ -752,8 +774,8 @@ func verify(path string, limit int64, c verifyConfig) (VerifyResult, error) {
 
 var errStop = errors.New("stop")
 
-func scan(path string, limit int64, fn func(Record) bool) error {
-	_, err := lines(path, limit, func(n int, off int64, line []byte) error {
+func scan(fsys vfs.FS, path string, limit int64, fn func(Record) bool) error {
+	_, err := lines(fsys, path, limit, func(n int, off int64, line []byte) error {
 		var r Record
 		if err := json.Unmarshal(line, &r); err != nil {
 			return fmt.Errorf("audit log %s: line %d: malformed record: %v", path, n, err)
@@ -772,16 +794,20 @@ func scan(path string, limit int64, fn func(Record) bool) error {
 // lines streams the newline-terminated lines of the first limit bytes of
 // path (all of it when limit < 0), with 1-based numbers and offsets. It
 // reports whether the data ends in an incomplete line (which is skipped).
-func lines(path string, limit int64, fn func(n int, off int64, line []byte) error) (torn bool, err error) {
-	f, err := os.Open(path)
+func lines(fsys vfs.FS, path string, limit int64, fn func(n int, off int64, line []byte) error) (torn bool, err error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return false, fmt.Errorf("audit log: %w", err)
 	}
 	defer f.Close()
-	var r io.Reader = f
-	if limit >= 0 {
-		r = io.LimitReader(f, limit)
+	if limit < 0 {
+		st, err := f.Stat()
+		if err != nil {
+			return false, fmt.Errorf("audit log: %w", err)
+		}
+		limit = st.Size()
 	}
+	r := io.NewSectionReader(f, 0, limit)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {

@@ -575,7 +575,7 @@ func TestFailedStepLeavesNothing(t *testing.T) {
 		rule vfs.Rule
 	}{
 		{"directory fsync", func(op vfs.Op, name string, n int) *vfs.Fault {
-			if op == vfs.OpSync && strings.HasSuffix(name, "/b") {
+			if op == vfs.OpSyncDir && strings.HasSuffix(name, "/b") {
 				return &vfs.Fault{Err: eio}
 			}
 			return nil

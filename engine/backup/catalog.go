@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -189,21 +188,8 @@ func chainStatus(list []BackupInfo) {
 
 func readCatalog(fs vfs.FS, dir string) (catalog, error) {
 	var c catalog
-	path := joinPath(dir, CatalogFile)
-	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	b, err := vfs.ReadFile(fs, joinPath(dir, CatalogFile), 64<<20)
 	if err != nil {
-		return c, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return c, err
-	}
-	if st.Size() > 64<<20 {
-		return c, fmt.Errorf("%s: implausibly large", path)
-	}
-	b := make([]byte, st.Size())
-	if _, err := f.ReadAt(b, 0); err != nil {
 		return c, err
 	}
 	err = json.Unmarshal(b, &c)
@@ -251,28 +237,4 @@ func updateCatalog(o Options, dir string, edit func([]BackupInfo)) error {
 	}
 	b = append(b, '\n')
 	return st.PutFile(joinPath(dir, CatalogFile), b)
-}
-
-func writeFileAtomic(fs vfs.FS, path string, data []byte) error {
-	tmp := fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
-	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		f.Close()
-		fs.Remove(tmp)
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		fs.Remove(tmp)
-		return fmt.Errorf("fsync %s: %w", tmp, err)
-	}
-	f.Close()
-	if err := fs.Rename(tmp, path); err != nil {
-		fs.Remove(tmp)
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	return fs.SyncDir(filepath.Dir(path))
 }

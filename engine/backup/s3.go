@@ -787,3 +787,10 @@ func (f *s3File) Stat() (os.FileInfo, error) { return f.info, nil }
 func (f *s3File) Close() error               { return nil }
 func (f *s3File) Name() string               { return f.name }
 func (f *s3File) Fd() uintptr                { return ^uintptr(0) }
+
+// Lock and Unlock: an object has no advisory locks (a bucket's writers
+// are kept apart by the local catalog directory's lock).
+func (f *s3File) Lock() error {
+	return fmt.Errorf("lock %s: %w", f.name, errors.ErrUnsupported)
+}
+func (f *s3File) Unlock() error { return nil }

@@ -75,7 +75,7 @@ func (m *BackupManager) spoolFor(url string) (string, error) {
 	}
 	if readRemote(o.FS, spool) != url {
 		b, _ := json.Marshal(remoteArchive{URL: url})
-		if err := writeFileAtomic(o.FS, filepath.Join(spool, remoteFile), append(b, '\n')); err != nil {
+		if err := vfs.WriteFileAtomic(o.FS, filepath.Join(spool, remoteFile), append(b, '\n'), 0o644); err != nil {
 			return "", err
 		}
 	}

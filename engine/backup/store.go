@@ -178,7 +178,9 @@ func (l localStore) Publish(tmp, path string) error {
 	return l.fs.SyncDir(filepath.Dir(path))
 }
 
-func (l localStore) PutFile(path string, data []byte) error { return writeFileAtomic(l.fs, path, data) }
+func (l localStore) PutFile(path string, data []byte) error {
+	return vfs.WriteFileAtomic(l.fs, path, data, 0o644)
+}
 
 func (l localStore) Fetch(path, dst string) error {
 	return fmt.Errorf("fetch %s: a local backup is read in place: %w", path, errors.ErrUnsupported)

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -34,9 +32,9 @@ type verified struct {
 	FullTime time.Time `json:"full_time"`
 }
 
-func readVerified(path string, fileID uint64) (verified, bool) {
+func readVerified(fsys vfs.FS, path string, fileID uint64) (verified, bool) {
 	var v verified
-	b, err := os.ReadFile(path + VerifiedSuffix)
+	b, err := vfs.ReadFile(fsys, path+VerifiedSuffix, 1<<20) // a line of JSON
 	if err != nil || json.Unmarshal(b, &v) != nil || v.FileID != fileID || v.FullTime.IsZero() {
 		return verified{}, false
 	}
@@ -46,33 +44,14 @@ func readVerified(path string, fileID uint64) (verified, bool) {
 // writeVerified replaces the sidecar atomically and durably: a torn or
 // lost sidecar would only cost a full verification, but a half-written one
 // must never be read as a valid record.
-func writeVerified(path string, v verified) error {
+func writeVerified(fsys vfs.FS, path string, v verified) error {
 	name := path + VerifiedSuffix
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tmp := fmt.Sprintf("%s.%d.tmp", name, os.Getpid())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644) // one per process: concurrent checks do not share it
-	if err != nil {
-		return fmt.Errorf("record verification: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := vfs.WriteFileAtomic(fsys, name, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("record verification in %s: %w", name, err)
-	}
-	if err := vfs.SyncParent(vfs.OS, name); err != nil {
-		return fmt.Errorf("record verification in %s: fsync %s: %w", name, filepath.Dir(name), err)
 	}
 	return nil
 }
@@ -150,6 +129,7 @@ func checkPages(db *engine.DB, pages []common.PageID) ([]integrity.Issue, error)
 
 // plan is what a check verifies beyond integrity's sample.
 type plan struct {
+	fs     vfs.FS // the database's
 	path   string
 	fileID uint64
 	prev   verified
@@ -161,14 +141,14 @@ type plan struct {
 
 func planVerification(db *engine.DB, opts Options) (*plan, error) {
 	p := db.Pager()
-	pl := &plan{path: p.Path, fileID: p.FileID()}
+	pl := &plan{path: p.Path, fileID: p.FileID(), fs: db.Config().FS}
 	// Keep the change log from now on, so that the next check knows which
 	// pages changed (the backup package starts it at the first backup).
 	// Before the snapshot below: every checkpoint after it is recorded. It
 	// is a sidecar; in a directory we cannot write the check just stays
 	// complete by verifying every page.
-	_ = changelog.Enable(vfs.OS, p.Path, p.FileID())
-	pl.prev, pl.ok = readVerified(pl.path, pl.fileID)
+	_ = changelog.Enable(pl.fs, p.Path, p.FileID())
+	pl.prev, pl.ok = readVerified(pl.fs, pl.path, pl.fileID)
 	var covered bool
 	var err error
 	pl.pages, pl.upto, covered, err = changedSince(db, common.LSN(pl.prev.LSN), pl.ok && !opts.Deep)
@@ -197,7 +177,7 @@ func (pl *plan) record(opts Options, clean bool) Check {
 	var note string
 	if clean {
 		if !last.IsZero() {
-			err := writeVerified(pl.path, verified{FileID: pl.fileID, LSN: uint64(pl.upto), Time: now, FullTime: last})
+			err := writeVerified(pl.fs, pl.path, verified{FileID: pl.fileID, LSN: uint64(pl.upto), Time: now, FullTime: last})
 			if err != nil {
 				note = "; " + err.Error()
 			}

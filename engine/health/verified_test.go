@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 func pageScope(t *testing.T, path string) string {
@@ -51,7 +52,7 @@ func TestVerifiedRecordIgnoredWhenItCannotApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, ok := readVerified(path, fileID)
+	v, ok := readVerified(vfs.OS, path, fileID)
 	if !ok {
 		t.Fatalf("record unreadable: %s", good)
 	}
@@ -60,7 +61,7 @@ func TestVerifiedRecordIgnoredWhenItCannotApply(t *testing.T) {
 	other := v
 	other.FileID++
 	for name, rec := range map[string]verified{"ahead": ahead, "other file": other} {
-		if err := writeVerified(path, rec); err != nil {
+		if err := writeVerified(vfs.OS, path, rec); err != nil {
 			t.Fatal(err)
 		}
 		if m := pageScope(t, path); !strings.HasPrefix(m, "all ") {

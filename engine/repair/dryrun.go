@@ -36,7 +36,7 @@ func (r *DatabaseRepair) DryRun(tmpDir string) (_ *RepairReport, err error) {
 // DryRunContext is DryRun, whose repair of the copy stops when ctx is
 // cancelled (see RepairContext); the copy is removed either way.
 func (r *DatabaseRepair) DryRunContext(ctx context.Context, tmpDir string) (_ *RepairReport, err error) {
-	if err := checkFile(r.path); err != nil {
+	if err := checkFile(r.fs(), r.path); err != nil {
 		return nil, err
 	}
 	scratch, err := os.MkdirTemp(tmpDir, "sombra-repair-dry-run-")

@@ -25,17 +25,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/progress"
 	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/integrity"
 	"github.com/sombradb/sombra/engine/internal/pager"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/internal/wal"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // DatabaseRepair verifies, repairs and salvages the database at one path.
@@ -55,6 +55,18 @@ type DatabaseRepair struct {
 	// Repair's checks before and after it) with bytes of the file checked
 	// and the file's size (see integrity.Options.Progress).
 	Progress func(done, total int64)
+	// FS is the file layer (default: the OS): the database's, and salvage's
+	// for reading the source and for writing, renaming and syncing its
+	// output, so that tests can fail or cut any of those steps.
+	FS vfs.FS
+}
+
+// fs is the file layer in use.
+func (r *DatabaseRepair) fs() vfs.FS {
+	if r.FS == nil {
+		return vfs.OS
+	}
+	return r.FS
 }
 
 // NewDatabaseRepair returns a DatabaseRepair for the database at path.
@@ -87,13 +99,13 @@ type RepairReport struct {
 
 func (r *DatabaseRepair) config(readOnly bool) engine.Config {
 	return engine.Config{ReadOnly: readOnly, BusyTimeout: max(r.Wait, time.Millisecond),
-		WALAutoCheckpoint: -1, Logger: r.Logger, Encryption: r.Encryption}
+		WALAutoCheckpoint: -1, Logger: r.Logger, Encryption: r.Encryption, FS: r.FS}
 }
 
 // checkFile fails unless path is an existing regular file, so that opening
 // it never creates an empty database.
-func checkFile(path string) error {
-	st, err := os.Stat(path)
+func checkFile(fsys vfs.FS, path string) error {
+	st, err := fsys.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%s: %w", path, engine.ErrNotFound)
@@ -143,7 +155,7 @@ func (r *DatabaseRepair) VerifyContext(ctx context.Context, opts integrity.Optio
 	if opts.Full {
 		mode = "full"
 	}
-	if err := checkFile(r.path); err != nil {
+	if err := checkFile(r.fs(), r.path); err != nil {
 		return nil, err
 	}
 	db, err := engine.OpenWithConfig(r.path, r.config(true))
@@ -217,7 +229,7 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 	defer guard(r.path, &err)
 	check := integrity.Options{Full: true, Progress: r.Progress}
 	start := time.Now()
-	if err := checkFile(r.path); err != nil {
+	if err := checkFile(r.fs(), r.path); err != nil {
 		return nil, err
 	}
 	rep := &RepairReport{Path: r.path, Issues: []integrity.Issue{}, Actions: []string{}, Remaining: []integrity.Issue{}}

@@ -126,10 +126,10 @@ func cmpU64(a, b uint64) int {
 // committed WAL frame of a page if its checksum holds, else the file's copy.
 type source struct {
 	path   string
-	db     *os.File
+	db     vfs.File
 	size   int64
 	ps     int
-	walf   *os.File
+	walf   vfs.File
 	frames map[common.PageID][]int // committed WAL frames per page, ascending
 	cipher engine.PageCipher       // opens sealed pages of an encrypted file (nil: plaintext)
 }
@@ -197,11 +197,11 @@ func (s *source) image(id common.PageID) ([]byte, bool, error) {
 
 // openSource opens the database file and its WAL for salvage and finds the
 // page size (from the header, or by probing when the header is damaged).
-func openSource(path string, res *scanResult, cipher engine.PageCipher) (*source, error) {
-	if err := checkFile(path); err != nil {
+func openSource(fsys vfs.FS, path string, res *scanResult, cipher engine.PageCipher) (*source, error) {
+	if err := checkFile(fsys, path); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func openSource(path string, res *scanResult, cipher engine.PageCipher) (*source
 	if !res.headerReadable {
 		res.warnings = append(res.warnings, fmt.Sprintf("the header is damaged; page size %d found by probing", s.ps))
 	}
-	s.openWAL(res)
+	s.openWAL(fsys, res)
 	// The WAL may hold a newer header.
 	if len(s.frames[0]) > 0 {
 		if b, ok, err := s.image(0); err == nil && ok {
@@ -238,7 +238,7 @@ func openSource(path string, res *scanResult, cipher engine.PageCipher) (*source
 
 // pageSize reads the header; when its checksum fails it probes the page
 // sizes for the one under which the most pages verify.
-func pageSize(f *os.File, size int64, path string) (int, *page.Meta, error) {
+func pageSize(f vfs.File, size int64, path string) (int, *page.Meta, error) {
 	hdr := make([]byte, min(size, 1<<16))
 	if _, err := f.ReadAt(hdr, 0); err != nil && !errors.Is(err, io.EOF) {
 		return 0, nil, fmt.Errorf("read %s: %w", path, err)
@@ -258,8 +258,8 @@ func pageSize(f *os.File, size int64, path string) (int, *page.Meta, error) {
 }
 
 // openWAL indexes the WAL's committed frames, if the WAL belongs here.
-func (s *source) openWAL(res *scanResult) {
-	f, err := os.Open(s.path + "-wal")
+func (s *source) openWAL(fsys vfs.FS, res *scanResult) {
+	f, err := fsys.OpenFile(s.path+"-wal", os.O_RDONLY, 0)
 	if err != nil {
 		return
 	}
@@ -306,8 +306,8 @@ func (s *source) openWAL(res *scanResult) {
 // copied into the database file) and the open lock shared (compaction and
 // restore, which replace the file, wait). Readers may go on. Without a
 // coordination file (a read-only directory) it reads unlocked.
-func lockSource(ctx context.Context, path string, wait time.Duration, res *scanResult) (func(), error) {
-	s, err := shm.Open(vfs.OS, path+"-shm")
+func lockSource(ctx context.Context, fsys vfs.FS, path string, wait time.Duration, res *scanResult) (func(), error) {
+	s, err := shm.Open(fsys, path+"-shm")
 	if err != nil {
 		res.warnings = append(res.warnings, fmt.Sprintf("read without locking the database (%v)", err))
 		return func() {}, nil
@@ -339,12 +339,12 @@ func (r *DatabaseRepair) scan(ctx context.Context, report func(done, total int64
 	if err != nil {
 		return nil, err
 	}
-	src, err := openSource(path, res, r.Encryption)
+	src, err := openSource(r.fs(), path, res, r.Encryption)
 	if err != nil {
 		return nil, err
 	}
 	defer src.close()
-	unlock, err := lockSource(ctx, path, r.Wait, res)
+	unlock, err := lockSource(ctx, r.fs(), path, r.Wait, res)
 	if err != nil {
 		return nil, err
 	}

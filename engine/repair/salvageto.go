@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
@@ -127,28 +128,19 @@ func (r *DatabaseRepair) SalvageToContext(ctx context.Context, newPath string, o
 	}
 	sort.Strings(rep.PropertyIndexes)
 
+	fsys := r.fs()
 	tmp := out + ".salvage-tmp"
-	removeDB(tmp)
+	removeDB(fsys, tmp)
 	if err := r.write(ctx, tmp, res, rep, opts); err != nil {
-		removeDB(tmp)
+		removeDB(fsys, tmp)
 		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
 	}
 	if err := progress.Interrupted(ctx); err != nil { // the last moment a cancel changes nothing
-		removeDB(tmp)
+		removeDB(fsys, tmp)
 		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
 	}
-	for _, suffix := range []string{"-wal", "-shm"} {
-		_ = os.Remove(tmp + suffix)
-		if opts.Overwrite {
-			_ = os.Remove(out + suffix) // they belong to the file being replaced
-		}
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		removeDB(tmp)
-		return nil, fmt.Errorf("salvage: %w", err)
-	}
-	if err := vfs.SyncParent(vfs.OS, out); err != nil {
-		return nil, fmt.Errorf("salvage: fsync directory of %s: %w", newPath, err)
+	if err := install(fsys, tmp, out, opts.Overwrite); err != nil {
+		return nil, fmt.Errorf("salvage %s into %s: %w", r.path, newPath, err)
 	}
 	rep.Duration = time.Since(start)
 	return rep, nil
@@ -177,10 +169,63 @@ func sameFile(src, dst string) error {
 	return nil
 }
 
-func removeDB(path string) {
+func removeDB(fsys vfs.FS, path string) {
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		_ = os.Remove(p)
+		_ = fsys.Remove(p)
 	}
+}
+
+// install publishes the finished database tmp (closed, its WAL
+// checkpointed into it and its file fsynced) as out and makes that durable
+// with one fsync of the directory. A new output is linked into place,
+// which never replaces a file, so an output someone created meanwhile is
+// kept; an output being overwritten is renamed over, and stays whole with
+// its WAL until then: the old file's WAL is removed only once the new file
+// is in place (until then it cannot be read as the new file's: its header
+// names the old file's id). A failure before the publication removes tmp.
+func install(fsys vfs.FS, tmp, out string, overwrite bool) error {
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := fsys.Remove(tmp + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			removeDB(fsys, tmp)
+			return fmt.Errorf("remove %s%s: %w", tmp, suffix, err)
+		}
+	}
+	if l, ok := fsys.(vfs.Linker); ok && !overwrite {
+		err := l.Link(tmp, out)
+		switch {
+		case err == nil:
+			// tmp is now a second name of the output; the one directory
+			// fsync makes both the link and this removal durable.
+			_ = fsys.Remove(tmp)
+			if err := vfs.SyncParent(fsys, out); err != nil {
+				return fmt.Errorf("fsync the directory of %s: %w", out, err)
+			}
+			return nil
+		case errors.Is(err, os.ErrExist):
+			removeDB(fsys, tmp)
+			return fmt.Errorf("output %s: %w", out, engine.ErrExists)
+		case !errors.Is(err, errors.ErrUnsupported) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ENOTSUP):
+			removeDB(fsys, tmp)
+			return err
+		}
+		// No hard links here: renamed, as an overwrite is.
+	}
+	if err := fsys.Rename(tmp, out); err != nil {
+		removeDB(fsys, tmp)
+		return err
+	}
+	if err := vfs.SyncParent(fsys, out); err != nil {
+		return fmt.Errorf("fsync the directory of %s: %w", out, err)
+	}
+	if overwrite {
+		// They belong to the file just replaced.
+		for _, suffix := range []string{"-wal", "-shm"} {
+			if err := fsys.Remove(out + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove %s%s of the replaced output: %w", out, suffix, err)
+			}
+		}
+	}
+	return nil
 }
 
 // write builds the new database at path.
@@ -189,7 +234,7 @@ func (r *DatabaseRepair) write(ctx context.Context, path string, res *scanResult
 	if enc == nil && res.meta != nil && res.meta.Encrypted {
 		enc = engine.FallbackEncryption() // salvage of an encrypted file stays encrypted
 	}
-	db, err := engine.OpenWithConfig(path, engine.Config{PageSize: res.pageSize, Logger: r.Logger, Encryption: enc})
+	db, err := engine.OpenWithConfig(path, engine.Config{PageSize: res.pageSize, Logger: r.Logger, Encryption: enc, FS: r.FS})
 	if err != nil {
 		return err
 	}

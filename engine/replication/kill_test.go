@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // The primary runs in a child process (this test binary again) writing
@@ -186,7 +187,7 @@ func TestReplicaKilledCatchesUp(t *testing.T) {
 	cmd.Wait()
 	<-done
 	lsn, _ := p.db.LastLSN()
-	_, at, _, err := localState(rpath)
+	_, at, _, err := localState(vfs.OS, rpath)
 	if err != nil {
 		t.Fatalf("the killed replica's file: %v", err)
 	}

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // Node is one member of a replicated set: pass it as
@@ -29,6 +29,7 @@ type Node struct {
 	maxPart int
 
 	path   string
+	fs     vfs.FS // the database's (engine.Config.FS)
 	db     *engine.DB
 	fileID uint64
 
@@ -148,10 +149,13 @@ func (n *Node) closeConn() {
 // Prepare implements engine.Replicator: it connects, and restores the
 // latest snapshot into path when the file is missing, far behind the
 // stream, or diverged from it. A file of another database is refused.
-func (n *Node) Prepare(path string, _ engine.Config) (err error) {
+func (n *Node) Prepare(path string, ecfg engine.Config) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.StartTimeout)
 	defer cancel()
-	n.path = path
+	n.path, n.fs = path, ecfg.FS
+	if n.fs == nil {
+		n.fs = vfs.OS
+	}
 	if err := n.connect(ctx); err != nil {
 		n.closeConn()
 		return err
@@ -423,8 +427,8 @@ func isWrongLastSeq(err error) bool {
 	return false
 }
 
-func exists(path string) bool {
-	_, err := os.Stat(path)
+func (n *Node) exists(path string) bool {
+	_, err := n.fs.Stat(path)
 	return err == nil
 }
 

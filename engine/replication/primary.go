@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // runPrimary publishes, renews the lease and takes snapshots until the
@@ -217,7 +217,7 @@ const divergedSuffix = "-replica-diverged"
 func (n *Node) markDivergedLocked(lost int, why error) {
 	n.role = roleDiverged
 	n.applyErr = fmt.Errorf("%d local commits were not replicated: %w", lost, ErrDiverged)
-	if err := os.WriteFile(n.path+divergedSuffix, []byte(why.Error()+"\n"), 0o644); err != nil {
+	if err := vfs.WriteFileAtomic(n.fs, n.path+divergedSuffix, []byte(why.Error()+"\n"), 0o644); err != nil {
 		n.log.Error("record divergence", "err", err)
 	}
 }

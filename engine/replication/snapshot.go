@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/s2"
@@ -263,8 +264,8 @@ func (n *Node) bounds(ctx context.Context) (streamBounds, error) {
 
 // localState reads a database file's id, last LSN and state digest
 // without changing it.
-func localState(path string) (file, lsn uint64, state uint32, err error) {
-	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true})
+func localState(fsys vfs.FS, path string) (file, lsn uint64, state uint32, err error) {
+	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true, FS: fsys})
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -308,8 +309,8 @@ func (n *Node) prepareFile(ctx context.Context) error {
 	if snap != nil && b.file != 0 && snap.File != b.file {
 		return fmt.Errorf("snapshot is of database %016x but stream %s of %016x: %w", snap.File, n.cfg.stream(), b.file, ErrForeignStream)
 	}
-	if exists(n.path) {
-		file, lsn, state, err := localState(n.path)
+	if n.exists(n.path) {
+		file, lsn, state, err := localState(n.fs, n.path)
 		if err != nil {
 			return err
 		}
@@ -335,7 +336,7 @@ func (n *Node) prepareFile(ctx context.Context) error {
 		switch {
 		case diverged:
 			why = fmt.Sprintf("its LSN %d is not the stream's LSN %d: it diverged (a primary that lost commits it never published)", lsn, lsn)
-		case exists(n.path + divergedSuffix):
+		case n.exists(n.path + divergedSuffix):
 			why = "it was a primary whose last commits were not replicated"
 		case b.firstLSN > 0 && lsn+1 < b.firstLSN:
 			why = fmt.Sprintf("it is at LSN %d and the stream starts at LSN %d", lsn, b.firstLSN)
@@ -374,13 +375,14 @@ func (n *Node) prepareFile(ctx context.Context) error {
 
 // restore downloads the snapshot into a temporary file, verifies it (page
 // count, file id, LSN and logical hash as recorded), and only then puts it
-// in place, moving an existing file aside. A snapshot that fails
-// verification changes nothing.
+// in place, keeping an existing file aside. A snapshot that fails
+// verification changes nothing. Every step goes through the database's
+// file layer (engine.Config.FS).
 func (n *Node) restore(ctx context.Context, s SnapshotInfo) error {
 	tmp := n.path + ".replica-restore"
 	clean := func(p string) {
 		for _, f := range []string{p, p + "-wal", p + "-shm"} {
-			_ = os.Remove(f)
+			_ = n.fs.Remove(f)
 		}
 	}
 	clean(tmp)
@@ -388,7 +390,7 @@ func (n *Node) restore(ctx context.Context, s SnapshotInfo) error {
 		clean(tmp)
 		return err
 	}
-	db, err := engine.OpenWithConfig(tmp, engine.Config{ReadOnly: true})
+	db, err := engine.OpenWithConfig(tmp, engine.Config{ReadOnly: true, FS: n.fs})
 	if err != nil {
 		clean(tmp)
 		return fmt.Errorf("snapshot at LSN %d does not open: %w: %w", s.LSN, err, ErrSnapshot)
@@ -407,24 +409,13 @@ func (n *Node) restore(ctx context.Context, s SnapshotInfo) error {
 		clean(tmp)
 		return fmt.Errorf("snapshot fails verification: %v: %w", err, ErrSnapshot)
 	}
-	_ = os.Remove(tmp + "-wal")
-	_ = os.Remove(tmp + "-shm")
-	if exists(n.path) {
-		aside := fmt.Sprintf("%s.replaced-%d", n.path, time.Now().UnixNano())
-		for _, suf := range []string{"", "-wal", "-shm"} {
-			if err := os.Rename(n.path+suf, aside+suf); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("move %s aside: %w", n.path+suf, err)
-			}
-		}
-		n.log.Warn("replaced database kept", "path", aside)
-	}
-	if err := os.Rename(tmp, n.path); err != nil {
+	_ = n.fs.Remove(tmp + "-wal")
+	_ = n.fs.Remove(tmp + "-shm")
+	if err := n.install(tmp); err != nil {
+		clean(tmp)
 		return err
 	}
-	if err := vfs.SyncParent(vfs.OS, n.path); err != nil {
-		return err
-	}
-	_ = os.Remove(n.path + divergedSuffix)
+	_ = n.fs.Remove(n.path + divergedSuffix)
 	n.log.Info("restored from snapshot", "path", n.path, "lsn", s.LSN)
 	return nil
 }
@@ -435,12 +426,12 @@ func (n *Node) download(ctx context.Context, tmp string, s SnapshotInfo) error {
 		return fmt.Errorf("download snapshot: %w", err)
 	}
 	defer res.Close()
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := n.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	got, err := io.Copy(f, s2.NewReader(res))
+	got, err := io.Copy(io.NewOffsetWriter(f, 0), s2.NewReader(res))
 	if err != nil {
 		return fmt.Errorf("download snapshot: %v: %w", err, ErrSnapshot)
 	}
@@ -451,4 +442,57 @@ func (n *Node) download(ctx context.Context, tmp string, s SnapshotInfo) error {
 		return err
 	}
 	return f.Close()
+}
+
+// install puts the verified snapshot tmp in place of the database. An
+// existing database is kept aside (NAME.replaced-N) and stays in place,
+// whole with its WAL, until the snapshot replaces it in one rename: it
+// gets its second name by a link first where the file system can, and
+// its WAL and shared-memory file follow it once the rename is durable
+// (until then the WAL cannot be read as the snapshot's: its header names
+// the old file's id). A power cut leaves the old database or the new one
+// in place, never neither.
+func (n *Node) install(tmp string) error {
+	aside, moved := "", false
+	if n.exists(n.path) {
+		aside = fmt.Sprintf("%s.replaced-%d", n.path, time.Now().UnixNano())
+		err := errors.ErrUnsupported
+		if l, ok := n.fs.(vfs.Linker); ok {
+			err = l.Link(n.path, aside)
+		}
+		if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) {
+			// No hard links here: the old file is moved aside, and a
+			// cut before the rename below leaves no database in place
+			// (the next open restores the snapshot again).
+			err, moved = n.fs.Rename(n.path, aside), true
+		}
+		if err != nil {
+			return fmt.Errorf("keep %s aside: %w", n.path, err)
+		}
+	}
+	if err := n.fs.Rename(tmp, n.path); err != nil {
+		switch {
+		case moved:
+			_ = n.fs.Rename(aside, n.path)
+		case aside != "":
+			_ = n.fs.Remove(aside) // the link: the database is still in place
+		}
+		return err
+	}
+	if err := vfs.SyncParent(n.fs, n.path); err != nil {
+		return err
+	}
+	if aside == "" {
+		return nil
+	}
+	for _, suf := range []string{"-wal", "-shm"} {
+		if err := n.fs.Rename(n.path+suf, aside+suf); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("move %s aside: %w", n.path+suf, err)
+		}
+	}
+	if err := vfs.SyncParent(n.fs, n.path); err != nil {
+		return err
+	}
+	n.log.Warn("replaced database kept", "path", aside)
+	return nil
 }

@@ -48,11 +48,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/vfs"
 )
 
 // Permission is a right granted by a role; it is the engine's type.
@@ -342,50 +342,34 @@ func (ac *AccessControl) UnmarshalJSON(b []byte) error {
 }
 
 // Save writes the policy to path as JSON, atomically (a temporary file
-// renamed over path) and readable by the owner only.
-func (ac *AccessControl) Save(path string) (err error) {
+// renamed over path, then the directory fsynced) and readable by the owner
+// only. On error the file at path is as it was, unless only the directory
+// fsync failed: then it holds the new policy, which a power cut may undo.
+func (ac *AccessControl) Save(path string) error { return ac.SaveFS(vfs.OS, path) }
+
+// SaveFS is Save through the file layer fsys; pass a database's
+// (db.Config().FS) to write the policy file the way it writes its own.
+func (ac *AccessControl) SaveFS(fsys vfs.FS, path string) error {
 	b, err := ac.MarshalJSON()
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := vfs.WriteFileAtomic(fsys, path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save access policy: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("save access policy: %w", err)
-	}
-	if _, err = f.Write(b); err != nil {
-		return fmt.Errorf("save access policy: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("save access policy: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("save access policy: %w", err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("save access policy: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil { // make the rename durable
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
 
 // Load replaces the policy with the one in the JSON file at path,
 // atomically: on error the policy is unchanged.
-func (ac *AccessControl) Load(path string) error {
-	b, err := os.ReadFile(path)
+func (ac *AccessControl) Load(path string) error { return ac.LoadFS(vfs.OS, path) }
+
+// maxPolicyFile bounds a policy file: a few roles and users, never this.
+const maxPolicyFile = 16 << 20
+
+// LoadFS is Load through the file layer fsys.
+func (ac *AccessControl) LoadFS(fsys vfs.FS, path string) error {
+	b, err := vfs.ReadFile(fsys, path, maxPolicyFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("load access policy %s: %w", path, engine.ErrNotFound)

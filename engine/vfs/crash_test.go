@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -269,5 +270,143 @@ func TestCrashFSScrambleKeepsDirectoryOrder(t *testing.T) {
 	}
 	if len(seen) != len(want) {
 		t.Errorf("states seen %v, want all of %v", seen, want)
+	}
+}
+
+// Each change to a directory's listing is lost at a power cut until the
+// directory is fsynced, and kept after: a create, a rename, a remove, a
+// mkdir and a link alike (as on ext4 without dirsync).
+func TestCrashFSNamespaceNeedsSyncDir(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		do     func(t *testing.T, c *CrashFS, root string)
+		before []string // the root's listing after a cut before SyncDir
+		after  []string // ... and after it
+	}{
+		{"create", func(t *testing.T, c *CrashFS, root string) {
+			mustWrite(t, c, filepath.Join(root, "new"), "x", 0, true, false).Close()
+		}, []string{"old"}, []string{"new", "old"}},
+		{"rename", func(t *testing.T, c *CrashFS, root string) {
+			if err := c.Rename(filepath.Join(root, "old"), filepath.Join(root, "moved")); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"old"}, []string{"moved"}},
+		{"rename over", func(t *testing.T, c *CrashFS, root string) {
+			mustWrite(t, c, filepath.Join(root, "tmp"), "new", 0, true, false).Close()
+			if err := c.Rename(filepath.Join(root, "tmp"), filepath.Join(root, "old")); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"old"}, []string{"old"}},
+		{"remove", func(t *testing.T, c *CrashFS, root string) {
+			if err := c.Remove(filepath.Join(root, "old")); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"old"}, nil},
+		{"mkdir", func(t *testing.T, c *CrashFS, root string) {
+			if err := c.MkdirAll(filepath.Join(root, "d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"old"}, []string{"d/", "old"}},
+		{"link", func(t *testing.T, c *CrashFS, root string) {
+			if err := c.Link(filepath.Join(root, "old"), filepath.Join(root, "second")); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"old"}, []string{"old", "second"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.WriteFile(filepath.Join(root, "old"), []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfs, err := NewCrashFS(OS, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.do(t, cfs, root)
+			// old's contents after a cut: the old file's until the
+			// rename over it is durable
+			wantOld := []string{"old", "old"}
+			if c.name == "rename over" {
+				wantOld[1] = "new"
+			}
+			for i, synced := range []bool{false, true} {
+				if synced {
+					if err := cfs.SyncDir(root); err != nil {
+						t.Fatal(err)
+					}
+				}
+				dir := filepath.Join(t.TempDir(), "cut")
+				if err := cfs.Crash(dir, DropUnsynced, nil); err != nil {
+					t.Fatal(err)
+				}
+				want := [][]string{c.before, c.after}[i]
+				if got := names(t, OS, dir); !slices.Equal(got, want) {
+					t.Fatalf("cut (directory synced: %v): %v, want %v", synced, got, want)
+				}
+				if got, ok := readOr(t, filepath.Join(dir, "old")); ok && got != wantOld[i] {
+					t.Fatalf("cut (directory synced: %v): old holds %q, want %q", synced, got, wantOld[i])
+				}
+			}
+		})
+	}
+}
+
+// WriteFileAtomic (the policy file, the backup catalog, the health
+// sidecar, the replica's divergence marker) leaves, at a power cut at any
+// of its operations and in any mode, the old contents whole or the new
+// contents whole; once it returns, the new ones.
+func TestCrashFSWriteFileAtomic(t *testing.T) {
+	root := t.TempDir()
+	path := filepath.Join(root, "policy.json")
+	old := bytes.Repeat([]byte("old "), 300) // a few sectors, so a torn write shows
+	if err := os.WriteFile(path, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCrashFS(OS, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cuts []string
+	var cutErr error
+	rng := rand.New(rand.NewPCG(5, 5))
+	c.SetHook(func(ev CrashEvent) {
+		for _, m := range []CrashMode{DropUnsynced, TearLast, Scramble, Scramble, Scramble} {
+			dir := filepath.Join(t.TempDir(), "cut")
+			if err := c.Crash(dir, m, rand.New(rand.NewPCG(rng.Uint64(), 0))); err != nil {
+				cutErr = err
+			}
+			cuts = append(cuts, dir)
+		}
+	})
+	nw := bytes.Repeat([]byte("new!"), 400)
+	if err := WriteFileAtomic(c, path, nw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.SetHook(nil)
+	if cutErr != nil {
+		t.Fatal(cutErr)
+	}
+	last := filepath.Join(t.TempDir(), "cut")
+	if err := c.Crash(last, Scramble, rng); err != nil {
+		t.Fatal(err)
+	}
+	sawOld := false
+	for _, dir := range cuts {
+		got, ok := readOr(t, filepath.Join(dir, "policy.json"))
+		switch {
+		case !ok:
+			t.Fatalf("cut %s: the file is gone", dir)
+		case got == string(old):
+			sawOld = true
+		case got == string(nw):
+		default:
+			t.Fatalf("cut %s: the file is neither old nor new (%d bytes)", dir, len(got))
+		}
+	}
+	if got, _ := readOr(t, filepath.Join(last, "policy.json")); got != string(nw) {
+		t.Fatalf("after WriteFileAtomic returned, a cut leaves %d bytes, not the new file", len(got))
+	}
+	if !sawOld || len(cuts) < 20 {
+		t.Fatalf("%d cuts, old seen %v", len(cuts), sawOld)
 	}
 }

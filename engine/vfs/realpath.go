@@ -78,6 +78,9 @@ func (osFS) Link(oldname, newname string) error { return os.Link(oldname, newnam
 
 // Link forwards to the wrapped file system when it can link.
 func (f *FaultFS) Link(oldname, newname string) error {
+	if fl := f.check(OpLink, pair(oldname, newname), 0); fl != nil {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: errors.Unwrap(fl.fail(OpLink, newname))}
+	}
 	l, ok := f.Inner.(Linker)
 	if !ok {
 		return fmt.Errorf("link %s: %w", newname, errors.ErrUnsupported)

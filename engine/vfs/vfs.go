@@ -1,12 +1,16 @@
 // Package vfs is the file layer under the storage engine. Every read, write
-// and sync goes through an FS so tests can swap in a layer that fails or tears
-// writes (see FaultFS) without touching the engine.
+// and sync, and every create, rename, remove and directory sync, goes
+// through an FS so tests can swap in a layer that fails or tears writes
+// (FaultFS) or one that knows what a power cut would leave on the disk
+// (CrashFS) without touching the engine.
 package vfs
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // File is the subset of *os.File the engine uses.
@@ -21,8 +25,17 @@ type File interface {
 	Stat() (os.FileInfo, error)
 	Close() error
 	Name() string
-	// Fd returns the OS descriptor, used for advisory locks.
+	// Fd returns the OS descriptor, used for the byte-range locks and the
+	// mapping of the shared-memory file, which have no place here.
 	Fd() uintptr
+	// Lock takes an exclusive advisory lock on the whole file (flock)
+	// without waiting: an error matching ErrLocked when another open file
+	// holds it. The lock belongs to this open file, so two opens in one
+	// process exclude each other as two processes do; Close releases it,
+	// and so does the holder's death.
+	Lock() error
+	// Unlock releases the lock Lock took.
+	Unlock() error
 }
 
 // FS opens and manages files.
@@ -31,7 +44,8 @@ type FS interface {
 	Remove(name string) error
 	Rename(oldpath, newpath string) error
 	Stat(name string) (os.FileInfo, error)
-	// SyncDir fsyncs a directory so that a create or rename in it is durable.
+	// SyncDir fsyncs a directory so that a create, rename, remove or link
+	// in it is durable (CrashFS loses each at a power cut until then).
 	SyncDir(dir string) error
 	// MkdirAll creates a directory and any missing parents. A new directory
 	// is durable only once its parent is synced (see MkdirAllDurable).
@@ -39,6 +53,10 @@ type FS interface {
 	// ReadDir lists a directory, sorted by name.
 	ReadDir(name string) ([]os.DirEntry, error)
 }
+
+// ErrLocked is matched by the error File.Lock returns when another open
+// file holds the lock.
+var ErrLocked = errors.New("file is locked by another open file")
 
 // OS is the real file system.
 var OS FS = osFS{}
@@ -71,6 +89,13 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
+	// fsync of a regular file opened here would succeed and make no
+	// directory entry durable: a caller naming a file is a bug to report.
+	if st, err := d.Stat(); err != nil {
+		return err
+	} else if !st.IsDir() {
+		return &os.PathError{Op: "fsync", Path: dir, Err: syscall.ENOTDIR}
+	}
 	return d.Sync()
 }
 

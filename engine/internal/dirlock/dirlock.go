@@ -4,12 +4,11 @@
 package dirlock
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/vfs"
@@ -31,16 +30,16 @@ func Lock(fs vfs.FS, dir string, timeout time.Duration) (func(), error) {
 	deadline := time.Now().Add(timeout)
 	sleep := time.Millisecond
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := f.Lock()
 		if err == nil {
 			return func() {
-				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+				_ = f.Unlock()
 				f.Close()
 			}, nil
 		}
-		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+		if !errors.Is(err, vfs.ErrLocked) {
 			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return nil, err
 		}
 		if time.Now().After(deadline) {
 			f.Close()
