@@ -189,3 +189,12 @@ func (s *sombraStore) EnableGroupCommit(workers int, interval time.Duration) err
 func (s *sombraStore) GroupCommitOne() error { return s.DurableSingleCommit() }
 
 func (s *sombraStore) Close() error { return s.db.Close() }
+
+// SombraHandle returns the engine handle behind a Sombra store (nil for
+// another engine), for tools that read the engine's own counters.
+func SombraHandle(s Store) any {
+	if ss, ok := s.(*sombraStore); ok {
+		return ss.db
+	}
+	return nil
+}

@@ -142,71 +142,10 @@ func RunEngine(name string, s Store, dir string, cfg Config, report func(Result)
 	diskBytes, _ = DirSize(dir)
 
 	run := func(w string, ops int, fn func(i int) (int, error)) error {
-		if !cfg.want(w) || ops <= 0 {
-			return nil
-		}
-		var check int64
-		t0 := time.Now()
-		for i := 0; i < ops; i++ {
-			c, err := fn(i)
-			if errors.Is(err, ErrUnsupported) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %s: %w", name, w, err)
-			}
-			check += int64(c)
-		}
-		report(phaseRSS(Result{Engine: name, Workload: w, Ops: int64(ops), Nanos: time.Since(t0).Nanoseconds(), Check: check}))
-		return nil
+		return runWorkload(name, cfg, w, ops, fn, func(r Result) { report(phaseRSS(r)) })
 	}
-	// randomIDs draws the same query ids for every engine.
-	randomIDs := func(stream uint64, n int, hi int64) []int64 {
-		r := rand.New(rand.NewPCG(cfg.QuerySeed, stream))
-		ids := make([]int64, n)
-		for i := range ids {
-			ids[i] = 1 + r.Int64N(max(hi, 1))
-		}
-		return ids
-	}
-	b2i := func(b bool) int {
-		if b {
-			return 1
-		}
-		return 0
-	}
-
-	if ev, ok := s.(EmptyViewer); ok {
-		if err := run(WEmptyView, cfg.ViewOps, func(int) (int, error) { return 1, ev.EmptyView() }); err != nil {
-			return diskBytes, err
-		}
-	}
-	if nodes > 0 {
-		ids := randomIDs(1, cfg.GetOps, nodes)
-		if err := run(WGetNode, len(ids), func(i int) (int, error) {
-			found, err := s.GetNode(ids[i])
-			return b2i(found), err
-		}); err != nil {
-			return diskBytes, err
-		}
-		width := int64(min(cfg.RangeWidth, int(nodes)))
-		los := randomIDs(2, cfg.RangeOps, nodes-width+1)
-		if err := run(WRangeScan, len(los), func(i int) (int, error) {
-			return s.RangeScan(los[i], los[i]+width-1)
-		}); err != nil {
-			return diskBytes, err
-		}
-		if err := run(WFullIterate, cfg.FullIters, func(int) (int, error) { return s.FullIterate() }); err != nil {
-			return diskBytes, err
-		}
-		ids = randomIDs(3, cfg.Hop1Ops, nodes)
-		if err := run(WNeighbors1Hop, len(ids), func(i int) (int, error) { return s.Neighbors1Hop(ids[i]) }); err != nil {
-			return diskBytes, err
-		}
-		ids = randomIDs(4, cfg.Hop2Ops, nodes)
-		if err := run(WNeighbors2Hop, len(ids), func(i int) (int, error) { return s.Neighbors2Hop(ids[i]) }); err != nil {
-			return diskBytes, err
-		}
+	if err := RunReads(name, s, cfg, func(r Result) { report(phaseRSS(r)) }); err != nil {
+		return diskBytes, err
 	}
 	if _, gen := s.(genStore); !gen && cfg.want(WFsync) && cfg.FsyncOps > 0 {
 		r, err := RawFsync(dir, cfg.FsyncOps)
@@ -309,4 +248,85 @@ func DirSize(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// runWorkload runs fn ops times as workload w (if selected) and reports
+// the result; a store that does not support w is skipped.
+func runWorkload(name string, cfg Config, w string, ops int, fn func(i int) (int, error), report func(Result)) error {
+	if !cfg.want(w) || ops <= 0 {
+		return nil
+	}
+	var check int64
+	t0 := time.Now()
+	for i := 0; i < ops; i++ {
+		c, err := fn(i)
+		if errors.Is(err, ErrUnsupported) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", name, w, err)
+		}
+		check += int64(c)
+	}
+	report(Result{Engine: name, Workload: w, Ops: int64(ops), Nanos: time.Since(t0).Nanoseconds(), Check: check})
+	return nil
+}
+
+// RunReads runs the selected read workloads (empty_view to neighbors_2hop)
+// on a loaded store, calling report after each. cmd/readprobe calls it
+// alone to profile the reads without the load.
+func RunReads(name string, s Store, cfg Config, report func(Result)) error {
+	nodes := int64(cfg.Spec.Nodes)
+	run := func(w string, ops int, fn func(i int) (int, error)) error {
+		return runWorkload(name, cfg, w, ops, fn, report)
+	}
+	// randomIDs draws the same query ids for every engine.
+	randomIDs := func(stream uint64, n int, hi int64) []int64 {
+		r := rand.New(rand.NewPCG(cfg.QuerySeed, stream))
+		ids := make([]int64, n)
+		for i := range ids {
+			ids[i] = 1 + r.Int64N(max(hi, 1))
+		}
+		return ids
+	}
+	b2i := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
+	}
+
+	if ev, ok := s.(EmptyViewer); ok {
+		if err := run(WEmptyView, cfg.ViewOps, func(int) (int, error) { return 1, ev.EmptyView() }); err != nil {
+			return err
+		}
+	}
+	if nodes > 0 {
+		ids := randomIDs(1, cfg.GetOps, nodes)
+		if err := run(WGetNode, len(ids), func(i int) (int, error) {
+			found, err := s.GetNode(ids[i])
+			return b2i(found), err
+		}); err != nil {
+			return err
+		}
+		width := int64(min(cfg.RangeWidth, int(nodes)))
+		los := randomIDs(2, cfg.RangeOps, nodes-width+1)
+		if err := run(WRangeScan, len(los), func(i int) (int, error) {
+			return s.RangeScan(los[i], los[i]+width-1)
+		}); err != nil {
+			return err
+		}
+		if err := run(WFullIterate, cfg.FullIters, func(int) (int, error) { return s.FullIterate() }); err != nil {
+			return err
+		}
+		ids = randomIDs(3, cfg.Hop1Ops, nodes)
+		if err := run(WNeighbors1Hop, len(ids), func(i int) (int, error) { return s.Neighbors1Hop(ids[i]) }); err != nil {
+			return err
+		}
+		ids = randomIDs(4, cfg.Hop2Ops, nodes)
+		if err := run(WNeighbors2Hop, len(ids), func(i int) (int, error) { return s.Neighbors2Hop(ids[i]) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -222,7 +222,8 @@ func (db *DB) BeginTransaction() (*Tx, error) {
 
 // BeginReadTransaction starts a read-only snapshot transaction.
 func (db *DB) BeginReadTransaction() (*Tx, error) {
-	s, err := db.p.BeginRead()
+	tx := &Tx{db: db}
+	s, err := db.p.BeginReadInto(&tx.snapBuf)
 	if err != nil {
 		return nil, fmt.Errorf("begin read transaction: %w", err)
 	}
@@ -239,7 +240,8 @@ func (db *DB) BeginReadTransaction() (*Tx, error) {
 	db.metrics.reads.Add(1)
 	// begun is only used to report slow commits, so a read transaction
 	// does not read the clock.
-	return &Tx{db: db, snap: s, meta: m, sec: txSec{st: st, user: db.cfg.User}}, nil
+	tx.snap, tx.meta, tx.sec = s, m, txSec{st: st, user: db.cfg.User}
+	return tx, nil
 }
 
 // metaMemo is page 0 decoded, with the image it was decoded from.

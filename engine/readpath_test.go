@@ -100,3 +100,43 @@ func TestCheckpointKeepsCachedPages(t *testing.T) {
 		return orig(id)
 	})
 }
+
+// A read transaction is one allocation: the engine's Tx, with the pager's
+// snapshot embedded in it (BeginReadInto). Snapshots of the same
+// connection still come and go independently.
+func TestReadTransactionAllocatesOnce(t *testing.T) {
+	db := mustOpen(t, tempDB(t), Config{})
+	defer db.Close()
+	var id NodeID
+	if err := db.Update(func(tx *Tx) (err error) { id, err = tx.CreateNode("N", nil); return err }); err != nil {
+		t.Fatal(err)
+	}
+	noop := func(*Tx) error { return nil }
+	if allocs := testing.AllocsPerRun(100, func() {
+		if err := db.View(noop); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs > 1 {
+		t.Fatalf("an empty View allocates %.1f times", allocs)
+	}
+	outer, err := db.BeginReadTransaction()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := db.BeginReadTransaction()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outer.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inner.GetNode(id); err != nil {
+		t.Fatalf("a snapshot after another one of the connection ended: %v", err)
+	}
+	if err := inner.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := outer.GetNode(id); err == nil {
+		t.Fatal("a read transaction answered after it ended")
+	}
+}

@@ -20,12 +20,15 @@ import (
 // its own changes; a read transaction (View) sees the snapshot taken when it
 // began, whatever other connections commit meanwhile.
 type Tx struct {
-	db     *DB
-	w      *pager.WriteTx  // write transactions
-	snap   *pager.Snapshot // read transactions
-	meta   *page.Meta
-	closed bool
-	begun  time.Time
+	db   *DB
+	w    *pager.WriteTx  // write transactions
+	snap *pager.Snapshot // read transactions
+	// snapBuf holds snap for a read transaction begun by
+	// BeginReadTransaction: one allocation per read, not two.
+	snapBuf pager.Snapshot
+	meta    *page.Meta
+	closed  bool
+	begun   time.Time
 	// commitLSN is the LSN Commit gave the transaction (0 before, or
 	// when it wrote nothing): what a server hands back for
 	// read-your-writes.

@@ -33,6 +33,9 @@ type cacheEntry struct {
 	key  cacheKey
 	data []byte
 	ref  atomic.Bool // used since the clock hand last passed
+	// spec marks a page read ahead (readahead.go) that no read has asked
+	// for yet; the first read clears it and counts the read-ahead useful.
+	spec atomic.Bool
 }
 
 // lookupTable is a direct-mapped index over the cached entries: one slot
@@ -74,6 +77,9 @@ type Cache struct {
 	reserved int
 	hits     atomic.Uint64
 	misses   atomic.Uint64
+	ra       readAheadState
+	// check verifies a page read ahead on its first read (see touch).
+	check func(b []byte) bool
 }
 
 func newCache(pages int) *Cache {
@@ -86,28 +92,79 @@ func newCache(pages int) *Cache {
 }
 
 func (c *Cache) get(k cacheKey) ([]byte, bool) {
-	if e := c.tab.Load().at(k).Load(); e != nil && e.key == k {
-		if !e.ref.Load() {
-			e.ref.Store(true)
+	e := c.tab.Load().at(k).Load()
+	if e == nil || e.key != k {
+		if e = c.lookup(k); e == nil {
+			c.misses.Add(1)
+			return nil, false
 		}
-		c.hits.Add(1)
-		return e.data, true
+	}
+	if !e.ref.Load() && !c.touch(e) {
+		// A page read ahead that fails its checks: forget it, and let
+		// the caller read it alone and report the damage.
+		c.drop(k)
+		c.misses.Add(1)
+		return nil, false
+	}
+	c.hits.Add(1)
+	return e.data, true
+}
+
+// lookup finds k through the map (the lookup table is only a hint) and
+// publishes it in the table: it lost its slot to a colliding key.
+func (c *Cache) lookup(k cacheKey) *cacheEntry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	i, ok := c.items[k]
+	if !ok {
+		return nil
+	}
+	e := c.slots[i]
+	c.tab.Load().at(k).Store(e)
+	return e
+}
+
+// touch sets e's reference bit (the caller saw it clear). A speculative
+// entry (a page read ahead, readahead.go) starts unreferenced, so its first
+// read always comes through here: the page is checked now, not when it
+// was read ahead, so pages read ahead and never used cost no checksum, and
+// its first read counts for read-ahead. Readers racing on the same entry
+// may each check it; the checks are pure.
+func (c *Cache) touch(e *cacheEntry) bool {
+	if e.spec.Load() {
+		if c.check != nil && !c.check(e.data) {
+			return false
+		}
+		if e.spec.CompareAndSwap(true, false) {
+			c.ra.used.Add(1)
+		}
+	}
+	e.ref.Store(true)
+	return true
+}
+
+// has reports whether k is cached.
+func (c *Cache) has(k cacheKey) bool {
+	if e := c.tab.Load().at(k).Load(); e != nil && e.key == k {
+		return true
 	}
 	c.mu.RLock()
-	if i, ok := c.items[k]; ok {
-		e := c.slots[i]
-		// publish it in the table: it lost its slot to a colliding key
-		c.tab.Load().at(k).Store(e)
-		if !e.ref.Load() {
-			e.ref.Store(true)
-		}
-		c.mu.RUnlock()
-		c.hits.Add(1)
-		return e.data, true
-	}
+	_, ok := c.items[k]
 	c.mu.RUnlock()
-	c.misses.Add(1)
-	return nil, false
+	return ok
+}
+
+// putSpeculative caches pages read ahead (readahead.go): unreferenced and
+// marked speculative, and never in place of an entry already cached.
+func (c *Cache) putSpeculative(pages []specPage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, sp := range pages {
+		if _, ok := c.items[sp.key]; ok {
+			continue
+		}
+		c.insertLocked(sp.key, sp.data).spec.Store(true)
+	}
 }
 
 func (c *Cache) put(k cacheKey, data []byte) {
@@ -131,7 +188,7 @@ func (c *Cache) put(k cacheKey, data []byte) {
 
 // insertLocked adds an entry for k, which the cache does not hold. The
 // caller holds the write lock.
-func (c *Cache) insertLocked(k cacheKey, data []byte) {
+func (c *Cache) insertLocked(k cacheKey, data []byte) *cacheEntry {
 	if len(c.items) >= c.limit() {
 		c.evictTo(c.limit() - 1)
 	}
@@ -150,6 +207,7 @@ func (c *Cache) insertLocked(k cacheKey, data []byte) {
 	}
 	c.items[k] = i
 	c.tab.Load().at(k).Store(e)
+	return e
 }
 
 // carryOver moves cached database-file images from epoch old to epoch
@@ -159,7 +217,15 @@ func (c *Cache) insertLocked(k cacheKey, data []byte) {
 // page's new content is the image of the WAL frame it was copied from (in
 // frames), cached under the new epoch as well when this connection has it.
 // Without this, a checkpoint emptied the cache of the file's pages.
-func (c *Cache) carryOver(old, new uint64, limit common.PageID, written []common.PageID, frames []cacheKey) {
+//
+// With moveFrames (the checkpoint copied the whole log) the frame's entry
+// itself becomes the file's, instead of a second entry sharing its image:
+// the next write restarts the log, and until then only a snapshot that
+// began before the checkpoint reads those frames (a miss costs it a read
+// of the log). Two entries per page image halved the cache after a large
+// transaction: after a 200K-node bulk load most node leaves had been
+// pushed out of a 256 MiB cache by the duplicates.
+func (c *Cache) carryOver(old, new uint64, limit common.PageID, written []common.PageID, frames []cacheKey, moveFrames bool) {
 	skip := make(map[common.PageID]bool, len(written))
 	for _, pg := range written {
 		skip[pg] = true
@@ -192,7 +258,18 @@ func (c *Cache) carryOver(old, new uint64, limit common.PageID, written []common
 		if _, dup := c.items[nk]; dup {
 			continue
 		}
-		c.insertLocked(nk, c.slots[i].data)
+		if !moveFrames {
+			c.insertLocked(nk, c.slots[i].data)
+			continue
+		}
+		e := c.slots[i]
+		ne := &cacheEntry{key: nk, data: e.data}
+		ne.ref.Store(e.ref.Load())
+		c.unpublish(e)
+		delete(c.items, fk)
+		c.items[nk] = i
+		c.slots[i] = ne
+		t.at(nk).Store(ne)
 	}
 }
 

@@ -351,7 +351,7 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 				frames = append(frames, cacheKey{pg: c.pg, frame: uint32(c.frame) + 1, gen: salt})
 			}
 		}
-		p.cache.carryOver(oldEpoch, newEpoch, limit, pages, frames)
+		p.cache.carryOver(oldEpoch, newEpoch, limit, pages, frames, bound >= maxFrame)
 	}
 	if err := p.shm.SetBackfill(salt, bound); err != nil {
 		return false, err

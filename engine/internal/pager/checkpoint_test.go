@@ -216,3 +216,43 @@ func TestReadMarksBoundCheckpoints(t *testing.T) {
 		})
 	}
 }
+
+// TestCompleteCheckpointMovesFrameImages: a checkpoint that copies the
+// whole log turns this connection's cached frame images into the file's
+// (one entry per image, not two), and a snapshot begun afterwards reads
+// them from the cache.
+func TestCompleteCheckpointMovesFrameImages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	p, err := Open(path, Options{Create: true, BusyTimeout: 30 * time.Millisecond, CacheBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n = 40
+	commitLeaves(t, p, n)
+	before := p.CacheStats().Pages
+	res, err := p.Checkpoint(Passive)
+	if err != nil || res.BlockedByReaders {
+		t.Fatalf("checkpoint: %+v, %v", res, err)
+	}
+	if after := p.CacheStats().Pages; after > before {
+		t.Fatalf("cache holds %d entries after the checkpoint, %d before: frame images were duplicated", after, before)
+	}
+	s, err := p.BeginRead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Mark() != 0 {
+		t.Fatalf("snapshot after a complete checkpoint reads %d frames, want the file alone", s.Mark())
+	}
+	_, m0 := p.CacheCounters()
+	for id := common.PageID(1); id <= n; id++ {
+		if got := readPageValue(t, s, id); got != byte(id) {
+			t.Fatalf("page %d holds %d", id, got)
+		}
+	}
+	if _, m := p.CacheCounters(); m != m0 {
+		t.Fatalf("%d misses reading pages the checkpoint copied from cached frames", m-m0)
+	}
+}

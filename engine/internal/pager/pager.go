@@ -106,6 +106,7 @@ type Pager struct {
 	gateMu sync.Mutex
 	ckptMu sync.Mutex
 	cache  *Cache
+	raBufs sync.Pool // *[]byte windows for read-ahead (readahead.go)
 	// poisoned is set when an fsync failed: the connection must be
 	// reopened. It is written by whichever goroutine ran the fsync (the
 	// group-commit syncer, for one) and read by every writer: access it
@@ -267,6 +268,7 @@ func (p *Pager) init(opts Options) error {
 		}
 	}
 	p.cache = newCache(int(opts.CacheBytes / int64(p.pageSize)))
+	p.cache.check = func(b []byte) bool { return page.Verify(b) && p.Validate(b) == nil }
 	p.ix = wal.NewIndex(wal.Header{}, false, p.pageSize)
 	if err := p.lockGate(false); err != nil {
 		return err

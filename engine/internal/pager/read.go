@@ -32,9 +32,15 @@ type Snapshot struct {
 // connection keeps its read slot for its lifetime and publishes its mark in
 // the mapped -shm under the reader fence (see shm.File.FenceBegin). When the
 // log changed, or a fenced section overlaps, it falls back to the gate.
-func (p *Pager) BeginRead() (*Snapshot, error) {
+func (p *Pager) BeginRead() (*Snapshot, error) { return p.BeginReadInto(nil) }
+
+// BeginReadInto is BeginRead building the snapshot in dst (nil: a new
+// one), which must not hold a live snapshot: a caller that allocates an
+// object per read transaction anyway (the engine's Tx) embeds the
+// snapshot in it and saves an allocation per read.
+func (p *Pager) BeginReadInto(dst *Snapshot) (*Snapshot, error) {
 	p.mu.Lock()
-	if s := p.beginFastLocked(); s != nil {
+	if s := p.beginFastLocked(dst); s != nil {
 		p.mu.Unlock()
 		p.fastBegins.Add(1)
 		return s, nil
@@ -59,7 +65,7 @@ func (p *Pager) BeginRead() (*Snapshot, error) {
 		return nil, err
 	}
 	p.seenCounter = c
-	s := p.newSnapshotLocked()
+	s := p.newSnapshotLocked(dst)
 	if err := p.registerLocked(s); err != nil {
 		return nil, err
 	}
@@ -71,7 +77,7 @@ func (p *Pager) BeginRead() (*Snapshot, error) {
 // log changed since the last refresh, when this connection has no read slot
 // yet, or when a fenced section (checkpoint copy, log restart) began before
 // or during it; the caller then takes the gate. The caller holds p.mu.
-func (p *Pager) beginFastLocked() *Snapshot {
+func (p *Pager) beginFastLocked(dst *Snapshot) *Snapshot {
 	if p.slot < 0 || p.ix == nil {
 		return nil
 	}
@@ -83,7 +89,7 @@ func (p *Pager) beginFastLocked() *Snapshot {
 	if c != p.seenCounter {
 		return nil
 	}
-	s := p.newSnapshotLocked()
+	s := p.newSnapshotLocked(dst)
 	prev := p.slotMark
 	p.publishLocked(s)
 	// Re-validate after publishing: a fenced section that began before
@@ -104,14 +110,15 @@ func (p *Pager) beginFastLocked() *Snapshot {
 
 // newSnapshotLocked builds a snapshot of the log as p.ix knows it. The
 // caller holds p.mu, and either the gate or a valid reader-fence word.
-func (p *Pager) newSnapshotLocked() *Snapshot {
+// dst, if not nil, is where it is built (see BeginReadInto).
+func (p *Pager) newSnapshotLocked(dst *Snapshot) *Snapshot {
 	// Read the backfill count before the epoch. A checkpoint (which does
 	// not hold the gate while it publishes) bumps the epoch first and then
 	// the backfill count, so a snapshot that sees the new count, and so
 	// reads the database file alone, also sees the new epoch and never
 	// gets a cached image of a page from before the checkpoint.
 	backfill := p.shm.Backfill(p.ix.Header.Salt)
-	s := p.allocSnapshot()
+	s := p.allocSnapshot(dst)
 	s.ix, s.mark, s.salt, s.epoch = p.ix, p.ix.MaxFrame, p.ix.Header.Salt, p.shm.Epoch()
 	// A snapshot whose frames are all in the database file reads the file
 	// alone (mark 0), which lets the WAL be restarted under it. Not while
@@ -125,7 +132,13 @@ func (p *Pager) newSnapshotLocked() *Snapshot {
 	return s
 }
 
-func (p *Pager) allocSnapshot() *Snapshot { return &Snapshot{p: p} }
+func (p *Pager) allocSnapshot(dst *Snapshot) *Snapshot {
+	if dst == nil {
+		return &Snapshot{p: p}
+	}
+	*dst = Snapshot{p: p}
+	return dst
+}
 
 // freeSnapshot ends a snapshot that was never handed out or is closed.
 func (p *Pager) freeSnapshot(s *Snapshot) { s.closed = true }
@@ -294,6 +307,9 @@ func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
 	if b, ok := p.cache.get(k); ok {
 		return b, nil
 	}
+	if b, ok, err := p.readAhead(id, epoch); ok || err != nil {
+		return b, err
+	}
 	b := make([]byte, p.pageSize)
 	off := int64(id) * int64(p.pageSize)
 	if _, err := p.db.ReadAt(b, off); err != nil {
@@ -302,15 +318,9 @@ func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("read %s page %d: %w", p.path, id, err)
 	}
-	b, err := p.OpenRaw(id, b, p.path, off)
+	b, err := p.checkFilePage(id, b, off)
 	if err != nil {
 		return nil, err
-	}
-	if !page.Verify(b) {
-		return nil, &common.CorruptionError{Path: p.path, Page: id, Offset: off, Reason: "checksum mismatch"}
-	}
-	if err := p.Validate(b); err != nil {
-		return nil, &common.CorruptionError{Path: p.path, Page: id, Offset: off, Reason: err.Error()}
 	}
 	p.cache.put(k, b)
 	return b, nil
