@@ -98,7 +98,7 @@ type ArchiveVerifyResult struct {
 func VerifyArchive(ctx context.Context, dir string, opts Options) (*ArchiveVerifyResult, error) {
 	start := time.Now()
 	o := opts.withDefaults()
-	o.ctx = ctx
+	o = o.withContext(ctx)
 	archDir := o.archiveDir(dir)
 	res := &ArchiveVerifyResult{Dir: archDir, Segments: []SegmentInfo{}}
 	archDir, cleanup, err := o.localArchive(archDir, "verify-wal")

@@ -98,7 +98,7 @@ func (m *BackupManager) CreateIncrementalBackupContext(ctx context.Context, dstP
 func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Result, error) {
 	start := time.Now()
 	o := m.opts
-	o.ctx = ctx
+	o = o.withContext(ctx)
 	dir, name, err := splitName(m.dir, dst)
 	if err != nil {
 		return nil, err

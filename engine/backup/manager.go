@@ -152,6 +152,17 @@ func (o Options) tracker(total int64) *progress.Tracker {
 	return progress.New(o.ctx, o.Progress, total)
 }
 
+// withContext returns the options of a ...Context call: ctx travels in
+// them, and requests to object storage are made under it (an interrupt
+// stops a transfer, not only the next step).
+func (o Options) withContext(ctx context.Context) Options {
+	o.ctx = ctx
+	if r, ok := o.FS.(*routeFS); ok {
+		o.FS = r.withContext(ctx)
+	}
+	return o
+}
+
 // context returns the call's context (Background when none).
 func (o Options) context() context.Context {
 	if o.ctx == nil {

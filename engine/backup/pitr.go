@@ -193,7 +193,7 @@ func ReplayWALUntil(dir, targetDB string, t time.Time, opts Options) (*ReplayRes
 // RestoreToTimeContext for an all-or-nothing restore.
 func ReplayWALUntilContext(ctx context.Context, dir, targetDB string, t time.Time, opts Options) (*ReplayResult, error) {
 	o := opts.withDefaults()
-	o.ctx = ctx
+	o = o.withContext(ctx)
 	targetDB, err := vfs.RealPath(targetDB) // its WAL is named after the real file
 	if err != nil {
 		return nil, err
@@ -408,7 +408,7 @@ func RestoreToTime(dir string, t time.Time, target string, opts Options) (*Resto
 func RestoreToTimeContext(ctx context.Context, dir string, t time.Time, target string, opts Options) (*RestoreResult, error) {
 	start := time.Now()
 	o := opts.withDefaults()
-	o.ctx = ctx
+	o = o.withContext(ctx)
 	// A target reached through a link: the link's target is replaced.
 	target, err := vfs.RealPath(target)
 	if err != nil {

@@ -432,7 +432,7 @@ func Restore(dir, name, target string, opts Options) (*RestoreResult, error) {
 func RestoreContext(ctx context.Context, dir, name, target string, opts Options) (*RestoreResult, error) {
 	start := time.Now()
 	o := opts.withDefaults()
-	o.ctx = ctx
+	o = o.withContext(ctx)
 	dir, name, err := splitName(dir, name)
 	if err != nil {
 		return nil, err

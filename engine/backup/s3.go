@@ -95,6 +95,7 @@ type s3Store struct {
 	endpoint string
 	partSize uint64
 	fs       *s3FS
+	base     context.Context // the operation's context (nil: none)
 }
 
 func envFirst(keys ...string) string {
@@ -170,8 +171,29 @@ func splitS3(p string) (string, string, error) {
 	return bucket, strings.Trim(path.Clean("/"+key), "/"), nil
 }
 
-func ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), s3Timeout)
+// withContext returns a view of the store whose requests are made under
+// ctx (nil: none); the client is shared.
+func (s *s3Store) withContext(ctx context.Context) *s3Store {
+	if ctx == nil || ctx == s.base {
+		return s
+	}
+	b := *s
+	b.base = ctx
+	b.fs = &s3FS{s: &b}
+	return &b
+}
+
+// parent is the context requests are made under.
+func (s *s3Store) parent() context.Context {
+	if s.base == nil {
+		return context.Background()
+	}
+	return s.base
+}
+
+// ctx bounds one request: the operation's context, and s3Timeout.
+func (s *s3Store) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.parent(), s3Timeout)
 }
 
 // s3Err turns a client error into one line that says what to do, wrapping
@@ -179,6 +201,11 @@ func ctx() (context.Context, context.CancelFunc) {
 // missing object).
 func (s *s3Store) s3Err(op, p string, err error) error {
 	p = canonS3(p)
+	// The operation was interrupted: that, not the server, is the reason
+	// (and callers test it with errors.Is(err, context.Canceled)).
+	if cerr := s.parent().Err(); cerr != nil {
+		return fmt.Errorf("%s %s: %w", op, p, cerr)
+	}
 	bucket, _, _ := splitS3(p)
 	er := minio.ToErrorResponse(err)
 	switch er.Code {
@@ -226,7 +253,7 @@ func (s *s3Store) checkBucket(dir string) error {
 	if err != nil {
 		return err
 	}
-	cx, cancel := ctx()
+	cx, cancel := s.ctx()
 	defer cancel()
 	ok, err := s.c.BucketExists(cx, bucket)
 	if err != nil {
@@ -243,7 +270,7 @@ func (s *s3Store) put(p string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	cx, cancel := ctx()
+	cx, cancel := s.ctx()
 	defer cancel()
 	_, err = s.c.PutObject(cx, bucket, key, bytes.NewReader(data), int64(len(data)),
 		minio.PutObjectOptions{ContentType: "application/json", SendContentMd5: true})
@@ -258,7 +285,7 @@ func (s *s3Store) get(p string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	cx, cancel := ctx()
+	cx, cancel := s.ctx()
 	defer cancel()
 	o, err := s.c.GetObject(cx, bucket, key, minio.GetObjectOptions{})
 	if err != nil {
@@ -280,7 +307,7 @@ func (s *s3Store) remove(p string) error {
 	if err != nil {
 		return err
 	}
-	cx, cancel := ctx()
+	cx, cancel := s.ctx()
 	defer cancel()
 	if err := s.c.RemoveObject(cx, bucket, key, minio.RemoveObjectOptions{}); err != nil {
 		return s.s3Err("delete", p, err)
@@ -374,7 +401,7 @@ func (s *s3Store) uploadSum(local, p string) (sums, error) {
 		return sums{}, fmt.Errorf("read %s: %w", local, err)
 	}
 	size := sum.size
-	cx, cancel := context.WithCancel(context.Background())
+	cx, cancel := context.WithCancel(s.parent())
 	defer cancel()
 	po := minio.PutObjectOptions{
 		ContentType:  "application/octet-stream",
@@ -422,7 +449,7 @@ func (p *uploadCounter) Read(b []byte) (int, error) {
 // summed.
 func (s *s3Store) checkUploaded(bucket, key, p string, sum sums) error {
 	size := sum.size
-	cx, cancel := ctx()
+	cx, cancel := s.ctx()
 	defer cancel()
 	st, err := s.c.StatObject(cx, bucket, key, minio.StatObjectOptions{Checksum: true})
 	if err != nil {
@@ -458,7 +485,7 @@ func (s *s3Store) checkUploaded(bucket, key, p string, sum sums) error {
 }
 
 func (s *s3Store) objectCRC32C(bucket, key, p string) (uint32, int64, error) {
-	cx, cancel := ctx()
+	cx, cancel := s.ctx()
 	defer cancel()
 	o, err := s.c.GetObject(cx, bucket, key, minio.GetObjectOptions{})
 	if err != nil {
@@ -513,7 +540,7 @@ func (s *s3Store) Fetch(p, dst string) error {
 			os.Remove(dst)
 		}
 	}()
-	cx, cancel := context.WithCancel(context.Background())
+	cx, cancel := context.WithCancel(s.parent())
 	defer cancel()
 	o, err := s.c.GetObject(cx, bucket, key, minio.GetObjectOptions{})
 	if err != nil {
@@ -555,7 +582,7 @@ func (s *s3Store) cleanInterrupted(dir string, now time.Time) ([]string, error) 
 	if prefix == "" {
 		lp = uploadsDir + "/"
 	}
-	cx, cancel := ctx()
+	cx, cancel := s.ctx()
 	defer cancel()
 	var out []string
 	host := hostname()
@@ -652,7 +679,7 @@ func (f *s3FS) Stat(name string) (os.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	cx, cancel := ctx()
+	cx, cancel := f.s.ctx()
 	defer cancel()
 	st, err := f.s.c.StatObject(cx, bucket, key, minio.StatObjectOptions{})
 	if err != nil {
@@ -711,7 +738,7 @@ func (f *s3FS) ReadDir(name string) ([]os.DirEntry, error) {
 	if prefix != "" {
 		prefix += "/"
 	}
-	cx, cancel := ctx()
+	cx, cancel := f.s.ctx()
 	defer cancel()
 	var infos []s3Info
 	markers := map[string]bool{}
@@ -758,7 +785,7 @@ func (f *s3File) ReadAt(p []byte, off int64) (int, error) {
 	if err := opts.SetRange(off, off+want-1); err != nil {
 		return 0, err
 	}
-	cx, cancel := ctx()
+	cx, cancel := f.s.ctx()
 	defer cancel()
 	o, err := f.s.c.GetObject(cx, f.bucket, f.key, opts)
 	if err != nil {

@@ -367,6 +367,55 @@ func TestS3ServerStoppedMidUpload(t *testing.T) {
 	}
 }
 
+// TestS3CancelledMidUpload cancels a backup's context while its upload
+// is under way: the transfer stops there (the requests are made under the
+// operation's context), the error says so, nothing is listed and no local
+// staging is left.
+func TestS3CancelledMidUpload(t *testing.T) {
+	f := newS3Fixture(t)
+	f.bulk(t)
+	f.bulk(t) // about 16 MB: four parts, two in flight at a time
+	// What a whole upload sends, from a backup into another bucket.
+	f.srv.MakeBucket(t, "ref")
+	var total atomic.Int64
+	uploadProgress = func(sent int64) { total.Store(max(total.Load(), sent)) }
+	if _, err := NewBackupManagerWithOptions(f.db, "s3://ref/prod", f.opts).CreateFullBackup("full"); err != nil {
+		t.Fatal(err)
+	}
+	const dir = "s3://backups/prod"
+	m := NewBackupManagerWithOptions(f.db, dir, f.opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var cancelled atomic.Bool
+	var last atomic.Int64
+	uploadProgress = func(sent int64) {
+		last.Store(sent)
+		if sent > s3Part && cancelled.CompareAndSwap(false, true) {
+			cancel()
+		}
+	}
+	defer func() { uploadProgress = nil }()
+	_, err := m.CreateFullBackupContext(ctx, "full")
+	uploadProgress = nil
+	if !cancelled.Load() {
+		t.Fatal("the upload finished before it was cancelled")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled upload: %v", err)
+	}
+	if sent := last.Load(); sent >= total.Load() {
+		t.Fatalf("the whole backup (%d bytes) was sent after the cancel", sent)
+	}
+	t.Logf("cancelled after %d of %d bytes", last.Load(), total.Load())
+	if got := listNamesOpts(t, dir, f.opts); len(got) != 0 {
+		t.Fatalf("cancelled upload listed: %v", got)
+	}
+	if s := f.staged(t); len(s) != 0 {
+		t.Fatalf("local staging left %v", s)
+	}
+	pruneLeftovers(t, f, dir, "full.backup")
+}
+
 // pruneLeftovers runs prune and checks it removed the lease, parts and
 // object of the interrupted upload of name.
 func pruneLeftovers(t *testing.T, f *s3Fixture, dir, name string) {

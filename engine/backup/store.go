@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -75,18 +76,39 @@ func canonS3(p string) string {
 // the S3 store's read-only FS, every other path to the local one.
 type routeFS struct {
 	vfs.FS // local files (the database, temporary and staged files)
-	cfg    S3Config
-	once   sync.Once
-	s3     *s3Store
-	s3err  error
+	conn   *s3Conn
+	// ctx is the running operation's context (nil: none): every request
+	// to the store is made under it, so an interrupt stops a transfer.
+	ctx context.Context
 }
 
-func newRouteFS(local vfs.FS, cfg S3Config) *routeFS { return &routeFS{FS: local, cfg: cfg} }
+// s3Conn is the S3 client, made on first use and shared by every
+// operation of one Options.
+type s3Conn struct {
+	cfg  S3Config
+	once sync.Once
+	s3   *s3Store
+	err  error
+}
 
-// remote returns the S3 store, connecting on first use.
+func newRouteFS(local vfs.FS, cfg S3Config) *routeFS {
+	return &routeFS{FS: local, conn: &s3Conn{cfg: cfg}}
+}
+
+// withContext returns the same routes with requests made under ctx.
+func (r *routeFS) withContext(ctx context.Context) *routeFS {
+	return &routeFS{FS: r.FS, conn: r.conn, ctx: ctx}
+}
+
+// remote returns the S3 store, connecting on first use, bound to r's
+// context.
 func (r *routeFS) remote() (*s3Store, error) {
-	r.once.Do(func() { r.s3, r.s3err = newS3Store(r.cfg) })
-	return r.s3, r.s3err
+	c := r.conn
+	c.once.Do(func() { c.s3, c.err = newS3Store(c.cfg) })
+	if c.err != nil {
+		return nil, c.err
+	}
+	return c.s3.withContext(r.ctx), nil
 }
 
 func (r *routeFS) pick(path string) (vfs.FS, error) {

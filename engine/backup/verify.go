@@ -53,7 +53,7 @@ func Verify(dir, name string, opts Options) (*VerifyResult, error) {
 func VerifyContext(ctx context.Context, dir, name string, opts Options) (*VerifyResult, error) {
 	start := time.Now()
 	o := opts.withDefaults()
-	o.ctx = ctx
+	o = o.withContext(ctx)
 	dir, name, err := splitName(dir, name)
 	if err != nil {
 		return nil, err
