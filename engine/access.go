@@ -33,8 +33,9 @@ import (
 //   - backups need PermissionBackup: engine/backup calls
 //     DB.Authorize(user, PermissionBackup) first and reads through
 //     DB.ViewAs(user, ...), which needs Read too;
-//   - any other write a transaction makes (ImportNode, ImportEdge,
-//     ReserveIDs, Repair) needs PermissionWrite.
+//   - any other write a transaction makes (the repair and salvage
+//     primitives of engine/internal/handle: Repair, ImportNode,
+//     ImportEdge, ReserveIDs) needs PermissionWrite.
 //
 // An operation is checked once, at its entry: the reads and writes it makes
 // on its own behalf (CreateEdge checking that its endpoints exist, DeleteNode
@@ -54,9 +55,10 @@ import (
 //
 // A denied operation returns an error matching ErrPermissionDenied (a
 // *PermissionError) before it changes anything; the transaction stays
-// usable. The user is a name the caller claims, and code that holds a *DB
-// can always reach the pages through Pager() (backup, compact, integrity,
-// repair do): access control guards the engine's API, not the file. On one
+// usable. The user is a name the caller claims, and the maintenance
+// packages of this module reach the pages through engine/internal/handle
+// (backup, compact, integrity, repair do; a program outside the module
+// cannot): access control guards the engine's API, not the file. On one
 // machine, the file's permissions are what stop a process that bypasses
 // the library.
 
@@ -137,10 +139,6 @@ func (p *Permission) UnmarshalText(b []byte) error {
 	*p = v
 	return nil
 }
-
-// ErrPermissionDenied is matched (errors.Is) by every error the engine
-// returns because the access policy denied an operation.
-var ErrPermissionDenied = errors.New("permission denied")
 
 // PermissionError says who was denied what. It matches ErrPermissionDenied.
 type PermissionError struct {
@@ -427,7 +425,7 @@ func (tx *Tx) secAuthorize(p Permission, op, target string) error {
 }
 
 // secCheck is Tx.check's hook: outside a checked operation, a read needs
-// Read and a write (ImportNode, Repair, ...) needs Write.
+// Read and a write (handle.ImportNode, handle.Repair, ...) needs Write.
 func (tx *Tx) secCheck(write bool) error {
 	if write {
 		return tx.secAuthorize(PermissionWrite, "write", "")
@@ -478,7 +476,7 @@ func (tx *Tx) secAnchor() {
 		}
 	}
 	if err != nil {
-		tx.db.log.Error("audit anchor not recorded; a cut of the audit log's tail may go undetected", "path", tx.db.p.Path, "err", err)
+		tx.db.log.Error("audit anchor not recorded; a cut of the audit log's tail may go undetected", "path", tx.db.p.Path(), "err", err)
 	}
 }
 

@@ -96,7 +96,7 @@ func (tx *Tx) adjScan(dir adjDir, id NodeID, fn func(e EdgeID, other NodeID) boo
 			return found, tx.db.annotate(err)
 		}
 		if len(k) != 17 || len(v) != 8 {
-			return found, &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: "malformed adjacency entry"}
+			return found, &CorruptionError{Path: tx.db.p.Path(), Offset: -1, Reason: "malformed adjacency entry"}
 		}
 		found = true
 		if !fn(EdgeID(binary.BigEndian.Uint64(k[9:])), NodeID(binary.BigEndian.Uint64(v))) {

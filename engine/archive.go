@@ -36,7 +36,7 @@ func (db *DB) setWALArchiveDir(user, dir string) error {
 		if err != nil {
 			return fmt.Errorf("WAL archive directory %q: %w", dir, err)
 		}
-		dbAbs, err := filepath.Abs(db.p.Path)
+		dbAbs, err := filepath.Abs(db.p.Path())
 		if err != nil {
 			return err
 		}
@@ -77,7 +77,7 @@ func (db *DB) archiveDir(v []byte) (string, string) {
 	if err := json.Unmarshal(v, &s); err != nil || s.Dir == "" {
 		return "", "unreadable WAL archive setting"
 	}
-	if abs, err := filepath.Abs(db.p.Path); err == nil && s.DB != "" && s.DB != abs {
+	if abs, err := filepath.Abs(db.p.Path()); err == nil && s.DB != "" && s.DB != abs {
 		return "", "WAL archiving was enabled for " + s.DB + ", not this file (a copy or restore?): enable it again to archive this database"
 	}
 	return s.Dir, ""
@@ -108,13 +108,13 @@ type fileReader struct{ db *DB }
 func (r fileReader) Page(id common.PageID) ([]byte, error) {
 	b := make([]byte, r.db.p.PageSize())
 	if err := r.db.p.RawDBPage(id, b); err != nil {
-		return nil, fmt.Errorf("read %s page %d: %w", r.db.p.Path, id, err)
+		return nil, fmt.Errorf("read %s page %d: %w", r.db.p.Path(), id, err)
 	}
-	b, err := r.db.p.OpenRaw(id, b, r.db.p.Path, int64(id)*int64(len(b)))
+	b, err := r.db.p.OpenRaw(id, b, r.db.p.Path(), int64(id)*int64(len(b)))
 	if err != nil {
 		return nil, err
 	}
-	if err := page.Check(b, r.db.p.Path, id); err != nil {
+	if err := page.Check(b, r.db.p.Path(), id); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -138,7 +138,7 @@ func (db *DB) archiveDirFromFile() (string, error) {
 	}
 	dir, why := db.archiveDir(v)
 	if why != "" {
-		db.log.Warn("WAL not archived", "path", db.p.Path, "reason", why)
+		db.log.Warn("WAL not archived", "path", db.p.Path(), "reason", why)
 	}
 	return dir, nil
 }
@@ -159,15 +159,15 @@ func (db *DB) installArchiveHook() error {
 	p.SetBeforeRestart(func(ix *wal.Index, f vfs.File, pageSize int) error {
 		dir, err := db.archiveDirFromFile()
 		if err != nil {
-			db.log.Error("WAL archiving: cannot read the archive setting; the archive will have a gap", "path", p.Path, "err", err)
+			db.log.Error("WAL archiving: cannot read the archive setting; the archive will have a gap", "path", p.Path(), "err", err)
 			return nil
 		}
 		if dir == "" {
 			return nil
 		}
-		res, err := walarchive.New(db.cfg.FS, dir).SealedWith(p.Cipher()).ArchiveIndex(p.FileID(), ix, f, pageSize, p.WALPath)
+		res, err := walarchive.New(db.cfg.FS, dir).SealedWith(p.Cipher()).ArchiveIndex(p.FileID(), ix, f, pageSize, p.WALPath())
 		if err != nil {
-			db.log.Error("WAL archiving failed; the archive will have a gap", "path", p.Path, "dir", dir, "err", err)
+			db.log.Error("WAL archiving failed; the archive will have a gap", "path", p.Path(), "dir", dir, "err", err)
 			return nil
 		}
 		if res.Txs > 0 {

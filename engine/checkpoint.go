@@ -11,19 +11,36 @@ import (
 )
 
 // CheckpointMode selects how hard a checkpoint tries.
-type CheckpointMode = pager.CheckpointMode
+type CheckpointMode int
 
 // Checkpoint modes, as in SQLite.
 const (
 	// CheckpointPassive copies what it can without waiting.
-	CheckpointPassive = pager.Passive
+	CheckpointPassive CheckpointMode = iota
 	// CheckpointFull waits for the writer and older readers, then copies all.
-	CheckpointFull = pager.Full
+	CheckpointFull
 	// CheckpointRestart is full, then restarts the WAL from its beginning.
-	CheckpointRestart = pager.Restart
+	CheckpointRestart
 	// CheckpointTruncate is restart, and truncates the WAL file to zero bytes.
-	CheckpointTruncate = pager.Truncate
+	CheckpointTruncate
 )
+
+// The pager's modes have the same values, so a mode converts as it is:
+// each line fails to compile if they drift apart.
+var (
+	_ [CheckpointPassive - CheckpointMode(pager.Passive)]struct{}   = [0]struct{}{}
+	_ [CheckpointFull - CheckpointMode(pager.Full)]struct{}         = [0]struct{}{}
+	_ [CheckpointRestart - CheckpointMode(pager.Restart)]struct{}   = [0]struct{}{}
+	_ [CheckpointTruncate - CheckpointMode(pager.Truncate)]struct{} = [0]struct{}{}
+)
+
+// String returns "passive", "full", "restart" or "truncate".
+func (m CheckpointMode) String() string {
+	if m < CheckpointPassive || m > CheckpointTruncate {
+		return fmt.Sprintf("CheckpointMode(%d)", int(m))
+	}
+	return pager.CheckpointMode(m).String()
+}
 
 // ParseCheckpointMode parses "passive", "full", "restart" or "truncate".
 func ParseCheckpointMode(s string) (CheckpointMode, error) {
@@ -83,7 +100,7 @@ func (db *DB) checkpoint(ctx context.Context, user string, mode CheckpointMode) 
 		// file whose catalog, and so the stored policy, is damaged. Only
 		// this connection's own checker applies then.
 		db.log.Warn("stored access policy unreadable; checkpoint checked against this connection's policy only",
-			"path", db.p.Path, "err", st.policyErr)
+			"path", db.p.Path(), "err", st.policyErr)
 		st = db.sec.p.Load()
 	}
 	done, err := db.guardWith(st, user, PermissionConfigure, OpCheckpoint, target)
@@ -91,12 +108,13 @@ func (db *DB) checkpoint(ctx context.Context, user string, mode CheckpointMode) 
 		return CheckpointResult{Mode: mode.String()}, fmt.Errorf("checkpoint (%s): %w", mode, err)
 	}
 	defer done(&err)
-	r, err := db.p.CheckpointContext(ctx, mode)
+	r, err := db.p.CheckpointContext(ctx, pager.CheckpointMode(mode))
 	res = CheckpointResult{Mode: mode.String(), WALFrames: r.WALFrames, FramesCheckpointed: r.Checkpointed,
 		PagesWritten: r.Copied, WALSizeBefore: r.WALSizeBefore, WALSizeAfter: r.WALSizeAfter,
 		BlockedByReaders: r.BlockedByReaders, BlockedByWriter: r.BlockedByWriter, WALRestarted: r.Restarted,
 		CheckpointLSN: uint64(r.LSN), Duration: r.Duration}
 	if err != nil {
+		db.nameHolder(err)
 		db.log.Warn("checkpoint failed", "mode", mode.String(), "err", err)
 		return res, fmt.Errorf("checkpoint (%s): %w", mode, err)
 	}

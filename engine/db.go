@@ -66,14 +66,13 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	}
 	p, err := pager.Open(path, pager.Options{FS: cfg.FS, ReadOnly: cfg.ReadOnly, PageSize: cfg.PageSize,
 		CacheBytes: cfg.CacheSize, BusyTimeout: cfg.BusyTimeout, Create: true, Exclusive: exclusive, Logger: cfg.Logger,
-		Cipher: cipher, Fallback: fallbackCipher()})
+		Cipher: cipher, Fallback: fallbackCipher(), Validate: validatePage})
 	if err != nil {
 		if cfg.Replication != nil {
 			_ = cfg.Replication.Close() // Prepare connected
 		}
 		return nil, err
 	}
-	p.Validate = validatePage
 	db := &DB{p: p, cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
 	// Wrapped so that SetLogTap can tee the engine's logs (engine/hooks.go).
 	db.log = db.tappedLogger(cfg.Logger)
@@ -86,13 +85,13 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 	db.OnClose(func() { close(stopSampler); <-samplerDone })
 	if cfg.WALAutoCheckpoint > 0 && !cfg.ReadOnly {
 		threshold := cfg.WALAutoCheckpoint
-		p.AfterCommit = func(pending int) {
+		p.SetAfterCommit(func(pending int) {
 			if pending >= threshold {
 				if _, err := p.Checkpoint(pager.Passive); err != nil {
 					db.log.Debug("auto-checkpoint", "err", err)
 				}
 			}
-		}
+		})
 	}
 	if err := db.startReplication(); err != nil { // engine/replicate.go
 		db.Close()
@@ -105,7 +104,7 @@ func open(path string, cfg Config, exclusive bool) (*DB, error) {
 }
 
 // Path returns the database file's path.
-func (db *DB) Path() string { return db.p.Path }
+func (db *DB) Path() string { return db.p.Path() }
 
 // Config returns the connection's configuration.
 func (db *DB) Config() Config { return db.cfg }
@@ -128,7 +127,7 @@ func (db *DB) Close() error {
 	}
 	db.slow.flush(db.log)
 	db.publishShared()
-	db.log.Info("database closed", "path", db.p.Path)
+	db.log.Info("database closed", "path", db.p.Path())
 	return db.p.Close()
 }
 
@@ -265,7 +264,7 @@ func (db *DB) readMeta(s *pager.Snapshot) (*page.Meta, error) {
 	}
 	m, err := page.DecodeMeta(b)
 	if err != nil {
-		return nil, &CorruptionError{Path: db.p.Path, Page: 0, Offset: 0, Reason: err.Error()}
+		return nil, &CorruptionError{Path: db.p.Path(), Page: 0, Offset: 0, Reason: err.Error()}
 	}
 	db.meta.Store(&metaMemo{img: &b[0], meta: m})
 	return m, nil

@@ -147,22 +147,22 @@ func (db *DB) DatabaseMetrics() (DatabaseMetrics, error) {
 	closed := db.closed
 	db.mu.Unlock()
 	if closed { // the -shm is unmapped
-		return DatabaseMetrics{}, fmt.Errorf("%s: database metrics: %w", db.p.Path, ErrClosed)
+		return DatabaseMetrics{}, fmt.Errorf("%s: database metrics: %w", db.p.Path(), ErrClosed)
 	}
 	s := db.p.Shm()
 	if !s.Shared() {
 		return DatabaseMetrics{}, fmt.Errorf("%s: %w: the connection was opened without the coordination file %s-shm, where the counters are kept (a read-only open that could not write it)",
-			db.p.Path, ErrMetricsUnavailable, db.p.Path)
+			db.p.Path(), ErrMetricsUnavailable, db.p.Path())
 	}
 	if !s.Counting() {
 		return DatabaseMetrics{}, fmt.Errorf("%s: %w: %s has counters of layout version %d, this build reads version %d (a process of another build has the database open)",
-			db.p.Path, ErrMetricsUnavailable, s.Path, s.CountersVersionFound(), shm.CountersVersion)
+			db.p.Path(), ErrMetricsUnavailable, s.Path, s.CountersVersionFound(), shm.CountersVersion)
 	}
 	db.publishShared()
 	snap, ok := s.ReadCounters()
 	if !ok {
 		return DatabaseMetrics{}, fmt.Errorf("%s: %w: the counters region of %s changed layout while the connection was open",
-			db.p.Path, ErrMetricsUnavailable, s.Path)
+			db.p.Path(), ErrMetricsUnavailable, s.Path)
 	}
 	c := snap.Counters
 	m := DatabaseMetrics{ReadAt: time.Now(), CountersSince: snap.Reset,

@@ -329,7 +329,7 @@ func TestDatabaseMetricsPrivateReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if !db.Pager().Private() {
+	if !db.p.Private() {
 		t.Fatal("connection is not in private mode")
 	}
 	if _, err := readAll(db); err != nil {

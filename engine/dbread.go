@@ -37,7 +37,7 @@ func (tx *Tx) Nodes() iter.Seq2[*Node, error] {
 			}
 			nd, err := decodeNode(id, v)
 			if err != nil {
-				yield(nil, &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: err.Error()})
+				yield(nil, &CorruptionError{Path: tx.db.p.Path(), Offset: -1, Reason: err.Error()})
 				return
 			}
 			if !yield(nd, nil) {
@@ -74,7 +74,7 @@ func (tx *Tx) Edges() iter.Seq2[*Edge, error] {
 			}
 			e, err := record.DecodeEdge(v)
 			if err != nil {
-				yield(nil, &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: err.Error()})
+				yield(nil, &CorruptionError{Path: tx.db.p.Path(), Offset: -1, Reason: err.Error()})
 				return
 			}
 			if !yield(&Edge{ID: id, From: NodeID(e.From), To: NodeID(e.To), Label: e.Label, Properties: e.Props}, nil) {

@@ -43,10 +43,42 @@ var (
 	// by another build. The error says which; it is never a reading of
 	// zeros.
 	ErrMetricsUnavailable = errors.New("database-wide metrics unavailable")
+	// ErrPermissionDenied is matched by every error the engine returns
+	// because the access policy denied an operation; the error is a
+	// *PermissionError saying who was denied what.
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrClosed is returned when registering work on a closed connection.
+	ErrClosed = errors.New("database is closed")
+	// ErrNotPrimary is returned by writes on a connection that replication
+	// does not let write: a replica, or a primary whose lease lapsed or
+	// whose publish was fenced off by a newer primary. The error names the
+	// primary when it is known.
+	ErrNotPrimary = errors.New("not the primary")
+	// ErrPoisoned is returned by every write on a connection after an
+	// fsync (or a truncation or directory sync the log depends on) failed:
+	// the kernel may have dropped the dirty pages, so retrying could report
+	// success for lost data. Close the connection and open the database
+	// again; recovery replays what reached the disk.
+	ErrPoisoned = common.ErrPoisoned
 )
 
 // CorruptionError carries the file, page and offset where damage was found.
 type CorruptionError = common.CorruptionError
 
-// BusyError says which lock could not be taken and, when known, by whom.
+// BusyError says which lock could not be taken (What) and, when known, by
+// whom (PID, Holders).
 type BusyError = common.BusyError
+
+// LockKind names the lock of a BusyError.
+type LockKind = common.LockKind
+
+// The locks a BusyError can name.
+const (
+	LockWriter      = common.LockWriter
+	LockCheckpoint  = common.LockCheckpoint
+	LockReader      = common.LockReader
+	LockExclusive   = common.LockExclusive
+	LockOpen        = common.LockOpen
+	LockPrivateRead = common.LockPrivateRead
+	LockDirectory   = common.LockDirectory
+)

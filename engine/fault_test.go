@@ -211,13 +211,13 @@ func TestFaultWALFsync(t *testing.T) {
 	}
 	ffs.SetRule(onFile("-wal", vfs.OpSync, 1, false, vfs.Fault{Err: syscall.EIO}))
 	err := db.Update(func(tx *Tx) error { return batch(tx, "B", 20) })
-	if !errors.Is(err, syscall.EIO) {
-		t.Fatalf("commit with failing fsync = %v, want EIO", err)
+	if !errors.Is(err, syscall.EIO) || !errors.Is(err, ErrPoisoned) {
+		t.Fatalf("commit with failing fsync = %v, want EIO and ErrPoisoned", err)
 	}
 	ffs.SetRule(nil)
 	// The connection refuses further writes even though fsync works again.
-	if _, err := db.BeginTransaction(); err == nil {
-		t.Fatal("write transaction allowed after a failed fsync")
+	if _, err := db.BeginTransaction(); !errors.Is(err, ErrPoisoned) {
+		t.Fatalf("write transaction after a failed fsync: %v, want ErrPoisoned", err)
 	}
 	if err := db.Update(func(tx *Tx) error { return batch(tx, "C", 2) }); err == nil {
 		t.Fatal("Update allowed after a failed fsync")
@@ -791,7 +791,7 @@ func repairReads(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.Repair(); err != nil {
+	if _, err := tx.repair(); err != nil {
 		t.Fatal(err)
 	}
 	return int(reads.Load())
@@ -849,7 +849,7 @@ func TestFaultRepairReadEIO(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := tx.Repair()
+			st, err := tx.repair()
 			tx.Rollback()
 			if err == nil {
 				t.Fatalf("repair with %d failed reads succeeded: %+v", failed, st)

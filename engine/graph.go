@@ -138,7 +138,7 @@ func (tx *Tx) nodeRecord(id NodeID) (*record.Node, error) {
 	}
 	n, err := record.DecodeNode(v)
 	if err != nil {
-		return nil, &CorruptionError{Path: tx.db.p.Path, Page: 0, Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
+		return nil, &CorruptionError{Path: tx.db.p.Path(), Page: 0, Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
 	}
 	return n, nil
 }
@@ -162,7 +162,7 @@ func (tx *Tx) GetNode(id NodeID) (*Node, error) {
 	}
 	nd, err := decodeNode(id, v)
 	if err != nil {
-		return nil, &CorruptionError{Path: tx.db.p.Path, Page: 0, Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
+		return nil, &CorruptionError{Path: tx.db.p.Path(), Page: 0, Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
 	}
 	return nd, nil
 }
@@ -271,7 +271,7 @@ func (tx *Tx) GetEdge(id EdgeID) (*Edge, error) {
 	}
 	e, err := record.DecodeEdge(v)
 	if err != nil {
-		return nil, &CorruptionError{Path: tx.db.p.Path, Page: 0, Offset: -1, Reason: fmt.Sprintf("edge %d: %v", id, err)}
+		return nil, &CorruptionError{Path: tx.db.p.Path(), Page: 0, Offset: -1, Reason: fmt.Sprintf("edge %d: %v", id, err)}
 	}
 	return &Edge{ID: id, From: NodeID(e.From), To: NodeID(e.To), Label: e.Label, Properties: e.Props}, nil
 }

@@ -23,9 +23,6 @@ import (
 	"github.com/sombradb/sombra/engine/internal/pager"
 )
 
-// ErrClosed is returned when registering work on a closed connection.
-var ErrClosed = errors.New("database is closed")
-
 // extensions is the per-connection state of the hooks (a field of DB).
 type extensions struct {
 	// closeHooks and nextHook are guarded by DB.mu.

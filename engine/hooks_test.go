@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sombradb/sombra/engine/internal/sysmem"
 	"github.com/sombradb/sombra/engine/logging"
 )
 
@@ -210,7 +211,7 @@ func TestMemoryMonitorOncePerCrossing(t *testing.T) {
 	rec := logging.NewRecorder(slog.LevelInfo)
 	db := mustOpen(t, tempDB(t), Config{Logger: rec.Logger()})
 	defer db.Close()
-	rss := ProcessRSS()
+	rss := sysmem.ProcessRSS()
 	err := db.EnableMemoryPressureMonitoringWithOptions(MemoryMonitorOptions{Threshold: 0.8, Interval: time.Hour, MemoryLimit: rss / 2})
 	if err != nil {
 		t.Fatal(err)
@@ -331,10 +332,10 @@ func TestMemoryMonitorReplaceAndInvalid(t *testing.T) {
 	if db.MemoryMonitor() != nil {
 		t.Error("monitor after disable")
 	}
-	if ProcessRSS() <= 0 {
-		t.Error("ProcessRSS() <= 0")
+	if sysmem.ProcessRSS() <= 0 {
+		t.Error("sysmem.ProcessRSS() <= 0")
 	}
-	if SystemMemoryLimit() <= 0 {
-		t.Error("SystemMemoryLimit() <= 0")
+	if sysmem.Limit() <= 0 {
+		t.Error("sysmem.Limit() <= 0")
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"github.com/sombradb/sombra/engine/internal/record"
 )
 
-// ImportNode adds a node under a given id instead of the next free one, so
+// importNode adds a node under a given id instead of the next free one, so
 // tools that copy data between databases (salvage, import) keep ids. It
 // fails with ErrInvalid for id 0 and ErrExists if the id is taken. The
 // next id handed out by CreateNode stays above every imported id.
-func (tx *Tx) ImportNode(id NodeID, labels []string, props Properties) error {
+func (tx *Tx) importNode(id NodeID, labels []string, props Properties) error {
 	if err := tx.check(true); err != nil {
 		return err
 	}
@@ -39,9 +39,9 @@ func (tx *Tx) ImportNode(id NodeID, labels []string, props Properties) error {
 	return nil
 }
 
-// ImportEdge adds an edge under a given id between two existing nodes
-// (see ImportNode).
-func (tx *Tx) ImportEdge(id EdgeID, from, to NodeID, label string, props Properties) error {
+// importEdge adds an edge under a given id between two existing nodes
+// (see importNode).
+func (tx *Tx) importEdge(id EdgeID, from, to NodeID, label string, props Properties) error {
 	if err := tx.check(true); err != nil {
 		return err
 	}
@@ -76,10 +76,10 @@ func (tx *Tx) ImportEdge(id EdgeID, from, to NodeID, label string, props Propert
 	return nil
 }
 
-// ReserveIDs raises the next node and edge ids to at least the given
+// reserveIDs raises the next node and edge ids to at least the given
 // values (it never lowers them), so ids used by deleted records of an
 // imported database are not handed out again.
-func (tx *Tx) ReserveIDs(nextNode NodeID, nextEdge EdgeID) error {
+func (tx *Tx) reserveIDs(nextNode NodeID, nextEdge EdgeID) error {
 	if err := tx.check(true); err != nil {
 		return err
 	}

@@ -9,32 +9,32 @@ func TestImportKeepsIDs(t *testing.T) {
 	db := mustOpen(t, tempDB(t), Config{})
 	defer db.Close()
 	err := db.Update(func(tx *Tx) error {
-		if err := tx.ImportNode(10, []string{"A"}, Properties{"k": IntValue(1)}); err != nil {
+		if err := tx.importNode(10, []string{"A"}, Properties{"k": IntValue(1)}); err != nil {
 			return err
 		}
-		if err := tx.ImportNode(4, nil, nil); err != nil {
+		if err := tx.importNode(4, nil, nil); err != nil {
 			return err
 		}
-		if err := tx.ImportNode(10, nil, nil); !errors.Is(err, ErrExists) {
+		if err := tx.importNode(10, nil, nil); !errors.Is(err, ErrExists) {
 			t.Errorf("duplicate node: %v", err)
 		}
-		if err := tx.ImportNode(0, nil, nil); !errors.Is(err, ErrInvalid) {
+		if err := tx.importNode(0, nil, nil); !errors.Is(err, ErrInvalid) {
 			t.Errorf("node id 0: %v", err)
 		}
-		if err := tx.ImportEdge(7, 10, 4, "E", nil); err != nil {
+		if err := tx.importEdge(7, 10, 4, "E", nil); err != nil {
 			return err
 		}
-		if err := tx.ImportEdge(7, 4, 10, "E", nil); !errors.Is(err, ErrExists) {
+		if err := tx.importEdge(7, 4, 10, "E", nil); !errors.Is(err, ErrExists) {
 			t.Errorf("duplicate edge: %v", err)
 		}
-		if err := tx.ImportEdge(8, 4, 99, "E", nil); !errors.Is(err, ErrNotFound) {
+		if err := tx.importEdge(8, 4, 99, "E", nil); !errors.Is(err, ErrNotFound) {
 			t.Errorf("edge to a missing node: %v", err)
 		}
 		id, err := tx.CreateNode("B", nil)
 		if err != nil || id != 11 {
 			t.Errorf("next node id %d, %v", id, err)
 		}
-		return tx.ReserveIDs(50, 3) // raises nodes, leaves edges (8) alone
+		return tx.reserveIDs(50, 3) // raises nodes, leaves edges (8) alone
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -143,7 +143,7 @@ func (tx *Tx) forEachNode(fn func(NodeID, *record.Node) error) error {
 		}
 		rec, err := record.DecodeNode(v)
 		if err != nil {
-			return &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
+			return &CorruptionError{Path: tx.db.p.Path(), Offset: -1, Reason: fmt.Sprintf("node %d: %v", id, err)}
 		}
 		if err := fn(id, rec); err != nil {
 			return err
@@ -346,7 +346,7 @@ func (tx *Tx) rebuildAll() error {
 		}
 		e, err := record.DecodeEdge(v)
 		if err != nil {
-			return &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: err.Error()}
+			return &CorruptionError{Path: tx.db.p.Path(), Offset: -1, Reason: err.Error()}
 		}
 		edges++
 		tx.countDelta(catEdgeCount, e.Label, 1)

@@ -66,7 +66,7 @@ func (db *DB) InfoContext(ctx context.Context, progress func(done, total int64))
 	err := db.View(func(tx *Tx) error {
 		tx.work = progressTracker(ctx, progress, int64(tx.meta.PageCount)*int64(tx.meta.PageSize))
 		m := tx.meta
-		out = Info{Path: db.p.Path, FormatVersion: m.Version, PageSize: int(m.PageSize), PageCount: m.PageCount,
+		out = Info{Path: db.p.Path(), FormatVersion: m.Version, PageSize: int(m.PageSize), PageCount: m.PageCount,
 			FreePages: m.FreeCount, LSN: uint64(m.LastLSN), NodeCount: m.NodeCount, EdgeCount: m.EdgeCount,
 			Created: time.Unix(0, m.Created).UTC()}
 		var err error
@@ -77,7 +77,7 @@ func (db *DB) InfoContext(ctx context.Context, progress func(done, total int64))
 		if err != nil {
 			return err
 		}
-		sp := EstimateSpace(m.PageSize, m.PageCount, out.FileSize, st, usableSize(db, m))
+		sp := estimateSpace(m.PageSize, m.PageCount, out.FileSize, st, usableSize(db, m))
 		out.FragmentationPercent, out.ReclaimableBytes = sp.ReclaimablePercent, sp.ReclaimableBytes
 		out.PageFillPercent, out.EstimatedPagesAfter = sp.PageFillPercent, sp.PagesAfter
 		labels, err := tx.counters(catLabelCount)
@@ -137,11 +137,11 @@ type Space struct {
 	ReclaimablePercent float64
 }
 
-// EstimateSpace estimates a dense rewrite from the space statistics: the
+// estimateSpace estimates a dense rewrite from the space statistics: the
 // bytes each tree's pages use, packed at CompactFillPercent into pages of
 // the usable size, plus overflow pages (copied whole) and the header. What
 // it reclaims is the file (or logical database, if larger) minus that.
-func EstimateSpace(pageSize uint32, pageCount uint64, fileSize int64, st page.SpaceStats, usable int) Space {
+func estimateSpace(pageSize uint32, pageCount uint64, fileSize int64, st page.SpaceStats, usable int) Space {
 	var sp Space
 	u := int64(usable)
 	var used, pages, dense int64
@@ -196,7 +196,7 @@ func (tx *Tx) spaceStats() (page.SpaceStats, error) {
 	r := tx.reader()
 	free, err := pager.FreeListPages(r.Page, m.FreeHead, m.PageCount)
 	if err != nil {
-		return page.SpaceStats{}, fmt.Errorf("%s: free list: %w", tx.db.p.Path, err)
+		return page.SpaceStats{}, fmt.Errorf("%s: free list: %w", tx.db.p.Path(), err)
 	}
 	isFree := make(map[common.PageID]bool, len(free))
 	for _, id := range free {

@@ -14,10 +14,6 @@ import (
 	"github.com/sombradb/sombra/engine/internal/progress"
 )
 
-// Pager gives engine sub-packages (backup, integrity, compact) access to the
-// page layer. Its type is internal: code outside this module cannot use it.
-func (db *DB) Pager() *pager.Pager { return db.p }
-
 // LogicalHash returns a canonical hash (64 hex digits) of every node and
 // edge: ids, labels, properties and endpoints. Two databases with the same
 // graph have the same hash whatever their page layout, so it proves a
@@ -28,16 +24,10 @@ func (tx *Tx) LogicalHash() (string, error) {
 	return tx.LogicalHashContext(context.Background())
 }
 
-// SnapshotLogicalHash is the logical hash of what snap sees, read as the
-// system: no access check, as for every caller of Pager(). Compaction
-// uses it to prove the file it writes holds the same graph.
-func (db *DB) SnapshotLogicalHash(snap *pager.Snapshot) (string, error) {
-	return db.SnapshotLogicalHashContext(context.Background(), snap)
-}
-
-// SnapshotLogicalHashContext is SnapshotLogicalHash, stopped at the next
-// page read once ctx is cancelled (the error then matches ctx.Err()).
-func (db *DB) SnapshotLogicalHashContext(ctx context.Context, snap *pager.Snapshot) (string, error) {
+// snapshotLogicalHash is the logical hash of what snap sees, read as the
+// system: no access check (handle.SnapshotLogicalHash). It stops at the
+// next page read once ctx is cancelled (the error then matches ctx.Err()).
+func (db *DB) snapshotLogicalHash(ctx context.Context, snap *pager.Snapshot) (string, error) {
 	m, err := snap.Meta()
 	if err != nil {
 		return "", db.annotate(err)
@@ -132,25 +122,18 @@ func (db *DB) LogicalHashContext(ctx context.Context) (string, error) {
 	return view(db, func(tx *Tx) (string, error) { return tx.LogicalHashContext(ctx) })
 }
 
-// HashTrees computes the logical hash of the trees with the given roots,
-// read through r. Compaction uses it on the file it built, read back from
-// the disk, before that file replaces the original.
-func HashTrees(r btree.Reader, roots [page.NumRoots]common.PageID) (string, error) {
-	return logicalHash(r, &page.Meta{Roots: roots})
-}
-
-// SpilledFrames reports how many frames a write transaction has spilled
-// to the WAL so far (0 for a read transaction). Sub-package tests use it
-// to know a large transaction took the spill path.
-func (tx *Tx) SpilledFrames() int {
+// spilledFrames reports how many frames a write transaction has spilled
+// to the WAL so far (0 for a read transaction; handle.SpilledFrames).
+func (tx *Tx) spilledFrames() int {
 	if tx.w == nil {
 		return 0
 	}
 	return tx.w.Spilled()
 }
 
-// HashTreesContext is HashTrees, stopped at the next page read once ctx is
+// hashTrees is the logical hash of the trees with the given roots, read
+// through r (handle.HashTrees), stopped at the next page read once ctx is
 // cancelled.
-func HashTreesContext(ctx context.Context, r btree.Reader, roots [page.NumRoots]common.PageID) (string, error) {
+func hashTrees(ctx context.Context, r btree.Reader, roots [page.NumRoots]common.PageID) (string, error) {
 	return logicalHash(progress.New(ctx, nil, 0).Reader(r), &page.Meta{Roots: roots})
 }

@@ -140,3 +140,26 @@ func ReadLockState(path string) (LockState, error) {
 	}
 	return st, nil
 }
+
+// nameHolder fills in the pid of a *BusyError that names none from the
+// lock table, which records the writer's and the checkpointer's pid and
+// each reader's, so that the error says whom to wait for and callers need
+// not look it up themselves.
+func (db *DB) nameHolder(err error) {
+	var be *BusyError
+	if !errors.As(err, &be) || be.PID != 0 {
+		return
+	}
+	ls, lerr := db.LockState()
+	if lerr != nil {
+		return
+	}
+	switch {
+	case be.What == LockWriter && ls.Writer.Held:
+		be.PID = ls.Writer.PID
+	case be.What == LockCheckpoint && ls.Checkpointer.Held:
+		be.PID = ls.Checkpointer.PID
+	case be.What == LockReader && len(ls.ReaderPIDs) > 0:
+		be.PID = ls.ReaderPIDs[0]
+	}
+}

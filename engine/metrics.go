@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sombradb/sombra/engine/internal/sysmem"
 )
 
 // metricsState accumulates counters and a window of recent commit
@@ -163,7 +165,7 @@ type PerformanceMetrics struct {
 	// cache is normally near 1, which is no cause for alarm.
 	CacheFill float64 `json:"cache_fill"`
 	// MemoryPressure is the process's resident memory against the memory
-	// it may use (SystemMemoryLimit: GOMEMLIMIT, the cgroup's memory.max,
+	// it may use (sysmem.Limit: GOMEMLIMIT, the cgroup's memory.max,
 	// or physical memory), 0..1; 0 when either cannot be read.
 	MemoryPressure   float64 `json:"memory_pressure"`
 	ProcessRSSBytes  int64   `json:"process_rss_bytes"`
@@ -210,7 +212,7 @@ func (db *DB) GetPerformanceMetrics() PerformanceMetrics {
 	if cs.MaxPage > 0 {
 		out.CacheFill = float64(cs.Pages) / float64(cs.MaxPage)
 	}
-	out.ProcessRSSBytes, out.MemoryLimitBytes = processRSS(), SystemMemoryLimit()
+	out.ProcessRSSBytes, out.MemoryLimitBytes = sysmem.ProcessRSS(), sysmem.Limit()
 	if out.ProcessRSSBytes > 0 && out.MemoryLimitBytes > 0 {
 		out.MemoryPressure = float64(out.ProcessRSSBytes) / float64(out.MemoryLimitBytes)
 	}

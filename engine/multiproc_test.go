@@ -345,7 +345,7 @@ func TestMultiprocReaderSnapshot(t *testing.T) {
 							t.Fatalf("checkpoint %s with a reader in another process: %v", mode, err)
 						}
 						var be *BusyError
-						if errors.As(err, &be) && be.What == "reader" && be.PID != c.pid() {
+						if errors.As(err, &be) && be.What == LockReader && be.PID != c.pid() {
 							t.Errorf("checkpoint %s: BusyError names pid %d, the reader is %d", mode, be.PID, c.pid())
 						}
 						if !res.BlockedByReaders && !res.BlockedByWriter {

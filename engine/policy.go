@@ -156,7 +156,7 @@ func (db *DB) secFor(meta *page.Meta, r btree.Reader) (*secState, error) {
 	default:
 		n.raw = raw
 		if _, n.pol, err = decodePolicy(raw); err != nil {
-			perr = fmt.Errorf("%s: %w", db.p.Path, err)
+			perr = fmt.Errorf("%s: %w", db.p.Path(), err)
 		}
 	}
 	switch {
@@ -258,7 +258,7 @@ func (db *DB) setAccessPolicy(user string, p *AccessPolicy) (err error) {
 	if err != nil {
 		return fmt.Errorf("set access policy: %w", err)
 	}
-	db.log.Info("access policy stored", "path", db.p.Path, "removed", p == nil, "user", user)
+	db.log.Info("access policy stored", "path", db.p.Path(), "removed", p == nil, "user", user)
 	return nil
 }
 

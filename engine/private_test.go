@@ -106,7 +106,7 @@ func TestPrivateReadWhenShmCannotBeCreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !db.Pager().Private() {
+	if !db.p.Private() {
 		t.Error("connection is not in private mode")
 	}
 	got, err := readAll(db)
@@ -121,7 +121,7 @@ func TestPrivateReadWhenShmCannotBeCreated(t *testing.T) {
 	}
 	// Its exclusive hold would be a lock nobody else sees: refused, so
 	// compaction or restore never replace the file under another reader.
-	if err := db.Pager().ExclusiveLock(0); !errors.Is(err, ErrReadOnly) {
+	if err := db.p.ExclusiveLock(0); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("exclusive lock of a private reader: %v, want ErrReadOnly", err)
 	}
 	db.Close()
@@ -226,7 +226,7 @@ func TestPrivateReadOnRealFileSystems(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !db.Pager().Private() {
+		if !db.p.Private() {
 			t.Error("connection is not in private mode")
 		}
 		got, err := readAll(db)

@@ -67,7 +67,7 @@ func (tx *Tx) scanNodesWhere(key string, match func(PropertyValue) bool) ([]Node
 	err := tx.scan(page.RootNodes, nil, func(k, val []byte) (bool, error) {
 		n, err := record.DecodeNode(val)
 		if err != nil {
-			return false, &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: err.Error()}
+			return false, &CorruptionError{Path: tx.db.p.Path(), Offset: -1, Reason: err.Error()}
 		}
 		if pv, ok := n.Props[key]; ok && match(pv) {
 			out = append(out, NodeID(binary.BigEndian.Uint64(k)))

@@ -13,7 +13,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/record"
 )
 
-// RepairStats reports what Tx.Repair changed.
+// RepairStats reports what a repair changed (engine/repair runs it).
 type RepairStats struct {
 	// DanglingEdges are the edges dropped because an endpoint is missing.
 	DanglingEdges []EdgeID
@@ -54,7 +54,7 @@ type FreeListRepair struct {
 	Rewritten int // unused pages that failed their checksum and were rewritten
 }
 
-// Repair brings everything that can be derived from the node and edge
+// repair brings everything that can be derived from the node and edge
 // records back in line with them, in this write transaction:
 //
 //   - edges whose source or target node does not exist are dropped;
@@ -69,9 +69,9 @@ type FreeListRepair struct {
 //
 // The node, edge and catalog trees are the source of truth and are never
 // rebuilt: if one of them cannot be walked, or a record does not decode,
-// Repair returns a *CorruptionError and changes nothing. Only what was
+// repair returns a *CorruptionError and changes nothing. Only what was
 // wrong is written, so repairing a healthy database writes nothing.
-func (tx *Tx) Repair() (*RepairStats, error) {
+func (tx *Tx) repair() (*RepairStats, error) {
 	if err := tx.check(true); err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func (tx *Tx) Repair() (*RepairStats, error) {
 		tx.meta.Roots[root] = 0 // before anything (dropping edges) touches it
 	}
 
-	if st.DanglingEdges, err = tx.DropDanglingEdges(); err != nil {
+	if st.DanglingEdges, err = tx.dropDanglingEdges(); err != nil {
 		return nil, err
 	}
 	want, edgeLabels, edges, err := tx.wantedAdjacency()
@@ -173,9 +173,9 @@ func (tx *Tx) claimTree(root int, owner []byte) error {
 	_, err := btree.Walk(r, tx.meta.Roots[root], func(id common.PageID, _ page.Type) error {
 		switch {
 		case uint64(id) >= uint64(len(owner)):
-			return &CorruptionError{Path: tx.db.p.Path, Page: id, Offset: -1, Reason: fmt.Sprintf("the %s tree refers to page %d past the end of the database (%d pages)", rootName(root), id, len(owner))}
+			return &CorruptionError{Path: tx.db.p.Path(), Page: id, Offset: -1, Reason: fmt.Sprintf("the %s tree refers to page %d past the end of the database (%d pages)", rootName(root), id, len(owner))}
 		case owner[id] != 0:
-			return &CorruptionError{Path: tx.db.p.Path, Page: id, Offset: -1, Reason: fmt.Sprintf("page %d is used by the %s tree and %s", id, rootName(root), ownerLabel(owner[id]))}
+			return &CorruptionError{Path: tx.db.p.Path(), Page: id, Offset: -1, Reason: fmt.Sprintf("page %d is used by the %s tree and %s", id, rootName(root), ownerLabel(owner[id]))}
 		}
 		pages = append(pages, id)
 		return nil
@@ -196,7 +196,7 @@ func (tx *Tx) claimTree(root int, owner []byte) error {
 		if _, err := tx.w.Page(first.Page); errors.As(err, &ce) {
 			reason = ce.Reason // without the path and offset the problem repeats
 		}
-		return &CorruptionError{Path: tx.db.p.Path, Page: first.Page, Offset: -1, Reason: fmt.Sprintf("the %s tree is damaged at page %d (%s)", rootName(root), first.Page, reason)}
+		return &CorruptionError{Path: tx.db.p.Path(), Page: first.Page, Offset: -1, Reason: fmt.Sprintf("the %s tree is damaged at page %d (%s)", rootName(root), first.Page, reason)}
 	}
 	for _, id := range pages {
 		owner[id] = byte(root) + 1
@@ -237,9 +237,9 @@ func (tx *Tx) freeListSound(owner []byte) (bool, error) {
 	return true, nil
 }
 
-// DropDanglingEdges deletes every edge whose source or target node does
+// dropDanglingEdges deletes every edge whose source or target node does
 // not exist, with its adjacency entries, and returns their ids.
-func (tx *Tx) DropDanglingEdges() ([]EdgeID, error) {
+func (tx *Tx) dropDanglingEdges() ([]EdgeID, error) {
 	if err := tx.check(true); err != nil {
 		return nil, err
 	}
@@ -292,7 +292,7 @@ func (tx *Tx) forEachEdge(fn func(EdgeID, *record.Edge) error) error {
 		}
 		e, err := record.DecodeEdge(v)
 		if err != nil {
-			return &CorruptionError{Path: tx.db.p.Path, Offset: -1, Reason: fmt.Sprintf("edge %d: %v", id, err)}
+			return &CorruptionError{Path: tx.db.p.Path(), Offset: -1, Reason: fmt.Sprintf("edge %d: %v", id, err)}
 		}
 		if err := fn(id, e); err != nil {
 			return err

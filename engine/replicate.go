@@ -7,19 +7,12 @@ package engine
 // cost one nil check per commit.
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/common"
 	"github.com/sombradb/sombra/engine/internal/pager"
 )
-
-// ErrNotPrimary is returned by writes on a connection that replication
-// does not let write: a replica, or a primary whose lease lapsed or whose
-// publish was fenced off by a newer primary. The error names the primary
-// when it is known.
-var ErrNotPrimary = errors.New("not the primary")
 
 // ReplicatedTx is one committed transaction as replication ships it.
 type ReplicatedTx struct {
@@ -88,15 +81,15 @@ func (db *DB) startReplication() error {
 		return nil
 	}
 	if db.p.Encrypted() {
-		return fmt.Errorf("%s: replication of an encrypted database is not supported: %w", db.p.Path, ErrEncryption)
+		return fmt.Errorf("%s: replication of an encrypted database is not supported: %w", db.p.Path(), ErrEncryption)
 	}
 	db.p.SetReplicator(replHook{r})
 	if err := r.Start(db); err != nil { // Start releases what Prepare took when it fails
-		return fmt.Errorf("%s: start replication: %w", db.p.Path, err)
+		return fmt.Errorf("%s: start replication: %w", db.p.Path(), err)
 	}
 	db.OnClose(func() {
 		if err := r.Close(); err != nil {
-			db.log.Warn("stop replication", "path", db.p.Path, "err", err)
+			db.log.Warn("stop replication", "path", db.p.Path(), "err", err)
 		}
 	})
 	return nil
@@ -118,10 +111,10 @@ func (db *DB) ApplyReplicated(tx ReplicatedTx) error {
 	}
 	if err := w.Install(img); err != nil {
 		w.Rollback()
-		return fmt.Errorf("%s: apply: %w", db.p.Path, err)
+		return fmt.Errorf("%s: apply: %w", db.p.Path(), err)
 	}
 	if _, err := w.Commit(); err != nil {
-		return fmt.Errorf("%s: apply LSN %d: %w", db.p.Path, tx.LSN, err)
+		return fmt.Errorf("%s: apply LSN %d: %w", db.p.Path(), tx.LSN, err)
 	}
 	db.meta.Store(nil)
 	return nil

@@ -11,17 +11,12 @@ package engine
 // reported in each alert (cache_used_bytes) to show what the cache holds.
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"math"
-	"os"
-	"runtime/debug"
-	"runtime/metrics"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/sombradb/sombra/engine/internal/sysmem"
 )
 
 // ResourceProcessMemory is the resource the memory monitor watches
@@ -180,7 +175,7 @@ func (m *MemoryMonitor) Check() []ResourceAlert {
 	cs := m.db.p.CacheStats()
 	cacheUsed := int64(cs.Pages) * int64(m.db.p.PageSize())
 	var samples []ResourceAlert
-	rss := processRSS()
+	rss := sysmem.ProcessRSS()
 	if limit := m.memoryLimit(); limit > 0 && rss > 0 {
 		samples = append(samples, ResourceAlert{Resource: ResourceProcessMemory, UsedBytes: rss, LimitBytes: limit,
 			Usage: float64(rss) / float64(limit), Threshold: m.opts.Threshold, CacheUsedBytes: cacheUsed, Time: now})
@@ -192,13 +187,13 @@ func (m *MemoryMonitor) Check() []ResourceAlert {
 			m.alerting[s.Resource] = true
 			m.db.log.Warn("resource alert", "resource", s.Resource, "usage", round3(s.Usage), "threshold", s.Threshold,
 				"used_bytes", s.UsedBytes, "limit_bytes", s.LimitBytes, "cache_used_bytes", cacheUsed,
-				"path", m.db.p.Path)
+				"path", m.db.p.Path())
 			out = append(out, s)
 		case m.alerting[s.Resource] && s.Usage < m.opts.Threshold-m.opts.Hysteresis:
 			m.alerting[s.Resource] = false
 			s.Cleared = true
 			m.db.log.Info("resource alert cleared", "resource", s.Resource, "usage", round3(s.Usage),
-				"threshold", s.Threshold, "used_bytes", s.UsedBytes, "limit_bytes", s.LimitBytes, "path", m.db.p.Path)
+				"threshold", s.Threshold, "used_bytes", s.UsedBytes, "limit_bytes", s.LimitBytes, "path", m.db.p.Path())
 			out = append(out, s)
 		}
 	}
@@ -229,90 +224,5 @@ func (m *MemoryMonitor) memoryLimit() int64 {
 	case m.opts.MemoryLimit < 0:
 		return 0
 	}
-	return SystemMemoryLimit()
-}
-
-// SystemMemoryLimit returns the memory the process may use: the Go soft
-// memory limit if set, else the cgroup limit, else physical memory (0 if
-// none can be read). The cgroup and physical figures are read once per
-// process (GetPerformanceMetrics calls this on every call).
-func SystemMemoryLimit() int64 {
-	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
-		return l
-	}
-	return hostMemoryLimit()
-}
-
-var hostMemoryLimit = sync.OnceValue(func() int64 {
-	if l := cgroupMemoryLimit(); l > 0 {
-		return l
-	}
-	return physicalMemory()
-})
-
-// ProcessRSS returns the process's resident memory in bytes: from
-// /proc/self/statm where it exists, else the memory the Go runtime has
-// mapped and not released (which misses memory allocated outside Go).
-func ProcessRSS() int64 { return processRSS() }
-
-func processRSS() int64 {
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 2 {
-			if pages, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-				return pages * int64(os.Getpagesize())
-			}
-		}
-	}
-	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
-}
-
-// cgroupMemoryLimit reads the cgroup v2 (or v1) memory limit of this
-// process; 0 when there is none or it cannot be read.
-func cgroupMemoryLimit() int64 {
-	var paths []string
-	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, "0::"); ok {
-				paths = append(paths, "/sys/fs/cgroup"+strings.TrimSuffix(rest, "/")+"/memory.max")
-			}
-		}
-	}
-	paths = append(paths, "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		v, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
-		if err != nil || v <= 0 || v >= 1<<60 { // "max", or v1's "unlimited" sentinel
-			continue
-		}
-		return v
-	}
-	return 0
-}
-
-func physicalMemory() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-			fs := strings.Fields(rest)
-			if len(fs) >= 1 {
-				if kb, err := strconv.ParseInt(fs[0], 10, 64); err == nil {
-					return kb * 1024
-				}
-			}
-		}
-	}
-	return 0
+	return sysmem.Limit()
 }

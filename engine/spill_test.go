@@ -55,7 +55,7 @@ func countLabel(t testing.TB, db *DB, label string) int {
 // walClean fails if a scan of the log finds a damaged frame.
 func walClean(t testing.TB, db *DB) {
 	t.Helper()
-	st, err := db.Pager().WAL()
+	st, err := db.p.WAL()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestSpillRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	walClean(t, db)
-	if st, _ := db.Pager().WAL(); st.CkptSeq != 1 {
+	if st, _ := db.p.WAL(); st.CkptSeq != 1 {
 		t.Fatalf("log was restarted (%+v): the commit did not write over the rolled-back frames", st)
 	}
 	db2 = mustOpen(t, path, Config{WALAutoCheckpoint: -1})
@@ -252,13 +252,13 @@ func TestSpillKill(t *testing.T) {
 	}
 	db := mustOpen(t, path, Config{WALAutoCheckpoint: -1})
 	defer func() { db.Close() }()
-	ws, err := db.Pager().WAL()
+	ws, err := db.p.WAL()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The spilled frames reached the file (the test tests a spill), and
 	// the scan stopped before them.
-	if ws.Scan.Uncommitted < 500 || st.Size() < wal.FrameOffset(db.Pager().PageSize(), ws.Frames+500) {
+	if ws.Scan.Uncommitted < 500 || st.Size() < wal.FrameOffset(db.p.PageSize(), ws.Frames+500) {
 		t.Fatalf("WAL after the kill: %d bytes, state %+v; want >= 500 uncommitted frames", st.Size(), ws)
 	}
 	walClean(t, db)
@@ -303,7 +303,7 @@ func TestWALRestartKillChild(t *testing.T) {
 			childFail("commit: %v", err)
 		}
 	}
-	old, _ := db.Pager().WAL()
+	old, _ := db.p.WAL()
 	if _, err := db.CheckpointWithMode(CheckpointFull); err != nil {
 		childFail("checkpoint: %v", err)
 	}
@@ -313,7 +313,7 @@ func TestWALRestartKillChild(t *testing.T) {
 	}); err != nil {
 		childFail("commit after restart: %v", err)
 	}
-	now, _ := db.Pager().WAL()
+	now, _ := db.p.WAL()
 	childSay("RESTARTED %d %d %d %d", old.Salt, old.Frames, now.Salt, now.Frames)
 	childReadLine()
 	os.Exit(0)
@@ -345,7 +345,7 @@ func TestWALRestartKill(t *testing.T) {
 	}
 	db := mustOpen(t, path, Config{WALAutoCheckpoint: -1})
 	defer db.Close()
-	ws, err := db.Pager().WAL()
+	ws, err := db.p.WAL()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestWALReuseOldSaltTail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before, _ := db.Pager().WAL()
+	before, _ := db.p.WAL()
 	if _, err := db.CheckpointWithMode(CheckpointFull); err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func TestWALReuseOldSaltTail(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := db.Pager().WAL()
+	after, _ := db.p.WAL()
 	if after.Salt == before.Salt || after.Frames == 0 || after.Frames >= before.Frames || after.Size != before.Size {
 		t.Fatalf("log not reused from its start: before %+v after %+v", before, after)
 	}
@@ -444,7 +444,7 @@ func TestWALReuseOldSaltTail(t *testing.T) {
 	}
 	c := mustOpen(t, cp, Config{WALAutoCheckpoint: -1, ReadOnly: true})
 	defer c.Close()
-	ws, _ := c.Pager().WAL()
+	ws, _ := c.p.WAL()
 	if ws.Frames != after.Frames || ws.Salt != after.Salt || ws.Scan.Uncommitted != 0 || len(ws.Scan.CorruptFrames) != 0 {
 		t.Fatalf("copy's log %+v, want %d frames of salt %d and nothing else", ws, after.Frames, after.Salt)
 	}

@@ -153,7 +153,7 @@ func (tx *Tx) Commit() error {
 		tx.db.metrics.failed.Add(1)
 		tx.db.p.Shm().Add(shm.CtrCommitFailures, 1)
 		tx.db.publishShared()
-		tx.db.log.Error("commit failed", "path", tx.db.p.Path, "err", err)
+		tx.db.log.Error("commit failed", "path", tx.db.p.Path(), "err", err)
 		return fmt.Errorf("commit: %w", err)
 	}
 	tx.commitLSN = uint64(info.LSN)
@@ -257,7 +257,7 @@ func (db *DB) annotate(err error) error {
 		return err
 	}
 	if ce.Path == "" {
-		ce.Path = db.p.Path
+		ce.Path = db.p.Path()
 	}
 	if ce.FirstReport() {
 		db.log.Error("corruption detected", "path", ce.Path, "page", ce.Page, "offset", ce.Offset, "reason", ce.Reason)

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 )
 
 // Rule names (Action.Rule).
@@ -319,7 +320,7 @@ func (a *AdaptiveConfig) Tune() ([]Action, error) {
 	if cacheSize <= 0 {
 		cacheSize = a.db.Config().CacheSize
 	}
-	pageSize := int64(a.db.Pager().PageSize())
+	pageSize := int64(handle.Pager(a.db).PageSize())
 	if accesses := dh + dm; accesses >= max(r.MinCacheAccesses, 1) {
 		hitRate := float64(dh) / float64(accesses)
 		switch {
@@ -373,7 +374,7 @@ func (a *AdaptiveConfig) Tune() ([]Action, error) {
 
 // budget is the cache budget in force, in bytes.
 func (a *AdaptiveConfig) budget() int64 {
-	return int64(a.db.Pager().CacheStats().MaxPage) * int64(a.db.Pager().PageSize())
+	return int64(handle.Pager(a.db).CacheStats().MaxPage) * int64(handle.Pager(a.db).PageSize())
 }
 
 func roundUp(n, unit int64) int64 {

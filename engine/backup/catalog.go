@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,23 +105,13 @@ func listBackups(fs vfs.FS, dir string) ([]BackupInfo, error) {
 	slices.SortFunc(out, func(a, b BackupInfo) int {
 		switch {
 		case a.EndLSN != b.EndLSN:
-			return cmpU64(a.EndLSN, b.EndLSN)
+			return cmp.Compare(a.EndLSN, b.EndLSN)
 		case !a.Created.Equal(b.Created):
 			return a.Created.Compare(b.Created)
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
 	return out, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func describe(fs vfs.FS, dir, name string) BackupInfo {

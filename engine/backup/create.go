@@ -15,6 +15,7 @@ import (
 	"github.com/sombradb/sombra/engine/internal/btree"
 	"github.com/sombradb/sombra/engine/internal/changelog"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/lhash"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
@@ -37,14 +38,28 @@ type Result struct {
 	Bytes       int64     `json:"bytes"`      // size of the backup file
 	LogicalHash string    `json:"logical_hash,omitempty"`
 	Created     time.Time `json:"created"`
-	// ChangeSource says how an incremental backup found the changed pages:
-	// "wal" (all still in the WAL), "wal+changelog" (the checkpoint change
-	// log covered the rest), or "scan" (every page's LSN was read).
-	ChangeSource string        `json:"change_source"`
+	// ChangeSource says how the backup found the pages it copied.
+	ChangeSource ChangeSource  `json:"change_source"`
 	Archived     int           `json:"wal_transactions_archived"`
 	Warnings     []string      `json:"warnings,omitempty"`
 	Duration     time.Duration `json:"duration_ns"`
 }
+
+// ChangeSource says how a backup found the pages it copied.
+type ChangeSource string
+
+// The change sources.
+const (
+	// ChangeFull: a full backup copies every page.
+	ChangeFull ChangeSource = "full"
+	// ChangeWAL: every page changed since the parent was still in the WAL.
+	ChangeWAL ChangeSource = "wal"
+	// ChangeWALChangelog: the checkpoint change log covered the pages
+	// checkpointed out of the WAL since the parent.
+	ChangeWALChangelog ChangeSource = "wal+changelog"
+	// ChangeScan: every page's LSN was read.
+	ChangeScan ChangeSource = "scan"
+)
 
 // CreateFullBackup writes every page of one consistent snapshot to dstPath
 // (".backup" is appended when missing; a bare name goes into the manager's
@@ -93,7 +108,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 		return nil, fmt.Errorf("backup of %s: %w", m.db.Path(), err)
 	}
 	if _, err := o.FS.Stat(path); err == nil && !o.Force {
-		return nil, fmt.Errorf("%s: backup exists (use --force to overwrite): %w", path, common.ErrExists)
+		return nil, fmt.Errorf("%s: backup %w", path, common.ErrExists)
 	}
 	st, err := o.store(dir)
 	if err != nil {
@@ -120,8 +135,8 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 		}
 		tmp = fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
 	}
-	p := m.db.Pager()
-	res := &Result{Name: name, Path: path, Type: typ.String(), ChangeSource: "full"}
+	p := handle.Pager(m.db)
+	res := &Result{Name: name, Path: path, Type: typ.String(), ChangeSource: ChangeFull}
 
 	var parent *BackupInfo
 	if typ == TypeIncremental {
@@ -151,7 +166,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 	arch := (*walarchive.Archive)(nil)
 	if archDir != "" {
 		arch = walarchive.New(o.FS, archDir).SealedWith(p.Cipher())
-		ar, err := arch.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+		ar, err := arch.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 		if err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("archive WAL: %v", err))
 			o.Logger.Warn("archive WAL before backup", "err", err)
@@ -160,12 +175,12 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 	}
 	// The change log must exist before the snapshot is taken, so that every
 	// checkpoint after the snapshot is recorded.
-	if err := changelog.Enable(o.FS, p.Path, p.FileID()); err != nil {
+	if err := changelog.Enable(o.FS, p.Path(), p.FileID()); err != nil {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("change tracking off, next incremental will scan: %v", err))
 	}
 
 	err = m.db.ViewAs(o.User, func(tx *engine.Tx) error {
-		snap := tx.Snapshot()
+		snap := handle.Snapshot(tx)
 		meta, err := snap.Meta()
 		if err != nil {
 			return err
@@ -174,10 +189,10 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 			FileID: meta.FileID, Created: o.Now().UTC(), Sealed: p.Encrypted()}
 		frames := snap.Frames()
 		if parent != nil {
-			if err := checkParent(parent, h, p.Path); err != nil {
+			if err := checkParent(parent, h, p.Path()); err != nil {
 				return err
 			}
-			if err := checkSameHistory(parent, frames, arch, meta.FileID, p.Path); err != nil {
+			if err := checkSameHistory(parent, frames, arch, meta.FileID, p.Path()); err != nil {
 				return err
 			}
 			h.BaseLSN, h.Parent = parent.EndLSN, parent.Name
@@ -205,7 +220,7 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 		// A pass that reads every page computes the logical hash as the
 		// pages stream by; one that reads only the changed pages cannot,
 		// and walks the node and edge trees for it.
-		hashInPass := !o.NoLogicalHash && (typ == TypeFull || res.ChangeSource == "scan")
+		hashInPass := !o.NoLogicalHash && (typ == TypeFull || res.ChangeSource == ChangeScan)
 		if !o.NoLogicalHash && !hashInPass {
 			if h.LogicalHash, err = tx.LogicalHashContext(o.context()); err != nil {
 				return err
@@ -264,16 +279,12 @@ func (m *BackupManager) create(ctx context.Context, dst string, typ Type) (*Resu
 	return res, nil
 }
 
-// noBaseHint says what to do when an incremental backup has no parent, in
-// the API's words and the tool's (the guide calls an incremental first).
-const noBaseHint = "take a full backup first (CreateFullBackup, sombra-backup --type full), " +
-	"or let the incremental take one (Options.FullIfNoBase, --full-if-no-base)"
-
-// noBaseError is ErrNoBase with its reason; the message adds what to do,
-// the warning of a FullIfNoBase backup only the reason.
+// noBaseError is ErrNoBase with its reason, which the warning of a
+// FullIfNoBase backup repeats. What to do (a full backup first, or
+// Options.FullIfNoBase) is the caller's to say: the tool says it in flags.
 type noBaseError struct{ reason string }
 
-func (e *noBaseError) Error() string { return e.reason + ": " + noBaseHint + ": " + ErrNoBase.Error() }
+func (e *noBaseError) Error() string { return e.reason + ": " + ErrNoBase.Error() }
 func (e *noBaseError) Unwrap() error { return ErrNoBase }
 
 // pickParent chooses the parent of an incremental backup.
@@ -405,7 +416,7 @@ func checkSameHistory(parent *BackupInfo, frames []wal.Frame, arch *walarchive.A
 // changedPages returns the pages that may have changed after base, from
 // the snapshot's WAL frames and the checkpoint change log, or nil and
 // "scan" when they cannot tell.
-func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Meta, base common.LSN) ([]common.PageID, string, error) {
+func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Meta, base common.LSN) ([]common.PageID, ChangeSource, error) {
 	frames := snap.Frames()
 	set := map[common.PageID]struct{}{}
 	upto := meta.LastLSN // LSNs (base, upto] are not in the snapshot's frames
@@ -417,19 +428,19 @@ func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Me
 			set[f.Page] = struct{}{}
 		}
 	}
-	source := "wal"
+	source := ChangeWAL
 	if base < upto {
-		pages, covered, err := changelog.Changed(o.FS, p.Path, p.FileID(), base, upto)
+		pages, covered, err := changelog.Changed(o.FS, p.Path(), p.FileID(), base, upto)
 		if err != nil {
 			o.Logger.Warn("read change log", "err", err)
 		}
 		if err != nil || !covered {
-			return nil, "scan", nil
+			return nil, ChangeScan, nil
 		}
 		for _, pg := range pages {
 			set[pg] = struct{}{}
 		}
-		source = "wal+changelog"
+		source = ChangeWALChangelog
 	}
 	ids := make([]common.PageID, 0, len(set))
 	for pg := range set {
@@ -449,10 +460,10 @@ func changedPages(o Options, p *pager.Pager, snap *pager.Snapshot, meta *page.Me
 // backup stores) and the page returned is its opened copy; otherwise both
 // are buf.
 func readPage(snap *pager.Snapshot, p *pager.Pager, id common.PageID, buf []byte) ([]byte, error) {
-	src, off := p.Path, int64(id)*int64(len(buf))
+	src, off := p.Path(), int64(id)*int64(len(buf))
 	var err error
 	if f := snap.Source(id); f >= 0 {
-		src = p.WALPath
+		src = p.WALPath()
 		err = snap.ReadFrame(f, buf)
 	} else {
 		err = p.RawDBPage(id, buf)
@@ -463,7 +474,7 @@ func readPage(snap *pager.Snapshot, p *pager.Pager, id common.PageID, buf []byte
 		}
 		return nil, fmt.Errorf("read %s page %d: %w", src, id, err)
 	}
-	if src == p.WALPath {
+	if src == p.WALPath() {
 		off = -1
 	}
 	return openPage(p, id, buf, src, off)
@@ -502,7 +513,7 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 	}()
 	var lh *leafHasher
 	if hashInPass {
-		if lh, err = newLeafHasher(snap, meta, p.Path); err != nil {
+		if lh, err = newLeafHasher(snap, meta, p.Path()); err != nil {
 			return err
 		}
 	}
@@ -513,7 +524,7 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 	// Progress counts database bytes read: every page for a full backup
 	// or a scan, the candidate pages otherwise.
 	pages := h.PageCount
-	if h.Type == TypeIncremental && res.ChangeSource != "scan" {
+	if h.Type == TypeIncremental && res.ChangeSource != ChangeScan {
 		pages = uint64(len(ids))
 	}
 	tr := o.tracker(int64(pages) * int64(h.PageSize))
@@ -534,7 +545,7 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 			return nil
 		}
 		if l := uint64(page.LSN(pg)); l > h.EndLSN {
-			return &common.CorruptionError{Path: p.Path, Page: id, Offset: -1, Reason: fmt.Sprintf("page LSN %d is above the snapshot's LSN %d", l, h.EndLSN)}
+			return &common.CorruptionError{Path: p.Path(), Page: id, Offset: -1, Reason: fmt.Sprintf("page LSN %d is above the snapshot's LSN %d", l, h.EndLSN)}
 		}
 		putRecordHeader(rh[:], id, img)
 		records++
@@ -546,7 +557,7 @@ func writeBackup(o Options, tmp string, h *Header, snap *pager.Snapshot, p *page
 		}
 		return nil
 	}
-	if h.Type == TypeFull || res.ChangeSource == "scan" {
+	if h.Type == TypeFull || res.ChangeSource == ChangeScan {
 		if err := scanPages(snap, p, h.PageCount, emit); err != nil {
 			return err
 		}
@@ -611,13 +622,13 @@ func scanPages(snap *pager.Snapshot, p *pager.Pager, count uint64, fn func(id co
 		n := min(uint64(len(buf))/ps, count-start)
 		got, err := p.RawDBPages(common.PageID(start), buf[:n*ps])
 		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read %s at page %d: %w", p.Path, start, err)
+			return fmt.Errorf("read %s at page %d: %w", p.Path(), start, err)
 		}
 		for i := range n {
 			id := common.PageID(start + i)
-			img, src, off := buf[i*ps:(i+1)*ps], p.Path, int64(id)*int64(ps)
+			img, src, off := buf[i*ps:(i+1)*ps], p.Path(), int64(id)*int64(ps)
 			if fr := snap.Source(id); fr >= 0 {
-				img, src, off = frame, p.WALPath, -1
+				img, src, off = frame, p.WALPath(), -1
 				if err := snap.ReadFrame(fr, img); err != nil {
 					if errors.Is(err, io.EOF) {
 						return &common.CorruptionError{Path: src, Page: id, Offset: off, Reason: "WAL frame lies beyond the end of the file"}

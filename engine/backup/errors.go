@@ -57,6 +57,16 @@ var (
 	ErrKeyRequired = walarchive.ErrKeyRequired
 )
 
+// UnreachableError is ErrUnreachable with the backup that can be restored
+// instead: Newest, the newest restorable point before the requested time.
+type UnreachableError struct {
+	Newest string
+	msg    string
+}
+
+func (e *UnreachableError) Error() string { return e.msg + ": " + ErrUnreachable.Error() }
+func (e *UnreachableError) Unwrap() error { return ErrUnreachable }
+
 // gapError wraps a *walarchive.GapError so that it matches ErrArchiveGap.
 type gapError struct {
 	*walarchive.GapError

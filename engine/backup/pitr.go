@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/walarchive"
@@ -62,7 +63,7 @@ func (m *BackupManager) ArchiveWAL() (*ArchiveResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := m.db.Pager()
+	p := handle.Pager(m.db)
 	if dir == "" {
 		dir = m.opts.archiveDir(m.dir)
 		if url := m.opts.remoteArchiveOf(m.dir); url != "" {
@@ -71,7 +72,7 @@ func (m *BackupManager) ArchiveWAL() (*ArchiveResult, error) {
 			}
 		}
 	}
-	r, err := walarchive.New(m.opts.FS, dir).SealedWith(p.Cipher()).ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+	r, err := walarchive.New(m.opts.FS, dir).SealedWith(p.Cipher()).ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +323,7 @@ func replayInto(o Options, arch *walarchive.Archive, f vfs.File, path string, me
 		if _, bad, err := arch.Segments(); err != nil {
 			return nil, err
 		} else if len(bad) > 0 {
-			return nil, fmt.Errorf("the archive %s ends at LSN %d (%s) but holds a damaged segment, which may hold later transactions (%v): restore an earlier --until, or move the segment away to accept the end: %w",
+			return nil, fmt.Errorf("the archive %s ends at LSN %d (%s) but holds a damaged segment, which may hold later transactions (%v): restore to an earlier point in time, or move the segment away to accept the end: %w",
 				arch.Dir, stop, fmtTime(stopTS), bad[0].Err, common.ErrCorrupt)
 		}
 		res.ArchiveEnd = true
@@ -523,10 +524,9 @@ func RestoreToTimeContext(ctx context.Context, dir string, t time.Time, target s
 			at := fmt.Sprintf("backup %s (LSN %d, %s)", best.Name, best.EndLSN, best.PointInTime().UTC().Format(time.RFC3339Nano))
 			when := t.UTC().Format(time.RFC3339Nano)
 			if !o.AllowEarlier {
-				err = fmt.Errorf("%s cannot be reached: %s; the newest restorable point is %s: restore it with --name %s, or pass --allow-earlier: %w",
-					when, why, at, best.Name, ErrUnreachable)
+				err = &UnreachableError{Newest: best.Name, msg: fmt.Sprintf("%s cannot be reached: %s; the newest restorable point is %s", when, why, at)}
 			} else {
-				rr.Warnings = []string{fmt.Sprintf("%s cannot be reached: %s; restored the newest earlier point, %s (--allow-earlier)", when, why, at)}
+				rr.Warnings = []string{fmt.Sprintf("%s cannot be reached: %s; restored the newest earlier point, %s (AllowEarlier)", when, why, at)}
 			}
 		}
 	}
@@ -580,9 +580,9 @@ func unreachable(o Options, archDir string, b *BackupInfo, rr *ReplayResult, t t
 	case uint64(last) > b.EndLSN:
 		return "", nil // archived past the backup: ArchiveEnd's warning says the rest
 	case last > 0:
-		return fmt.Sprintf("the WAL archive %s ends at LSN %d, not after backup %s (is WAL archiving off? see archive-wal --enable)", arch.Dir, last, b.Name), nil
+		return fmt.Sprintf("the WAL archive %s ends at LSN %d, not after backup %s (is WAL archiving off?)", arch.Dir, last, b.Name), nil
 	}
-	return fmt.Sprintf("WAL archiving is off (%s holds no archived transaction of this database; see archive-wal --enable)", arch.Dir), nil
+	return fmt.Sprintf("WAL archiving is off (%s holds no archived transaction of this database)", arch.Dir), nil
 }
 
 func assignNewFileID(f vfs.File, ps int) error {

@@ -151,7 +151,7 @@ func TestBackupWhileAnotherProcessWrites(t *testing.T) {
 	if inc.Pages*4 > inc.PageCount {
 		t.Errorf("incremental holds %d of %d pages", inc.Pages, inc.PageCount)
 	}
-	if inc.ChangeSource == "scan" {
+	if inc.ChangeSource == ChangeScan {
 		t.Errorf("incremental scanned: the child's checkpoints were not recorded in the change log")
 	}
 	w.waitFor(t, w.count()+50)
@@ -190,9 +190,6 @@ func TestArchivingAcrossProcesses(t *testing.T) {
 	dir := filepath.Join(tmp, "backups")
 	db := openDB(t, dbPath, engine.Config{WALAutoCheckpoint: -1})
 	defer db.Close()
-	if db.Pager().BeforeRestart == nil {
-		t.Skip("engine.open does not install the WAL archive hook (db.installArchiveHook) yet")
-	}
 	m := NewBackupManager(db, dir)
 	if err := m.EnableWALArchiving(); err != nil {
 		t.Fatal(err)

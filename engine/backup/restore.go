@@ -239,7 +239,7 @@ func checkTarget(o Options, target string) error {
 			return fmt.Errorf("restore target %s is a directory: %w", target, common.ErrInvalid)
 		}
 		if !o.Force {
-			return fmt.Errorf("%s: restore target exists (use --force to overwrite): %w", target, common.ErrExists)
+			return fmt.Errorf("%s: restore target %w", target, common.ErrExists)
 		}
 	}
 	return nil
@@ -343,7 +343,7 @@ func lockTarget(o Options, target string) (*pager.Pager, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.LockTimeout(shm.LockOpen, true, o.BusyTimeout, "open", shm.OffExcl, target); err != nil {
+	if err := s.LockTimeout(shm.LockOpen, true, o.BusyTimeout, common.LockOpen, shm.OffExcl, target); err != nil {
 		s.Close()
 		return nil, nil, fmt.Errorf("restore target is open in another connection: %w", err)
 	}

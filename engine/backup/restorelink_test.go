@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -78,7 +79,7 @@ func TestRestoreOverDamagedTarget(t *testing.T) {
 	if _, err := m.CreateFullBackup("full"); err != nil {
 		t.Fatal(err)
 	}
-	id := fmt.Sprintf("%016x", db.Pager().FileID())
+	id := fmt.Sprintf("%016x", handle.Pager(db).FileID())
 	addNodes(t, db, 31, 20)
 	// Copy the files as a crash would leave them: 20 commits in the WAL.
 	for _, s := range []string{"", "-wal"} {

@@ -127,7 +127,7 @@ func newS3Store(cfg S3Config) (*s3Store, error) {
 	}
 	u, err := url.Parse(ep)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || (u.Path != "" && u.Path != "/") {
-		return nil, fmt.Errorf("S3 endpoint %q: want http(s)://host[:port] (--s3-endpoint, AWS_ENDPOINT_URL): %w", ep, common.ErrInvalid)
+		return nil, fmt.Errorf("S3 endpoint %q: want http(s)://host[:port] (S3Config.Endpoint or AWS_ENDPOINT_URL): %w", ep, common.ErrInvalid)
 	}
 	var creds *credentials.Credentials
 	if cfg.AccessKey != "" || cfg.SecretKey != "" {

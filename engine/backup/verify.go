@@ -119,8 +119,8 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 	removeStaleNear(o.FS, tmpDir, name+Ext, "verify")
 	need := int64(last.hdr.PageCount) * int64(last.hdr.PageSize)
 	if free, err := freeBytes(tmpDir); err == nil && free < need+need/16 {
-		return fmt.Errorf("%s has %d bytes free, the trial restore of %s needs %d (give --tmpdir on a larger file system): %w",
-			tmpDir, free, name, need, ErrCannotVerify)
+		return fmt.Errorf("%s has %d bytes free, the trial restore of %s needs %d: %w: %w",
+			tmpDir, free, name, need, ErrCannotVerify, syscall.ENOSPC)
 	}
 	tmp := tempNear(backupPath(tmpDir, name), "verify")
 	ro := o
@@ -138,7 +138,7 @@ func verify(o Options, dir, name string, res *VerifyResult) error {
 	}
 	_, pages, err := restoreChain(ro, chain, tmp)
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return fmt.Errorf("trial restore of %s in %s ran out of space (give --tmpdir on a larger file system): %w: %w", name, tmpDir, ErrCannotVerify, err)
+		return fmt.Errorf("trial restore of %s in %s ran out of space: %w: %w", name, tmpDir, ErrCannotVerify, err)
 	}
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ import (
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/btree"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/progress"
@@ -178,7 +179,7 @@ func checkHash(ctx context.Context, fsys vfs.FS, p *pager.Pager, tmp, want strin
 	if err != nil {
 		return fmt.Errorf("read back %s: %w", tmp, err)
 	}
-	got, err := engine.HashTreesContext(ctx, fileReader{f: f, p: p, path: tmp, ps: p.PageSize()}, m.Roots)
+	got, err := handle.HashTrees(ctx, fileReader{f: f, p: p, path: tmp, ps: p.PageSize()}, m.Roots)
 	if err != nil {
 		return fmt.Errorf("read back %s: %w", tmp, err)
 	}
@@ -210,10 +211,8 @@ func (r fileReader) Page(id common.PageID) ([]byte, error) {
 	if !page.Verify(b) {
 		return nil, &common.CorruptionError{Path: r.path, Page: id, Offset: off, Reason: "checksum mismatch"}
 	}
-	if r.p.Validate != nil {
-		if err := r.p.Validate(b); err != nil {
-			return nil, &common.CorruptionError{Path: r.path, Page: id, Offset: off, Reason: err.Error()}
-		}
+	if err := r.p.Validate(b); err != nil {
+		return nil, &common.CorruptionError{Path: r.path, Page: id, Offset: off, Reason: err.Error()}
 	}
 	return b, nil
 }
@@ -247,8 +246,8 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 	if opts.FS == nil {
 		opts.FS = db.Config().FS
 	}
-	p := db.Pager()
-	path := p.Path
+	p := handle.Pager(db)
+	path := p.Path()
 	if opts.User != "" {
 		if err := db.Authorize(opts.User, engine.PermissionConfigure); err != nil {
 			return nil, fmt.Errorf("compact %s: %w", path, err)
@@ -296,7 +295,7 @@ func compactOpen(db *engine.DB, opts Options) (*Report, error) {
 
 // build writes the dense copy of db's file to tmp, from one snapshot.
 func build(db *engine.DB, opts Options, tmp string) (*Report, error) {
-	p := db.Pager()
+	p := handle.Pager(db)
 	snap, err := p.BeginRead()
 	if err != nil {
 		return nil, err
@@ -310,8 +309,8 @@ func build(db *engine.DB, opts Options, tmp string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Path: p.Path, PagesBefore: meta.PageCount, SizeBefore: before, lsn: meta.LastLSN}
-	hash, err := db.SnapshotLogicalHashContext(opts.context(), snap)
+	rep := &Report{Path: p.Path(), PagesBefore: meta.PageCount, SizeBefore: before, lsn: meta.LastLSN}
+	hash, err := handle.SnapshotLogicalHash(opts.context(), db, snap)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
 	}

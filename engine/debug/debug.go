@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 )
 
 // Traceable operations.
@@ -188,7 +189,7 @@ func (d *DebugMode) SetSampleInterval(every time.Duration) error {
 }
 
 func (d *DebugMode) startSamplerLocked() {
-	cs := d.db.Pager().CacheStats()
+	cs := handle.Pager(d.db).CacheStats()
 	d.lastHits, d.lastMisses = cs.Hits, cs.Misses
 	s := &sampler{stop: make(chan struct{}), done: make(chan struct{})}
 	d.sampler = s
@@ -212,7 +213,7 @@ func (d *DebugMode) startSamplerLocked() {
 // every interval) and returns the event, if pages were read since the
 // previous sample and page_read is traced.
 func (d *DebugMode) SamplePageReads() (Event, bool) {
-	cs := d.db.Pager().CacheStats()
+	cs := handle.Pager(d.db).CacheStats()
 	d.mu.Lock()
 	if !d.traced[OpPageRead] {
 		d.mu.Unlock()

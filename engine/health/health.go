@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sombradb/sombra/engine/internal/progress"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,8 +22,11 @@ import (
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/backup"
 	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/internal/maint"
 	"github.com/sombradb/sombra/engine/internal/procs"
+	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/vfs"
+	"github.com/sombradb/sombra/internal/units"
 )
 
 // Status is a health verdict. Its JSON form is "healthy", "degraded" or
@@ -89,7 +91,31 @@ type Check struct {
 	Value     *float64 `json:"value"`
 	Threshold *float64 `json:"threshold"`
 	Unit      string   `json:"unit"`
+	// Remedy is the maintenance that answers a check that is not healthy
+	// (RemedyNone when there is none to run). The message does not name a
+	// tool: a tool adds its own command for the remedy.
+	Remedy Remedy `json:"-"`
 }
+
+// Remedy is a maintenance operation that answers a check.
+type Remedy int
+
+// The remedies.
+const (
+	RemedyNone Remedy = iota
+	// RemedyRepair: repair the database (engine/repair).
+	RemedyRepair
+	// RemedyCheckpointTruncate: a truncate checkpoint, the only mode that
+	// shrinks the WAL file (full copies the frames but leaves its size).
+	RemedyCheckpointTruncate
+	// RemedyCompact: compact the database (engine/compact).
+	RemedyCompact
+	// RemedyVerifyBackup: verify a backup by a trial restore.
+	RemedyVerifyBackup
+	// RemedyDeepCheck: run the check with Options.Deep, which verifies
+	// every page and records when it did.
+	RemedyDeepCheck
+)
 
 // Report is the outcome of Check.
 type Report struct {
@@ -236,14 +262,8 @@ func CheckFileContext(ctx context.Context, path string, opts Options) (*Report, 
 	opts = opts.withDefaults()
 	opts.ctx = ctx
 	rep := &Report{Path: path, CheckedAt: opts.Now().UTC()}
-	st, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%s: %w", path, engine.ErrNotFound)
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w", path, err)
-	case !st.Mode().IsRegular():
-		return nil, fmt.Errorf("%s: not a regular file: %w", path, engine.ErrNotADatabase)
+	if err := maint.CheckFile(nil, path); err != nil {
+		return nil, err
 	}
 	db, err := engine.OpenWithConfig(path, engine.Config{ReadOnly: true, BusyTimeout: opts.BusyTimeout})
 	var ce *engine.CorruptionError
@@ -386,21 +406,19 @@ func issuesCheck(name, scope string, issues []integrity.Issue) Check {
 	}
 	msg := fmt.Sprintf("%d problem(s): %s", len(issues), issues[0].Description)
 	if len(issues) > 1 {
-		msg += fmt.Sprintf("; and %d more (run sombra-repair)", len(issues)-1)
+		msg += fmt.Sprintf("; and %d more", len(issues)-1)
 	}
-	return Check{Name: name, Status: st, Message: msg}
+	return Check{Name: name, Status: st, Message: msg, Remedy: RemedyRepair}
 }
 
 func walCheck(in engine.Info, opts Options) Check {
 	c := Check{Name: CheckWALSize, Value: num(float64(in.WALSize)), Threshold: num(float64(opts.WALThreshold)), Unit: "bytes"}
-	msg := fmt.Sprintf("WAL is %s (threshold %s)", bytesText(in.WALSize), bytesText(opts.WALThreshold))
+	msg := fmt.Sprintf("WAL is %s (threshold %s)", units.Bytes(in.WALSize), units.Bytes(opts.WALThreshold))
 	switch {
 	case in.WALSize > 4*opts.WALThreshold:
-		c.Status, msg = Unhealthy, msg+"; run sombra-checkpoint --mode truncate"
+		c.Status, c.Remedy = Unhealthy, RemedyCheckpointTruncate
 	case in.WALSize > opts.WALThreshold:
-		// Only truncate shrinks the file: full copies the frames but
-		// leaves the WAL its size, and the warning with it.
-		c.Status, msg = Degraded, msg+"; run sombra-checkpoint --mode truncate"
+		c.Status, c.Remedy = Degraded, RemedyCheckpointTruncate
 	}
 	c.Message = msg
 	return c
@@ -409,14 +427,13 @@ func walCheck(in engine.Info, opts Options) Check {
 func fragCheck(in engine.Info, opts Options) Check {
 	c := Check{Name: CheckFragmentation, Value: num(in.FragmentationPercent), Threshold: num(opts.FragThreshold), Unit: "percent"}
 	c.Message = fmt.Sprintf("a compaction would reclaim %.2f%% of the file, %s (threshold %g%%)",
-		in.FragmentationPercent, bytesText(in.ReclaimableBytes), opts.FragThreshold)
+		in.FragmentationPercent, units.Bytes(in.ReclaimableBytes), opts.FragThreshold)
 	switch {
 	case in.FragmentationPercent <= opts.FragThreshold:
 	case in.ReclaimableBytes < opts.MinReclaim:
-		c.Message += fmt.Sprintf("; less than %s, not worth a compaction", bytesText(opts.MinReclaim))
+		c.Message += fmt.Sprintf("; less than %s, not worth a compaction", units.Bytes(opts.MinReclaim))
 	default:
-		c.Status = Degraded
-		c.Message += "; run sombra-compact"
+		c.Status, c.Remedy = Degraded, RemedyCompact
 	}
 	return c
 }
@@ -440,7 +457,7 @@ func checkpointCheck(in engine.Info, opts Options) Check {
 		c.Message = "no WAL frames waiting for a checkpoint"
 		return c
 	}
-	c.Message = fmt.Sprintf("%d WAL frames waiting; %s was %s ago (threshold %s)", pending, what, ageText(age), ageText(opts.CheckpointAge))
+	c.Message = fmt.Sprintf("%d WAL frames waiting; %s was %s ago (threshold %s)", pending, what, units.Age(age), units.Age(opts.CheckpointAge))
 	if age > opts.CheckpointAge {
 		c.Status = Degraded
 		c.Message += "; is anything checkpointing?"
@@ -511,22 +528,22 @@ func diskCheck(path string, opts Options) Check {
 	pctLimit := int64(opts.MinFreeDiskPercent / 100 * float64(total))
 	switch {
 	case opts.MinFreeDisk > 0 && opts.MinFreeDiskPercent > 0:
-		limit, how = max(opts.MinFreeDisk, pctLimit), fmt.Sprintf("%s or %g%%, whichever is more", bytesText(opts.MinFreeDisk), opts.MinFreeDiskPercent)
+		limit, how = max(opts.MinFreeDisk, pctLimit), fmt.Sprintf("%s or %g%%, whichever is more", units.Bytes(opts.MinFreeDisk), opts.MinFreeDiskPercent)
 	case opts.MinFreeDisk > 0:
-		limit, how = opts.MinFreeDisk, bytesText(opts.MinFreeDisk)
+		limit, how = opts.MinFreeDisk, units.Bytes(opts.MinFreeDisk)
 	case opts.MinFreeDiskPercent > 0:
-		limit, how = pctLimit, fmt.Sprintf("%g%% of %s", opts.MinFreeDiskPercent, bytesText(int64(total)))
+		limit, how = pctLimit, fmt.Sprintf("%g%% of %s", opts.MinFreeDiskPercent, units.Bytes(int64(total)))
 	default:
 		pctLimit = int64(DefaultMinFreeDiskPercent / 100 * float64(total))
 		limit = min(int64(DefaultMinFreeDisk), pctLimit)
-		how = fmt.Sprintf("%s or %g%% of %s, whichever is less", bytesText(DefaultMinFreeDisk), DefaultMinFreeDiskPercent, bytesText(int64(total)))
+		how = fmt.Sprintf("%s or %g%% of %s, whichever is less", units.Bytes(DefaultMinFreeDisk), DefaultMinFreeDiskPercent, units.Bytes(int64(total)))
 	}
 	c.Value, c.Threshold = num(float64(free)), num(float64(limit))
 	pct := 0.0
 	if total > 0 {
 		pct = 100 * float64(free) / float64(total)
 	}
-	c.Message = fmt.Sprintf("%s free (%.1f%% of %s; minimum %s)", bytesText(int64(free)), pct, bytesText(int64(total)), how)
+	c.Message = fmt.Sprintf("%s free (%.1f%% of %s; minimum %s)", units.Bytes(int64(free)), pct, units.Bytes(int64(total)), how)
 	switch {
 	case int64(free) < limit/4:
 		c.Status = Unhealthy
@@ -573,7 +590,7 @@ func backupCheck(opts Options) Check {
 	if err != nil {
 		rel = newestPath
 	}
-	c.Message = fmt.Sprintf("newest backup %s is %s old (threshold %s)", rel, ageText(age), ageText(opts.BackupAge))
+	c.Message = fmt.Sprintf("newest backup %s is %s old (threshold %s)", rel, units.Age(age), units.Age(opts.BackupAge))
 	if age > opts.BackupAge {
 		c.Status = Degraded
 	}
@@ -610,49 +627,15 @@ func verifiedBackupCheck(opts Options) Check {
 	}
 	if verified == nil {
 		c.Status = Degraded
-		c.Message = "no verified backup in " + opts.BackupDir + " (run sombra-backup verify)"
+		c.Message = "no verified backup in " + opts.BackupDir
+		c.Remedy = RemedyVerifyBackup
 		return c
 	}
 	age := max(opts.Now().Sub(verified.Created), 0)
 	c.Value = num(float64(int64(age.Seconds())))
-	c.Message = fmt.Sprintf("newest verified backup %s is %s old (threshold %s)", verified.Name, ageText(age), ageText(opts.BackupAge))
+	c.Message = fmt.Sprintf("newest verified backup %s is %s old (threshold %s)", verified.Name, units.Age(age), units.Age(opts.BackupAge))
 	if age > opts.BackupAge {
 		c.Status = Degraded
 	}
 	return c
-}
-
-// bytesText renders a byte count in binary units ("1.5 GiB").
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n), -1
-	for v >= unit && i < 5 {
-		v /= unit
-		i++
-	}
-	s := strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".")
-	return s + " " + string("KMGTPE"[i]) + "iB"
-}
-
-// ageText renders a duration in the largest sensible units ("3h5m", "2d4h").
-func ageText(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		if m := int(d.Minutes()) % 60; m != 0 {
-			return fmt.Sprintf("%dh%dm", int(d.Hours()), m)
-		}
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	default:
-		if h := int(d.Hours()) % 24; h != 0 {
-			return fmt.Sprintf("%dd%dh", int(d.Hours())/24, h)
-		}
-		return fmt.Sprintf("%dd", int(d.Hours())/24)
-	}
 }

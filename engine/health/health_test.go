@@ -82,19 +82,3 @@ func TestChecksOnFreshDatabase(t *testing.T) {
 		t.Errorf("%+v", rep)
 	}
 }
-
-func TestAgeText(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		42 * time.Second:               "42s",
-		5 * time.Minute:                "5m",
-		3*time.Hour + 5*time.Minute:    "3h5m",
-		26 * time.Hour:                 "26h",
-		50 * time.Hour:                 "2d2h",
-		72 * time.Hour:                 "3d",
-		1536 * time.Hour / time.Second: "0s",
-	} {
-		if got := ageText(d); got != want {
-			t.Errorf("ageText(%v) = %q, want %q", d, got, want)
-		}
-	}
-}

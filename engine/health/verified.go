@@ -11,7 +11,9 @@ import (
 	"github.com/sombradb/sombra/engine/integrity"
 	"github.com/sombradb/sombra/engine/internal/changelog"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/vfs"
+	"github.com/sombradb/sombra/internal/units"
 )
 
 // VerifiedSuffix names the sidecar NAME.db-verified in which the health
@@ -63,7 +65,7 @@ func writeVerified(fsys vfs.FS, path string, v verified) error {
 // change log does not reach back to after: then only a full pass is
 // complete (or useLog is false: the caller verifies every page anyway).
 func changedSince(db *engine.DB, after common.LSN, useLog bool) (pages []common.PageID, upto common.LSN, covered bool, err error) {
-	p := db.Pager()
+	p := handle.Pager(db)
 	snap, err := p.BeginRead()
 	if err != nil {
 		return nil, 0, false, err
@@ -89,7 +91,7 @@ func changedSince(db *engine.DB, after common.LSN, useLog bool) (pages []common.
 		return nil, upto, false, nil
 	}
 	if after < upto {
-		ch, ok, err := changelog.Changed(vfs.OS, p.Path, p.FileID(), after, upto)
+		ch, ok, err := changelog.Changed(vfs.OS, p.Path(), p.FileID(), after, upto)
 		if err != nil || !ok {
 			return nil, upto, false, err
 		}
@@ -109,7 +111,7 @@ func changedSince(db *engine.DB, after common.LSN, useLog bool) (pages []common.
 // checkPages verifies the checksums of pages on a snapshot and returns the
 // damaged ones as issues.
 func checkPages(db *engine.DB, pages []common.PageID) ([]integrity.Issue, error) {
-	snap, err := db.Pager().BeginRead()
+	snap, err := handle.Pager(db).BeginRead()
 	if err != nil {
 		return nil, err
 	}
@@ -140,14 +142,14 @@ type plan struct {
 }
 
 func planVerification(db *engine.DB, opts Options) (*plan, error) {
-	p := db.Pager()
-	pl := &plan{path: p.Path, fileID: p.FileID(), fs: db.Config().FS}
+	p := handle.Pager(db)
+	pl := &plan{path: p.Path(), fileID: p.FileID(), fs: db.Config().FS}
 	// Keep the change log from now on, so that the next check knows which
 	// pages changed (the backup package starts it at the first backup).
 	// Before the snapshot below: every checkpoint after it is recorded. It
 	// is a sidecar; in a directory we cannot write the check just stays
 	// complete by verifying every page.
-	_ = changelog.Enable(pl.fs, p.Path, p.FileID())
+	_ = changelog.Enable(pl.fs, p.Path(), p.FileID())
 	pl.prev, pl.ok = readVerified(pl.fs, pl.path, pl.fileID)
 	var covered bool
 	var err error
@@ -185,15 +187,15 @@ func (pl *plan) record(opts Options, clean bool) Check {
 	}
 	if last.IsZero() {
 		c.Status = Degraded
-		c.Message = "no full verification of every page recorded (run sombra-health-check --deep)" + note
+		c.Message = "no full verification of every page recorded" + note
+		c.Remedy = RemedyDeepCheck
 		return c
 	}
 	age := max(now.Sub(last), 0)
 	c.Value = num(float64(int64(age.Seconds())))
-	c.Message = fmt.Sprintf("every page last verified %s ago (threshold %s)", ageText(age), ageText(opts.FullVerifyAge)) + note
+	c.Message = fmt.Sprintf("every page last verified %s ago (threshold %s)", units.Age(age), units.Age(opts.FullVerifyAge)) + note
 	if age > opts.FullVerifyAge {
-		c.Status = Degraded
-		c.Message += "; run sombra-health-check --deep"
+		c.Status, c.Remedy = Degraded, RemedyDeepCheck
 	}
 	return c
 }

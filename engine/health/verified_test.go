@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -40,7 +41,7 @@ func TestVerifiedRecordIgnoredWhenItCannotApply(t *testing.T) {
 	if _, err := db.CheckpointWithMode(engine.CheckpointTruncate); err != nil {
 		t.Fatal(err)
 	}
-	fileID := db.Pager().FileID()
+	fileID := handle.Pager(db).FileID()
 	db.Close()
 	if m := pageScope(t, path); !strings.HasPrefix(m, "all ") {
 		t.Fatalf("first check: %s", m)

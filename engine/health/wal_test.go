@@ -50,7 +50,7 @@ func TestWALAdviceWorks(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := checkNamed(t, r, CheckWALSize)
-	if c.Status != Degraded || !strings.Contains(c.Message, "--mode truncate") {
+	if c.Status != Degraded || c.Remedy != RemedyCheckpointTruncate || strings.Contains(c.Message, "sombra-") {
 		t.Fatalf("wal_size: %+v", c)
 	}
 	if _, err := db.CheckpointWithMode(engine.CheckpointTruncate); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/btree"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/progress"
@@ -177,8 +178,8 @@ func CheckDB(db *engine.DB, opts Options) (*Report, error) {
 // matching ctx.Err() (not a report of the pages it did not get to).
 func CheckDBContext(ctx context.Context, db *engine.DB, opts Options) (*Report, error) {
 	start := time.Now()
-	p := db.Pager()
-	rep := &Report{Path: p.Path, Mode: mode(opts)}
+	p := handle.Pager(db)
+	rep := &Report{Path: p.Path(), Mode: mode(opts)}
 	if err := progress.New(ctx, nil, 0).Err(); err != nil {
 		return rep, err
 	}
@@ -191,7 +192,7 @@ func CheckDBContext(ctx context.Context, db *engine.DB, opts Options) (*Report, 
 	meta, err := snap.Meta()
 	if err != nil {
 		if !errors.Is(err, common.ErrCorrupt) {
-			return rep, readFailed(p.Path, err)
+			return rep, readFailed(p.Path(), err)
 		}
 		rep.add(Critical, "header", 0, "%v", err)
 		return rep, nil
@@ -212,7 +213,7 @@ func CheckDBContext(ctx context.Context, db *engine.DB, opts Options) (*Report, 
 	r.tr = progress.New(ctx, scaled(opts.Progress, int64(meta.PageCount)*int64(p.PageSize())), expect)
 	defer r.tr.Finish()
 	if err := checksums(r, meta, opts.SamplePages, rep); err != nil {
-		return rep, readFailed(p.Path, err)
+		return rep, readFailed(p.Path(), err)
 	}
 	if opts.Full {
 		c := &checker{snap: r, meta: meta, rep: rep, owner: make([]byte, meta.PageCount)}
@@ -231,7 +232,7 @@ func CheckDBContext(ctx context.Context, db *engine.DB, opts Options) (*Report, 
 		// on); a read that failed with an I/O error makes what they
 		// reported meaningless.
 		if r.err != nil {
-			return rep, readFailed(p.Path, r.err)
+			return rep, readFailed(p.Path(), r.err)
 		}
 	}
 	rep.Duration = time.Since(start)

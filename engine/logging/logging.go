@@ -14,7 +14,7 @@
 // The empty spec means "info,text" on stderr.
 //
 // The engine logs to engine.Config.Logger; when that is not set, to the
-// logger of the last InitLogging (InitFromEnv), and to nothing when
+// logger of the last InitLogging, and to nothing when
 // neither was called (New alone does not reach the engine: pass its logger
 // as Config.Logger). At the levels:
 //
@@ -202,7 +202,7 @@ var (
 	initLogger *slog.Logger // the logger InitLogging installed, if any
 )
 
-// Default returns the logger the last InitLogging (or InitFromEnv)
+// Default returns the logger the last InitLogging
 // installed, or nil if neither was called. The engine logs to it when
 // engine.Config.Logger is not set, so InitLogging alone is enough for an
 // embedding program to see the engine's logs.
@@ -232,16 +232,4 @@ func InitLogging(spec string) (*slog.Logger, error) {
 	}
 	initFile = c
 	return l, nil
-}
-
-// EnvVar is the environment variable InitFromEnv reads.
-const EnvVar = "SOMBRA_LOG"
-
-// InitFromEnv is InitLogging with the spec in $SOMBRA_LOG, or def when it
-// is unset or empty.
-func InitFromEnv(def string) (*slog.Logger, error) {
-	if s := os.Getenv(EnvVar); s != "" {
-		return InitLogging(s)
-	}
-	return InitLogging(def)
 }

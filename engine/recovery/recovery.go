@@ -12,14 +12,13 @@
 package recovery
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
+	"github.com/sombradb/sombra/engine/internal/maint"
 	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/wal"
 )
@@ -86,9 +85,9 @@ type Report struct {
 // the database to itself (see Wait). A missing file fails with
 // engine.ErrNotFound and is not created.
 func (r *WALRecovery) Recover() (_ *Report, err error) {
-	defer guard(r.path, &err)
+	defer maint.Guard(r.path, &err)
 	start := time.Now()
-	if err := checkFile(r.path); err != nil {
+	if err := maint.CheckFile(nil, r.path); err != nil {
 		return nil, err
 	}
 	// Probe for other connections read-only first: closing a writable
@@ -98,7 +97,7 @@ func (r *WALRecovery) Recover() (_ *Report, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("recover %s: %w", r.path, err)
 	}
-	err = probe.Pager().ExclusiveLock(r.Wait)
+	err = handle.Pager(probe).ExclusiveLock(r.Wait)
 	probe.Close()
 	if err != nil {
 		return nil, fmt.Errorf("recover %s: %w", r.path, err)
@@ -108,7 +107,7 @@ func (r *WALRecovery) Recover() (_ *Report, err error) {
 		return nil, fmt.Errorf("recover %s: %w", r.path, err)
 	}
 	defer db.Close()
-	p := db.Pager()
+	p := handle.Pager(db)
 	if err := p.ExclusiveLock(r.Wait); err != nil {
 		return nil, fmt.Errorf("recover %s: %w", r.path, err)
 	}
@@ -132,9 +131,9 @@ func (r *WALRecovery) Recover() (_ *Report, err error) {
 // Inspect reports what Recover would find, read-only: the database file and
 // its WAL are not modified, and other connections may stay open.
 func (r *WALRecovery) Inspect() (_ *Report, err error) {
-	defer guard(r.path, &err)
+	defer maint.Guard(r.path, &err)
 	start := time.Now()
-	if err := checkFile(r.path); err != nil {
+	if err := maint.CheckFile(nil, r.path); err != nil {
 		return nil, err
 	}
 	db, err := engine.OpenWithConfig(r.path, r.config(true))
@@ -152,7 +151,7 @@ func (r *WALRecovery) Inspect() (_ *Report, err error) {
 }
 
 func inspect(db *engine.DB, path string) (*Report, error) {
-	p := db.Pager()
+	p := handle.Pager(db)
 	st, err := p.WAL()
 	if err != nil {
 		return nil, fmt.Errorf("read WAL of %s: %w", path, err)
@@ -175,7 +174,7 @@ func inspect(db *engine.DB, path string) (*Report, error) {
 		return nil, err
 	}
 	defer tx.Rollback()
-	frames := tx.Snapshot().Frames()
+	frames := handle.Snapshot(tx).Frames()
 	for i, f := range frames {
 		if f.Commit && i >= st.Backfilled {
 			rep.TransactionsRecovered++
@@ -209,26 +208,4 @@ func (r *WALRecovery) logger() *slog.Logger {
 		return r.Logger
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-// checkFile fails unless path is an existing regular file, so that opening
-// it never creates an empty database.
-func checkFile(path string) error {
-	st, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s: %w", path, engine.ErrNotFound)
-	case err != nil:
-		return err
-	case !st.Mode().IsRegular():
-		return fmt.Errorf("%s: not a regular file: %w", path, engine.ErrNotADatabase)
-	}
-	return nil
-}
-
-// guard turns a panic of the engine on a damaged page into an error.
-func guard(path string, err *error) {
-	if p := recover(); p != nil {
-		*err = fmt.Errorf("%s: the engine failed on a damaged page (%v): %w", path, p, engine.ErrCorrupt)
-	}
 }

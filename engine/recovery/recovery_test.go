@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/wal"
 )
 
@@ -36,7 +37,7 @@ func crashCopy(t *testing.T, n int, extra bool) (string, int) {
 			t.Fatal(err)
 		}
 	}
-	st, err := db.Pager().WAL()
+	st, err := handle.Pager(db).WAL()
 	if err != nil {
 		t.Fatal(err)
 	}

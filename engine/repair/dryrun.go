@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/maint"
 )
 
 // renamedError is err with another message.
@@ -36,7 +37,7 @@ func (r *DatabaseRepair) DryRun(tmpDir string) (_ *RepairReport, err error) {
 // DryRunContext is DryRun, whose repair of the copy stops when ctx is
 // cancelled (see RepairContext); the copy is removed either way.
 func (r *DatabaseRepair) DryRunContext(ctx context.Context, tmpDir string) (_ *RepairReport, err error) {
-	if err := checkFile(r.fs(), r.path); err != nil {
+	if err := maint.CheckFile(r.fs(), r.path); err != nil {
 		return nil, err
 	}
 	scratch, err := os.MkdirTemp(tmpDir, "sombra-repair-dry-run-")

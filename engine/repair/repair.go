@@ -25,13 +25,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/internal/handle"
+	"github.com/sombradb/sombra/engine/internal/maint"
 	"github.com/sombradb/sombra/engine/internal/pager"
 	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/internal/wal"
@@ -93,28 +94,16 @@ type RepairReport struct {
 	Actions   []string          `json:"actions"`
 	Remaining []integrity.Issue `json:"remaining"`
 	// Advice says what to do next when Success is false.
-	Advice   string        `json:"advice,omitempty"`
-	Duration time.Duration `json:"-"`
+	Advice string `json:"advice,omitempty"`
+	// NeedsSalvage is set when only a salvage into a new database
+	// (SalvageTo) can recover the data; Advice says why.
+	NeedsSalvage bool          `json:"needs_salvage,omitempty"`
+	Duration     time.Duration `json:"-"`
 }
 
 func (r *DatabaseRepair) config(readOnly bool) engine.Config {
 	return engine.Config{ReadOnly: readOnly, BusyTimeout: max(r.Wait, time.Millisecond),
 		WALAutoCheckpoint: -1, Logger: r.Logger, Encryption: r.Encryption, FS: r.FS}
-}
-
-// checkFile fails unless path is an existing regular file, so that opening
-// it never creates an empty database.
-func checkFile(fsys vfs.FS, path string) error {
-	st, err := fsys.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s: %w", path, engine.ErrNotFound)
-	case err != nil:
-		return err
-	case !st.Mode().IsRegular():
-		return fmt.Errorf("%s: not a regular file: %w", path, engine.ErrNotADatabase)
-	}
-	return nil
 }
 
 // headerIssue turns a failure to open because of a damaged header into a
@@ -147,7 +136,7 @@ func (r *DatabaseRepair) Verify(opts integrity.Options) (_ *integrity.Report, er
 // VerifyContext is Verify, stopped when ctx is cancelled (checked at every
 // page read; the error then matches ctx.Err()).
 func (r *DatabaseRepair) VerifyContext(ctx context.Context, opts integrity.Options) (_ *integrity.Report, err error) {
-	defer guard(r.path, &err)
+	defer maint.Guard(r.path, &err)
 	if opts.Progress == nil {
 		opts.Progress = r.Progress
 	}
@@ -155,7 +144,7 @@ func (r *DatabaseRepair) VerifyContext(ctx context.Context, opts integrity.Optio
 	if opts.Full {
 		mode = "full"
 	}
-	if err := checkFile(r.fs(), r.path); err != nil {
+	if err := maint.CheckFile(r.fs(), r.path); err != nil {
 		return nil, err
 	}
 	db, err := engine.OpenWithConfig(r.path, r.config(true))
@@ -168,7 +157,7 @@ func (r *DatabaseRepair) VerifyContext(ctx context.Context, opts integrity.Optio
 		return nil, err
 	}
 	defer db.Close()
-	st, err := db.Pager().WAL()
+	st, err := handle.Pager(db).WAL()
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +165,7 @@ func (r *DatabaseRepair) VerifyContext(ctx context.Context, opts integrity.Optio
 	if err != nil {
 		return rep, err
 	}
-	if is, ok := walTailIssue(st, db.Pager().PageSize()); ok {
+	if is, ok := walTailIssue(st, handle.Pager(db).PageSize()); ok {
 		rep.Prepend(is)
 	}
 	if rep.Issues == nil {
@@ -226,10 +215,10 @@ func (r *DatabaseRepair) Repair() (_ *RepairReport, err error) {
 // stopped and the error says that the repair was made and what to run to
 // check it.
 func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, err error) {
-	defer guard(r.path, &err)
+	defer maint.Guard(r.path, &err)
 	check := integrity.Options{Full: true, Progress: r.Progress}
 	start := time.Now()
-	if err := checkFile(r.fs(), r.path); err != nil {
+	if err := maint.CheckFile(r.fs(), r.path); err != nil {
 		return nil, err
 	}
 	rep := &RepairReport{Path: r.path, Issues: []integrity.Issue{}, Actions: []string{}, Remaining: []integrity.Issue{}}
@@ -240,13 +229,13 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 			rep.Issues = []integrity.Issue{is}
 			rep.Remaining = rep.Issues
 			rep.IssuesFound = 1
-			rep.Advice = salvageAdvice(r.path, "the database header (page 0) is damaged, so the database cannot be opened")
+			rep.adviseSalvage("the database header (page 0) is damaged, so the database cannot be opened")
 			return rep, nil
 		}
 		return nil, err
 	}
 	defer db.Close()
-	p := db.Pager()
+	p := handle.Pager(db)
 	if err := p.ExclusiveLockContext(ctx, r.Wait); err != nil {
 		return nil, fmt.Errorf("repair %s: %w", r.path, err)
 	}
@@ -289,7 +278,7 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 	if err != nil {
 		return nil, err
 	}
-	stats, err := tx.Repair()
+	stats, err := handle.Repair(tx)
 	if err != nil {
 		tx.Rollback()
 		if !errors.Is(err, engine.ErrCorrupt) {
@@ -303,7 +292,7 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 		rep.Remaining = before.Issues // sorted with rep.Issues
 		sortIssues(rep.Remaining)
 		rep.IssuesFixed = rep.IssuesFound - before.IssuesTotal
-		rep.Advice = salvageAdvice(r.path, why)
+		rep.adviseSalvage(why)
 		return rep, nil
 	}
 	if stats.Changed() {
@@ -336,24 +325,16 @@ func (r *DatabaseRepair) RepairContext(ctx context.Context) (_ *RepairReport, er
 	}
 	rep.Success = after.IsHealthy()
 	if !rep.Success {
-		rep.Advice = salvageAdvice(r.path, plural(len(rep.Remaining), "issue")+" remain after repair")
+		rep.adviseSalvage(plural(len(rep.Remaining), "issue") + " remain after repair")
 	}
 	return rep, nil
 }
 
-// guard turns a panic into an error matching engine.ErrCorrupt. The
-// engine's readers trust a page whose checksum holds; garbage written
-// behind a valid checksum (a bug, not a disk) can still make them fail,
-// and a repair tool must report that, not crash. Nothing is committed by
-// then: a write transaction that panics is never committed.
-func guard(path string, err *error) {
-	if p := recover(); p != nil {
-		*err = fmt.Errorf("%s: the engine failed on a damaged page (%v); salvage the data into a new database with --salvage-to: %w", path, p, engine.ErrCorrupt)
-	}
-}
-
-func salvageAdvice(path, why string) string {
-	return fmt.Sprintf("%s; repair cannot fix this in place. Salvage the readable nodes and edges into a new database: sombra-repair --db %s --salvage-to NEW.db", why, path)
+// adviseSalvage says that only a salvage into a new database (SalvageTo)
+// can recover the data, and why; the tool adds the command to type.
+func (rep *RepairReport) adviseSalvage(why string) {
+	rep.Advice = why + "; repair cannot fix this in place. Salvage the readable nodes and edges into a new database"
+	rep.NeedsSalvage = true
 }
 
 // countFixed counts the issues of found that are not in remaining.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/internal/fixtures"
 )
@@ -244,7 +245,7 @@ func TestRepairRefusesDamagedPrimaryTrees(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Success || len(rep.Remaining) == 0 || !strings.Contains(rep.Advice, "--salvage-to") {
+			if rep.Success || len(rep.Remaining) == 0 || !rep.NeedsSalvage || strings.Contains(rep.Advice, "--salvage-to") {
 				t.Fatalf("repair of an unrepairable database: %+v", rep)
 			}
 			if sums(t, path) != before {
@@ -359,6 +360,14 @@ func TestRepairBusy(t *testing.T) {
 	defer tx.Rollback()
 	if _, err := r.SalvageTo(filepath.Join(t.TempDir(), "out.db")); !errors.Is(err, engine.ErrBusy) {
 		t.Fatalf("salvage during a write transaction: %v, want ErrBusy", err)
+	}
+	tx.Rollback()
+	// Compaction or restore (the exclusive lock) stops even verification.
+	if err := handle.Pager(db).ExclusiveLock(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.VerifyIntegrity(); !errors.Is(err, engine.ErrBusy) {
+		t.Fatalf("verify under an exclusive lock: %v, want ErrBusy", err)
 	}
 }
 

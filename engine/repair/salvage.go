@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/btree"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/maint"
 	"github.com/sombradb/sombra/engine/internal/page"
 	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/internal/record"
@@ -99,7 +101,7 @@ func (s *scanResult) sortedNodes() []SalvagedNode {
 	for _, n := range s.nodes {
 		out = append(out, *n)
 	}
-	slices.SortFunc(out, func(a, b SalvagedNode) int { return cmpU64(uint64(a.ID), uint64(b.ID)) })
+	slices.SortFunc(out, func(a, b SalvagedNode) int { return cmp.Compare(uint64(a.ID), uint64(b.ID)) })
 	return out
 }
 
@@ -108,18 +110,8 @@ func (s *scanResult) sortedEdges() []SalvagedEdge {
 	for _, e := range s.edges {
 		out = append(out, *e)
 	}
-	slices.SortFunc(out, func(a, b SalvagedEdge) int { return cmpU64(uint64(a.ID), uint64(b.ID)) })
+	slices.SortFunc(out, func(a, b SalvagedEdge) int { return cmp.Compare(uint64(a.ID), uint64(b.ID)) })
 	return out
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // source reads page images of a database without the pager: the newest
@@ -198,7 +190,7 @@ func (s *source) image(id common.PageID) ([]byte, bool, error) {
 // openSource opens the database file and its WAL for salvage and finds the
 // page size (from the header, or by probing when the header is damaged).
 func openSource(fsys vfs.FS, path string, res *scanResult, cipher engine.PageCipher) (*source, error) {
-	if err := checkFile(fsys, path); err != nil {
+	if err := maint.CheckFile(fsys, path); err != nil {
 		return nil, err
 	}
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
@@ -315,12 +307,12 @@ func lockSource(ctx context.Context, fsys vfs.FS, path string, wait time.Duratio
 	for _, l := range []struct {
 		b     int64
 		excl  bool
-		what  string
+		what  common.LockKind
 		pidAt int64
 	}{
-		{shm.LockOpen, false, "exclusive", shm.OffExcl},
-		{shm.LockWriter, true, "writer", shm.OffWriter},
-		{shm.LockCkpt, true, "checkpoint", shm.OffCkpt},
+		{shm.LockOpen, false, common.LockExclusive, shm.OffExcl},
+		{shm.LockWriter, true, common.LockWriter, shm.OffWriter},
+		{shm.LockCkpt, true, common.LockCheckpoint, shm.OffCkpt},
 	} {
 		if err := s.LockContext(ctx, l.b, l.excl, wait, l.what, l.pidAt, path); err != nil {
 			s.Close()

@@ -2,6 +2,7 @@ package repair
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -333,7 +334,7 @@ func TestSalvageGuideAPI(t *testing.T) {
 	if err != nil || len(edges) != m.Healthy.Edges {
 		t.Fatalf("%d edges, %v", len(edges), err)
 	}
-	if !slices.IsSortedFunc(nodes, func(a, b SalvagedNode) int { return cmpU64(uint64(a.ID), uint64(b.ID)) }) || nodes[0].Label() == "" {
+	if !slices.IsSortedFunc(nodes, func(a, b SalvagedNode) int { return cmp.Compare(uint64(a.ID), uint64(b.ID)) }) || nodes[0].Label() == "" {
 		t.Errorf("nodes not in id order or without labels")
 	}
 	// The guide's recipe: recreate them in a new database (new ids).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/integrity"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/progress"
 	"github.com/sombradb/sombra/engine/vfs"
 )
@@ -260,7 +261,7 @@ func (r *DatabaseRepair) write(ctx context.Context, path string, res *scanResult
 			renumber = append(renumber, n)
 			continue
 		}
-		err := b.do(func(tx *engine.Tx) error { return tx.ImportNode(n.ID, n.Labels, n.Properties) })
+		err := b.do(func(tx *engine.Tx) error { return handle.ImportNode(tx, n.ID, n.Labels, n.Properties) })
 		if errors.Is(err, engine.ErrInvalid) {
 			rep.RecordsRejected++
 			continue
@@ -276,7 +277,7 @@ func (r *DatabaseRepair) write(ctx context.Context, path string, res *scanResult
 	}
 	if m := res.meta; m != nil {
 		if err := b.run(func(tx *engine.Tx) error {
-			return tx.ReserveIDs(engine.NodeID(m.NextNodeID), engine.EdgeID(m.NextEdgeID))
+			return handle.ReserveIDs(tx, engine.NodeID(m.NextNodeID), engine.EdgeID(m.NextEdgeID))
 		}); err != nil {
 			return err
 		}
@@ -316,7 +317,7 @@ func (r *DatabaseRepair) write(ctx context.Context, path string, res *scanResult
 			renumberEdges = append(renumberEdges, e)
 			continue
 		}
-		err := b.do(func(tx *engine.Tx) error { return tx.ImportEdge(e.ID, e.FromID, e.ToID, e.Label, e.Properties) })
+		err := b.do(func(tx *engine.Tx) error { return handle.ImportEdge(tx, e.ID, e.FromID, e.ToID, e.Label, e.Properties) })
 		if errors.Is(err, engine.ErrInvalid) {
 			rep.RecordsRejected++
 			continue

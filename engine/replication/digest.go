@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/page"
 )
 
@@ -39,7 +40,7 @@ func txDigest(tx engine.ReplicatedTx) (uint32, error) {
 
 // localDigest is the LSN and digest of the database's current state.
 func localDigest(db *engine.DB) (uint64, uint32, error) {
-	s, err := db.Pager().BeginRead()
+	s, err := handle.Pager(db).BeginRead()
 	if err != nil {
 		return 0, 0, err
 	}

@@ -11,7 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -174,7 +176,7 @@ func (n *Node) Prepare(path string, ecfg engine.Config) (err error) {
 // another live node holds it.
 func (n *Node) Start(db *engine.DB) error {
 	n.db = db
-	n.fileID = db.Pager().FileID()
+	n.fileID = handle.Pager(db).FileID()
 	lsn, err := db.LastLSN()
 	if err != nil {
 		n.closeConn()

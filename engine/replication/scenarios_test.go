@@ -12,7 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sombradb/sombra/engine"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/internal/natstest"
 )
 
@@ -29,7 +31,7 @@ func TestLargeTransactionInParts(t *testing.T) {
 	r := openMember(t, dbPath(t, "r.db"), testConfig(s.ClientURL(), "big", "r", Replica, Sync))
 	spilled := false
 	err = p.db.Update(func(tx *engine.Tx) error {
-		defer func() { spilled = tx.SpilledFrames() > 0 }()
+		defer func() { spilled = handle.SpilledFrames(tx) > 0 }()
 		for i := 0; i < 2500; i++ {
 			b := make([]byte, 1000)
 			rand.Read(b) // incompressible: the transaction is several MB

@@ -12,8 +12,10 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -106,7 +108,7 @@ func (n *Node) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 	if !primary {
 		return nil, fmt.Errorf("snapshot: %s is not the primary: %w", n.cfg.Node, engine.ErrNotPrimary)
 	}
-	snap, err := n.db.Pager().BeginRead()
+	snap, err := handle.Pager(n.db).BeginRead()
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +117,7 @@ func (n *Node) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	hash, err := n.db.SnapshotLogicalHash(snap)
+	hash, err := handle.SnapshotLogicalHash(context.Background(), n.db, snap)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: logical hash: %w", err)
 	}
@@ -271,7 +273,7 @@ func localState(fsys vfs.FS, path string) (file, lsn uint64, state uint32, err e
 	}
 	defer db.Close()
 	lsn, state, err = localDigest(db)
-	return db.Pager().FileID(), lsn, state, err
+	return handle.Pager(db).FileID(), lsn, state, err
 }
 
 // divergedAt reports whether the stream holds transaction lsn with
@@ -396,7 +398,7 @@ func (n *Node) restore(ctx context.Context, s SnapshotInfo) error {
 		return fmt.Errorf("snapshot at LSN %d does not open: %w: %w", s.LSN, err, ErrSnapshot)
 	}
 	lsn, err := db.LastLSN()
-	file := db.Pager().FileID()
+	file := handle.Pager(db).FileID()
 	var hash string
 	if err == nil {
 		hash, err = db.LogicalHash()

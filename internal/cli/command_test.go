@@ -39,7 +39,7 @@ func newTestCommand(s cli.IOStreams) *cobra.Command {
 	root.RunE = func(cmd *cobra.Command, _ []string) error {
 		switch fail {
 		case "busy":
-			return fmt.Errorf("open %s: %w", g.DB, &engine.BusyError{Path: g.DB, What: "exclusive", PID: 4242})
+			return fmt.Errorf("open %s: %w", g.DB, &engine.BusyError{Path: g.DB, What: engine.LockExclusive, PID: 4242})
 		case "corrupt":
 			return fmt.Errorf("verify: %w", &engine.CorruptionError{Path: g.DB, Page: 9, Offset: 36864, Reason: "checksum mismatch"})
 		case "silent":

@@ -1,6 +1,6 @@
 // Package cli is the plumbing shared by the six sombra-* binaries: I/O
 // streams, global flags, the result printer (table, plain lines or JSON),
-// error output, exit codes, progress bars, lock-wait retries and man pages.
+// error output, exit codes, progress bars and man pages.
 //
 // A command is built against an IOStreams value and returns a Go error;
 // Run/Main turn that error into one line (or one JSON object) on stderr and

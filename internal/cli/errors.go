@@ -51,6 +51,26 @@ func ErrorKind(err error) string {
 	}
 }
 
+// HintError is an error with the operator's next step appended in
+// parentheses. The engine's errors say what went wrong in the API's words
+// and never name a tool or a flag; the command that classifies an error
+// adds what to type next in its own.
+type HintError struct {
+	Err  error
+	Hint string
+}
+
+func (e *HintError) Error() string { return e.Err.Error() + " (" + e.Hint + ")" }
+func (e *HintError) Unwrap() error { return e.Err }
+
+// WithHint returns err with hint appended (nil for a nil err).
+func WithHint(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &HintError{Err: err, Hint: hint}
+}
+
 // jsonError is the document printed on stderr under --json.
 type jsonError struct {
 	SchemaVersion int `json:"schema_version"`

@@ -43,7 +43,7 @@ func TestPrintErrorJSON(t *testing.T) {
 		code int
 		kind string
 	}{
-		{&engine.BusyError{Path: "a.db", What: "exclusive", PID: 99}, ExitBusy, KindBusy},
+		{&engine.BusyError{Path: "a.db", What: engine.LockExclusive, PID: 99}, ExitBusy, KindBusy},
 		{fmt.Errorf("verify: %w", &engine.CorruptionError{Path: "a.db", Page: 3, Offset: 12288, Reason: "checksum"}), ExitCorrupt, KindCorrupt},
 		{Usagef("unknown flag: --x"), ExitUsage, KindUsage},
 		{fmt.Errorf("a.db: %w", engine.ErrNotADatabase), ExitFailed, KindNotADatabase},

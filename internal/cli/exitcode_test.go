@@ -13,7 +13,7 @@ import (
 
 func TestExitCode(t *testing.T) {
 	corrupt := &engine.CorruptionError{Path: "a.db", Page: 7, Offset: -1, Reason: "bad checksum"}
-	busy := &engine.BusyError{Path: "a.db", What: "writer", PID: 42}
+	busy := &engine.BusyError{Path: "a.db", What: engine.LockWriter, PID: 42}
 	tests := []struct {
 		name string
 		err  error

@@ -9,24 +9,13 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/sombradb/sombra/internal/units"
 )
 
 // FormatBytes renders n for a person in binary units: "512 B", "1.5 KiB",
-// "3.25 GiB".
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit && n > -unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n), -1
-	for (v >= unit || v <= -unit) && i < 5 {
-		v /= unit
-		i++
-	}
-	s := strconv.FormatFloat(v, 'f', 2, 64)
-	s = strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
-	return s + " " + string("KMGTPE"[i]) + "iB"
-}
+// "3.25 GiB" (the wording of the engine's health messages too).
+func FormatBytes(n int64) string { return units.Bytes(n) }
 
 // FormatBytesExact is FormatBytes followed by the exact count, e.g.
 // "1.5 KiB (1536 bytes)"; counts below 1 KiB are printed once.
@@ -52,32 +41,6 @@ func FormatDuration(d time.Duration) string {
 		return d.Round(time.Millisecond).String()
 	default:
 		return d.Round(time.Second).String()
-	}
-}
-
-// FormatAge renders how long ago something happened in the largest sensible
-// units: "45s", "12m", "3h5m", "2d4h".
-func FormatAge(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		h := int(d.Hours())
-		if m := int(d.Minutes()) % 60; m != 0 {
-			return fmt.Sprintf("%dh%dm", h, m)
-		}
-		return fmt.Sprintf("%dh", h)
-	default:
-		days := int(d.Hours()) / 24
-		if h := int(d.Hours()) % 24; h != 0 {
-			return fmt.Sprintf("%dd%dh", days, h)
-		}
-		return fmt.Sprintf("%dd", days)
 	}
 }
 

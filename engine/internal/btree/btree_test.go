@@ -138,14 +138,8 @@ func TestSeek(t *testing.T) {
 	if !c.Seek(key(101)) || !bytes.Equal(c.Key(), key(102)) {
 		t.Fatalf("seek 101 -> %x", c.Key())
 	}
-	if !c.SeekLE(key(101)) || !bytes.Equal(c.Key(), key(100)) {
-		t.Fatalf("seekLE 101 -> %x", c.Key())
-	}
 	if c.Seek(key(5000)) {
 		t.Fatal("seek past end should be invalid")
-	}
-	if !c.SeekLE(key(5000)) || !bytes.Equal(c.Key(), key(2998)) {
-		t.Fatal("seekLE past end should land on last")
 	}
 }
 

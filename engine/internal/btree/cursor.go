@@ -1,7 +1,6 @@
 package btree
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"sync"
@@ -148,20 +147,6 @@ func (c *Cursor) Seek(k []byte) bool {
 		c.stack = append(c.stack, frame{n: n, idx: ci})
 		id = n.child(ci)
 	}
-}
-
-// SeekLE moves to the last key <= k.
-func (c *Cursor) SeekLE(k []byte) bool {
-	if c.Seek(k) {
-		if bytes.Equal(c.Key(), k) {
-			return true
-		}
-		return c.Prev()
-	}
-	if c.err != nil {
-		return false
-	}
-	return c.Last()
 }
 
 // Next moves to the following key.

@@ -198,7 +198,7 @@ func FuzzValidateNode(f *testing.F) {
 		}
 		c.Seek([]byte("m"))
 		if n.count() > 0 {
-			c.SeekLE(n.key(0))
+			c.Seek(n.key(0))
 			Get(r, 1, n.key(n.count()-1))
 		}
 		Get(r, 1, []byte{0})

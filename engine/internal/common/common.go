@@ -41,6 +41,7 @@ var (
 	ErrExists       = errors.New("already exists")
 	ErrInvalid      = errors.New("invalid argument")
 	ErrEncryption   = errors.New("encryption error")
+	ErrPoisoned     = errors.New("connection unusable after a failed fsync; reopen the database")
 )
 
 // CorruptionError describes damage found at a known place. It matches
@@ -74,11 +75,35 @@ func (e *CorruptionError) Error() string {
 // Is makes errors.Is(err, ErrCorrupt) true.
 func (e *CorruptionError) Is(target error) bool { return target == ErrCorrupt }
 
+// LockKind names a lock of the database (or of a backup directory).
+type LockKind int
+
+// The locks.
+const (
+	LockWriter      LockKind = iota + 1 // the one writer
+	LockCheckpoint                      // the one checkpointer
+	LockReader                          // a reader that a checkpoint must wait for
+	LockExclusive                       // the database held exclusively (compaction, restore, recovery) keeps an open out
+	LockOpen                            // connections holding the database open keep exclusive use out
+	LockPrivateRead                     // a read without the coordination file, kept out by a writer
+	LockDirectory                       // a backup directory in use by another backup
+)
+
+var lockNames = [...]string{LockWriter: "writer", LockCheckpoint: "checkpoint", LockReader: "reader",
+	LockExclusive: "exclusive", LockOpen: "open", LockPrivateRead: "private read", LockDirectory: "directory"}
+
+func (k LockKind) String() string {
+	if k > 0 && int(k) < len(lockNames) {
+		return lockNames[k]
+	}
+	return fmt.Sprintf("LockKind(%d)", int(k))
+}
+
 // BusyError says who holds the lock that could not be taken.
 type BusyError struct {
 	Path string
-	What string // "writer", "exclusive", "checkpoint"
-	PID  int    // 0 when unknown; the first of Holders when they are known
+	What LockKind
+	PID  int // 0 when unknown; the first of Holders when they are known
 	// Holders are the live processes holding the lock, when they could be
 	// found (see engine/internal/procs): a process holding the database
 	// open may be idle and so named nowhere in the coordination file.

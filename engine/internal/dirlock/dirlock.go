@@ -43,7 +43,7 @@ func Lock(fs vfs.FS, dir string, timeout time.Duration) (func(), error) {
 		}
 		if time.Now().After(deadline) {
 			f.Close()
-			return nil, &common.BusyError{Path: dir, What: "directory"}
+			return nil, &common.BusyError{Path: dir, What: common.LockDirectory}
 		}
 		time.Sleep(sleep)
 		if sleep < 50*time.Millisecond {

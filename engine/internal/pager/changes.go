@@ -27,16 +27,23 @@ func (p *Pager) noteBackfill(ix *wal.Index, from, bound int, pages []common.Page
 	lo := ix.Frames[from].LSN - 1
 	hi := ix.Frames[bound-1].LSN
 	p.mu.RUnlock()
-	if err := changelog.Append(p.fs, p.Path, p.fileID, lo, hi, pages); err != nil {
-		p.log.Warn("change log append failed; the next incremental backup will scan", "path", p.Path, "err", err)
+	if err := changelog.Append(p.fs, p.path, p.fileID, lo, hi, pages); err != nil {
+		p.log.Warn("change log append failed; the next incremental backup will scan", "path", p.path, "err", err)
 	}
 }
 
-// SetBeforeRestart installs the hook called before the WAL is reset (see
-// Pager.BeforeRestart). Setting it through this method is safe while other
-// goroutines use the connection: the field is read under p.mu.
+// SetBeforeRestart installs the hook called while a WAL is about to be
+// reset, with the frames of the old log still readable (WAL archiving).
+// Setting it through this method is safe while other goroutines use the
+// connection: the field is read under p.mu.
 func (p *Pager) SetBeforeRestart(fn func(ix *wal.Index, f vfs.File, pageSize int) error) {
 	p.mu.Lock()
-	p.BeforeRestart = fn
+	p.beforeRestart = fn
 	p.mu.Unlock()
 }
+
+// SetAfterCommit installs the hook called after every durable commit of
+// this connection with the number of WAL frames not yet checkpointed (the
+// auto-checkpoint). Set it before the connection is shared: commits read
+// it without a lock.
+func (p *Pager) SetAfterCommit(fn func(pending int)) { p.afterCommit = fn }

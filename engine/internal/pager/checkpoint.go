@@ -74,11 +74,11 @@ func (p *Pager) CheckpointContext(ctx context.Context, mode CheckpointMode) (Che
 func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
 	start := time.Now()
 	interrupted := func(what string) error {
-		return fmt.Errorf("%s: checkpoint (%s) waiting for %s: %w", p.Path, mode, what, progress.Interrupted(ctx))
+		return fmt.Errorf("%s: checkpoint (%s) waiting for %s: %w", p.path, mode, what, progress.Interrupted(ctx))
 	}
 	res := CheckpointResult{Mode: mode}
 	if p.readOnly {
-		return res, fmt.Errorf("%s: checkpoint: %w", p.Path, common.ErrReadOnly)
+		return res, fmt.Errorf("%s: checkpoint: %w", p.path, common.ErrReadOnly)
 	}
 	if err := p.poison(); err != nil {
 		return res, err
@@ -91,10 +91,10 @@ func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoint
 	// backfills at once could write an older copy of a page over a newer
 	// one after the newer backfill count was published.
 	if !lockLocal(&p.ckptMu, wait) {
-		return res, &common.BusyError{Path: p.Path, What: "checkpoint", PID: os.Getpid()}
+		return res, &common.BusyError{Path: p.path, What: common.LockCheckpoint, PID: os.Getpid()}
 	}
 	defer p.ckptMu.Unlock()
-	if err := p.shm.LockContext(ctx, shm.LockCkpt, true, wait, "checkpoint", shm.OffCkpt, p.Path); err != nil {
+	if err := p.shm.LockContext(ctx, shm.LockCkpt, true, wait, common.LockCheckpoint, shm.OffCkpt, p.path); err != nil {
 		return res, err
 	}
 	defer p.shm.Unlock(shm.LockCkpt)
@@ -108,7 +108,7 @@ func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoint
 			for !p.writeMu.TryLock() {
 				if time.Now().After(deadline) {
 					res.BlockedByWriter = true
-					return res, &common.BusyError{Path: p.Path, What: "writer", PID: os.Getpid()}
+					return res, &common.BusyError{Path: p.path, What: common.LockWriter, PID: os.Getpid()}
 				}
 				if ctx.Err() != nil {
 					return res, interrupted("the writer")
@@ -117,7 +117,7 @@ func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoint
 			}
 		}
 		defer p.writeMu.Unlock()
-		if err := p.shm.LockContext(ctx, shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
+		if err := p.shm.LockContext(ctx, shm.LockWriter, true, p.busy, common.LockWriter, shm.OffWriter, p.path); err != nil {
 			res.BlockedByWriter = true
 			return res, err
 		}
@@ -134,7 +134,7 @@ func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoint
 		}
 		if time.Now().After(deadline) {
 			res.Duration = time.Since(start)
-			return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.otherReaders())}
+			return res, &common.BusyError{Path: p.path, What: common.LockReader, PID: firstPID(p.otherReaders())}
 		}
 		if ctx.Err() != nil {
 			res.Duration = time.Since(start)
@@ -155,7 +155,7 @@ func (p *Pager) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoint
 			if time.Now().After(deadline) {
 				res.BlockedByReaders = true
 				res.Duration = time.Since(start)
-				return res, &common.BusyError{Path: p.Path, What: "reader", PID: firstPID(p.otherReaders())}
+				return res, &common.BusyError{Path: p.path, What: common.LockReader, PID: firstPID(p.otherReaders())}
 			}
 			if ctx.Err() != nil {
 				res.Duration = time.Since(start)
@@ -279,7 +279,7 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 	// reason.)
 	if len(copies) > 0 {
 		if err := p.walf.Datasync(); err != nil {
-			return false, fmt.Errorf("checkpoint: fsync %s: %w", p.WALPath, err)
+			return false, fmt.Errorf("checkpoint: fsync %s: %w", p.walPath, err)
 		}
 	}
 	buf := make([]byte, p.pageSize)
@@ -294,7 +294,7 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 			// Stamp checkpoint progress into the file's own header.
 			m, err := page.DecodeMeta(buf)
 			if err != nil {
-				return false, &common.CorruptionError{Path: p.WALPath, Page: 0, Offset: -1, Reason: err.Error()}
+				return false, &common.CorruptionError{Path: p.walPath, Page: 0, Offset: -1, Reason: err.Error()}
 			}
 			m.CheckpointLSN = lastLSN
 			m.CheckpointTime = time.Now().UnixNano()
@@ -305,7 +305,7 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 			continue
 		}
 		if _, err := p.db.WriteAt(buf, int64(pg)*int64(p.pageSize)); err != nil {
-			return false, fmt.Errorf("checkpoint: write %s page %d: %w", p.Path, pg, err)
+			return false, fmt.Errorf("checkpoint: write %s page %d: %w", p.path, pg, err)
 		}
 		res.Copied++
 	}
@@ -314,10 +314,10 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 		// connection trusts it, see restoreProgress): it must not reach the
 		// disk before the pages it covers.
 		if err := p.db.Sync(); err != nil {
-			return false, fmt.Errorf("checkpoint: fsync %s: %w", p.Path, err)
+			return false, fmt.Errorf("checkpoint: fsync %s: %w", p.path, err)
 		}
 		if _, err := p.db.WriteAt(header, 0); err != nil {
-			return false, fmt.Errorf("checkpoint: write %s page 0: %w", p.Path, err)
+			return false, fmt.Errorf("checkpoint: write %s page 0: %w", p.path, err)
 		}
 		res.Copied++
 	}
@@ -325,12 +325,12 @@ func (p *Pager) backfill(res *CheckpointResult) (bool, error) {
 		// Compaction can shrink the logical file; drop pages past its end.
 		if sz, err := p.DBFileSize(); err == nil && sz > int64(meta.PageCount)*int64(p.pageSize) {
 			if err := p.db.Truncate(int64(meta.PageCount) * int64(p.pageSize)); err != nil {
-				return false, fmt.Errorf("checkpoint: truncate %s: %w", p.Path, err)
+				return false, fmt.Errorf("checkpoint: truncate %s: %w", p.path, err)
 			}
 		}
 	}
 	if err := p.db.Sync(); err != nil {
-		return false, fmt.Errorf("checkpoint: fsync %s: %w", p.Path, err)
+		return false, fmt.Errorf("checkpoint: fsync %s: %w", p.path, err)
 	}
 	p.noteBackfill(ix, from, bound, pages)
 	// Publish progress; bump the epoch so cached database-file pages of

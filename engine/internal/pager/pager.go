@@ -46,6 +46,9 @@ type Options struct {
 	// Fallback opens files that are encrypted when Cipher is nil (the key
 	// operators export for tools); it never creates or opens plaintext files.
 	Fallback Cipher
+	// Validate, if set, checks every page read from disk after its
+	// checksum: the B+tree's structural check (see Pager.Validate).
+	Validate func(b []byte) error
 }
 
 // Cipher seals and opens page images. Seal returns a sealed image
@@ -60,8 +63,8 @@ type Cipher interface {
 // Pager is one connection's view of a database file and its WAL.
 type Pager struct {
 	fs       vfs.FS
-	Path     string
-	WALPath  string
+	path     string // the database file (resolved at open; see Path)
+	walPath  string
 	db       vfs.File
 	walf     vfs.File
 	shm      *shm.File
@@ -117,15 +120,19 @@ type Pager struct {
 	group     atomic.Pointer[groupCommit]
 	commitSeq int64 // commits appended by this connection, for group commit
 
-	// Validate, if set, checks every page read from disk after its
-	// checksum (see validate).
-	Validate func(b []byte) error
-	// AfterCommit, if set, is called after every durable commit with the
+	// The hooks of the layer above are unexported so that nothing can
+	// swap them under a running connection: validatePage comes from
+	// Options.Validate, afterCommit and beforeRestart from their setters.
+	//
+	// validatePage, if set, checks every page read from disk after its
+	// checksum (see Validate).
+	validatePage func(b []byte) error
+	// afterCommit, if set, is called after every durable commit with the
 	// number of frames in the WAL not yet checkpointed.
-	AfterCommit func(pending int)
-	// BeforeRestart, if set, is called while a WAL is about to be reset, with
+	afterCommit func(pending int)
+	// beforeRestart, if set, is called while a WAL is about to be reset, with
 	// the frames of the old log still readable. WAL archiving hooks in here.
-	BeforeRestart func(ix *wal.Index, f vfs.File, pageSize int) error
+	beforeRestart func(ix *wal.Index, f vfs.File, pageSize int) error
 
 	repl Replicator // replication hook (replicate.go); nil: none
 }
@@ -176,8 +183,8 @@ func Open(path string, opts Options) (*Pager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	p := &Pager{fs: fs, Path: path, WALPath: path + "-wal", db: db, readOnly: opts.ReadOnly,
-		busy: opts.BusyTimeout, log: opts.Logger, slot: -1, pid: os.Getpid()}
+	p := &Pager{fs: fs, path: path, walPath: path + "-wal", db: db, readOnly: opts.ReadOnly,
+		busy: opts.BusyTimeout, log: opts.Logger, slot: -1, pid: os.Getpid(), validatePage: opts.Validate}
 	if err := p.init(opts); err != nil {
 		p.closeFiles()
 		return nil, err
@@ -186,7 +193,7 @@ func Open(path string, opts Options) (*Pager, error) {
 }
 
 func (p *Pager) init(opts Options) error {
-	meta, err := ReadFileHeader(p.db, p.Path)
+	meta, err := ReadFileHeader(p.db, p.path)
 	if err != nil {
 		return err
 	}
@@ -197,14 +204,14 @@ func (p *Pager) init(opts Options) error {
 	if c == nil && meta.Encrypted {
 		c = opts.Fallback
 	}
-	if err := checkKey(p.Path, meta, c); err != nil {
+	if err := checkKey(p.path, meta, c); err != nil {
 		return err
 	}
 	if meta.Encrypted {
 		p.cipher = c
 		p.usable = p.pageSize - int(meta.Overhead)
 	}
-	p.shm, err = shm.Open(p.fs, p.Path+"-shm")
+	p.shm, err = shm.Open(p.fs, p.path+"-shm")
 	if err != nil {
 		if !p.readOnly || !shm.CannotShare(err) {
 			return err
@@ -230,7 +237,7 @@ func (p *Pager) init(opts Options) error {
 		// last closed by everyone (shm/counters.go).
 		p.shm.ResetCounters(time.Now())
 	}
-	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, "exclusive", shm.OffExcl, p.Path); err != nil {
+	if err := p.shm.LockTimeout(shm.LockOpen, false, p.busy, common.LockExclusive, shm.OffExcl, p.path); err != nil {
 		return err
 	}
 	p.shm.AttachCounters()
@@ -246,22 +253,22 @@ func (p *Pager) init(opts Options) error {
 	if p.readOnly {
 		walFlag = os.O_RDONLY
 	}
-	_, werr := p.fs.Stat(p.WALPath)
-	p.walf, err = p.fs.OpenFile(p.WALPath, walFlag, 0o644)
+	_, werr := p.fs.Stat(p.walPath)
+	p.walf, err = p.fs.OpenFile(p.walPath, walFlag, 0o644)
 	if err != nil && !(p.readOnly && errors.Is(err, os.ErrNotExist)) {
-		return fmt.Errorf("open %s: %w", p.WALPath, err)
+		return fmt.Errorf("open %s: %w", p.walPath, err)
 	}
 	if err == nil && !p.readOnly && errors.Is(werr, os.ErrNotExist) {
 		// A new WAL's name must be durable before a commit is acknowledged
 		// from it: fsyncing the file does not make its directory entry
 		// durable, and after a power loss the log, and every commit in it,
 		// would be gone (SQLite syncs the directory of a new WAL too).
-		if err := vfs.SyncParent(p.fs, p.WALPath); err != nil {
-			return fmt.Errorf("create %s: fsync directory: %w", p.WALPath, err)
+		if err := vfs.SyncParent(p.fs, p.walPath); err != nil {
+			return fmt.Errorf("create %s: fsync directory: %w", p.walPath, err)
 		}
 	}
 	p.cache = newCache(int(opts.CacheBytes / int64(p.pageSize)))
-	p.cache.check = func(b []byte) bool { return page.Verify(b) && p.validate(b) == nil }
+	p.cache.check = func(b []byte) bool { return page.Verify(b) && p.Validate(b) == nil }
 	p.ix = wal.NewIndex(wal.Header{}, false, p.pageSize)
 	if err := p.lockGate(false); err != nil {
 		return err
@@ -543,7 +550,7 @@ func (p *Pager) refreshLocked() error {
 	}
 	st, err := p.walf.Stat()
 	if err != nil {
-		return fmt.Errorf("stat %s: %w", p.WALPath, err)
+		return fmt.Errorf("stat %s: %w", p.walPath, err)
 	}
 	size := st.Size()
 	if size < wal.HeaderSize {
@@ -555,14 +562,14 @@ func (p *Pager) refreshLocked() error {
 	}
 	hb := make([]byte, wal.HeaderSize)
 	if _, err := p.walf.ReadAt(hb, 0); err != nil {
-		return fmt.Errorf("read %s: %w", p.WALPath, err)
+		return fmt.Errorf("read %s: %w", p.walPath, err)
 	}
 	h, err := wal.DecodeHeader(hb)
 	if err != nil || int(h.PageSize) != p.pageSize || h.FileID != p.fileID {
 		// A log that is damaged in its header, or belongs to another file
 		// (left behind by a swap), holds nothing this database committed.
 		if err == nil {
-			p.log.Warn("ignoring WAL that does not belong to this database", "wal", p.WALPath)
+			p.log.Warn("ignoring WAL that does not belong to this database", "wal", p.walPath)
 		}
 		p.ix = wal.NewIndex(wal.Header{}, false, p.pageSize)
 		p.walSize = size
@@ -689,9 +696,9 @@ func (p *Pager) ExclusiveLockContext(ctx context.Context, wait time.Duration) er
 		// The exclusive hold is a lock in the -shm, which this connection
 		// does not share: it could not keep shared-memory readers out.
 		return fmt.Errorf("%s: cannot hold the database exclusively: this process reads it without its coordination file %s-shm, which it cannot write: %w",
-			p.Path, p.Path, common.ErrReadOnly)
+			p.path, p.path, common.ErrReadOnly)
 	}
-	if err := p.shm.LockContext(ctx, shm.LockOpen, true, wait, "open", 0, p.Path); err != nil {
+	if err := p.shm.LockContext(ctx, shm.LockOpen, true, wait, common.LockOpen, 0, p.path); err != nil {
 		// The error names every live process holding the database open
 		// (shm.LockTimeout); a connection of this process other than p
 		// shows as this pid.
@@ -703,7 +710,14 @@ func (p *Pager) ExclusiveLockContext(ctx context.Context, wait time.Duration) er
 
 // FileMeta reads page 0 from the database file itself (not the WAL): it
 // holds the progress of the last checkpoint.
-func (p *Pager) FileMeta() (*page.Meta, error) { return ReadFileHeader(p.db, p.Path) }
+func (p *Pager) FileMeta() (*page.Meta, error) { return ReadFileHeader(p.db, p.path) }
+
+// Path is the database file's path, resolved once at open (every derived
+// file is named after it).
+func (p *Pager) Path() string { return p.path }
+
+// WALPath is the path of the WAL file.
+func (p *Pager) WALPath() string { return p.walPath }
 
 // FileID is the random id of the database file.
 func (p *Pager) FileID() uint64 { return p.fileID }

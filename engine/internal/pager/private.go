@@ -45,24 +45,24 @@ const lockPrivate = 1 << 62
 func (p *Pager) openPrivate(cause error) error {
 	fl := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: lockPrivate, Len: 1}
 	if err := fcntlRetry(p.db.Fd(), common.OFDSetLk, &fl); err != nil {
-		return fmt.Errorf("%s: cannot use the coordination file (%w) nor lock the database file to read without it: %v", p.Path, cause, err)
+		return fmt.Errorf("%s: cannot use the coordination file (%w) nor lock the database file to read without it: %v", p.path, cause, err)
 	}
-	path := p.Path + "-shm"
+	path := p.path + "-shm"
 	deadline := time.Now().Add(p.busy)
 	sleep := time.Millisecond
 	for {
 		holders, inUse, err := shmInUse(p.fs, path)
 		if err != nil {
 			p.unlockPrivate()
-			return fmt.Errorf("%s: cannot use the coordination file (%w), and cannot read it to check that no other process has the database open: %v", p.Path, cause, err)
+			return fmt.Errorf("%s: cannot use the coordination file (%w), and cannot read it to check that no other process has the database open: %v", p.path, cause, err)
 		}
 		if !inUse {
 			break
 		}
 		if time.Now().After(deadline) {
 			p.unlockPrivate()
-			return &inUseError{path: p.Path, cause: cause,
-				busy: &common.BusyError{Path: p.Path, What: "open", Holders: holders, PID: holderPID(holders)}}
+			return &inUseError{path: p.path, cause: cause,
+				busy: &common.BusyError{Path: p.path, What: common.LockOpen, Holders: holders, PID: holderPID(holders)}}
 		}
 		time.Sleep(sleep)
 		sleep = min(2*sleep, 50*time.Millisecond)
@@ -131,14 +131,14 @@ func (p *Pager) waitPrivateReaders() error {
 	for {
 		fl := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: lockPrivate, Len: 1}
 		if err := fcntlRetry(p.db.Fd(), common.OFDGetLk, &fl); err != nil {
-			return fmt.Errorf("lock state of %s: %w", p.Path, err)
+			return fmt.Errorf("lock state of %s: %w", p.path, err)
 		}
 		if fl.Type == unix.F_UNLCK {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			holders := procs.LockHolders(p.db, lockPrivate, true)
-			return &common.BusyError{Path: p.Path, What: "private read", Holders: holders, PID: holderPID(holders)}
+			return &common.BusyError{Path: p.path, What: common.LockPrivateRead, Holders: holders, PID: holderPID(holders)}
 		}
 		time.Sleep(sleep)
 		sleep = min(2*sleep, 50*time.Millisecond)

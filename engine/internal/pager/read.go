@@ -182,7 +182,7 @@ func (p *Pager) registerLocked(s *Snapshot) error {
 		}
 		if slot < 0 {
 			p.freeSnapshot(s)
-			return fmt.Errorf("%s: all %d read slots are in use: %w", p.Path, shm.Slots, common.ErrBusy)
+			return fmt.Errorf("%s: all %d read slots are in use: %w", p.path, shm.Slots, common.ErrBusy)
 		}
 		p.slot, p.slotMark = slot, shm.Idle
 		// The pid is written once per slot; tools read it to name readers.
@@ -244,7 +244,7 @@ func (s *Snapshot) Meta() (*page.Meta, error) {
 	}
 	m, err := page.DecodeMeta(b)
 	if err != nil {
-		return nil, &common.CorruptionError{Path: s.p.Path, Page: 0, Offset: 0, Reason: err.Error()}
+		return nil, &common.CorruptionError{Path: s.p.path, Page: 0, Offset: 0, Reason: err.Error()}
 	}
 	return m, nil
 }
@@ -288,15 +288,15 @@ func (p *Pager) walPage(id common.PageID, frame int, salt uint64) ([]byte, error
 	if err := wal.ReadPage(p.walf, p.pageSize, frame, b); err != nil {
 		return nil, err
 	}
-	b, err := p.OpenRaw(id, b, p.WALPath, wal.FrameOffset(p.pageSize, frame))
+	b, err := p.OpenRaw(id, b, p.walPath, wal.FrameOffset(p.pageSize, frame))
 	if err != nil {
 		return nil, err
 	}
 	if !page.Verify(b) {
-		return nil, &common.CorruptionError{Path: p.WALPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("checksum mismatch in WAL frame %d", frame)}
+		return nil, &common.CorruptionError{Path: p.walPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("checksum mismatch in WAL frame %d", frame)}
 	}
-	if err := p.validate(b); err != nil {
-		return nil, &common.CorruptionError{Path: p.WALPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("WAL frame %d: %v", frame, err)}
+	if err := p.Validate(b); err != nil {
+		return nil, &common.CorruptionError{Path: p.walPath, Page: id, Offset: wal.FrameOffset(p.pageSize, frame), Reason: fmt.Sprintf("WAL frame %d: %v", frame, err)}
 	}
 	p.cache.put(k, b)
 	return b, nil
@@ -314,9 +314,9 @@ func (p *Pager) dbPage(id common.PageID, epoch uint64) ([]byte, error) {
 	off := int64(id) * int64(p.pageSize)
 	if _, err := p.db.ReadAt(b, off); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "page lies beyond the end of the file (truncated?)"}
+			return nil, &common.CorruptionError{Path: p.path, Page: id, Offset: off, Reason: "page lies beyond the end of the file (truncated?)"}
 		}
-		return nil, fmt.Errorf("read %s page %d: %w", p.Path, id, err)
+		return nil, fmt.Errorf("read %s page %d: %w", p.path, id, err)
 	}
 	b, err := p.checkFilePage(id, b, off)
 	if err != nil {
@@ -356,14 +356,16 @@ func (s *Snapshot) Frames() []wal.Frame {
 	return append([]wal.Frame(nil), s.ix.Frames[:s.mark]...)
 }
 
-// validate runs the structural check installed by the layer above (the
-// B+tree's page validator) on a page just read from disk. A page can carry
-// a valid checksum and still be garbage (written by a bug, or forged); it
-// is checked once, before it enters the cache, so the tree code that reads
-// cached pages never indexes out of bounds.
-func (p *Pager) validate(b []byte) error {
-	if p.Validate == nil {
+// Validate runs the structural check installed by the layer above
+// (Options.Validate: the B+tree's page validator) on a page just read from
+// disk; without one it accepts every page. A page can carry a valid
+// checksum and still be garbage (written by a bug, or forged); it is
+// checked once, before it enters the cache, so the tree code that reads
+// cached pages never indexes out of bounds. Compaction checks the pages it
+// reads back with it too.
+func (p *Pager) Validate(b []byte) error {
+	if p.validatePage == nil {
 		return nil
 	}
-	return p.Validate(b)
+	return p.validatePage(b)
 }

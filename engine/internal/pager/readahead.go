@@ -104,9 +104,9 @@ func (p *Pager) readAhead(id common.PageID, epoch uint64) (_ []byte, ok bool, _ 
 		// The page itself was not read: report it as the single read does.
 		off := int64(id) * ps
 		if err == nil || errors.Is(err, io.EOF) {
-			return nil, false, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "page lies beyond the end of the file (truncated?)"}
+			return nil, false, &common.CorruptionError{Path: p.path, Page: id, Offset: off, Reason: "page lies beyond the end of the file (truncated?)"}
 		}
-		return nil, false, fmt.Errorf("read %s page %d: %w", p.Path, id, err)
+		return nil, false, fmt.Errorf("read %s page %d: %w", p.path, id, err)
 	}
 	// Pages past a failed part of the window are not used.
 	n -= n % int(ps)
@@ -150,15 +150,15 @@ type specPage struct {
 // checkFilePage opens (decrypts), verifies and validates the image b of
 // page id read from the database file at offset off.
 func (p *Pager) checkFilePage(id common.PageID, b []byte, off int64) ([]byte, error) {
-	b, err := p.OpenRaw(id, b, p.Path, off)
+	b, err := p.OpenRaw(id, b, p.path, off)
 	if err != nil {
 		return nil, err
 	}
 	if !page.Verify(b) {
-		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: "checksum mismatch"}
+		return nil, &common.CorruptionError{Path: p.path, Page: id, Offset: off, Reason: "checksum mismatch"}
 	}
-	if err := p.validate(b); err != nil {
-		return nil, &common.CorruptionError{Path: p.Path, Page: id, Offset: off, Reason: err.Error()}
+	if err := p.Validate(b); err != nil {
+		return nil, &common.CorruptionError{Path: p.path, Page: id, Offset: off, Reason: err.Error()}
 	}
 	return b, nil
 }

@@ -20,7 +20,7 @@ func (p *Pager) ReleaseExclusive() error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%s: release the exclusive lock: %w", p.Path, common.ErrBusy)
+		return fmt.Errorf("%s: release the exclusive lock: %w", p.path, common.ErrBusy)
 	}
 	return nil
 }
@@ -46,13 +46,13 @@ func (p *Pager) OpenSnapshots() int {
 // not in tmp), be it still in the WAL or already checkpointed.
 func (p *Pager) ReplaceFile(tmp string, asOf common.LSN) error {
 	if p.readOnly {
-		return fmt.Errorf("%s: replace: %w", p.Path, common.ErrReadOnly)
+		return fmt.Errorf("%s: replace: %w", p.path, common.ErrReadOnly)
 	}
 	if !lockLocal(&p.writeMu, p.busy) {
-		return &common.BusyError{Path: p.Path, What: "writer", PID: os.Getpid()}
+		return &common.BusyError{Path: p.path, What: common.LockWriter, PID: os.Getpid()}
 	}
 	defer p.writeMu.Unlock()
-	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
+	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, common.LockWriter, shm.OffWriter, p.path); err != nil {
 		return err
 	}
 	defer p.shm.Unlock(shm.LockWriter)
@@ -63,18 +63,18 @@ func (p *Pager) ReplaceFile(tmp string, asOf common.LSN) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.readers) > 0 {
-		return fmt.Errorf("%s: %d transactions of this connection are open: %w", p.Path, len(p.readers), common.ErrBusy)
+		return fmt.Errorf("%s: %d transactions of this connection are open: %w", p.path, len(p.readers), common.ErrBusy)
 	}
 	if err := p.refreshLocked(); err != nil {
 		return err
 	}
 	if p.ix.Valid && p.ix.MaxFrame > 0 {
-		return fmt.Errorf("%s: %d WAL frames were committed after the file was copied: %w", p.Path, p.ix.MaxFrame, common.ErrBusy)
+		return fmt.Errorf("%s: %d WAL frames were committed after the file was copied: %w", p.path, p.ix.MaxFrame, common.ErrBusy)
 	}
-	if cur, err := ReadFileHeader(p.db, p.Path); err != nil {
+	if cur, err := ReadFileHeader(p.db, p.path); err != nil {
 		return err
 	} else if cur.LastLSN != asOf {
-		return fmt.Errorf("%s: committed up to LSN %d since the copy as of LSN %d: %w", p.Path, cur.LastLSN, asOf, common.ErrBusy)
+		return fmt.Errorf("%s: committed up to LSN %d since the copy as of LSN %d: %w", p.path, cur.LastLSN, asOf, common.ErrBusy)
 	}
 	f, err := p.fs.OpenFile(tmp, os.O_RDWR, 0)
 	if err != nil {
@@ -89,9 +89,9 @@ func (p *Pager) ReplaceFile(tmp string, asOf common.LSN) error {
 		f.Close()
 		return err
 	}
-	if err := p.fs.Rename(tmp, p.Path); err != nil {
+	if err := p.fs.Rename(tmp, p.path); err != nil {
 		f.Close()
-		return fmt.Errorf("rename %s to %s: %w", tmp, p.Path, err)
+		return fmt.Errorf("rename %s to %s: %w", tmp, p.path, err)
 	}
 	old := p.db
 	p.db, p.fileID = f, meta.FileID
@@ -99,7 +99,7 @@ func (p *Pager) ReplaceFile(tmp string, asOf common.LSN) error {
 	// old file) is emptied, so the next commit starts a log of this file.
 	if p.walSize > 0 {
 		if err := p.walf.Truncate(0); err != nil {
-			return p.setPoison(fmt.Errorf("truncate %s: %w", p.WALPath, err))
+			return p.setPoison(fmt.Errorf("truncate %s: %w", p.walPath, err))
 		}
 	}
 	p.ix = wal.NewIndex(wal.Header{CkptSeq: p.ix.Header.CkptSeq + 1}, false, p.pageSize)
@@ -109,11 +109,11 @@ func (p *Pager) ReplaceFile(tmp string, asOf common.LSN) error {
 	_ = p.shm.BumpEpoch()
 	p.shm.BumpCounter()
 	if err := old.Close(); err != nil {
-		p.log.Warn("close the replaced database file", "path", p.Path, "err", err)
+		p.log.Warn("close the replaced database file", "path", p.path, "err", err)
 	}
-	if err := vfs.SyncParent(p.fs, p.Path); err != nil {
-		return p.setPoison(fmt.Errorf("fsync the directory of %s: %w", p.Path, err))
+	if err := vfs.SyncParent(p.fs, p.path); err != nil {
+		return p.setPoison(fmt.Errorf("fsync the directory of %s: %w", p.path, err))
 	}
-	p.log.Info("database file replaced", "path", p.Path, "file_id", fmt.Sprintf("%016x", p.fileID))
+	p.log.Info("database file replaced", "path", p.path, "file_id", fmt.Sprintf("%016x", p.fileID))
 	return nil
 }

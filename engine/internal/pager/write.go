@@ -47,20 +47,21 @@ type WriteTx struct {
 	applyTime time.Time // its commit time on the primary
 }
 
-// ErrPoisoned wraps the fsync failure that made a connection unusable.
-var ErrPoisoned = errors.New("connection unusable after a failed fsync; reopen the database")
+// ErrPoisoned wraps the fsync failure that made a connection unusable
+// (engine.ErrPoisoned).
+var ErrPoisoned = common.ErrPoisoned
 
 // BeginWrite takes the writer lock (waiting up to the busy timeout) and
 // starts a write transaction on the latest committed state.
 func (p *Pager) BeginWrite() (*WriteTx, error) {
 	if p.readOnly {
-		return nil, fmt.Errorf("%s: %w", p.Path, common.ErrReadOnly)
+		return nil, fmt.Errorf("%s: %w", p.path, common.ErrReadOnly)
 	}
 	if err := p.poison(); err != nil {
 		return nil, err
 	}
 	p.writeMu.Lock()
-	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, "writer", shm.OffWriter, p.Path); err != nil {
+	if err := p.shm.LockTimeout(shm.LockWriter, true, p.busy, common.LockWriter, shm.OffWriter, p.path); err != nil {
 		p.writeMu.Unlock()
 		return nil, err
 	}
@@ -160,18 +161,18 @@ func (p *Pager) maybeRestart() error {
 // sequence), optionally truncating the file to zero first. Frames of the old
 // log become invalid because their salt no longer matches.
 func (p *Pager) restartLocked(truncate bool) error {
-	if p.BeforeRestart != nil && p.ix.Valid && p.ix.MaxFrame > 0 {
-		if err := p.BeforeRestart(p.ix, p.walf, p.pageSize); err != nil {
+	if p.beforeRestart != nil && p.ix.Valid && p.ix.MaxFrame > 0 {
+		if err := p.beforeRestart(p.ix, p.walf, p.pageSize); err != nil {
 			return fmt.Errorf("archive WAL before restart: %w", err)
 		}
 	}
 	seq := p.ix.Header.CkptSeq + 1
 	if truncate {
 		if err := p.walf.Truncate(0); err != nil {
-			return fmt.Errorf("truncate %s: %w", p.WALPath, err)
+			return fmt.Errorf("truncate %s: %w", p.walPath, err)
 		}
 		if err := p.walf.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", p.WALPath, err)
+			return fmt.Errorf("fsync %s: %w", p.walPath, err)
 		}
 		p.ix = wal.NewIndex(wal.Header{CkptSeq: seq}, false, p.pageSize)
 		p.walSize, p.walAlloc = 0, 0
@@ -179,7 +180,7 @@ func (p *Pager) restartLocked(truncate bool) error {
 		h := wal.Header{PageSize: uint32(p.pageSize), CkptSeq: seq, Salt: randU64(), FileID: p.fileID}
 		hb := h.Encode()
 		if _, err := p.walf.WriteAt(hb, 0); err != nil {
-			return fmt.Errorf("write %s header: %w", p.WALPath, err)
+			return fmt.Errorf("write %s header: %w", p.walPath, err)
 		}
 		// The new header must be on disk before any frame of the new log:
 		// frames are written over the old log's, and if a power loss kept
@@ -187,7 +188,7 @@ func (p *Pager) restartLocked(truncate bool) error {
 		// (already in the database file, and older than it) would scan as
 		// committed again. One fdatasync per log cycle, as SQLite does.
 		if err := p.walf.Datasync(); err != nil {
-			return p.setPoison(fmt.Errorf("fsync %s header: %w: %w", p.WALPath, err, ErrPoisoned))
+			return p.setPoison(fmt.Errorf("fsync %s header: %w: %w", p.walPath, err, ErrPoisoned))
 		}
 		p.ix = wal.NewIndex(h, true, p.pageSize)
 	}
@@ -267,7 +268,7 @@ func (t *WriteTx) popFree() (common.PageID, error) {
 		return 0, err
 	}
 	if page.PageType(b) != page.TypeFreeList {
-		return 0, &common.CorruptionError{Path: t.p.Path, Page: head, Offset: -1, Reason: "free-list head is not a free-list page"}
+		return 0, &common.CorruptionError{Path: t.p.path, Page: head, Offset: -1, Reason: "free-list head is not a free-list page"}
 	}
 	n := int(binary.LittleEndian.Uint32(b[24:]))
 	t.Meta.FreeCount--
@@ -489,9 +490,8 @@ func (t *WriteTx) Commit() (CommitInfo, error) {
 	// Release our own read mark before the auto-checkpoint, or it would
 	// hold the checkpoint one transaction behind forever.
 	t.snap.Close()
-	if p.AfterCommit != nil {
-		st := p.pendingFrames()
-		p.AfterCommit(st)
+	if p.afterCommit != nil {
+		p.afterCommit(p.pendingFrames())
 	}
 	return info, nil
 }
@@ -545,7 +545,7 @@ func (p *Pager) appendFrames(t *WriteTx, lsn common.LSN, now time.Time) (int64, 
 		}
 		p.preallocate(off + int64(len(b)))
 		if _, err := p.walf.WriteAt(b, off); err != nil {
-			return 0, CommitInfo{}, fmt.Errorf("write %s: %w", p.WALPath, err)
+			return 0, CommitInfo{}, fmt.Errorf("write %s: %w", p.walPath, err)
 		}
 		if end := off + int64(len(b)); end > p.walSize {
 			p.walSize = end
@@ -697,7 +697,7 @@ func (t *WriteTx) spill(n int) error {
 		out := p.invalidateAfter(buf[:n*fsz], off)
 		p.preallocate(off + int64(len(out)))
 		if _, err := p.walf.WriteAt(out, off); err != nil {
-			return fmt.Errorf("spill to %s: %w", p.WALPath, err)
+			return fmt.Errorf("spill to %s: %w", p.walPath, err)
 		}
 		p.shm.Add(shm.CtrWALFrames, uint64(n))
 		p.shm.Add(shm.CtrWALBytes, uint64(len(out)))
@@ -745,7 +745,7 @@ func (p *Pager) fsyncWAL() error {
 		// After a failed fsync the kernel may have dropped the dirty pages;
 		// retrying could report success for lost data (the PostgreSQL
 		// "fsyncgate" lesson). Refuse further writes on this connection.
-		return p.setPoison(fmt.Errorf("fsync %s: %w: %w", p.WALPath, err, ErrPoisoned))
+		return p.setPoison(fmt.Errorf("fsync %s: %w: %w", p.walPath, err, ErrPoisoned))
 	}
 	return nil
 }
@@ -756,8 +756,12 @@ func (p *Pager) poison() error {
 	return p.poisoned
 }
 
-// setPoison records the first fsync failure and returns it.
+// setPoison records the first fsync failure and returns it, wrapping
+// ErrPoisoned so that every caller can tell why the connection refuses.
 func (p *Pager) setPoison(err error) error {
+	if !errors.Is(err, ErrPoisoned) {
+		err = fmt.Errorf("%w: %w", err, ErrPoisoned)
+	}
 	p.poisonMu.Lock()
 	defer p.poisonMu.Unlock()
 	if p.poisoned == nil {

@@ -315,13 +315,13 @@ func (s *File) LockWait(b int64, excl bool) error {
 //
 // A request that finds the lock held counts as a busy wait in the
 // database-wide counters (with the time waited, and whether it timed out).
-func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what string, pidOff int64, dbPath string) error {
+func (s *File) LockTimeout(b int64, excl bool, timeout time.Duration, what common.LockKind, pidOff int64, dbPath string) error {
 	return s.LockContext(context.Background(), b, excl, timeout, what, pidOff, dbPath)
 }
 
 // LockContext is LockTimeout, giving up when ctx is cancelled (between two
 // attempts, at most 50 ms apart) with an error matching ctx.Err().
-func (s *File) LockContext(ctx context.Context, b int64, excl bool, timeout time.Duration, what string, pidOff int64, dbPath string) error {
+func (s *File) LockContext(ctx context.Context, b int64, excl bool, timeout time.Duration, what common.LockKind, pidOff int64, dbPath string) error {
 	start := time.Now()
 	deadline := start.Add(timeout)
 	sleep := time.Millisecond
@@ -363,7 +363,7 @@ func (s *File) countWait(start time.Time, timedOut bool) {
 // (another user's process, no /proc) it falls back to the pid recorded at
 // pidOff, but only if that process still exists: a recorded pid outlives
 // its process, and naming an exited one sends the operator after a ghost.
-func (s *File) busy(b int64, excl bool, what string, pidOff int64, dbPath string) error {
+func (s *File) busy(b int64, excl bool, what common.LockKind, pidOff int64, dbPath string) error {
 	e := &common.BusyError{Path: dbPath, What: what, Holders: s.Holders(b, excl)}
 	if len(e.Holders) == 0 && pidOff > 0 {
 		e.Holders = procs.Holder(int(s.ReadU64(pidOff)))

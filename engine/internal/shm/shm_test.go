@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sombradb/sombra/engine/internal/common"
+
 	"github.com/sombradb/sombra/engine/vfs"
 )
 
@@ -178,7 +180,7 @@ func TestOpenPrivate(t *testing.T) {
 			t.Fatalf("lock %d: %v %v", b, ok, err)
 		}
 	}
-	if err := s.LockTimeout(LockOpen, true, time.Millisecond, "open", 0, "x.db"); err != nil {
+	if err := s.LockTimeout(LockOpen, true, time.Millisecond, common.LockOpen, 0, "x.db"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetBackfill(7, 42); err != nil || s.Backfill(7) != 42 || s.Backfill(8) != 0 {

@@ -1,6 +1,7 @@
 package walarchive
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -132,21 +133,11 @@ func (a *Archive) Segments() ([]Segment, []BadSegment, error) {
 	}
 	slices.SortFunc(segs, func(x, y Segment) int {
 		if x.FirstLSN != y.FirstLSN {
-			return cmpLSN(x.FirstLSN, y.FirstLSN)
+			return cmp.Compare(x.FirstLSN, y.FirstLSN)
 		}
-		return cmpLSN(x.LastLSN, y.LastLSN)
+		return cmp.Compare(x.LastLSN, y.LastLSN)
 	})
 	return segs, bad, nil
-}
-
-func cmpLSN(a, b common.LSN) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (a *Archive) readSegmentInfo(path string) (Segment, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/walarchive"
 	"github.com/sombradb/sombra/engine/vfs"
 )
@@ -28,20 +29,20 @@ func TestArchiveWALFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	p := db.Pager()
+	p := handle.Pager(db)
 	a := walarchive.New(vfs.OS, filepath.Join(tmp, "wal"))
 	commit(t, db, 5)
-	r, err := a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+	r, err := a.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 	if err != nil || r.Txs != 5 || r.FirstLSN != 1 || r.LastLSN != 5 {
 		t.Fatalf("first run: %+v, %v", r, err)
 	}
 	// Idempotent: nothing new, nothing written.
-	r, err = a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+	r, err = a.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 	if err != nil || r.Txs != 0 || r.Skipped != 5 || len(r.Segments) != 0 {
 		t.Fatalf("second run: %+v, %v", r, err)
 	}
 	commit(t, db, 3)
-	r, err = a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+	r, err = a.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 	if err != nil || r.Txs != 3 || r.FirstLSN != 6 {
 		t.Fatalf("third run: %+v, %v", r, err)
 	}
@@ -73,8 +74,8 @@ func TestArchiveWALFile(t *testing.T) {
 	other, _ := engine.OpenWithConfig(filepath.Join(tmp, "b.db"), engine.Config{WALAutoCheckpoint: -1})
 	defer other.Close()
 	commit(t, other, 2)
-	op := other.Pager()
-	if _, err := a.ArchiveWALFile(op.WALPath, op.FileID(), op.PageSize()); !errors.Is(err, walarchive.ErrForeign) {
+	op := handle.Pager(other)
+	if _, err := a.ArchiveWALFile(op.WALPath(), op.FileID(), op.PageSize()); !errors.Is(err, walarchive.ErrForeign) {
 		t.Fatalf("foreign: %v", err)
 	}
 	// Damage inside a segment is found and named.

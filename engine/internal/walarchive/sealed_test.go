@@ -13,6 +13,7 @@ import (
 	"github.com/sombradb/sombra/engine"
 	"github.com/sombradb/sombra/engine/encryption"
 	"github.com/sombradb/sombra/engine/internal/common"
+	"github.com/sombradb/sombra/engine/internal/handle"
 	"github.com/sombradb/sombra/engine/internal/walarchive"
 	"github.com/sombradb/sombra/engine/vfs"
 )
@@ -50,14 +51,14 @@ func sealedArchive(t *testing.T) (*walarchive.Archive, uint64, []walarchive.Segm
 			}
 		}
 	}
-	p := db.Pager()
+	p := handle.Pager(db)
 	a := walarchive.New(vfs.OS, filepath.Join(tmp, "wal")).SealedWith(p.Cipher())
 	put(5)
-	if r, err := a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize()); err != nil || r.Txs != 5 {
+	if r, err := a.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize()); err != nil || r.Txs != 5 {
 		t.Fatalf("archive: %+v, %v", r, err)
 	}
 	put(3)
-	if r, err := a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize()); err != nil || r.Txs != 3 || r.Skipped != 5 {
+	if r, err := a.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize()); err != nil || r.Txs != 3 || r.Skipped != 5 {
 		t.Fatalf("archive again: %+v, %v", r, err)
 	}
 	segs, bad, err := a.Segments()
@@ -224,12 +225,12 @@ func TestPlainSegmentFormatUnchanged(t *testing.T) {
 	}
 	defer db.Close()
 	commit(t, db, 3)
-	p := db.Pager()
+	p := handle.Pager(db)
 	a := walarchive.New(vfs.OS, filepath.Join(tmp, "wal")).SealedWith(p.Cipher())
 	if a.Sealed {
 		t.Fatal("a plaintext database's archive is sealed")
 	}
-	if _, err := a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize()); err != nil {
+	if _, err := a.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize()); err != nil {
 		t.Fatal(err)
 	}
 	segs, _, err := a.Segments()
@@ -276,9 +277,9 @@ func writeSeedSegment(f *testing.F, c walarchive.Cipher) {
 			f.Fatal(err)
 		}
 	}
-	p := db.Pager()
+	p := handle.Pager(db)
 	a := walarchive.New(vfs.OS, filepath.Join(dir, "wal")).SealedWith(p.Cipher())
-	r, err := a.ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+	r, err := a.ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 	if err != nil || len(r.Segments) != 1 {
 		f.Fatal(r, err)
 	}
@@ -348,8 +349,8 @@ func TestSealedSegmentChain(t *testing.T) {
 		}
 	}
 	archiveNow := func(db *engine.DB, dir string) walarchive.Result {
-		p := db.Pager()
-		r, err := walarchive.New(vfs.OS, dir).SealedWith(p.Cipher()).ArchiveWALFile(p.WALPath, p.FileID(), p.PageSize())
+		p := handle.Pager(db)
+		r, err := walarchive.New(vfs.OS, dir).SealedWith(p.Cipher()).ArchiveWALFile(p.WALPath(), p.FileID(), p.PageSize())
 		if err != nil || len(r.Segments) != 1 {
 			t.Fatalf("archive: %+v, %v", r, err)
 		}
@@ -363,7 +364,7 @@ func TestSealedSegmentChain(t *testing.T) {
 	}
 	put(dbA, 5, "A")
 	first := archiveNow(dbA, dirA) // LSNs 1-5
-	fileID := dbA.Pager().FileID()
+	fileID := handle.Pager(dbA).FileID()
 	if err := dbA.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -278,7 +278,7 @@ func createBackup(opts *Options, input, dir, name string, typ bk.Type, eo *bk.Op
 func newResult(res *bk.Result, input string, took time.Duration) *Result {
 	r := &Result{SchemaVersion: cli.SchemaVersion, Name: res.Name, Path: res.Path, Input: input, Type: res.Type,
 		Parent: strPtr(res.Parent), Size: res.Bytes, PagesCopied: res.Pages, PagesRead: res.PagesRead,
-		PageCount: res.PageCount, BaseLSN: res.BaseLSN, EndLSN: res.EndLSN, ChangeSource: res.ChangeSource,
+		PageCount: res.PageCount, BaseLSN: res.BaseLSN, EndLSN: res.EndLSN, ChangeSource: string(res.ChangeSource),
 		LogicalHash: strPtr(res.LogicalHash), Created: cli.Timestamp(res.Created), WALTransactions: res.Archived,
 		Warnings: nonNil(res.Warnings), DurationMS: ms(took)}
 	if took > 0 {
@@ -370,14 +370,16 @@ func checkOutputDir(dir string) error {
 	}
 }
 
-// backupError rewords the engine's errors where the operator needs a hint.
+// backupError adds the flags to use where the operator needs a hint.
 func backupError(err error, dir string) error {
-	if errors.Is(err, bk.ErrNoBase) {
-		msg := strings.TrimSuffix(err.Error(), ": "+bk.ErrNoBase.Error())
-		if !strings.Contains(msg, dir) {
-			msg = dir + ": " + msg
+	switch {
+	case errors.Is(err, bk.ErrNoBase):
+		if !strings.Contains(err.Error(), dir) {
+			err = fmt.Errorf("%s: %w", dir, err)
 		}
-		return &hintError{msg: msg + " (use --type full, or --full-if-no-base)", err: err}
+		return cli.WithHint(err, "use --type full, or --full-if-no-base")
+	case errors.Is(err, engine.ErrExists):
+		return cli.WithHint(err, "use --force to overwrite")
 	}
 	return classify(err)
 }
@@ -405,9 +407,6 @@ func classify(err error) error {
 		return &cli.ExitError{Code: cli.ExitCorrupt, Err: err}
 	case errors.Is(err, engine.ErrInvalid):
 		return &cli.UsageError{Err: err}
-	case errors.Is(err, engine.ErrExists):
-		// "x: backup exists (use --force to overwrite): already exists"
-		return &hintError{msg: strings.TrimSuffix(err.Error(), ": "+engine.ErrExists.Error()), err: err}
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -228,7 +229,7 @@ func RunRestore(opts *RestoreOptions) error {
 	}
 	stop()
 	if err != nil {
-		return classify(err)
+		return restoreError(err)
 	}
 	res := RestoreResult{SchemaVersion: cli.SchemaVersion, Target: r.Target, Dir: dir, Backup: r.Backup,
 		Chain: nonNil(r.Chain), EndLSN: r.EndLSN, PageCount: r.PageCount, PagesWritten: r.Pages, Bytes: r.Bytes,
@@ -356,4 +357,17 @@ func confirmReplace(s cli.IOStreams, target string) error {
 		return fmt.Errorf("%s: not replaced (restore cancelled; --yes skips the question): %w", target, cli.ErrNotConfirmed)
 	}
 	return nil
+}
+
+// restoreError adds the flags to use where the operator needs a hint.
+func restoreError(err error) error {
+	var ue *bk.UnreachableError
+	switch {
+	case errors.As(err, &ue):
+		return cli.WithHint(err, fmt.Sprintf("restore it with --name %s, or pass --allow-earlier; "+
+			"'sombra-backup archive-wal --enable' turns WAL archiving on", ue.Newest))
+	case errors.Is(err, engine.ErrExists):
+		return cli.WithHint(err, "use --force to overwrite")
+	}
+	return classify(err)
 }

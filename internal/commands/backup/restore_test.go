@@ -318,7 +318,7 @@ func TestUntilUnreachable(t *testing.T) {
 	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	_, errOut, code := run(t, "restore", "--dir", bdir, "--until", until, "--db", target)
 	if code != 1 || !strings.Contains(errOut, "WAL archiving is off") || !strings.Contains(errOut, "newest restorable point is backup full") ||
-		!strings.Contains(errOut, "--allow-earlier") {
+		!strings.Contains(errOut, "restore it with --name full, or pass --allow-earlier") {
 		t.Errorf("code=%d stderr=%q", code, errOut)
 	}
 	if _, err := os.Stat(target); !os.IsNotExist(err) {

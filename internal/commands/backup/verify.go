@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -191,8 +192,11 @@ func RunVerify(opts *VerifyOptions) error {
 	took := o.Clock.Since(start)
 	if verr != nil && !integrityProblem(verr) {
 		if errors.Is(verr, bk.ErrCannotVerify) {
-			return &hintError{msg: fmt.Sprintf("could not verify %s (not a verdict on the backup): %s", name,
-				strings.TrimSuffix(verr.Error(), ": "+bk.ErrCannotVerify.Error())), err: verr}
+			err := fmt.Errorf("could not verify %s (not a verdict on the backup): %w", name, verr)
+			if errors.Is(verr, syscall.ENOSPC) || errors.Is(verr, syscall.EDQUOT) {
+				err = cli.WithHint(err, "give --tmpdir on a larger file system")
+			}
+			return err
 		}
 		return classify(verr)
 	}

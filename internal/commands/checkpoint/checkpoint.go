@@ -4,7 +4,6 @@
 package checkpoint
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -167,21 +166,6 @@ func Run(opts *Options) error {
 	start := opts.Clock.Now()
 	r, err := db.CheckpointContext(g.Context(), mode)
 	if err != nil {
-		var be *engine.BusyError
-		if errors.As(err, &be) && be.PID == 0 {
-			// Name the holder when the engine could not: the lock table
-			// still says who holds the writer lock or reads.
-			if ls, lerr := db.LockState(); lerr == nil {
-				switch {
-				case ls.Writer.Held && be.What == "writer":
-					be.PID = ls.Writer.PID
-				case ls.Checkpointer.Held && be.What == "checkpoint":
-					be.PID = ls.Checkpointer.PID
-				case len(ls.ReaderPIDs) > 0 && be.What == "reader":
-					be.PID = ls.ReaderPIDs[0]
-				}
-			}
-		}
 		return err
 	}
 	res := Result{SchemaVersion: cli.SchemaVersion, Path: db.Path(), Mode: r.Mode, WALFrames: r.WALFrames,

@@ -153,6 +153,16 @@ func NewCmd(opts *Options, runF func(*Options) error) *cobra.Command {
 	return cmd
 }
 
+// remedies are the commands that carry out the engine's remedies; the
+// message of a check that has one ends with "; run" and the command.
+var remedies = map[health.Remedy]string{
+	health.RemedyRepair:             "sombra-repair",
+	health.RemedyCheckpointTruncate: "sombra-checkpoint --mode truncate",
+	health.RemedyCompact:            "sombra-compact",
+	health.RemedyVerifyBackup:       "sombra-backup verify",
+	health.RemedyDeepCheck:          "sombra-health-check --deep",
+}
+
 // Result is the --json document.
 type Result struct {
 	SchemaVersion int            `json:"schema_version"`
@@ -188,6 +198,11 @@ func Run(opts *Options) error {
 	stop()
 	if err != nil {
 		return err
+	}
+	for i := range rep.Checks {
+		if cmd := remedies[rep.Checks[i].Remedy]; cmd != "" {
+			rep.Checks[i].Message += "; run " + cmd
+		}
 	}
 	res := Result{SchemaVersion: cli.SchemaVersion, Path: rep.Path, Status: rep.Status, Healthy: rep.Healthy(),
 		CheckedAt: cli.Timestamp(rep.CheckedAt), Checks: rep.Checks}

@@ -265,7 +265,7 @@ func runVerify(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 	rep, err := r.VerifyContext(opts.Globals.Context(), integrity.Options{Full: !opts.Quick, Progress: draw})
 	stop()
 	if err != nil {
-		return err
+		return salvageHint(err, r.Path())
 	}
 	res := VerifyResult{SchemaVersion: cli.SchemaVersion, Action: "verify", Path: r.Path(), Mode: rep.Mode,
 		Healthy: rep.IsHealthy(), Corrupt: rep.HasCorruption(), PagesChecked: rep.PagesChecked,
@@ -332,11 +332,15 @@ func runRepair(opts *Options, r *dbrepair.DatabaseRepair, p *cli.Printer) error 
 	}
 	stop()
 	if err != nil {
-		return err
+		return salvageHint(err, r.Path())
+	}
+	advice := rep.Advice
+	if rep.NeedsSalvage {
+		advice += ": " + salvageCommand(rep.Path)
 	}
 	res := RepairResult{SchemaVersion: cli.SchemaVersion, Action: "repair", DryRun: opts.DryRun, Path: rep.Path, Success: rep.Success,
 		IssuesFound: rep.IssuesFound, IssuesFixed: rep.IssuesFixed, IssuesTruncated: rep.IssuesTruncated, Issues: nonNil(rep.Issues),
-		Actions: rep.Actions, Remaining: nonNil(rep.Remaining), Advice: rep.Advice, DurationMS: durationMS(opts, start)}
+		Actions: rep.Actions, Remaining: nonNil(rep.Remaining), Advice: advice, DurationMS: durationMS(opts, start)}
 	if res.Actions == nil {
 		res.Actions = []string{}
 	}
@@ -477,6 +481,20 @@ func phase(draw func(done, total int64), endPrevious func()) func(done, total in
 		once.Do(endPrevious)
 		draw(done, total)
 	}
+}
+
+// salvageCommand is what to type to salvage the database at path.
+func salvageCommand(path string) string {
+	return "sombra-repair --db " + path + " --salvage-to NEW.db"
+}
+
+// salvageHint adds the salvage command to an error saying the database is
+// too damaged to check or repair (the engine failed on a damaged page).
+func salvageHint(err error, path string) error {
+	if errors.Is(err, engine.ErrCorrupt) {
+		return cli.WithHint(err, "salvage the data into a new database: "+salvageCommand(path))
+	}
+	return err
 }
 
 // existsError refuses to overwrite the salvage output; it matches

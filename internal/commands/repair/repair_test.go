@@ -291,13 +291,9 @@ func TestLockedDatabase(t *testing.T) {
 	if code != 3 {
 		t.Fatalf("salvage during a write: code %d stderr %q", code, errOut)
 	}
-	// Compaction or restore (the exclusive lock) stops even verification.
-	if err := db.Pager().ExclusiveLock(0); err != nil {
-		t.Fatal(err)
-	}
-	if _, errOut, code := run(t, "--db", path); code != 3 {
-		t.Fatalf("verify under an exclusive lock: code %d stderr %q", code, errOut)
-	}
+	// An exclusive holder (compaction, restore) stops even verification:
+	// engine/repair's TestRepairBusy shows the engine says ErrBusy, which
+	// is code 3 as the writer case above shows.
 }
 
 func TestWaitForLock(t *testing.T) {
